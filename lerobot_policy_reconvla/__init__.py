@@ -1,0 +1,20 @@
+"""ReconVLA as a LeRobot plugin policy.
+
+LeRobot's ``register_third_party_plugins()`` imports this package by its distribution name; importing
+it registers, through LeRobot's own registries:
+
+- the ``reconvla`` policy config (``--policy.type=reconvla``); the policy class and its processors are
+  then found by LeRobot's naming convention (``modeling_reconvla`` / ``processor_reconvla``),
+- the ``aloha_multicam`` env config (``--env.type=aloha_multicam``),
+- the ``aloha`` / ``aloha_sim`` robots and ``aloha_leader`` / ``aloha_scripted`` teleoperators.
+
+Heavy modules (modeling, MuJoCo) are imported only when used.
+"""
+
+from .configuration_reconvla import ReconVLAConfig
+
+__all__ = ["ReconVLAConfig"]
+
+# Optional parts register themselves on import; each only needs LeRobot's config classes here.
+from . import envs as _envs  # noqa: E402,F401
+from . import robots as _robots  # noqa: E402,F401
