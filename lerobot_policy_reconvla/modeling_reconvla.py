@@ -1,0 +1,558 @@
+"""ReconVLA: LeRobot's pi0 plus a training-only diffusion head that reconstructs each camera's gaze region.
+
+`ReconVLAPytorch` runs pi0's training forward unchanged while a forward hook keeps the prefix hidden
+states of layer `recon_layer`; the image positions of those states condition `ReconDiT`, which must
+denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back into the vision tower and the
+language layers, so the backbone learns to look at what the task is about. At inference nothing of
+the head runs: `select_action` / `predict_action_chunk` are pi0's.
+"""
+
+import builtins
+import dataclasses
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from huggingface_hub import hf_hub_download
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.policies.pi0.modeling_pi0 import (
+    CONFIG_MAPPING,
+    GemmaConfig,
+    PaliGemmaForConditionalGenerationWithPiGemma,
+    PaliGemmaWithExpertModel,
+    PI0Policy,
+    PI0Pytorch,
+    PiGemmaForCausalLM,
+    get_gemma_config,
+)
+from lerobot.policies.pretrained import PreTrainedPolicy, T
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+from lerobot.utils.import_utils import require_package
+
+from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
+from .recon.dit import ReconDiT
+from .recon.head import ReconHead, make_train_scheduler
+from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae
+
+logger = logging.getLogger(__name__)
+
+SAFETENSORS_FILE = "model.safetensors"
+RECON_HEAD_PREFIX = "model.recon_head."
+
+
+@dataclass(frozen=True)
+class VisionTowerSpec:
+    """The SigLIP vision tower, which pi0 hard-codes to so400m; the tiny variant needs a small one."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    patch_size: int = 14
+
+
+# pi0's settings for gemma_* (SigLIP so400m, patch 14, MLP 4304, PaliGemma's 257152-token vocabulary).
+SO400M = VisionTowerSpec(hidden_size=1152, num_layers=27, num_heads=16, intermediate_size=4304)
+PALIGEMMA_VOCAB_SIZE = 257152
+# `tiny`: 8 heads of 8 and one KV head on both experts, as pi0's joint attention reshape requires.
+TINY_LANGUAGE = GemmaConfig(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
+TINY_EXPERT = GemmaConfig(width=128, depth=2, mlp_dim=512, num_heads=8, num_kv_heads=1, head_dim=32)
+TINY_VISION = VisionTowerSpec(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512)
+TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
+
+
+def backbone_configs(config: ReconVLAConfig) -> tuple[GemmaConfig, GemmaConfig, VisionTowerSpec, int]:
+    """(language, action expert, vision tower, vocabulary size) of the configured variant."""
+    if config.paligemma_variant == "tiny":
+        return TINY_LANGUAGE, TINY_EXPERT, TINY_VISION, TINY_VOCAB_SIZE
+    return (
+        get_gemma_config(config.paligemma_variant),
+        get_gemma_config(config.action_expert_variant),
+        SO400M,
+        PALIGEMMA_VOCAB_SIZE,
+    )
+
+
+class ReconVLAPaliGemmaWithExpert(PaliGemmaWithExpertModel):
+    """pi0's PaliGemma + action expert with the vision tower and vocabulary taken from the variant.
+
+    Only construction differs from pi0 (which hard-codes SigLIP so400m and the 257k vocabulary);
+    forward, dtype handling and freezing are pi0's. For gemma_* variants the module tree and every
+    parameter shape equal pi0's, so pi0 checkpoints load as they are.
+    """
+
+    def __init__(
+        self,
+        language: GemmaConfig,
+        expert: GemmaConfig,
+        vision: VisionTowerSpec,
+        vocab_size: int,
+        precision: str = "float32",
+        image_size: int = 224,
+        freeze_vision_encoder: bool = False,
+        train_expert_only: bool = False,
+    ):
+        nn.Module.__init__(self)
+        self.freeze_vision_encoder = freeze_vision_encoder
+        self.train_expert_only = train_expert_only
+
+        vlm = CONFIG_MAPPING["paligemma"]()
+        vlm._vocab_size = vocab_size  # noqa: SLF001
+        vlm.image_token_index = vocab_size
+        vlm.projection_dim = language.width
+        text = vlm.text_config
+        text.hidden_size = language.width
+        text.intermediate_size = language.mlp_dim
+        text.num_attention_heads = language.num_heads
+        text.head_dim = language.head_dim
+        text.num_hidden_layers = language.depth
+        text.num_key_value_heads = language.num_kv_heads
+        text.hidden_activation = "gelu_pytorch_tanh"
+        text.dtype = "float32"
+        text.vocab_size = vocab_size
+        text.use_adarms = False
+        text.adarms_cond_dim = None
+        tower = vlm.vision_config
+        tower.image_size = image_size
+        tower.patch_size = vision.patch_size
+        tower.hidden_size = vision.hidden_size
+        tower.num_hidden_layers = vision.num_layers
+        tower.num_attention_heads = vision.num_heads
+        tower.intermediate_size = vision.intermediate_size
+        # The projector must land in the language width, or the prefix concat fails.
+        tower.projection_dim = language.width
+        tower.projector_hidden_act = "gelu_fast"
+        tower.dtype = "float32"
+
+        expert_hf = CONFIG_MAPPING["gemma"](
+            head_dim=expert.head_dim,
+            hidden_size=expert.width,
+            intermediate_size=expert.mlp_dim,
+            num_attention_heads=expert.num_heads,
+            num_hidden_layers=expert.depth,
+            num_key_value_heads=expert.num_kv_heads,
+            vocab_size=vocab_size,
+            hidden_activation="gelu_pytorch_tanh",
+            dtype="float32",
+            use_adarms=False,
+            adarms_cond_dim=None,
+        )
+        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm)
+        self.gemma_expert = PiGemmaForCausalLM(config=expert_hf)
+        self.gemma_expert.model.embed_tokens = None  # the expert reads embeddings, never tokens
+
+        self.to_bfloat16_for_selected_params(precision)
+        self._set_requires_grad()
+
+
+@contextmanager
+def capture_prefix_hidden_states(language_model: nn.Module, layer: int):
+    """Collects the prefix (PaliGemma-stream) hidden states leaving decoder layer `layer`.
+
+    pi0's joint forward calls each layer's norms as modules, so forward hooks see the residual stream
+    without touching pi0's code: the output of layer i is the input of layer i+1's `input_layernorm`,
+    and the last layer's output is taken after the final norm (as `hidden_states[-1]` in transformers).
+    Hooks exist only inside this context: inference never builds the recon branch.
+
+    Yields a list that holds one (B, L_prefix, D) tensor after the forward.
+    """
+    depth = len(language_model.layers)
+    layer = layer % depth
+    captured: list[Tensor] = []
+    if layer == depth - 1:
+        handle = language_model.norm.register_forward_hook(lambda _m, _args, out: captured.append(out[0]))
+    else:
+        handle = language_model.layers[layer + 1].input_layernorm.register_forward_pre_hook(
+            lambda _m, args: captured.append(args[0])
+        )
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+class ReconVLAPytorch(PI0Pytorch):
+    """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
+
+    def __init__(self, config: ReconVLAConfig, rtc_processor=None):
+        # pi0's __init__ hard-codes the backbone construction; everything else below is pi0's.
+        nn.Module.__init__(self)
+        self.config = config
+        self.rtc_processor = rtc_processor
+        language, expert, vision, vocab_size = backbone_configs(config)
+        self.paligemma_with_expert = ReconVLAPaliGemmaWithExpert(
+            language,
+            expert,
+            vision,
+            vocab_size,
+            precision=config.dtype,
+            image_size=config.image_resolution[0],
+            freeze_vision_encoder=config.freeze_vision_encoder,
+            train_expert_only=config.train_expert_only,
+        )
+        self.action_in_proj = nn.Linear(config.max_action_dim, expert.width)
+        self.action_out_proj = nn.Linear(expert.width, config.max_action_dim)
+        self.state_proj = nn.Linear(config.max_state_dim, expert.width)
+        self.action_time_mlp_in = nn.Linear(2 * expert.width, expert.width)
+        self.action_time_mlp_out = nn.Linear(expert.width, expert.width)
+        self.gradient_checkpointing_enabled = False
+
+        grid = config.recon_token_grid
+        target = ReconTarget(
+            mode=config.recon_target,
+            image_size=config.recon_image_size,
+            grid_size=grid,
+            vae_loader=partial(
+                load_frozen_vae, config.recon_vae, config.recon_vae_latent_channels, config.recon_vae_downsample
+            )
+            if config.recon_target == "vae"
+            else None,
+            vae_downsample=config.recon_vae_downsample,
+            vae_latent_channels=config.recon_vae_latent_channels,
+        )
+        dit = ReconDiT(
+            in_channels=target.token_channels,
+            cond_dim=language.width,
+            grid_size=grid,
+            width=config.recon_dit_width,
+            depth=config.recon_dit_depth,
+            num_heads=config.recon_dit_heads,
+            language_dim=language.width if config.recon_condition_on_language else None,
+        )
+        self.recon_head = ReconHead(
+            dit, target, make_train_scheduler(config.recon_num_train_timesteps), config.recon_timestep_repeats
+        )
+
+        if config.compile_model:
+            torch.set_float32_matmul_precision("high")
+            self.sample_actions = torch.compile(self.sample_actions, mode=config.compile_mode)
+            self.forward = torch.compile(self.forward, mode=config.compile_mode)
+
+    def forward(
+        self,
+        images: list[Tensor],
+        img_masks: list[Tensor],
+        lang_tokens: Tensor,
+        lang_masks: Tensor,
+        state: Tensor,
+        actions: Tensor,
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        recon_images: list[Tensor] | None = None,
+        recon_boxes: list[Tensor] | None = None,
+        recon_noise: Tensor | None = None,
+        recon_timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """pi0's training forward plus the reconstruction loss.
+
+        Args:
+            images, img_masks, lang_tokens, lang_masks, state, actions: as pi0 (images in [-1, 1], the
+                real cameras first). actions: (B, chunk, max_action_dim).
+            noise, time: flow-matching noise (B, chunk, max_action_dim) and time (B,); drawn if None.
+            recon_images: K raw camera images (B, 3, H_k, W_k) in [0, 1], one per real camera, in the
+                order of `images`; None skips the recon branch.
+            recon_boxes: K resolved gaze boxes (B, 4).
+            recon_noise, recon_timesteps: fix the head's DDPM randomness (tests).
+        Returns:
+            action losses (B, chunk, max_action_dim) and the per-sample recon loss (B,) or None.
+        """
+        if noise is None:
+            noise = self.sample_noise(actions.shape, actions.device)
+        if time is None:
+            time = self.sample_time(actions.shape[0], actions.device)
+        if recon_images is None:
+            return super().forward(images, img_masks, lang_tokens, lang_masks, state, actions, noise, time), None
+
+        language_model = self.paligemma_with_expert.paligemma.model.language_model
+        with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
+            action_losses = super().forward(images, img_masks, lang_tokens, lang_masks, state, actions, noise, time)
+        if len(captured) != 1:
+            raise RuntimeError(f"expected one prefix hidden-state capture per forward, got {len(captured)}")
+        prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
+
+        num_cameras = len(recon_images)
+        tokens_per_camera = self.config.recon_token_grid**2
+        # Real cameras come first in pi0's prefix (missing/empty cameras are appended after them).
+        image_hidden = prefix_hidden[:, : num_cameras * tokens_per_camera]
+        cond_tokens = rearrange(image_hidden, "b (k t) d -> (b k) t d", k=num_cameras)  # ((B K), T, D)
+
+        language_embedding = None
+        if self.config.recon_condition_on_language:
+            lang_hidden = prefix_hidden[:, -lang_tokens.shape[1] :]  # (B, L_lang, D)
+            weights = lang_masks.to(lang_hidden.dtype)[..., None]  # (B, L_lang, 1)
+            language_embedding = (lang_hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
+
+        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
+        recon_losses = self.recon_head(
+            cond_tokens, target_tokens, num_cameras, language_embedding, recon_noise, recon_timesteps
+        )
+        return action_losses, recon_losses
+
+
+class ReconVLAPolicy(PI0Policy):
+    """pi0 + ReconVLA's reconstruction loss; inference is pi0's (the head is never called)."""
+
+    config_class = ReconVLAConfig
+    name = "reconvla"
+
+    def __init__(self, config: ReconVLAConfig, **kwargs):
+        require_package("transformers", extra="pi")
+        PreTrainedPolicy.__init__(self, config)
+        config.validate_features()
+        self.config = config
+        self.init_rtc_processor()
+        self.model = ReconVLAPytorch(config, rtc_processor=self.rtc_processor)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.to(config.device)
+        self._warned_missing_gaze_boxes: set[str] = set()
+        self.reset()
+
+    # ----------------------------------------------------------------------------------------------
+    # Input checks (before any compute, with the field and what was expected)
+
+    def _check_cameras(self, batch: dict[str, Tensor]) -> None:
+        missing = [key for key in self.config.camera_keys if key not in batch]
+        if missing:
+            raise KeyError(
+                f"batch lacks camera(s) {missing}; the policy was configured with cameras "
+                f"{self.config.camera_keys}. Map differently named cameras with --rename_map."
+            )
+        for key in self.config.camera_keys:
+            expected = tuple(self.config.image_features[key].shape)
+            got = tuple(batch[key].shape[1:])
+            if got != expected:
+                raise ValueError(
+                    f"{key} has shape {got} per sample, expected {expected} (C, H, W) as in the policy's "
+                    "input_features"
+                )
+
+    def _preprocess_images(self, batch: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        self._check_cameras(batch)
+        return super()._preprocess_images(batch)
+
+    def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
+        """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
+        boxes = []
+        for key in self.config.camera_keys:
+            camera = key.removeprefix("observation.images.")
+            box_key = f"{OBS_GAZE_BOX}.{camera}"
+            box = batch.get(box_key)
+            if box is None and box_key not in self._warned_missing_gaze_boxes:
+                self._warned_missing_gaze_boxes.add(box_key)
+                logger.warning(
+                    "No %s in the batch: camera %r reconstructs its whole image (ReconVLA's ablation: a gaze "
+                    "crop trains a better backbone than the whole image).",
+                    box_key,
+                    camera,
+                )
+            if box is not None and box.shape[-1] != 4:
+                raise ValueError(f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]")
+            boxes.append(boxes_or_whole_image(box, batch_size, batch[key].device))
+        return boxes
+
+    # ----------------------------------------------------------------------------------------------
+    # Training
+
+    def forward(
+        self,
+        batch: dict[str, Tensor],
+        reduction: str = "mean",
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        recon_noise: Tensor | None = None,
+        recon_timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, dict]:
+        """loss = L_action + recon_weight * L_recon.
+
+        Returns the loss (scalar, or (B,) with reduction="none") and {"action_loss", "recon_loss",
+        "loss"} as floats. Steps marked in `action_is_pad` (past an episode's end) do not count.
+        """
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+        images, img_masks = self._preprocess_images(batch)
+        lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        state = self.prepare_state(batch)
+        actions = self.prepare_action(batch)
+        batch_size = actions.shape[0]
+
+        use_recon = self.config.recon_weight > 0
+        recon_images = recon_boxes = None
+        if use_recon:
+            recon_images = [batch[key] for key in self.config.camera_keys]
+            recon_boxes = self._gaze_boxes(batch, batch_size)
+
+        action_losses, recon_losses = self.model(
+            images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
+            recon_images=recon_images, recon_boxes=recon_boxes,
+            recon_noise=recon_noise, recon_timesteps=recon_timesteps,
+        )  # fmt: skip
+
+        action_dim = self.config.output_features[ACTION].shape[0]
+        action_losses = action_losses[:, :, :action_dim]  # (B, chunk, A)
+        valid = torch.ones(action_losses.shape[:2], device=action_losses.device)
+        if "action_is_pad" in batch:
+            valid = (~batch["action_is_pad"].to(action_losses.device)).float()  # (B, chunk)
+        per_sample_action = (action_losses.mean(-1) * valid).sum(1) / valid.sum(1).clamp(min=1.0)  # (B,)
+        if recon_losses is None:
+            recon_losses = torch.zeros_like(per_sample_action)
+        per_sample = per_sample_action + self.config.recon_weight * recon_losses  # (B,)
+
+        loss_dict = {
+            "action_loss": per_sample_action.mean().item(),
+            "recon_loss": recon_losses.mean().item(),
+        }
+        if reduction == "none":
+            loss_dict["loss"] = per_sample.mean().item()
+            return per_sample, loss_dict
+        # Average the action loss over valid steps of the whole batch, as pi0 averages over all steps.
+        action_loss = (action_losses.mean(-1) * valid).sum() / valid.sum().clamp(min=1.0)
+        loss = action_loss + self.config.recon_weight * recon_losses.mean()
+        loss_dict["action_loss"] = action_loss.item()
+        loss_dict["loss"] = loss.item()
+        return loss, loss_dict
+
+    def get_optim_params(self) -> list[dict]:
+        """Two groups: the backbone at the configured lr, the recon head at lr * recon_lr_scale."""
+        backbone, head = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (head if ".recon_head." in f".{name}" else backbone).append(param)
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        grouped = {id(p) for p in backbone} | {id(p) for p in head}
+        if len(grouped) != len(backbone) + len(head) or grouped != {id(p) for p in trainable}:
+            raise RuntimeError("optimizer parameter groups do not cover every trainable parameter exactly once")
+        groups = [{"params": backbone}]
+        if head:
+            groups.append({"params": head, "lr": self.config.optimizer_lr * self.config.recon_lr_scale})
+        return groups
+
+    def _get_default_peft_targets(self) -> dict[str, any]:
+        """LoRA on PaliGemma's attention projections and pi0's expert targets; the DiT trains in full."""
+        pi0_targets = super()._get_default_peft_targets()["target_modules"]
+        paligemma_attention = r".*\.paligemma\..*\.language_model\..*\.self_attn\.(q|k|v|o)_proj"
+        return {
+            "target_modules": rf"({paligemma_attention}|{pi0_targets})",
+            # A full trainable copy of the head, saved with the adapter.
+            "modules_to_save": ["recon_head.dit"],
+        }
+
+    # ----------------------------------------------------------------------------------------------
+    # Loading
+
+    @classmethod
+    def from_pretrained(
+        cls: builtins.type[T],
+        pretrained_name_or_path: str | Path,
+        *,
+        config: PreTrainedConfig | None = None,
+        force_download: bool = False,
+        resume_download: bool | None = None,
+        proxies: dict | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        strict: bool = True,
+        **kwargs,
+    ) -> T:
+        """Loads a ReconVLA checkpoint exactly, or a pi0 checkpoint with a fresh recon head.
+
+        A pi0 checkpoint (config type `pi0`) must supply every pi0 weight; only `model.recon_head.*`
+        may be missing, and it starts fresh (logged). Any other missing, unexpected or misshapen key is
+        an error: this never returns a silently random model.
+        """
+        hub_kwargs = dict(
+            revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
+            token=token, local_files_only=local_files_only,
+        )  # fmt: skip
+        source_type = _checkpoint_type(pretrained_name_or_path, **hub_kwargs)
+        if config is None:
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
+            if source_type == "pi0":
+                config = reconvla_config_from_pi0(config)
+        if not isinstance(config, ReconVLAConfig):
+            raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
+
+        policy = cls(config, **kwargs)
+        model_file = _resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
+        state_dict = load_file(model_file)
+        if source_type == "pi0":
+            state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)  # pi0's own key fixes
+            state_dict = {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
+        policy._load_checked(state_dict, pretrained_name_or_path, fresh_prefix=RECON_HEAD_PREFIX if source_type == "pi0" else None)
+        policy.to(config.device)
+        policy.eval()
+        return policy
+
+    def _load_checked(self, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None) -> None:
+        own = self.state_dict()
+        mismatched = [
+            f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            for k, v in state_dict.items()
+            if k in own and own[k].shape != v.shape
+        ]
+        if mismatched:
+            raise ValueError(
+                f"checkpoint {source} does not fit this ReconVLA config ({len(mismatched)} tensors of another "
+                f"shape, e.g. {mismatched[:3]}). Check paligemma_variant / action_expert_variant "
+                f"({self.config.paligemma_variant}/{self.config.action_expert_variant}), max_state_dim, "
+                "max_action_dim and the recon_* sizes against the checkpoint's config.json."
+            )
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        # Tied tensors (PaliGemma's lm_head / embed_tokens) are saved once: not missing.
+        missing = [k for k in missing if not _is_tied_duplicate(self, k, state_dict)]
+        fresh = [k for k in missing if fresh_prefix and k.startswith(fresh_prefix)]
+        missing = [k for k in missing if k not in fresh]
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint {source} does not match the model: {len(missing)} missing keys "
+                f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}"
+            )
+        if fresh:
+            logger.warning(
+                "Loaded every pi0 weight from %s; the recon head starts fresh (%d tensors under %s).",
+                source, len(fresh), fresh_prefix,
+            )  # fmt: skip
+
+
+def _is_tied_duplicate(model: nn.Module, key: str, state_dict: dict[str, Tensor]) -> bool:
+    """True if `key` shares storage with another parameter that the checkpoint does provide."""
+    own = model.state_dict(keep_vars=True)
+    pointer = own[key].data_ptr()
+    return any(other != key and other in state_dict and t.data_ptr() == pointer for other, t in own.items())
+
+
+def _resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
+    if os.path.isdir(name_or_path):
+        path = Path(name_or_path) / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: {name_or_path} is not a saved policy")
+        return str(path)
+    return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
+
+
+def _checkpoint_type(name_or_path: str | Path, **hub_kwargs) -> str:
+    with open(_resolve_file(name_or_path, "config.json", **hub_kwargs)) as f:
+        source_type = json.load(f).get("type")
+    if source_type not in ("reconvla", "pi0"):
+        raise ValueError(
+            f"{name_or_path} holds a {source_type!r} policy; ReconVLA loads 'reconvla' or 'pi0' checkpoints"
+        )
+    return source_type
+
+
+def reconvla_config_from_pi0(pi0_config: PI0Config, **recon_overrides) -> ReconVLAConfig:
+    """A ReconVLA config with every pi0 field taken from `pi0_config` and default recon fields."""
+    fields = {f.name: getattr(pi0_config, f.name) for f in dataclasses.fields(PI0Config) if f.init}
+    return ReconVLAConfig(**fields, **recon_overrides)

@@ -1,0 +1,104 @@
+"""The reconstruction head: DDPM noise on the gaze-region targets, ReconDiT predicts it (training only)."""
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+from .dit import ReconDiT
+from .target import ReconTarget
+
+
+def make_train_scheduler(num_train_timesteps: int) -> DDPMScheduler:
+    """ReconVLA's schedule: DDPM, cosine (squaredcos_cap_v2), eps-prediction."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
+
+
+class ReconHead(nn.Module):
+    """L_recon = MSE(eps_hat, eps) on every camera's gaze-region tokens.
+
+    Only the DiT is a submodule (it is trained and saved); the scheduler is a fixed schedule and the
+    target encoder holds a frozen VAE that must stay out of the checkpoint.
+    """
+
+    def __init__(self, dit: ReconDiT, target: ReconTarget, scheduler: DDPMScheduler, timestep_repeats: int):
+        super().__init__()
+        self.dit = dit
+        self.target = target
+        self.scheduler = scheduler
+        self.timestep_repeats = timestep_repeats
+
+    def forward(
+        self,
+        cond_tokens: Tensor,
+        target_tokens: Tensor,
+        num_cameras: int,
+        language_embedding: Tensor | None = None,
+        noise: Tensor | None = None,
+        timesteps: Tensor | None = None,
+    ) -> Tensor:
+        """
+        Args:
+            cond_tokens: ((B K), T, D) backbone hidden states at each camera's image positions.
+            target_tokens: ((B K), T, C) clean targets x_0 (no gradient).
+            language_embedding: (B, D) pooled prompt hidden states, if the DiT takes one.
+            noise: ((B K R), T, C), timesteps: ((B K R),) to fix the randomness (tests); drawn if None.
+        Returns:
+            (B,) per-sample loss, averaged over cameras, repeats, tokens and channels.
+        """
+        repeats = self.timestep_repeats
+        dtype = self.dit_dtype
+        # R independent noise levels per target (ReconVLA repeats each sample 4x): cheap extra signal,
+        # since the backbone forward is shared.
+        x0 = repeat(target_tokens, "n t c -> (n r) t c", r=repeats)
+        cond = repeat(cond_tokens.to(dtype), "n t d -> (n r) t d", r=repeats)
+        if language_embedding is not None:
+            language_embedding = repeat(
+                language_embedding.to(dtype), "b d -> (b k r) d", k=num_cameras, r=repeats
+            )
+        if noise is None:
+            noise = torch.randn_like(x0)
+        if timesteps is None:
+            timesteps = torch.randint(
+                0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device
+            )
+        noisy = self.scheduler.add_noise(x0, noise, timesteps)  # ((B K R), T, C)
+        eps_hat = self.dit(noisy, timesteps, cond, language_embedding)
+        per_target = (eps_hat.float() - noise).pow(2).mean(dim=(1, 2))  # ((B K R),)
+        return rearrange(per_target, "(b k r) -> b (k r)", k=num_cameras, r=repeats).mean(dim=1)
+
+    @property
+    def dit_dtype(self) -> torch.dtype:
+        # From a parameter: under peft the DiT is wrapped (modules_to_save) and has no `.dtype`.
+        return next(self.dit.parameters()).dtype
+
+    @torch.no_grad()
+    def sample(
+        self,
+        cond_tokens: Tensor,
+        num_inference_steps: int = 25,
+        language_embedding: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Reconstructs target tokens from the condition with a few DDIM steps (for looking, not training).
+
+        Returns ((B K), T, C) tokens; `self.target.tokens_to_images` turns them into pictures.
+        """
+        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        scheduler.set_timesteps(num_inference_steps)
+        n, t = cond_tokens.shape[:2]
+        dtype = self.dit_dtype
+        cond = cond_tokens.to(dtype)
+        x = torch.randn((n, t, self.target.token_channels), generator=generator, device=cond.device, dtype=dtype)
+        if language_embedding is not None:
+            language_embedding = language_embedding.to(dtype)
+        for step in scheduler.timesteps:
+            timesteps = torch.full((n,), int(step), device=cond.device, dtype=torch.long)
+            eps = self.dit(x, timesteps, cond, language_embedding)
+            x = scheduler.step(eps, step, x).prev_sample
+        return x
