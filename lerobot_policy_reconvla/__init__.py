@@ -13,7 +13,10 @@ Heavy modules (modeling, MuJoCo) are imported only when used.
 
 from .configuration_reconvla import ReconVLAConfig
 
-__all__ = ["ReconVLAConfig"]
+# Registers ReconVLA's tokenizer step, so saved processors reload before the policy is built.
+from .processor_reconvla import make_reconvla_pre_post_processors  # noqa: E402
+
+__all__ = ["ReconVLAConfig", "make_reconvla_pre_post_processors"]
 
 # Optional parts register themselves on import; each only needs LeRobot's config classes here.
 from . import envs as _envs  # noqa: E402,F401

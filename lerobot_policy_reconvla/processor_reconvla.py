@@ -36,7 +36,9 @@ class ReconVLATokenizerProcessorStep(TokenizerProcessorStep):
 
     def __post_init__(self):
         if self.tokenizer is None and self.tokenizer_name == TINY_TOKENIZER:
-            self.tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
+            # Set the loaded instance only: get_config() then still saves the portable name.
+            self.input_tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
+            return
         super().__post_init__()
 
 
