@@ -8,15 +8,16 @@ the head runs: `select_action` / `predict_action_chunk` are pi0's.
 """
 
 import builtins
-import dataclasses
 import json
 import logging
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import draccus
 import torch
 from einops import rearrange
 from huggingface_hub import hf_hub_download
@@ -24,7 +25,6 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lerobot.configs import PreTrainedConfig
-from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.pi0.modeling_pi0 import (
     CONFIG_MAPPING,
     GemmaConfig,
@@ -476,11 +476,9 @@ class ReconVLAPolicy(PI0Policy):
             revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
             token=token, local_files_only=local_files_only,
         )  # fmt: skip
-        source_type = _checkpoint_type(pretrained_name_or_path, **hub_kwargs)
+        source_type, source_fields = _checkpoint_config_fields(pretrained_name_or_path, **hub_kwargs)
         if config is None:
-            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
-            if source_type == "pi0":
-                config = reconvla_config_from_pi0(config)
+            config = _parse_reconvla_config(source_fields)
         if not isinstance(config, ReconVLAConfig):
             raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
 
@@ -542,17 +540,28 @@ def _resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
     return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
 
 
-def _checkpoint_type(name_or_path: str | Path, **hub_kwargs) -> str:
+def _checkpoint_config_fields(name_or_path: str | Path, **hub_kwargs) -> tuple[str, dict]:
+    """(type, fields) of a saved policy's config.json; only `reconvla` and `pi0` checkpoints fit."""
     with open(_resolve_file(name_or_path, "config.json", **hub_kwargs)) as f:
-        source_type = json.load(f).get("type")
+        fields = json.load(f)
+    source_type = fields.pop("type", None)
     if source_type not in ("reconvla", "pi0"):
         raise ValueError(
             f"{name_or_path} holds a {source_type!r} policy; ReconVLA loads 'reconvla' or 'pi0' checkpoints"
         )
-    return source_type
+    return source_type, fields
 
 
-def reconvla_config_from_pi0(pi0_config: PI0Config, **recon_overrides) -> ReconVLAConfig:
-    """A ReconVLA config with every pi0 field taken from `pi0_config` and default recon fields."""
-    fields = {f.name: getattr(pi0_config, f.name) for f in dataclasses.fields(PI0Config) if f.init}
-    return ReconVLAConfig(**fields, **recon_overrides)
+def _parse_reconvla_config(fields: dict) -> ReconVLAConfig:
+    """Parses saved config fields as a ReconVLAConfig, the way LeRobot parses config.json (draccus).
+
+    A pi0 config has a subset of our fields, so it parses as ReconVLA with default recon settings
+    (also for the `tiny` variant, which PI0Config itself would reject).
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(fields, f)
+    try:
+        with draccus.config_type("json"):
+            return draccus.parse(ReconVLAConfig, f.name, args=[])
+    finally:
+        os.unlink(f.name)

@@ -1,0 +1,317 @@
+"""ReconVLAPolicy on the tiny variant: gradients, losses, inference path, save/load, bad input."""
+
+import json
+import logging
+
+import pytest
+import torch
+from conftest import CAMERAS, CHUNK, raw_batch, tiny_config
+from safetensors.torch import load_file, save_file
+
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from lerobot_policy_reconvla.recon.target import ReconTarget
+
+
+def _head_params(policy):
+    return [p for n, p in policy.named_parameters() if ".recon_head." in f".{n}"]
+
+
+def _recon_only_backward(policy, batch):
+    """Backpropagates L_recon alone (the action loss is computed but not used)."""
+    policy.zero_grad(set_to_none=True)
+    images, img_masks = policy._preprocess_images(batch)
+    recon_images = [batch[f"observation.images.{cam}"] for cam in CAMERAS]
+    _, recon_losses = policy.model(
+        images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
+        policy.prepare_state(batch), policy.prepare_action(batch),
+        recon_images=recon_images, recon_boxes=policy._gaze_boxes(batch, 2),
+    )  # fmt: skip
+    recon_losses.mean().backward()
+    return recon_losses
+
+
+def _grad_norm(policy, fragment):
+    grads = [p.grad for n, p in policy.named_parameters() if fragment in n and p.grad is not None]
+    return sum(g.norm().item() for g in grads)
+
+
+def test_recon_loss_alone_trains_vision_tower_and_language_layers(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    policy.train()
+
+    # adaLN-Zero: at initialisation the head ignores its condition, so no gradient reaches the backbone.
+    _recon_only_backward(policy, batch)
+    assert _grad_norm(policy, "vision_tower") == 0.0
+
+    # One update of the head alone opens its gates; from then on L_recon shapes the backbone.
+    optimizer = torch.optim.SGD(_head_params(policy), lr=0.5)
+    optimizer.step()
+    _recon_only_backward(policy, batch)
+    assert _grad_norm(policy, "paligemma.model.vision_tower") > 0
+    assert _grad_norm(policy, "paligemma.model.multi_modal_projector") > 0
+    assert _grad_norm(policy, "language_model.layers.0.") > 0
+    # The prefix never attends to the action tokens: the action expert gets nothing from L_recon.
+    assert _grad_norm(policy, "gemma_expert") == 0.0
+    assert _grad_norm(policy, "action_out_proj") == 0.0
+
+
+def test_target_carries_no_gradient():
+    target = ReconTarget(mode="pixels", image_size=32, grid_size=16)
+    images = [torch.rand(2, 3, 40, 60, requires_grad=True) for _ in range(3)]
+    boxes = [torch.tensor([[0.1, 0.1, 0.9, 0.9]] * 2) for _ in range(3)]
+    tokens = target(images, boxes)
+    assert tokens.shape == (2 * 3, 16 * 16, 3 * 2 * 2)
+    assert not tokens.requires_grad
+
+
+def test_both_losses_fall_on_a_fixed_batch(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    policy.train()
+    generator = torch.Generator().manual_seed(1)
+    noise = torch.randn(2, CHUNK, policy.config.max_action_dim, generator=generator)
+    time = torch.full((2,), 0.5)
+    num_targets = 2 * len(CAMERAS) * policy.config.recon_timestep_repeats
+    recon_noise = torch.randn(num_targets, 256, 12, generator=generator)
+    recon_timesteps = torch.randint(0, 1000, (num_targets,), generator=generator)
+    policy.config.optimizer_lr = 1e-3
+    policy.config.recon_lr_scale = 5.0  # the head starts from scratch: let it move faster
+    optimizer = torch.optim.AdamW(policy.get_optim_params())
+    history = []
+    for _ in range(30):
+        loss, info = policy.forward(
+            batch, noise=noise, time=time, recon_noise=recon_noise, recon_timesteps=recon_timesteps
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(info)
+    first, last = history[0], history[-1]
+    assert last["action_loss"] < 0.7 * first["action_loss"], (first, last)
+    assert last["recon_loss"] < 0.5 * first["recon_loss"], (first, last)
+    assert set(first) == {"action_loss", "recon_loss", "loss"}
+    assert all(isinstance(v, float) for v in first.values())
+
+
+def test_loss_is_action_plus_weighted_recon_and_masks_padding(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    policy.config.recon_weight = 0.3
+    batch = pre(raw_batch())
+    fixed = dict(
+        noise=torch.zeros(2, CHUNK, policy.config.max_action_dim),
+        time=torch.full((2,), 0.5),
+        recon_noise=torch.zeros(2 * 3 * 4, 256, 12),
+        recon_timesteps=torch.full((2 * 3 * 4,), 500),
+    )
+    loss, info = policy.forward(batch, **fixed)
+    assert info["loss"] == pytest.approx(info["action_loss"] + 0.3 * info["recon_loss"], rel=1e-5)
+
+    per_sample, info_none = policy.forward(batch, reduction="none", **fixed)
+    assert per_sample.shape == (2,)
+    assert per_sample.mean().item() == pytest.approx(loss.item(), rel=1e-5)
+
+    # Steps past the episode end do not count: the loss is the mean over valid steps only.
+    images, img_masks = policy._preprocess_images(batch)
+    action_losses, _ = policy.model(
+        images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
+        policy.prepare_state(batch), policy.prepare_action(batch), fixed["noise"], fixed["time"],
+    )  # fmt: skip
+    per_step = action_losses[:, :, :14].mean(-1)  # (B, chunk)
+    batch["action_is_pad"][:, CHUNK // 2 :] = True
+    _, info_padded = policy.forward(batch, **fixed)
+    assert info_padded["action_loss"] == pytest.approx(per_step[:, : CHUNK // 2].mean().item(), rel=1e-5)
+    assert info_padded["action_loss"] != pytest.approx(per_step.mean().item(), rel=1e-3)
+
+
+def test_select_action_never_calls_recon_head_or_vae(tmp_path, monkeypatch):
+    from diffusers import AutoencoderKL
+
+    tiny_vae_dir = tmp_path / "vae"
+    AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
+    ).save_pretrained(tiny_vae_dir)  # fmt: skip
+    config = tiny_config(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128)
+    policy = ReconVLAPolicy(config)
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+    pre, post = make_reconvla_pre_post_processors(config)
+    calls = {"dit": 0, "target": 0}
+    policy.model.recon_head.dit.register_forward_hook(lambda *_: calls.__setitem__("dit", calls["dit"] + 1))
+    original_call = ReconTarget.__call__
+
+    def counting_call(self, *args, **kwargs):
+        calls["target"] += 1
+        return original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReconTarget, "__call__", counting_call)
+
+    batch = pre(raw_batch())
+    policy.reset()
+    actions = [policy.select_action(batch) for _ in range(CHUNK + 1)]
+    assert all(a.shape == (2, 14) for a in actions)
+    assert len(policy._action_queue) == CHUNK - 1  # a second chunk was predicted at step CHUNK + 1
+    policy.reset()
+    assert len(policy._action_queue) == 0
+    chunk = policy.predict_action_chunk(batch)
+    assert chunk.shape == (2, CHUNK, 14)
+    assert post(chunk).shape == (2, CHUNK, 14)
+    assert calls == {"dit": 0, "target": 0}
+    assert policy.model.recon_head.target._vae is None  # never even loaded
+
+    # Training does use both, and loads the VAE from the local path.
+    policy.train()
+    policy.forward(batch)
+    assert calls == {"dit": 1, "target": 1}
+    assert policy.model.recon_head.target._vae is not None
+
+
+def test_missing_gaze_boxes_fall_back_to_whole_image_and_say_so_once(policy_and_processors, caplog):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch(gaze_boxes=False))
+    with caplog.at_level(logging.WARNING):
+        policy.forward(batch)
+        policy.forward(batch)
+    warnings = [r.message for r in caplog.records if "observation.gaze_box" in r.message]
+    assert len(warnings) == len(CAMERAS)
+    assert all("whole image" in w for w in warnings)
+
+    # An absent box ([-1] * 4, object out of view) means the whole image too.
+    absent = pre(raw_batch())
+    for cam in CAMERAS:
+        absent[f"observation.gaze_box.{cam}"] = torch.full((2, 4), -1.0)
+    boxes = policy._gaze_boxes(absent, 2)
+    assert all(torch.equal(b, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)) for b in boxes)
+
+
+def test_save_load_gives_identical_actions(policy_and_processors, tmp_path):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    noise = torch.randn(2, CHUNK, policy.config.max_action_dim, generator=torch.Generator().manual_seed(3))
+    expected = policy.predict_action_chunk(batch, noise=noise)
+    policy.save_pretrained(tmp_path)
+    loaded = ReconVLAPolicy.from_pretrained(tmp_path)
+    assert isinstance(loaded.config, type(policy.config))
+    assert torch.equal(loaded.predict_action_chunk(batch, noise=noise), expected)
+    for key, tensor in policy.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+
+
+def _save_as_pi0_checkpoint(policy, directory, strip_model_prefix=False):
+    """A pi0-format checkpoint of the same tiny architecture: pi0's keys only, config type `pi0`."""
+    directory.mkdir()
+    policy.save_pretrained(directory)
+    state = load_file(directory / "model.safetensors")
+    state = {k: v for k, v in state.items() if not k.startswith("model.recon_head.")}
+    if strip_model_prefix:  # as openpi-converted checkpoints (e.g. lerobot/pi0_base) store them
+        state = {k.removeprefix("model."): v for k, v in state.items()}
+    save_file(state, directory / "model.safetensors")
+    config = json.loads((directory / "config.json").read_text())
+    config = {k: v for k, v in config.items() if not k.startswith("recon_") and k != "tokenizer_name"}
+    config["type"] = "pi0"
+    (directory / "config.json").write_text(json.dumps(config))
+    return state
+
+
+@pytest.mark.parametrize("strip_model_prefix", [False, True])
+def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog, strip_model_prefix):
+    torch.manual_seed(0)
+    source = ReconVLAPolicy(tiny_config())
+    pi0_state = _save_as_pi0_checkpoint(source, tmp_path / "pi0", strip_model_prefix)
+    torch.manual_seed(123)  # the loaded model starts from other random weights
+    with caplog.at_level(logging.WARNING):
+        loaded = ReconVLAPolicy.from_pretrained(tmp_path / "pi0")
+    own = loaded.state_dict()
+    for key, tensor in pi0_state.items():
+        key = key if key.startswith("model.") else f"model.{key}"
+        assert torch.equal(own[key], tensor), key
+    assert any("recon head starts fresh" in r.message for r in caplog.records)
+    assert loaded.config.recon_weight == 1.0 and loaded.config.paligemma_variant == "tiny"
+
+
+def test_pi0_checkpoint_with_unknown_or_missing_keys_is_an_error(tmp_path):
+    source = ReconVLAPolicy(tiny_config())
+    state = _save_as_pi0_checkpoint(source, tmp_path / "extra")
+    save_file({**state, "model.something_else.weight": torch.zeros(2)}, tmp_path / "extra" / "model.safetensors")
+    with pytest.raises(ValueError, match="unexpected keys.*something_else"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "extra")
+
+    state = _save_as_pi0_checkpoint(source, tmp_path / "missing")
+    del state["model.state_proj.weight"]
+    save_file(state, tmp_path / "missing" / "model.safetensors")
+    with pytest.raises(ValueError, match="missing keys.*state_proj.weight"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "missing")
+
+
+def test_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
+    ReconVLAPolicy(tiny_config(recon_dit_width=32, recon_dit_heads=4)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"does not fit.*recon_head"):
+        ReconVLAPolicy.from_pretrained(tmp_path, config=tiny_config())
+
+
+def test_checkpoint_of_another_policy_type_is_refused(tmp_path):
+    ReconVLAPolicy(tiny_config()).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "type": "act"}))
+    with pytest.raises(ValueError, match="holds a 'act' policy"):
+        ReconVLAPolicy.from_pretrained(tmp_path)
+
+
+def test_missing_camera_is_a_clear_error(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    del batch["observation.images.left_wrist"]
+    with pytest.raises(KeyError, match=r"observation\.images\.left_wrist"):
+        policy.forward(batch)
+    with pytest.raises(KeyError, match=r"observation\.images\.left_wrist"):
+        policy.select_action(batch)
+
+
+def test_wrong_image_size_is_a_clear_error(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    batch["observation.images.top"] = torch.rand(2, 3, 480, 640)
+    with pytest.raises(ValueError, match=r"observation\.images\.top has shape \(3, 480, 640\).*expected \(3, 96, 128\)"):
+        policy.forward(batch)
+
+
+def test_action_dim_above_max_action_dim_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"action has 40 dimensions but max_action_dim=32"):
+        ReconVLAPolicy(tiny_config(action_dim=40))
+
+
+def test_optimizer_groups_cover_every_trainable_parameter_once(policy_and_processors):
+    policy, _, _ = policy_and_processors
+    policy.config.recon_lr_scale = 10.0
+    groups = policy.get_optim_params()
+    assert len(groups) == 2
+    backbone, head = groups
+    assert head["lr"] == pytest.approx(policy.config.optimizer_lr * 10.0)
+    assert {id(p) for p in head["params"]} == {id(p) for p in policy.model.recon_head.parameters()}
+    trainable = {id(p) for p in policy.parameters() if p.requires_grad}
+    assert {id(p) for p in backbone["params"]} | {id(p) for p in head["params"]} == trainable
+    assert len(backbone["params"]) + len(head["params"]) == len(trainable)
+
+
+def test_peft_lora_targets_paligemma_attention_expert_and_trains_the_head(policy_and_processors):
+    policy, pre, _ = policy_and_processors
+    policy.config.pretrained_path = "local/pi0"  # LeRobot refuses PEFT without a base checkpoint
+    peft_model = policy.wrap_with_peft(peft_cli_overrides={"method_type": "LORA", "r": 4})
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    for fragment in (
+        "language_model.layers.0.self_attn.q_proj.lora_A",
+        "language_model.layers.0.self_attn.k_proj.lora_A",
+        "language_model.layers.0.self_attn.v_proj.lora_A",
+        "language_model.layers.0.self_attn.o_proj.lora_A",
+        "gemma_expert.model.layers.0.self_attn.q_proj.lora_A",
+        "gemma_expert.model.layers.0.self_attn.v_proj.lora_A",
+        "recon_head.dit.modules_to_save.default.blocks.0.attn.to_q.weight",
+    ):
+        assert any(fragment in name for name in trainable), fragment
+    assert not any("vision_tower" in name for name in trainable)
+    groups = peft_model.get_optim_params()
+    assert sum(len(g["params"]) for g in groups) == len(trainable)
+    loss, info = peft_model.forward(pre(raw_batch()))
+    loss.backward()
+    assert info["recon_loss"] > 0
