@@ -1,0 +1,120 @@
+"""Plugin discovery through LeRobot, config validation, and the variants' architectures."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import tiny_config
+from transformers import AutoTokenizer
+
+from lerobot.policies.pi0.modeling_pi0 import PaliGemmaWithExpertModel, get_gemma_config
+from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, ReconVLAConfig
+from lerobot_policy_reconvla.modeling_reconvla import (
+    PALIGEMMA_VOCAB_SIZE,
+    SO400M,
+    TINY_VOCAB_SIZE,
+    ReconVLAPaliGemmaWithExpert,
+    ReconVLAPolicy,
+)
+
+
+def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
+    # A fresh process: nothing of ours is imported until LeRobot's own plugin discovery runs.
+    script = textwrap.dedent(
+        """
+        from lerobot.configs import PreTrainedConfig
+        from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
+        from lerobot.utils.import_utils import register_third_party_plugins
+        assert "reconvla" not in PreTrainedConfig.get_known_choices()
+        register_third_party_plugins()
+        assert "reconvla" in PreTrainedConfig.get_known_choices()
+        from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+        from lerobot_policy_reconvla.processor_reconvla import ReconVLATokenizerProcessorStep
+        assert get_policy_class("reconvla") is ReconVLAPolicy
+        config = make_policy_config("reconvla", paligemma_variant="tiny", action_expert_variant="tiny", device="cpu")
+        pre, post = make_pre_post_processors(config)
+        assert any(isinstance(step, ReconVLATokenizerProcessorStep) for step in pre.steps)
+        print("discovered")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "discovered" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"paligemma_variant": "gemma_7b"}, r"paligemma_variant='gemma_7b'.*expected one of"),
+        ({"action_expert_variant": "gemma_300m"}, "both be 'tiny'"),
+        ({"recon_target": "rgb"}, r"recon_target='rgb'; expected one of \('vae', 'pixels'\)"),
+        ({"recon_target": "vae", "recon_vae": None}, "recon_target='vae' needs recon_vae"),
+        ({"recon_image_size": 40}, r"recon_image_size=40 must be a multiple of the image-token grid \(16"),
+        ({"recon_dit_width": 30, "recon_dit_heads": 4}, "recon_dit_width=30 must be divisible"),
+        ({"recon_layer": 2}, r"recon_layer=2 is outside the 2 layers of 'tiny'"),
+        ({"recon_weight": -1.0}, "recon_weight=-1.0"),
+        ({"recon_timestep_repeats": 0}, "recon_timestep_repeats=0"),
+        ({"recon_lr_scale": 0.0}, "recon_lr_scale=0.0"),
+        ({"n_action_steps": 20}, r"n_action_steps \(20\) cannot be greater than chunk_size"),
+        ({"image_resolution": (224, 256)}, "square"),
+    ],
+)
+def test_impossible_settings_are_rejected_naming_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_gaze_boxes_are_training_targets_not_policy_inputs():
+    from lerobot.configs import FeatureType, PolicyFeature
+
+    config = tiny_config()
+    config.input_features["observation.gaze_box.top"] = PolicyFeature(FeatureType.STATE, (4,))
+    config.validate_features()
+    assert "observation.gaze_box.top" not in config.input_features
+    assert config.camera_keys == [f"observation.images.{c}" for c in ("top", "left_wrist", "right_wrist")]
+
+
+def test_no_camera_is_a_clear_error():
+    config = tiny_config(cameras=())
+    with pytest.raises(ValueError, match="needs at least one camera"):
+        config.validate_features()
+
+
+@pytest.mark.parametrize(("language", "expert"), [("gemma_2b", "gemma_300m"), ("gemma_300m", "gemma_300m")])
+def test_full_variants_have_exactly_pi0s_parameters(language, expert):
+    # Built on the meta device: shapes and dtypes without allocating 3B parameters.
+    with torch.device("meta"):
+        upstream = PaliGemmaWithExpertModel(get_gemma_config(language), get_gemma_config(expert), precision="bfloat16")
+        ours = ReconVLAPaliGemmaWithExpert(
+            get_gemma_config(language), get_gemma_config(expert), SO400M, PALIGEMMA_VOCAB_SIZE, precision="bfloat16"
+        )
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in upstream.state_dict().items()}
+    got = {k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items()}
+    if language == "gemma_2b":
+        assert got == expected
+    else:
+        # pi0 hard-codes a 2048-wide projector, which only fits gemma_2b; ours follows the language width.
+        assert got["paligemma.model.multi_modal_projector.linear.weight"][0] == (1024, 1152)
+        assert {k for k in got} == {k for k in expected}
+
+
+def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():
+    policy = ReconVLAPolicy(tiny_config())
+    total = sum(p.numel() for p in policy.parameters())
+    vision = sum(p.numel() for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    assert 1_000_000 < total < 10_000_000, total
+    assert vision > 100_000  # the vision tower is real (SigLIP), just small
+    tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
+    assert len(tokenizer) <= TINY_VOCAB_SIZE
+    ids = tokenizer("Pick up the cube with the right arm and transfer it to the left arm.\n")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and len(ids) < 48  # fits pi0's 48-token prompt
+
+
+def test_defaults_follow_pi0_and_reconvla():
+    config = ReconVLAConfig(device="cpu")
+    assert (config.chunk_size, config.num_inference_steps, config.max_action_dim) == (50, 10, 32)
+    assert (config.recon_dit_depth, config.recon_dit_width, config.recon_dit_heads) == (3, 1024, 16)
+    assert config.recon_weight == 1.0 and config.recon_timestep_repeats == 4 and config.recon_layer == -1
+    assert config.resolved_tokenizer_name == "google/paligemma-3b-pt-224"
