@@ -35,6 +35,7 @@ from lerobot.policies.pi0.modeling_pi0 import (
     PiGemmaForCausalLM,
     get_gemma_config,
 )
+from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pretrained import PreTrainedPolicy, T
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 from lerobot.utils.import_utils import require_package
@@ -280,23 +281,49 @@ class ReconVLAPytorch(PI0Pytorch):
             raise RuntimeError(f"expected one prefix hidden-state capture per forward, got {len(captured)}")
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
 
-        num_cameras = len(recon_images)
+        cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
+        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
+        recon_losses = self.recon_head(
+            cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
+        )
+        return action_losses, recon_losses
+
+    def _recon_condition(
+        self, prefix_hidden: Tensor, lang_masks: Tensor, num_cameras: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Splits the prefix hidden states into the head's per-camera condition (and pooled prompt).
+
+        prefix_hidden: (B, num_image_slots * T + L_lang, D) -> ((B K), T, D) and (B, D) or None.
+        """
         tokens_per_camera = self.config.recon_token_grid**2
         # Real cameras come first in pi0's prefix (missing/empty cameras are appended after them).
         image_hidden = prefix_hidden[:, : num_cameras * tokens_per_camera]
         cond_tokens = rearrange(image_hidden, "b (k t) d -> (b k) t d", k=num_cameras)  # ((B K), T, D)
+        if not self.config.recon_condition_on_language:
+            return cond_tokens, None
+        lang_hidden = prefix_hidden[:, -lang_masks.shape[1] :]  # (B, L_lang, D)
+        weights = lang_masks.to(lang_hidden.dtype)[..., None]  # (B, L_lang, 1)
+        language_embedding = (lang_hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
+        return cond_tokens, language_embedding
 
-        language_embedding = None
-        if self.config.recon_condition_on_language:
-            lang_hidden = prefix_hidden[:, -lang_tokens.shape[1] :]  # (B, L_lang, D)
-            weights = lang_masks.to(lang_hidden.dtype)[..., None]  # (B, L_lang, 1)
-            language_embedding = (lang_hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
+    @torch.no_grad()
+    def prefix_recon_condition(
+        self, images: list[Tensor], img_masks: list[Tensor], lang_tokens: Tensor, lang_masks: Tensor, num_cameras: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """The head's condition from a prefix-only forward (as at inference: no action tokens needed).
 
-        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
-        recon_losses = self.recon_head(
-            cond_tokens, target_tokens, num_cameras, language_embedding, recon_noise, recon_timesteps
-        )
-        return action_losses, recon_losses
+        The prefix never attends to the action tokens, so its hidden states equal the training forward's.
+        """
+        prefix_embs, prefix_pad_masks, prefix_att_masks = self.embed_prefix(images, img_masks, lang_tokens, lang_masks)
+        att_2d = prepare_attention_masks_4d(make_att_2d_masks(prefix_pad_masks, prefix_att_masks))
+        position_ids = torch.cumsum(prefix_pad_masks, dim=1) - 1
+        language_model = self.paligemma_with_expert.paligemma.model.language_model
+        with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
+            self.paligemma_with_expert.forward(
+                attention_mask=att_2d, position_ids=position_ids, past_key_values=None,
+                inputs_embeds=[prefix_embs, None], use_cache=False,
+            )  # fmt: skip
+        return self._recon_condition(captured[0], lang_masks, num_cameras)
 
 
 class ReconVLAPolicy(PI0Policy):
@@ -421,6 +448,40 @@ class ReconVLAPolicy(PI0Policy):
         loss_dict["action_loss"] = action_loss.item()
         loss_dict["loss"] = loss.item()
         return loss, loss_dict
+
+    @torch.no_grad()
+    def reconstruct(
+        self, batch: dict[str, Tensor], num_inference_steps: int = 25, generator: torch.Generator | None = None
+    ) -> dict[str, dict[str, Tensor]]:
+        """What the head makes of the policy's visual tokens, per camera (for looking, not training).
+
+        Returns {camera: {"image": (B, 3, H, W), "box": (B, 4), "target": (B, 3, S, S),
+        "reconstruction": (B, 3, S, S)}}, images in [0, 1]; reconstructions are sampled with a few
+        DDIM steps from the head's DDPM schedule.
+        """
+        images, img_masks = self._preprocess_images(batch)
+        lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        camera_images = [batch[key] for key in self.config.camera_keys]
+        boxes = self._gaze_boxes(batch, camera_images[0].shape[0])
+        num_cameras = len(camera_images)
+        cond_tokens, language_embedding = self.model.prefix_recon_condition(
+            images, img_masks, lang_tokens, lang_masks, num_cameras
+        )
+        if language_embedding is not None:
+            language_embedding = language_embedding.repeat_interleave(num_cameras, dim=0)  # ((B K), D)
+        head = self.model.recon_head
+        target = head.target
+        sampled = head.sample(cond_tokens, num_inference_steps, language_embedding, generator)
+        reconstructions = rearrange(target.tokens_to_images(sampled), "(b k) c h w -> k b c h w", k=num_cameras)
+        targets = rearrange(
+            target.tokens_to_images(target(camera_images, boxes)), "(b k) c h w -> k b c h w", k=num_cameras
+        )
+        return {
+            key.removeprefix("observation.images."): {
+                "image": image, "box": box, "target": targets[k], "reconstruction": reconstructions[k],
+            }  # fmt: skip
+            for k, (key, image, box) in enumerate(zip(self.config.camera_keys, camera_images, boxes, strict=True))
+        }
 
     def get_optim_params(self) -> list[dict]:
         """Two groups: the backbone at the configured lr, the recon head at lr * recon_lr_scale."""

@@ -315,3 +315,33 @@ def test_peft_lora_targets_paligemma_attention_expert_and_trains_the_head(policy
     loss, info = peft_model.forward(pre(raw_batch()))
     loss.backward()
     assert info["recon_loss"] > 0
+
+
+def test_prefix_only_condition_equals_the_training_forwards(policy_and_processors):
+    """The picture tool conditions the head as training does, without action tokens."""
+    from lerobot_policy_reconvla.modeling_reconvla import capture_prefix_hidden_states
+
+    policy, pre, _ = policy_and_processors
+    policy.eval()
+    batch = pre(raw_batch())
+    images, img_masks = policy._preprocess_images(batch)
+    tokens, masks = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+    language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
+    with torch.no_grad(), capture_prefix_hidden_states(language_model, -1) as captured:
+        policy.model(images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch))
+    expected, _ = policy.model._recon_condition(captured[0], masks, len(CAMERAS))
+    cond, _ = policy.model.prefix_recon_condition(images, img_masks, tokens, masks, len(CAMERAS))
+    assert cond.shape == (2 * len(CAMERAS), 256, 256)
+    assert torch.allclose(cond, expected, atol=1e-5)
+
+
+def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, tmp_path):
+    from PIL import Image
+
+    from lerobot_policy_reconvla.visualize import write_reconstructions
+
+    policy, pre, _ = policy_and_processors
+    paths = write_reconstructions(policy, pre(raw_batch()), tmp_path, num_inference_steps=2)
+    assert [p.name for p in paths] == [f"{cam}.png" for cam in CAMERAS]
+    picture = Image.open(paths[0])
+    assert picture.height == 256 + 18 and picture.width > 3 * 256
