@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 from conftest import CAMERAS, CHUNK, raw_batch, tiny_config
+from pi0_checkpoint import save_as_pi0_checkpoint
 from safetensors.torch import load_file, save_file
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
@@ -198,27 +199,11 @@ def test_save_load_gives_identical_actions(policy_and_processors, tmp_path):
         assert torch.equal(loaded.state_dict()[key], tensor), key
 
 
-def _save_as_pi0_checkpoint(policy, directory, strip_model_prefix=False):
-    """A pi0-format checkpoint of the same tiny architecture: pi0's keys only, config type `pi0`."""
-    directory.mkdir()
-    policy.save_pretrained(directory)
-    state = load_file(directory / "model.safetensors")
-    state = {k: v for k, v in state.items() if not k.startswith("model.recon_head.")}
-    if strip_model_prefix:  # as openpi-converted checkpoints (e.g. lerobot/pi0_base) store them
-        state = {k.removeprefix("model."): v for k, v in state.items()}
-    save_file(state, directory / "model.safetensors")
-    config = json.loads((directory / "config.json").read_text())
-    config = {k: v for k, v in config.items() if not k.startswith("recon_") and k != "tokenizer_name"}
-    config["type"] = "pi0"
-    (directory / "config.json").write_text(json.dumps(config))
-    return state
-
-
 @pytest.mark.parametrize("strip_model_prefix", [False, True])
 def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog, strip_model_prefix):
     torch.manual_seed(0)
     source = ReconVLAPolicy(tiny_config())
-    pi0_state = _save_as_pi0_checkpoint(source, tmp_path / "pi0", strip_model_prefix)
+    pi0_state = save_as_pi0_checkpoint(source, tmp_path / "pi0", strip_model_prefix)
     torch.manual_seed(123)  # the loaded model starts from other random weights
     with caplog.at_level(logging.WARNING):
         loaded = ReconVLAPolicy.from_pretrained(tmp_path / "pi0")
@@ -232,12 +217,12 @@ def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog
 
 def test_pi0_checkpoint_with_unknown_or_missing_keys_is_an_error(tmp_path):
     source = ReconVLAPolicy(tiny_config())
-    state = _save_as_pi0_checkpoint(source, tmp_path / "extra")
+    state = save_as_pi0_checkpoint(source, tmp_path / "extra")
     save_file({**state, "model.something_else.weight": torch.zeros(2)}, tmp_path / "extra" / "model.safetensors")
     with pytest.raises(ValueError, match="unexpected keys.*something_else"):
         ReconVLAPolicy.from_pretrained(tmp_path / "extra")
 
-    state = _save_as_pi0_checkpoint(source, tmp_path / "missing")
+    state = save_as_pi0_checkpoint(source, tmp_path / "missing")
     del state["model.state_proj.weight"]
     save_file(state, tmp_path / "missing" / "model.safetensors")
     with pytest.raises(ValueError, match="missing keys.*state_proj.weight"):
