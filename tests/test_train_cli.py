@@ -66,3 +66,29 @@ def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with
         )
         assert "recon_loss:" in output
         assert (tmp_path / "finetune" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
+
+
+def test_resume_continues_step_optimizer_and_scheduler(tmp_path, dataset_3cam):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    run_train(
+        ["--policy.type=reconvla", *TINY_CLI, "--policy.recon_lr_scale=4.0",
+         *common_args(dataset_3cam, "local/synthetic_3cam", run, steps=3)]
+    )  # fmt: skip
+    first_state = load_file(run / "checkpoints" / "000003" / "training_state" / "optimizer_state.safetensors")
+    train_config = run / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    output = run_train([f"--config_path={train_config}", "--resume=true", "--steps=5", "--save_freq=5"])
+    assert "step:4 " in output and "step:5 " in output and "step:1 " not in output
+
+    state_dir = run / "checkpoints" / "last" / "training_state"
+    assert json.loads((state_dir / "training_step.json").read_text())["step"] == 5
+    scheduler = json.loads((state_dir / "scheduler_state.json").read_text())
+    assert scheduler["last_epoch"] == 5
+    groups = json.loads((state_dir / "optimizer_param_groups.json").read_text())
+    assert [g["initial_lr"] for g in groups] == pytest.approx([2.5e-5, 1e-4])  # backbone, head x4
+    optimizer = load_file(state_dir / "optimizer_state.safetensors")
+    steps = {float(v) for k, v in optimizer.items() if k.endswith("/step")}
+    assert steps == {5.0}  # Adam moments continued from step 3, not restarted
+    moment = next(k for k in optimizer if k.endswith("/exp_avg"))
+    assert not torch.equal(optimizer[moment], first_state[moment])
