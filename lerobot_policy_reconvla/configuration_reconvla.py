@@ -30,6 +30,9 @@ class ReconVLAConfig(PI0Config):
     # Tokenizer of the prompt. None: PaliGemma's for gemma_* variants, the shipped one for `tiny`.
     # Any local directory or Hub repo of a Hugging Face tokenizer works.
     tokenizer_name: str | None = None
+    # Cameras the policy looks at, by name (observation.images.<name>), in prefix order. None: every
+    # camera of the dataset / env. Lets a 4-camera static ALOHA dataset train on any three.
+    cameras: list[str] | None = None
 
     # --- Reconstruction head (training only; never built into the inference graph) ---
     # loss = L_action + recon_weight * L_recon (ReconVLA: `loss = loss + vm_loss`, i.e. 1.0).
@@ -115,6 +118,18 @@ class ReconVLAConfig(PI0Config):
                 f"expected an index in [{-depth}, {depth - 1}]"
             )
 
+    def _select_cameras(self) -> None:
+        available = [key.removeprefix(f"{OBS_IMAGES}.") for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
+        unknown = [name for name in self.cameras if name not in available]
+        if unknown or not self.cameras:
+            raise ValueError(
+                f"cameras={self.cameras}: {unknown or 'no camera'} not among the input cameras {available}; "
+                "set --policy.cameras to names the dataset or env provides"
+            )
+        others = {k: v for k, v in self.input_features.items() if not k.startswith(f"{OBS_IMAGES}.")}
+        chosen = {f"{OBS_IMAGES}.{name}": self.input_features[f"{OBS_IMAGES}.{name}"] for name in self.cameras}
+        self.input_features = {**chosen, **others}
+
     @property
     def recon_token_grid(self) -> int:
         """Side of each camera's image-token grid: 224 px / patch 14 = 16 -> 256 tokens."""
@@ -136,6 +151,8 @@ class ReconVLAConfig(PI0Config):
         # are neither normalised nor required at inference (the dataset still delivers them).
         for key in [key for key in self.input_features if key.startswith(f"{OBS_GAZE_BOX}.")]:
             del self.input_features[key]
+        if self.cameras is not None:
+            self._select_cameras()
         super().validate_features()
         for key, limit_name in ((OBS_STATE, "max_state_dim"), (ACTION, "max_action_dim")):
             features = self.input_features if key == OBS_STATE else self.output_features

@@ -118,3 +118,18 @@ def test_defaults_follow_pi0_and_reconvla():
     assert (config.recon_dit_depth, config.recon_dit_width, config.recon_dit_heads) == (3, 1024, 16)
     assert config.recon_weight == 1.0 and config.recon_timestep_repeats == 4 and config.recon_layer == -1
     assert config.resolved_tokenizer_name == "google/paligemma-3b-pt-224"
+
+
+def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
+    config = tiny_config(cameras=("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"))
+    config.cameras = ["cam_right_wrist", "cam_high", "cam_left_wrist"]
+    config.validate_features()
+    assert config.camera_keys == [
+        "observation.images.cam_right_wrist", "observation.images.cam_high", "observation.images.cam_left_wrist",
+    ]  # fmt: skip
+    assert "observation.state" in config.input_features
+
+    config = tiny_config(cameras=("top", "left_wrist"))
+    config.cameras = ["cam_high"]
+    with pytest.raises(ValueError, match=r"\['cam_high'\] not among the input cameras \['top', 'left_wrist'\]"):
+        config.validate_features()
