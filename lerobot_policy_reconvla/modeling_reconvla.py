@@ -451,13 +451,13 @@ class ReconVLAPolicy(PI0Policy):
 
     @torch.no_grad()
     def reconstruct(
-        self, batch: dict[str, Tensor], num_inference_steps: int = 25, generator: torch.Generator | None = None
+        self, batch: dict[str, Tensor], num_inference_steps: int = 50, generator: torch.Generator | None = None
     ) -> dict[str, dict[str, Tensor]]:
         """What the head makes of the policy's visual tokens, per camera (for looking, not training).
 
         Returns {camera: {"image": (B, 3, H, W), "box": (B, 4), "target": (B, 3, S, S),
-        "reconstruction": (B, 3, S, S)}}, images in [0, 1]; reconstructions are sampled with a few
-        DDIM steps from the head's DDPM schedule.
+        "reconstruction": (B, 3, S, S)}}, images in [0, 1]; reconstructions are sampled with
+        `num_inference_steps` ancestral DDPM steps of the head's schedule.
         """
         images, img_masks = self._preprocess_images(batch)
         lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]

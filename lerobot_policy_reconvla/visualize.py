@@ -2,7 +2,7 @@
 
 Each PNG shows, left to right: the camera image with its gaze box drawn, the target (the gaze crop
 the head must reconstruct), and the head's reconstruction sampled from the policy's own visual tokens
-with a few DDIM steps.
+with ancestral DDPM sampling (50 steps by default).
 
     python -m lerobot_policy_reconvla.visualize \\
         --policy-path outputs/train/.../checkpoints/last/pretrained_model \\
@@ -56,7 +56,7 @@ def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch
 
 
 def write_reconstructions(
-    policy: ReconVLAPolicy, batch: dict, out_dir: Path, num_inference_steps: int = 25, seed: int = 0, prefix: str = ""
+    policy: ReconVLAPolicy, batch: dict, out_dir: Path, num_inference_steps: int = 50, seed: int = 0, prefix: str = ""
 ) -> list[Path]:
     """Writes one PNG per camera for the first sample of a preprocessed batch; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--dataset-root", default=None, help="local dataset root (default: LeRobot's cache)")
     parser.add_argument("--frame-index", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("outputs/reconstructions"))
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps for the reconstruction")
+    parser.add_argument("--steps", type=int, default=50, help="DDPM sampling steps for the reconstruction")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)

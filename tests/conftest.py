@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lerobot.configs import FeatureType, PolicyFeature  # noqa: E402
 
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig  # noqa: E402
-from synthetic_data import write_synthetic_dataset  # noqa: E402
+from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset  # noqa: E402
 
 CAMERAS = ("top", "left_wrist", "right_wrist")
 IMAGE_SHAPE = (3, 96, 128)  # (C, H, W), small so CPU tests stay fast; pi0 pads it to 224 px

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from conftest import TINY_CLI, lerobot_cli
-from synthetic_data import write_synthetic_dataset
+from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
 from test_train_cli import common_args, run_train
 
 MOBILE_ALOHA = ("cam_high", "cam_left_wrist", "cam_right_wrist")

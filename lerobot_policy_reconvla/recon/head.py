@@ -1,7 +1,7 @@
 """The reconstruction head: DDPM noise on the gaze-region targets, ReconDiT predicts it (training only)."""
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDPMScheduler
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
@@ -81,15 +81,16 @@ class ReconHead(nn.Module):
     def sample(
         self,
         cond_tokens: Tensor,
-        num_inference_steps: int = 25,
+        num_inference_steps: int = 50,
         language_embedding: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Reconstructs target tokens from the condition with a few DDIM steps (for looking, not training).
+        """Reconstructs target tokens from the condition by ancestral DDPM sampling on a shortened schedule
+        (for looking, not training). Pixel targets are clipped to their [-1, 1] range on the way.
 
         Returns ((B K), T, C) tokens; `self.target.tokens_to_images` turns them into pictures.
         """
-        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        scheduler = DDPMScheduler.from_config(self.scheduler.config, clip_sample=self.target.mode == "pixels")
         scheduler.set_timesteps(num_inference_steps)
         n, t = cond_tokens.shape[:2]
         dtype = self.dit_dtype
@@ -100,5 +101,5 @@ class ReconHead(nn.Module):
         for step in scheduler.timesteps:
             timesteps = torch.full((n,), int(step), device=cond.device, dtype=torch.long)
             eps = self.dit(x, timesteps, cond, language_embedding)
-            x = scheduler.step(eps, step, x).prev_sample
+            x = scheduler.step(eps, step, x, generator=generator).prev_sample
         return x

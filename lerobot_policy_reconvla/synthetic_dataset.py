@@ -1,6 +1,6 @@
-"""Small LeRobotDataset v3 files written with LeRobot's own writer, for tests that need real dataset files.
+"""Small synthetic LeRobotDataset v3 files, written with LeRobot's own writer.
 
-Each camera sees a coloured square moving over a noisy background; its gaze box is the square's
+For tests and smoke runs that need real dataset files without a simulator. Each camera sees a coloured square moving over a noisy background; its gaze box is the square's
 bounding box, so a gaze crop and a whole image differ visibly. Actions and states follow a smooth
 trajectory, so the action loss has something to fit.
 """

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: sets up ./.venv (Python 3.12, found by itself) and runs the offline CPU demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_venv.sh
+export HF_HUB_OFFLINE=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
+exec .venv/bin/python -m lerobot_policy_reconvla.demo "$@"
