@@ -1,0 +1,46 @@
+"""Facts about the three-camera ALOHA sim that need no MuJoCo: task names, instructions, cameras.
+
+Light on purpose (imported with the package). `tests/test_sim_env.py` checks `SCENE_CAMERAS` against
+the cameras MuJoCo actually loads from gym-aloha's XML.
+"""
+
+from collections.abc import Sequence
+
+GYM_ID = "lerobot_policy_reconvla/AlohaMultiCam-v0"
+FPS = 50  # gym-aloha DT = 0.02 s
+EPISODE_LENGTH = 400
+
+# The env's task description == the dataset's task string, so eval prompts match training prompts.
+TASK_DESCRIPTIONS = {
+    "insertion": "Insert the peg into the socket.",
+    "transfer_cube": "Pick up the cube with the right arm and transfer it to the left arm.",
+}
+TASKS = tuple(TASK_DESCRIPTIONS)
+
+# Every camera in gym-aloha's scenes (scene.xml + the two wrist cameras of vx300s_left/right.xml).
+SCENE_CAMERAS = ("left_pillar", "right_pillar", "top", "angle", "front_close", "left_wrist", "right_wrist")
+DEFAULT_CAMERAS = ("top", "left_wrist", "right_wrist")
+
+# LeRobot's ALOHA dataset names (lerobot/aloha_sim_*), for observation.state and action.
+ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
+JOINT_NAMES = tuple(f"{side}_{joint}" for side in ("left", "right") for joint in ARM_JOINTS)  # 14
+
+
+def check_task(task: str) -> str:
+    if task not in TASK_DESCRIPTIONS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
+    return task
+
+
+def check_cameras(cameras: Sequence[str]) -> list[str]:
+    if isinstance(cameras, str):
+        raise ValueError(f"cameras must be a list of camera names, got the string {cameras!r}")
+    cameras = list(cameras)
+    if not cameras:
+        raise ValueError(f"cameras must name at least one camera; valid cameras: {list(SCENE_CAMERAS)}")
+    unknown = [cam for cam in cameras if cam not in SCENE_CAMERAS]
+    if unknown:
+        raise ValueError(f"unknown camera(s) {unknown}; valid cameras: {list(SCENE_CAMERAS)}")
+    if len(set(cameras)) != len(cameras):
+        raise ValueError(f"cameras must be distinct, got {cameras}")
+    return cameras

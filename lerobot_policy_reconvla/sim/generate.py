@@ -1,0 +1,258 @@
+"""Scripted three-camera ALOHA demonstrations -> a LeRobotDataset v3 with gaze boxes.
+
+    MUJOCO_GL=egl python -m lerobot_policy_reconvla.sim.generate --task insertion --num-episodes 50 \
+        --root data/aloha_sim_insertion_3cam --repo-id local/aloha_sim_insertion_3cam \
+        [--cameras top left_wrist right_wrist] [--image-size 224 224] [--images] [--keep-failed]
+
+Per episode: the scripted policy is rolled out in the mocap scene (``sim.scripted``), checked by a
+physics-only replay, and (if successful, or with ``--keep-failed``) replayed again in
+``AlohaMultiCamEnv`` with rendering, one dataset frame per step:
+
+    observation.images.<cam>    (H, W, 3) uint8 RGB (video by default, PNG images with --images)
+    observation.state           (14,) float32   joint positions before the action
+    action                      (14,) float32   joint targets
+    observation.gaze_box.<cam>  (4,) float32    [x0, y0, x1, y1] in [0, 1], [-1]*4 when out of view
+    task                        "Insert the peg into the socket." / "Pick up the cube with ..."
+
+``--num-episodes`` is the number of episodes the dataset should hold. Seeds run from ``--seed``
+upwards, one per attempt; ``meta/scripted_generation.json`` records each saved episode's seed.
+SIGINT / SIGTERM discard the episode in progress and finalize the dataset, so it loads with every
+finished episode. Running again into the same root resumes (same task, cameras, size, storage),
+continuing after the last seed tried; anything else there is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+
+from ..envs.constants import DEFAULT_CAMERAS, FPS, JOINT_NAMES, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
+from ..envs.constants import EPISODE_LENGTH, check_cameras, check_task
+
+SIDECAR = "meta/scripted_generation.json"
+BOX_NAMES = ["x0", "y0", "x1", "y1"]
+
+
+def dataset_features(cameras, image_size, use_videos: bool) -> dict:
+    """LeRobot feature spec of the generated datasets (also what the policy side can expect)."""
+    h, w = image_size
+    features = {}
+    for cam in cameras:
+        features[f"observation.images.{cam}"] = {
+            "dtype": "video" if use_videos else "image",
+            "shape": (h, w, 3),
+            "names": ["height", "width", "channels"],
+        }
+    features["observation.state"] = {"dtype": "float32", "shape": (14,), "names": list(JOINT_NAMES)}
+    features["action"] = {"dtype": "float32", "shape": (14,), "names": list(JOINT_NAMES)}
+    for cam in cameras:
+        features[f"observation.gaze_box.{cam}"] = {"dtype": "float32", "shape": (4,), "names": BOX_NAMES}
+    return features
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lerobot_policy_reconvla.sim.generate", description=__doc__.split("\n")[0])
+    p.add_argument("--task", required=True, help=f"one of {list(TASKS)}")
+    p.add_argument("--num-episodes", type=int, required=True, help="episodes the dataset should hold")
+    p.add_argument("--root", type=Path, required=True, help="dataset directory")
+    p.add_argument("--repo-id", required=True, help="e.g. local/aloha_sim_insertion_3cam")
+    p.add_argument("--cameras", nargs="+", default=list(DEFAULT_CAMERAS), help=f"any of {list(SCENE_CAMERAS)}")
+    p.add_argument("--image-size", type=int, nargs="+", default=[224, 224], help="H W (or one value for square)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (object placement, as gym-aloha)")
+    p.add_argument("--keep-failed", action="store_true", help="also save episodes the script failed")
+    p.add_argument("--images", action="store_true", help="store PNG images instead of MP4 videos")
+    p.add_argument("--episode-length", type=int, default=EPISODE_LENGTH, help="steps per episode (400)")
+    p.add_argument("--max-attempts", type=int, default=None, help="give up after this many seeds (3 x episodes)")
+    args = p.parse_args(argv)
+    try:
+        check_task(args.task)
+        args.cameras = check_cameras(args.cameras)
+    except ValueError as error:
+        p.error(str(error))
+    if len(args.image_size) == 1:
+        args.image_size = args.image_size * 2
+    if len(args.image_size) != 2 or min(args.image_size) <= 0:
+        p.error(f"--image-size takes H W (positive), got {args.image_size}")
+    if args.num_episodes <= 0:
+        p.error("--num-episodes must be positive")
+    return args
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _read_sidecar(root: Path) -> dict | None:
+    path = root / SIDECAR
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_sidecar(root: Path, state: dict) -> None:
+    path = root / SIDECAR
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)  # atomic: a kill never leaves half a file
+
+
+def _check_compatible(meta, features: dict, task: str) -> None:
+    """Refuse to resume into a dataset written with other settings (names the first difference)."""
+    existing = meta.features
+    for key, spec in features.items():
+        if key not in existing:
+            raise SystemExit(f"refusing to resume: {key!r} is not in the existing dataset (has {sorted(existing)})")
+        have = existing[key]
+        if have["dtype"] != spec["dtype"] or tuple(have["shape"]) != tuple(spec["shape"]):
+            raise SystemExit(
+                f"refusing to resume: {key!r} is {have['dtype']} {tuple(have['shape'])} in the existing dataset, "
+                f"this run asks for {spec['dtype']} {tuple(spec['shape'])}"
+            )
+    extra = [k for k in existing if k.startswith("observation.") and k not in features]
+    if extra:
+        raise SystemExit(f"refusing to resume: the existing dataset also has {extra}; pass the same --cameras")
+    tasks = set(meta.tasks.index) if meta.tasks is not None else set()
+    if tasks and tasks != {TASK_DESCRIPTIONS[task]}:
+        raise SystemExit(f"refusing to resume: the existing dataset's tasks are {sorted(tasks)}, not {task!r}")
+    if meta.fps != FPS:
+        raise SystemExit(f"refusing to resume: existing fps {meta.fps} != {FPS}")
+
+
+def open_dataset(args, features: dict):
+    """(dataset, sidecar state): a new dataset, or the existing one at --root reopened for appending."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root: Path = args.root
+    writer_kwargs = {"image_writer_threads": 2 * len(args.cameras)}
+    if (root / "meta" / "info.json").exists():
+        from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+        meta = LeRobotDatasetMetadata(args.repo_id, root=root)
+        _check_compatible(meta, features, args.task)
+        state = _read_sidecar(root)
+        if state is None:
+            raise SystemExit(
+                f"refusing to resume: {root} holds a LeRobot dataset not written by this generator ({SIDECAR} is missing)"
+            )
+        if state.get("task") != args.task:
+            raise SystemExit(f"refusing to resume: {root} was generated for task {state.get('task')!r}")
+        dataset = LeRobotDataset.resume(args.repo_id, root=root, **writer_kwargs)
+        # Episodes saved but not yet in the sidecar (killed in between) keep their place; seeds move on.
+        return dataset, state
+    if root.exists() and any(root.iterdir()):
+        raise SystemExit(f"refusing to write: {root} exists, is not empty and holds no LeRobot dataset (meta/info.json)")
+    dataset = LeRobotDataset.create(
+        repo_id=args.repo_id,
+        fps=FPS,
+        features=features,
+        root=root,
+        robot_type="aloha",
+        use_videos=not args.images,
+        **writer_kwargs,
+    )
+    state = {"task": args.task, "cameras": args.cameras, "next_seed": args.seed, "episodes": []}
+    _write_sidecar(root, state)
+    return dataset, state
+
+
+def record_episode(dataset, env, episode, task_string: str) -> bool:
+    """Replay `episode` in the rendering env, adding one frame per step; returns the replay's success."""
+    obs, info = env.reset(seed=episode.seed, options={"object_pose": episode.object_pose})
+    success = False
+    for action in episode.actions:
+        frame = {
+            "observation.state": obs["agent_pos"].astype(np.float32),  # (14,)
+            "action": action.astype(np.float32),  # (14,)
+            "task": task_string,
+        }
+        for cam, image in obs["pixels"].items():
+            frame[f"observation.images.{cam}"] = image  # (H, W, 3) uint8
+            frame[f"observation.gaze_box.{cam}"] = info["gaze_boxes"][cam]  # (4,)
+        dataset.add_frame(frame)
+        obs, _, _, _, info = env.step(action)
+        success |= info["is_success"]
+    return success
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from ..envs.aloha_multicam import AlohaMultiCamEnv
+    from .scripted import replay, scripted_episode
+
+    features = dataset_features(args.cameras, args.image_size, use_videos=not args.images)
+    dataset, state = open_dataset(args, features)
+    start_count = dataset.meta.total_episodes
+    max_attempts = args.max_attempts or 3 * args.num_episodes
+    env = AlohaMultiCamEnv(task=args.task, cameras=args.cameras, image_size=args.image_size,
+                           episode_length=args.episode_length)
+    task_string = TASK_DESCRIPTIONS[args.task]
+
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    attempts = successes = frames = 0
+    started = time.perf_counter()
+    bar = tqdm(total=args.num_episodes, initial=start_count, desc=f"{args.task} episodes", unit="ep")
+    stopped_by = None
+    try:
+        while dataset.meta.total_episodes < args.num_episodes and attempts < max_attempts:
+            seed = state["next_seed"]
+            episode = scripted_episode(args.task, seed, args.episode_length)
+            scripted_ok = replay(episode).success  # physics only: skip rendering what won't be kept
+            attempts += 1
+            successes += scripted_ok
+            if scripted_ok or args.keep_failed:
+                success = record_episode(dataset, env, episode, task_string)
+                dataset.save_episode()
+                frames += len(episode.actions)
+                state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": bool(success)})
+                bar.update(1)
+            state["next_seed"] = seed + 1
+            _write_sidecar(args.root, state)
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(seed=seed, success=f"{successes}/{attempts}", fps=f"{frames / elapsed:.1f}")
+    except _Stop as stop:
+        stopped_by = str(stop)
+    except KeyboardInterrupt:
+        stopped_by = "SIGINT"
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # Ignore further signals while finalizing: a second Ctrl-C must not leave parquet footers unwritten.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if dataset.has_pending_frames():
+            dataset.clear_episode_buffer()  # the unfinished episode is dropped, never half-saved
+        dataset.finalize()
+        bar.close()
+        signal.signal(signal.SIGINT, previous[signal.SIGINT])
+        signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+
+    elapsed = time.perf_counter() - started
+    total = dataset.meta.total_episodes
+    print(
+        f"{args.root}: {total} episodes ({total - start_count} new); scripted success {successes}/{attempts} "
+        f"({100 * successes / max(attempts, 1):.0f}%); {frames} frames in {elapsed:.1f} s "
+        f"= {frames / max(elapsed, 1e-9):.2f} frames/s" + (f"; stopped by {stopped_by}" if stopped_by else "")
+    )
+    if stopped_by:
+        return 130
+    if total < args.num_episodes:
+        print(f"gave up after {attempts} attempts (--max-attempts); rerun to continue", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""The three-camera ALOHA env: cameras, errors, gaze boxes checked against MuJoCo's segmentation."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import pytest
+
+from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
+from lerobot_policy_reconvla.envs.aloha_multicam import (
+    ABSENT_BOX,
+    TASK_SPECS,
+    AlohaMultiCamEnv,
+    gaze_box,
+    object_geom_ids,
+)
+from lerobot_policy_reconvla.envs.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
+
+SMALL = (48, 64)  # (H, W)
+
+
+@pytest.fixture(scope="module")
+def cube_env():
+    env = AlohaMultiCamEnv(task="transfer_cube", cameras=list(SCENE_CAMERAS), image_size=(96, 128))
+    env.reset(seed=0)
+    return env
+
+
+@pytest.mark.parametrize("task", ["insertion", "transfer_cube"])
+def test_renders_every_named_camera_at_the_asked_shape(task):
+    env = AlohaMultiCamEnv(task=task, cameras=["top", "left_wrist", "right_wrist", "angle"], image_size=SMALL)
+    obs, info = env.reset(seed=1)
+    assert list(obs["pixels"]) == ["top", "left_wrist", "right_wrist", "angle"]
+    for image in obs["pixels"].values():
+        assert image.shape == (*SMALL, 3) and image.dtype == np.uint8 and image.std() > 0
+    assert obs["agent_pos"].shape == (14,)
+    obs, reward, terminated, truncated, info = env.step(obs["agent_pos"])
+    assert set(info) == {"is_success", "gaze_boxes"} and set(info["gaze_boxes"]) == set(obs["pixels"])
+    assert env.task_description == TASK_DESCRIPTIONS[task]
+    assert env.observation_space.contains(obs)
+
+
+def test_scene_camera_list_matches_the_mujoco_model(cube_env):
+    model = cube_env.physics.model
+    assert tuple(model.id2name(i, "camera") for i in range(model.ncam)) == SCENE_CAMERAS
+
+
+def test_unknown_camera_or_task_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"unknown camera\(s\) \['cam_high'\]; valid cameras: \['left_pillar'.*'right_wrist'\]"):
+        AlohaMultiCamEnv(task="insertion", cameras=["top", "cam_high"])
+    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube'\]"):
+        AlohaMultiCamEnv(task="stack")
+    # The LeRobot config refuses them too, before any simulator is built.
+    with pytest.raises(ValueError, match="valid cameras"):
+        AlohaMultiCamEnvConfig(cameras=["cam_high"])
+    with pytest.raises(ValueError, match="valid tasks"):
+        AlohaMultiCamEnvConfig(task="AlohaInsertion-v0")
+
+
+def test_episode_truncates_at_episode_length():
+    env = AlohaMultiCamEnv(task="transfer_cube", cameras=["top"], image_size=(8, 8), episode_length=3)
+    obs, _ = env.reset(seed=0)
+    flags = [env.step(obs["agent_pos"])[3] for _ in range(3)]
+    assert flags == [False, False, True]
+
+
+def _segmentation_box(physics, camera, geom_ids, size):
+    """Normalised bbox of the pixels MuJoCo's segmentation render assigns to `geom_ids`."""
+    seg = physics.render(height=size[0], width=size[1], camera_id=camera, segmentation=True)  # (H, W, 2)
+    mask = np.isin(seg[..., 0], geom_ids) & (seg[..., 1] == 5)  # 5 = mjOBJ_GEOM
+    if not mask.any():
+        return None
+    rows, cols = np.nonzero(mask)
+    return np.array([cols.min() / size[1], rows.min() / size[0], (cols.max() + 1) / size[1], (rows.max() + 1) / size[0]])
+
+
+def test_cube_box_in_top_camera_contains_its_projected_centre_and_matches_segmentation(cube_env):
+    physics, size = cube_env.physics, (240, 320)
+    geoms = object_geom_ids(physics, TASK_SPECS["transfer_cube"].object_bodies)
+    box = gaze_box(physics, "top", geoms, size)
+
+    # Independent projection of the cube centre with MuJoCo's own camera matrices (mjv-style pinhole).
+    cam = physics.model.name2id("top", "camera")
+    rel = physics.named.data.xpos["box"] - physics.data.cam_xpos[cam]
+    x, y, z = rel @ physics.data.cam_xmat[cam].reshape(3, 3)
+    f = 0.5 * size[0] / np.tan(np.deg2rad(physics.model.cam_fovy[cam]) / 2)
+    centre = np.array([(size[1] / 2 + f * x / -z) / size[1], (size[0] / 2 - f * y / -z) / size[0]])
+    assert box[0] < centre[0] < box[2] and box[1] < centre[1] < box[3]
+
+    seg = _segmentation_box(physics, "top", geoms, size)
+    assert seg is not None
+    # A box's silhouette spans exactly its projected corners: agree to within one pixel.
+    np.testing.assert_allclose(box, seg, atol=1.0 / min(size))
+    assert 0 < box[2] - box[0] < 0.2  # a 4 cm cube, not the whole image
+
+
+# exact: the cube is fully visible there at seed 0; otherwise a gripper hides part of it (occlusion is
+# not modelled), so the segmentation must lie inside the box.
+@pytest.mark.parametrize("camera,exact", [("angle", True), ("left_pillar", True), ("front_close", False), ("left_wrist", False)])
+def test_boxes_match_segmentation_in_other_cameras(cube_env, camera, exact):
+    physics, size = cube_env.physics, (240, 320)
+    geoms = object_geom_ids(physics, TASK_SPECS["transfer_cube"].object_bodies)
+    box, seg = gaze_box(physics, camera, geoms, size), _segmentation_box(physics, camera, geoms, size)
+    if seg is None:  # out of view (or hidden): the box must say absent or lie outside the visible part
+        assert np.array_equal(box, ABSENT_BOX) or camera == "left_wrist"
+    else:
+        # Clipped to the image; occlusion can shrink the segmentation, never grow it past the box.
+        tol = 1.0 / min(size)
+        assert (box[:2] <= seg[:2] + tol).all() and (box[2:] >= seg[2:] - tol).all()
+        if exact:
+            np.testing.assert_allclose(box, seg, atol=tol)
+
+
+def test_box_is_absent_when_the_object_is_out_of_view():
+    env = AlohaMultiCamEnv(task="transfer_cube", cameras=["top", "right_wrist"], image_size=SMALL)
+    env.reset(seed=0)
+    physics = env.physics
+    geoms = object_geom_ids(physics, ["box"])
+    # Behind the top camera (which looks down at the table from y=0.6, z=0.8) and far off to the side.
+    for position in ([0.0, 0.6, 1.5], [3.0, -2.0, 0.05]):
+        physics.named.data.qpos["red_box_joint"][:3] = position
+        physics.forward()
+        assert np.array_equal(gaze_box(physics, "top", geoms, SMALL), ABSENT_BOX)
+        assert _segmentation_box(physics, "top", geoms, SMALL) is None
+    assert np.array_equal(env.gaze_boxes()["top"], ABSENT_BOX)
+
+
+def test_insertion_box_is_the_union_of_peg_and_socket():
+    env = AlohaMultiCamEnv(task="insertion", cameras=["top"], image_size=(240, 320))
+    _, info = env.reset(seed=2)
+    physics = env.physics
+    peg = gaze_box(physics, "top", object_geom_ids(physics, ["peg"]), (240, 320))
+    socket = gaze_box(physics, "top", object_geom_ids(physics, ["socket"]), (240, 320))
+    union = np.array([min(peg[0], socket[0]), min(peg[1], socket[1]), max(peg[2], socket[2]), max(peg[3], socket[3])])
+    np.testing.assert_allclose(info["gaze_boxes"]["top"], union, atol=1e-6)
+    seg = _segmentation_box(physics, "top", object_geom_ids(physics, ["peg", "socket"]), (240, 320))
+    np.testing.assert_allclose(info["gaze_boxes"]["top"], seg, atol=1.0 / 240)
+
+
+def test_env_config_features_follow_the_cameras():
+    cfg = AlohaMultiCamEnvConfig(task="transfer_cube", cameras=["top", "right_wrist"], observation_height=96,
+                                 observation_width=128)
+    assert cfg.features_map == {"action": "action", "agent_pos": "observation.state",
+                                "pixels/top": "observation.images.top",
+                                "pixels/right_wrist": "observation.images.right_wrist"}
+    assert cfg.features["pixels/top"].shape == (96, 128, 3)
+    assert cfg.gym_kwargs["image_size"] == (96, 128) and cfg.gym_kwargs["max_episode_steps"] == 400
+    assert cfg.task_description == TASK_DESCRIPTIONS["transfer_cube"]
+    # LeRobot's own factory path builds it (gym registry id + string entry point).
+    from lerobot.envs.factory import make_env
+
+    envs = make_env(AlohaMultiCamEnvConfig(cameras=["top"], observation_height=8, observation_width=8, episode_length=2))
+    vec = envs["aloha_multicam"][0]
+    obs, info = vec.reset(seed=[0])
+    assert obs["pixels"]["top"].shape == (1, 8, 8, 3) and obs["agent_pos"].shape == (1, 14)
+    assert vec.call("task_description") == (TASK_DESCRIPTIONS["insertion"],)
+    assert vec.call("_max_episode_steps") == (2,)
+    vec.close()

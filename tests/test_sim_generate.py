@@ -1,0 +1,127 @@
+"""The scripted-demo generator writes LeRobotDataset v3 files LeRobot loads; resume, refuse, interrupt."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot_policy_reconvla.envs.constants import TASK_DESCRIPTIONS
+from lerobot_policy_reconvla.sim.generate import SIDECAR
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def generate(*args, check=True, timeout=300):
+    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def short_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gen") / "cube"
+    # Short episodes cannot succeed, so --keep-failed; 2 cameras at 32 x 48 keep it quick.
+    generate("--task", "transfer_cube", "--num-episodes", 2, "--root", root, "--repo-id", "local/cube",
+             "--cameras", "top", "left_wrist", "--image-size", 32, 48, "--episode-length", 12, "--keep-failed")
+    return root
+
+
+def test_generated_dataset_loads_with_the_right_features_lengths_and_task(short_dataset):
+    ds = LeRobotDataset("local/cube", root=short_dataset)
+    assert ds.meta.total_episodes == 2 and len(ds) == 24 and ds.fps == 50
+    f = ds.features
+    assert f["observation.images.top"]["dtype"] == "video" and tuple(f["observation.images.top"]["shape"]) == (32, 48, 3)
+    assert f["observation.state"]["names"][:7] == ["left_waist", "left_shoulder", "left_elbow", "left_forearm_roll",
+                                                   "left_wrist_angle", "left_wrist_rotate", "left_gripper"]
+    assert f["action"]["names"][7] == "right_waist" and tuple(f["action"]["shape"]) == (14,)
+    assert f["observation.gaze_box.left_wrist"]["names"] == ["x0", "y0", "x1", "y1"]
+    assert "observation.images.right_wrist" not in f
+    assert list(ds.meta.tasks.index) == [TASK_DESCRIPTIONS["transfer_cube"]]
+
+    item = ds[13]  # episode 1, frame 1
+    assert item["task"] == TASK_DESCRIPTIONS["transfer_cube"] and int(item["episode_index"]) == 1
+    assert item["observation.images.top"].shape == (3, 32, 48)  # decoded video, CHW float
+    assert item["observation.images.top"].std() > 0
+    box = item["observation.gaze_box.top"]
+    assert box.shape == (4,) and box.dtype == torch.float32
+    assert 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1  # the cube is in the top view
+    # The first state is gym-aloha's start pose; actions are the scripted joint targets.
+    first = ds[0]
+    np.testing.assert_allclose(first["observation.state"][:6].numpy(), [0, -0.96, 1.16, 0, -0.3, 0], atol=1e-4)
+    assert json.loads((short_dataset / SIDECAR).read_text())["episodes"][1]["seed"] == 1
+
+
+def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset):
+    generate("--task", "transfer_cube", "--num-episodes", 3, "--root", short_dataset, "--repo-id", "local/cube",
+             "--cameras", "top", "left_wrist", "--image-size", 32, 48, "--episode-length", 12, "--keep-failed")
+    ds = LeRobotDataset("local/cube", root=short_dataset)
+    assert ds.meta.total_episodes == 3 and len(ds) == 36
+    assert [e["seed"] for e in json.loads((short_dataset / SIDECAR).read_text())["episodes"]] == [0, 1, 2]
+    assert int(ds[30]["episode_index"]) == 2
+
+    proc = generate("--task", "transfer_cube", "--num-episodes", 4, "--root", short_dataset, "--repo-id", "local/cube",
+                    "--cameras", "top", "--image-size", 32, 48, "--keep-failed", check=False)
+    assert proc.returncode != 0 and "refusing to resume" in proc.stderr and "--cameras" in proc.stderr
+    proc = generate("--task", "insertion", "--num-episodes", 4, "--root", short_dataset, "--repo-id", "local/cube",
+                    "--cameras", "top", "left_wrist", "--image-size", 32, 48, check=False)
+    assert proc.returncode != 0 and "refusing to resume" in proc.stderr
+    assert LeRobotDataset("local/cube", root=short_dataset).meta.total_episodes == 3  # untouched
+
+
+def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
+    from lerobot_policy_reconvla.sim.generate import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--task", "stack", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x"])
+    assert exit_info.value.code == 2 and "valid tasks: ['insertion', 'transfer_cube']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
+              "--cameras", "cam_high"])
+    err = capsys.readouterr().err
+    assert "unknown camera(s) ['cam_high']; valid cameras" in err and "left_wrist" in err
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("not a dataset")
+    with pytest.raises(SystemExit, match="holds no LeRobot dataset"):
+        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "junk"), "--repo-id", "local/x"])
+    assert (tmp_path / "junk" / "file.txt").read_text() == "not a dataset"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig):
+    root = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", "--task", "transfer_cube",
+           "--num-episodes", "50", "--root", str(root), "--repo-id", "local/killed", "--images",
+           "--cameras", "top", "left_wrist", "right_wrist", "--image-size", "24", "24", "--episode-length", "120",
+           "--keep-failed"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sidecar = root / SIDECAR
+    deadline = time.time() + 200
+    # Wait for the first saved episode, then for the second to be under way, and kill it mid-episode.
+    while time.time() < deadline:
+        if sidecar.exists() and json.loads(sidecar.read_text())["episodes"]:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("no episode saved in time")
+    time.sleep(0.8)  # an episode takes a few seconds: this lands inside the next one
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    saved = json.loads(sidecar.read_text())["episodes"]
+    ds = LeRobotDataset("local/killed", root=root)
+    assert ds.meta.total_episodes == len(saved) >= 1
+    assert len(ds) == 120 * len(saved)  # no half episode
+    assert ds[len(ds) - 1]["observation.images.top"].shape == (3, 24, 24)
