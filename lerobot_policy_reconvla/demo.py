@@ -1,11 +1,16 @@
 """The main job, end to end through LeRobot's own CLIs, offline on the CPU.
 
-1. make a small three-camera dataset with gaze boxes,
+1. generate a small three-camera ALOHA sim dataset with gaze boxes (scripted transfer-cube demos),
 2. train the tiny ReconVLA on it with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
-3. write the reconstruction pictures of the last checkpoint,
-4. print where everything is and the figures (losses, seconds).
+   evaluating in `aloha_multicam` during training,
+3. evaluate the last checkpoint with `lerobot-eval`,
+4. write the reconstruction pictures of the last checkpoint,
+5. print where everything is and the figures (losses, success rate, seconds).
 
-    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--steps 200]
+    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--steps 150] [--episodes 2]
+
+The tiny model trained for minutes on two demonstrations does not solve the task (expect 0 %
+success); the demo shows the whole pipeline working, not a result.
 
 Every stage is a subprocess running the command a user would type; its full log is kept next to its
 outputs, and the command lines are printed so any stage can be rerun by hand.
@@ -54,9 +59,13 @@ def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/demo"))
-    parser.add_argument("--steps", type=int, default=200, help="training steps")
+    parser.add_argument("--steps", type=int, default=150, help="training steps")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--episodes", type=int, default=4, help="episodes in the generated dataset")
+    parser.add_argument("--episodes", type=int, default=2, help="scripted demonstrations to generate")
+    parser.add_argument("--eval-episodes", type=int, default=1, help="lerobot-eval episodes")
+    parser.add_argument("--episode-length", type=int, default=400, help="sim steps per episode")
+    parser.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    parser.add_argument("--image-size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
     args = parser.parse_args(argv)
 
     out = args.output_dir.resolve()
@@ -64,19 +73,26 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(out)  # the demo always starts from nothing
     out.mkdir(parents=True)
     timings: dict[str, float] = {}
-    repo_id = "local/reconvla_demo_3cam"
+    repo_id = f"local/aloha_sim_{args.task}_3cam"
     data_root = out / "data"
     train_dir = out / "train"
+    height, width = args.image_size
+    env_args = [
+        "--env.type=aloha_multicam", f"--env.task={args.task}", f"--env.observation_height={height}",
+        f"--env.observation_width={width}", f"--env.episode_length={args.episode_length}",
+    ]  # fmt: skip
 
-    # 1. Data.
-    start = time.perf_counter()
-    from .synthetic_dataset import write_synthetic_dataset
+    # 1. Data: scripted demonstrations replayed with three cameras rendering.
+    generate = [
+        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={args.task}",
+        f"--num-episodes={args.episodes}", f"--root={data_root}", f"--repo-id={repo_id}",
+        "--image-size", str(height), str(width), f"--episode-length={args.episode_length}",
+    ]  # fmt: skip
+    if args.episode_length < 400:
+        generate.append("--keep-failed")  # a shortened episode cannot finish the task
+    run_stage("data", generate, out / "data.log", timings)
 
-    print(f"[data] writing a three-camera dataset with gaze boxes to {data_root}", flush=True)
-    write_synthetic_dataset(data_root, repo_id, num_episodes=args.episodes, episode_length=50, height=96, width=128)
-    timings["data"] = time.perf_counter() - start
-
-    # 2. Train.
+    # 2. Train, with one evaluation episode in aloha_multicam at the end of training.
     train_log = run_stage(
         "train",
         [
@@ -84,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--output_dir={train_dir}",
             f"--steps={args.steps}", f"--batch_size={args.batch_size}", f"--save_freq={args.steps}",
             f"--log_freq={max(1, args.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
+            *env_args, f"--env_eval_freq={args.steps}", "--eval.n_episodes=1", "--eval.batch_size=1",
         ],  # fmt: skip
         out / "train.log",
         timings,
@@ -91,12 +108,27 @@ def main(argv: list[str] | None = None) -> dict:
     losses = parse_losses(train_log)
     checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
 
-    # 3. Reconstructions of the trained head.
+    # 3. Evaluate the last checkpoint.
+    eval_dir = out / "eval"
+    run_stage(
+        "eval",
+        [
+            lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
+            f"--eval.n_episodes={args.eval_episodes}", "--eval.batch_size=1", f"--output_dir={eval_dir}",
+        ],  # fmt: skip
+        out / "eval.log",
+        timings,
+    )
+    eval_info = json.loads((eval_dir / "eval_info.json").read_text())
+    success = eval_info["overall"]["pc_success"]
+    videos = sorted(eval_dir.rglob("*.mp4"))
+
+    # 4. Reconstructions of the trained head.
     run_stage(
         "reconstructions",
         [
             sys.executable, "-m", "lerobot_policy_reconvla.visualize", f"--policy-path={checkpoint}",
-            f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", "--frame-index=25",
+            f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", f"--frame-index={args.episode_length // 2}",
             f"--out-dir={out / 'reconstructions'}",
         ],  # fmt: skip
         out / "reconstructions.log",
@@ -109,6 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
+        "eval_success_pc": success,
+        "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -117,6 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n==================== ReconVLA demo ====================")
     print(f"dataset          {data_root}")
     print(f"checkpoint       {checkpoint}")
+    print(f"eval             {eval_dir}  success {success:.0f}% over {args.eval_episodes} episode(s)")
+    for video in videos:
+        print(f"eval video       {video}")
     for picture in pictures:
         print(f"reconstruction   {picture}")
     if losses:
