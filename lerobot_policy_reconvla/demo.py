@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .presets import preset_path
 
+TRAIN_EVAL_LINE = re.compile(r"Suite overall aggregated: \{.*?'pc_success': ([\d.]+)")
 STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
 
 
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         timings,
     )
     losses = parse_losses(train_log)
+    train_evals = [float(pc) for pc in TRAIN_EVAL_LINE.findall(train_log)]
     checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
 
     # 3. Evaluate the last checkpoint.
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
+        "train_eval_success_pc": train_evals,
         "eval_success_pc": success,
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
@@ -151,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n==================== ReconVLA demo ====================")
     print(f"dataset          {data_root}")
     print(f"checkpoint       {checkpoint}")
+    print(f"eval in training success {', '.join(f'{pc:.0f}%' for pc in train_evals)} (1 episode at step {args.steps})")
     print(f"eval             {eval_dir}  success {success:.0f}% over {args.eval_episodes} episode(s)")
     for video in videos:
         print(f"eval video       {video}")

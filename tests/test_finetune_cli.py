@@ -1,9 +1,11 @@
 """Fine-tuning from pi0 weights with LoRA through `lerobot-train --peft.*`, then loading as lerobot-eval does."""
 
 import json
+import os
+import subprocess
 
 import torch
-from conftest import TINY_CLI, raw_batch, tiny_config
+from conftest import TINY_CLI, lerobot_cli, raw_batch, tiny_config
 from pi0_checkpoint import save_as_pi0_checkpoint
 from safetensors.torch import load_file
 from test_train_cli import common_args, run_train
@@ -67,3 +69,16 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
     batch.pop("action"), batch.pop("action_is_pad")
     action = post(policy.select_action(pre(batch)))
     assert action.shape == (1, 14) and torch.isfinite(action).all()
+
+    # And lerobot-eval runs it in the sim (cameras and image size match the training data).
+    result = subprocess.run(
+        [
+            lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", "--env.type=aloha_multicam",
+            "--env.task=transfer_cube", "--env.observation_height=96", "--env.observation_width=128",
+            "--env.episode_length=10", "--eval.n_episodes=1", "--eval.batch_size=1",
+            f"--output_dir={tmp_path / 'eval'}",
+        ],  # fmt: skip
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL="egl"),
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert json.loads((tmp_path / "eval" / "eval_info.json").read_text())["overall"]["n_episodes"] == 1
