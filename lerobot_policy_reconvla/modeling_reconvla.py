@@ -283,9 +283,12 @@ class ReconVLAPytorch(PI0Pytorch):
 
         cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
         target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
-        recon_losses = self.recon_head(
-            cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
-        )
+        # With a bf16 backbone, run the (fp32-parameter) head in bf16 too: its activations are the
+        # largest extra memory of a training step. The loss itself is reduced in fp32.
+        with torch.autocast(cond_tokens.device.type, dtype=torch.bfloat16, enabled=self.config.dtype == "bfloat16"):
+            recon_losses = self.recon_head(
+                cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
+            )
         return action_losses, recon_losses
 
     def _recon_condition(
@@ -367,6 +370,14 @@ class ReconVLAPolicy(PI0Policy):
     def _preprocess_images(self, batch: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         self._check_cameras(batch)
         return super()._preprocess_images(batch)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor]) -> Tensor:
+        # pi0's select_action calls self.eval() on every call, which walks every module (the idle recon
+        # head's too); a queued action needs none of that.
+        if self._action_queue and not self.training and not self._rtc_enabled():
+            return self._action_queue.popleft()
+        return super().select_action(batch)
 
     def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
         """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""

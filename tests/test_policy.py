@@ -330,3 +330,17 @@ def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, t
     assert [p.name for p in paths] == [f"{cam}.png" for cam in CAMERAS]
     picture = Image.open(paths[0])
     assert picture.height == 256 + 18 and picture.width > 3 * 256
+
+
+def test_bfloat16_backbone_trains_with_the_head_under_autocast():
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+    config = tiny_config(dtype="bfloat16")
+    policy = ReconVLAPolicy(config)
+    pre, _ = make_reconvla_pre_post_processors(config)
+    policy.train()
+    loss, info = policy.forward(pre(raw_batch()))
+    loss.backward()
+    assert torch.isfinite(loss) and info["recon_loss"] > 0
+    assert policy.model.recon_head.dit.cond_proj.weight.dtype == torch.float32  # master weights stay fp32
+    assert policy.model.recon_head.dit.cond_proj.weight.grad is not None

@@ -102,13 +102,16 @@ class ReconDiT(ModelMixin, ConfigMixin):
         timesteps: Tensor,
         cond_tokens: Tensor,
         language_embedding: Tensor | None = None,
+        cond_repeats: int = 1,
     ) -> Tensor:
         """
         Args:
             noisy_tokens: (N, T, C) noisy target tokens x_t.
             timesteps: (N,) integer diffusion steps.
-            cond_tokens: (N, T, cond_dim) backbone hidden states, one per target token.
-            language_embedding: (N, language_dim) pooled prompt embedding, if configured.
+            cond_tokens: (N / cond_repeats, T, cond_dim) backbone hidden states, one per target token.
+            language_embedding: (N / cond_repeats, language_dim) pooled prompt embedding, if configured.
+            cond_repeats: how many consecutive rows of `noisy_tokens` share one condition (several noise
+                levels of one target): the condition is projected once, then repeated.
         Returns:
             (N, T, C) predicted noise.
         """
@@ -117,11 +120,12 @@ class ReconDiT(ModelMixin, ConfigMixin):
 
         # 2. Per-token condition: c_i = emb(t) + proj(h_i) (+ proj(language)).
         t_emb = self.time_embed(self.time_proj(timesteps).to(x.dtype))  # (N, D)
-        cond = self.cond_proj(cond_tokens) + t_emb[:, None]  # (N, T, D)
+        cond = self.cond_proj(cond_tokens)  # (N / R, T, D)
         if self.language_proj is not None:
             if language_embedding is None:
                 raise ValueError("ReconDiT was built with language_dim but got no language_embedding")
             cond = cond + self.language_proj(language_embedding)[:, None]
+        cond = cond.repeat_interleave(cond_repeats, dim=0) + t_emb[:, None]  # (N, T, D)
 
         # 3. Transformer blocks.
         for block in self.blocks:

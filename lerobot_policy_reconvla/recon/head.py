@@ -53,14 +53,9 @@ class ReconHead(nn.Module):
         """
         repeats = self.timestep_repeats
         dtype = self.dit_dtype
-        # R independent noise levels per target (ReconVLA repeats each sample 4x): cheap extra signal,
-        # since the backbone forward is shared.
-        x0 = repeat(target_tokens, "n t c -> (n r) t c", r=repeats)
-        cond = repeat(cond_tokens.to(dtype), "n t d -> (n r) t d", r=repeats)
+        x0 = repeat(target_tokens, "n t c -> (n r) t c", r=repeats)  # ((B K R), T, C)
         if language_embedding is not None:
-            language_embedding = repeat(
-                language_embedding.to(dtype), "b d -> (b k r) d", k=num_cameras, r=repeats
-            )
+            language_embedding = repeat(language_embedding.to(dtype), "b d -> (b k) d", k=num_cameras)
         if noise is None:
             noise = torch.randn_like(x0)
         if timesteps is None:
@@ -68,7 +63,9 @@ class ReconHead(nn.Module):
                 0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device
             )
         noisy = self.scheduler.add_noise(x0, noise, timesteps)  # ((B K R), T, C)
-        eps_hat = self.dit(noisy, timesteps, cond, language_embedding)
+        # R noise levels per target (ReconVLA repeats each sample 4x): cheap extra signal, since the
+        # backbone forward is shared; the DiT projects each condition once and repeats it.
+        eps_hat = self.dit(noisy, timesteps, cond_tokens.to(dtype), language_embedding, cond_repeats=repeats)
         per_target = (eps_hat.float() - noise).pow(2).mean(dim=(1, 2))  # ((B K R),)
         return rearrange(per_target, "(b k r) -> b (k r)", k=num_cameras, r=repeats).mean(dim=1)
 
