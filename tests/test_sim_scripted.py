@@ -1,9 +1,7 @@
 """Scripted demonstrations: full 400-step episodes, mocap rollout then joint-space replay (physics only).
 
-Measured over 50 seeds on MuJoCo 3.8 (see docs/sim.md): transfer cube 56 %, insertion 0 %, short of
-the issue's 90 %. The per-task success tests below are strict xfails recording that gap: they run
-for real, and turn into failures ("XPASS(strict)") the moment the policies are fixed, so the marks
-must then be removed.
+Measured over 50 seeds on MuJoCo 3.8 (see docs/sim.md): transfer cube 100 %, insertion 100 %
+(the issue asks for >= 90 %); the per-task success test below runs a handful of those seeds.
 """
 
 import os
@@ -30,13 +28,7 @@ def test_quaternion_helpers():
     np.testing.assert_allclose(q, quat_from_axis_angle([0, 0, 1], 180), atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "task",
-    [
-        pytest.param("transfer_cube", marks=pytest.mark.xfail(strict=True, reason="56% over 50 seeds on MuJoCo 3.8")),
-        pytest.param("insertion", marks=pytest.mark.xfail(strict=True, reason="0% over 50 seeds on MuJoCo 3.8")),
-    ],
-)
+@pytest.mark.parametrize("task", ["transfer_cube", "insertion"])
 def test_scripted_policy_succeeds_on_a_handful_of_seeds(task):
     results = {seed: replay(scripted_episode(task, seed)).success for seed in SEEDS}
     assert all(results.values()), results

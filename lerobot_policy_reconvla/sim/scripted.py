@@ -87,24 +87,24 @@ def transfer_cube_waypoints(start_left, start_right, cube_pose):
     """Right arm picks the cube, meets the left arm mid-air, left arm takes it. Poses: (7,) xyz + quat."""
     cube = np.asarray(cube_pose[:3])
     pick = quat_mul(start_right[3:], quat_from_axis_angle([0, 1, 0], -60))  # tilt the right gripper down
-    # Grasp 4.5 cm below the cube's sampled centre (ACT: 1.5 cm) and meet the left gripper at the
-    # meeting point itself: measured on MuJoCo 3.8, where ACT's shallower grasp slips (see docs/sim.md).
+    # ACT's waypoints (the mocap frame sits between the fingers): grasp 1.5 cm below the sampled centre,
+    # the left gripper closes 2 cm past the meeting point, around the cube held by the right one.
     take = quat_from_axis_angle([1, 0, 0], 90)  # left gripper rolled to face the right one
     meet = np.array([0.0, 0.5, 0.25])
     W = Waypoint
     left = [
         W(0, start_left[:3], start_left[3:], 0),
         W(100, meet + [-0.1, 0, -0.02], take, 1),  # approach the meeting point, open
-        W(260, meet + [0.0, 0, 0.0], take, 1),  # slide in around the cube
-        W(310, meet + [0.0, 0, 0.0], take, 0),  # close
+        W(260, meet + [0.02, 0, -0.02], take, 1),  # slide in around the cube
+        W(310, meet + [0.02, 0, -0.02], take, 0),  # close
         W(360, meet + [-0.1, 0, -0.02], np.array([1.0, 0, 0, 0]), 0),  # pull away holding it
         W(400, meet + [-0.1, 0, -0.02], np.array([1.0, 0, 0, 0]), 0),
     ]
     right = [
         W(0, start_right[:3], start_right[3:], 0),
         W(90, cube + [0, 0, 0.08], pick, 1),  # above the cube, open
-        W(130, cube + [0, 0, -0.045], pick, 1),  # down around it
-        W(170, cube + [0, 0, -0.045], pick, 0),  # close
+        W(130, cube + [0, 0, -0.015], pick, 1),  # down around it
+        W(170, cube + [0, 0, -0.015], pick, 0),  # close
         W(200, meet + [0.05, 0, 0], pick, 0),  # lift towards the meeting point
         W(220, meet, pick, 0),
         W(310, meet, pick, 1),  # release once the left gripper has closed
@@ -121,25 +121,33 @@ def insertion_waypoints(start_left, start_right, object_pose):
     pick_right = quat_mul(start_right[3:], quat_from_axis_angle([0, 1, 0], -60))
     pick_left = quat_mul(start_right[3:], quat_from_axis_angle([0, 1, 0], 60))
     meet = np.array([0.0, 0.5, 0.15])
-    lift_right = 0.00715  # the peg rides a little higher in its gripper than the socket's opening
+    # Both objects are grasped 3 cm below their sampled centres (z = 0.05), but at rest the peg's centre is
+    # at 0.01 and the socket's at 0.022, so the peg sits ~1.2 cm lower in its gripper than the socket's
+    # opening in the other: raise the right gripper to line them up (ACT: 0.00715, which leaves the peg
+    # 5-10 mm low on MuJoCo 3.8 and it catches the socket's rim).
+    lift_right = 0.0145
+    # Each gripper stops 4 cm short of the meeting point (ACT: 5 cm). The peg (half-length 6 cm) touches
+    # the pin (half-length 4 cm, centred in the socket) only once the objects' centres are < 10 cm apart;
+    # at 5 cm per side they end up right at 10 cm and the pin is touched on some seeds only.
+    insert = 0.04
     W = Waypoint
     left = [
         W(0, start_left[:3], start_left[3:], 0),
         W(120, socket + [0, 0, 0.08], pick_left, 1),
-        W(170, socket + [0, 0, -0.045], pick_left, 1),
-        W(220, socket + [0, 0, -0.045], pick_left, 0),
+        W(170, socket + [0, 0, -0.03], pick_left, 1),
+        W(220, socket + [0, 0, -0.03], pick_left, 0),
         W(285, meet + [-0.1, 0, 0], pick_left, 0),
-        W(340, meet + [-0.05, 0, 0], pick_left, 0),  # insert
-        W(400, meet + [-0.05, 0, 0], pick_left, 0),
+        W(340, meet + [-insert, 0, 0], pick_left, 0),  # insert
+        W(400, meet + [-insert, 0, 0], pick_left, 0),
     ]
     right = [
         W(0, start_right[:3], start_right[3:], 0),
         W(120, peg + [0, 0, 0.08], pick_right, 1),
-        W(170, peg + [0, 0, -0.045], pick_right, 1),
-        W(220, peg + [0, 0, -0.045], pick_right, 0),
+        W(170, peg + [0, 0, -0.03], pick_right, 1),
+        W(220, peg + [0, 0, -0.03], pick_right, 0),
         W(285, meet + [0.1, 0, lift_right], pick_right, 0),
-        W(340, meet + [0.05, 0, lift_right], pick_right, 0),  # insert
-        W(400, meet + [0.05, 0, lift_right], pick_right, 0),
+        W(340, meet + [insert, 0, lift_right], pick_right, 0),  # insert
+        W(400, meet + [insert, 0, lift_right], pick_right, 0),
     ]
     return left, right
 
@@ -148,6 +156,27 @@ WAYPOINT_FNS = {"insertion": insertion_waypoints, "transfer_cube": transfer_cube
 
 
 # --- mocap rollout -> joint trajectory -------------------------------------------------------------
+
+# Rotational weight of the mocap welds (the weld's ``torquescale``, eq_data[10]; MJCF default 1).
+WELD_TORQUESCALE = 10.0
+
+
+def stiffen_mocap_welds(physics, torquescale: float | None = None) -> None:
+    """Make the mocap welds hold the grippers' orientation, as they did on MuJoCo 2.3.7.
+
+    MuJoCo 3.0 changed how a weld's rotational rows are weighted (the constraint's diagonal
+    approximation, changelog 3.0.0), so with gym-aloha's soft weld (solref 0.01, solimp .25 .25) and the
+    default torquescale of 1 the grippers sag and twist by up to ~80 degrees away from the commanded
+    orientation while the position part still tracks; the fingers then meet the objects at the wrong
+    angle and grasps slip. Raising torquescale brings the orientation error under ~3 degrees.
+    The relative pose (eq_data[3:10], from the reference configuration) is kept: ACT's waypoints
+    describe the mocap frame, ~13 cm ahead of gripper_link, between the fingers.
+    """
+    model = physics.model
+    scale = WELD_TORQUESCALE if torquescale is None else torquescale
+    for i in range(model.neq):
+        if model.eq_type[i] == 1:  # mjEQ_WELD
+            model.eq_data[i, 10] = scale
 
 
 @dataclass
@@ -169,6 +198,7 @@ def scripted_episode(task: str, seed: int, episode_length: int = EPISODE_LENGTH)
     """
     check_task(task)
     env = make_task_environment(task, mocap=True)
+    stiffen_mocap_welds(env.physics)
     env.task.object_pose = object_pose = object_pose_for_seed(task, seed)
     ts = env.reset()
     left, right = WAYPOINT_FNS[task](ts.observation["mocap_pose_left"], ts.observation["mocap_pose_right"], object_pose)
