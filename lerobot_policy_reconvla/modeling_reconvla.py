@@ -566,7 +566,7 @@ class ReconVLAPolicy(PI0Policy):
         return policy
 
     def _load_checked(self, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None) -> None:
-        own = self.state_dict()
+        own = self.state_dict(keep_vars=True)
         mismatched = [
             f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
             for k, v in state_dict.items()
@@ -581,7 +581,7 @@ class ReconVLAPolicy(PI0Policy):
             )
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         # Tied tensors (PaliGemma's lm_head / embed_tokens) are saved once: not missing.
-        missing = [k for k in missing if not _is_tied_duplicate(self, k, state_dict)]
+        missing = [k for k in missing if not _is_tied_duplicate(own, k, state_dict)]
         fresh = [k for k in missing if fresh_prefix and k.startswith(fresh_prefix)]
         missing = [k for k in missing if k not in fresh]
         if missing or unexpected:
@@ -596,9 +596,8 @@ class ReconVLAPolicy(PI0Policy):
             )  # fmt: skip
 
 
-def _is_tied_duplicate(model: nn.Module, key: str, state_dict: dict[str, Tensor]) -> bool:
-    """True if `key` shares storage with another parameter that the checkpoint does provide."""
-    own = model.state_dict(keep_vars=True)
+def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, Tensor]) -> bool:
+    """True if the model's `key` shares storage with another tensor that the checkpoint does provide."""
     pointer = own[key].data_ptr()
     return any(other != key and other in state_dict and t.data_ptr() == pointer for other, t in own.items())
 
