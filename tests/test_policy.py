@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import CAMERAS, CHUNK, raw_batch, tiny_config
 from pi0_checkpoint import save_as_pi0_checkpoint
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.recon.target import ReconTarget

@@ -9,7 +9,7 @@ model is assembled from diffusers' own blocks (`Attention`, `FeedForward`, `Time
 Knows nothing of pi0: it sees token grids and condition vectors only.
 """
 
-import torch
+import torch  # noqa: F401 - used by the docstring examples (doctest)
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention

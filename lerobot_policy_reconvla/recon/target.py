@@ -11,7 +11,7 @@ import logging
 import torch
 from diffusers import AutoencoderKL
 from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import roi_align  # torch's own vision ops: batched crop + antialiased resize
 
 logger = logging.getLogger(__name__)
