@@ -75,13 +75,21 @@ def snapshot(root: Path) -> dict:
 
 @contextmanager
 def signals_deferred():
-    """Hold SIGINT/SIGTERM until the block is done: a Ctrl-C never lands inside a save or a commit."""
-    deferred = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    """Hold SIGINT/SIGTERM until the block is done: a Ctrl-C never lands inside a save or a commit.
+
+    The handlers are swapped, not the signal mask: Python runs handlers in the main thread whichever
+    thread the signal reaches (LeRobot's image writer threads do not block it).
+    """
+    received = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, deferred)  # a pending signal is delivered here
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])  # delivered now, to the handler that was in place
 
 
 def commit_episode(dataset, state: dict, reopen):
