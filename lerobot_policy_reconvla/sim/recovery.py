@@ -22,8 +22,8 @@ goes to the Hub. So each episode is made a transaction, using LeRobot's public A
 A new dataset is created in a staging directory and renamed into place with its first commit, so the
 root either does not exist or is resumable. Cost: one data file, one episodes file and one MP4 per camera
 per episode (LeRobot's loaders take any number), and a metadata reload per episode that grows with the
-number of episodes (0.7 s per commit after 1 episode, 2.4 s after 30, 400-frame episodes, 2 busy CPU
-cores), against minutes of rendering per 400-step episode.
+number of episodes (0.8 s after 1 episode, 1.6 s after 30 on 2 busy CPU cores:
+benchmarks/bench_generator_commit.py), against minutes of rendering per 400-step episode.
 This guards against the process being killed, not against power loss (nothing is fsync'ed).
 """
 
