@@ -120,7 +120,9 @@ class ZeroShotDetector:
         try:
             config = AutoConfig.from_pretrained(name_or_path)
         except (OSError, ValueError) as error:
-            raise AnnotateError(f"--detector-model {name_or_path!r} cannot be loaded ({error}); {hint}") from error
+            raise AnnotateError(
+                f"--detector-model {name_or_path!r} cannot be loaded ({error}); {hint}"
+            ) from error
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise AnnotateError(
                 f"--detector-model {name_or_path!r} is a {config.model_type!r} model; expected a zero-shot "
@@ -130,7 +132,9 @@ class ZeroShotDetector:
             model = AutoModelForZeroShotObjectDetection.from_pretrained(name_or_path, dtype=dtype)
             processor = AutoProcessor.from_pretrained(name_or_path)
         except (OSError, ValueError) as error:
-            raise AnnotateError(f"--detector-model {name_or_path!r} cannot be loaded ({error}); {hint}") from error
+            raise AnnotateError(
+                f"--detector-model {name_or_path!r} cannot be loaded ({error}); {hint}"
+            ) from error
         return cls(model.to(device), processor, box_threshold, text_threshold, device, name_or_path)
 
     @torch.inference_mode()
@@ -236,7 +240,11 @@ def fill_boxes(
             continue
         boxes[frame], scores[frame] = found.box, found.score
         following = frames[index + 1] if index + 1 < len(frames) else None
-        if following is not None and detected[following] is not None and segment_ids[following] == segment_ids[frame]:
+        if (
+            following is not None
+            and detected[following] is not None
+            and segment_ids[following] == segment_ids[frame]
+        ):
             w = (np.arange(frame + 1, following) - frame) / (following - frame)  # (n,)
             boxes[frame + 1 : following] = (1 - w[:, None]) * found.box + w[:, None] * detected[following].box
             scores[frame + 1 : following] = (1 - w) * found.score + w * detected[following].score
@@ -315,11 +323,17 @@ def load_objects(path: Path) -> dict[str, list[str]]:
     except json.JSONDecodeError as error:
         raise AnnotateError(f"--objects {path} is not valid JSON: {error}") from error
     if not isinstance(raw, dict):
-        raise AnnotateError(f"--objects {path} must hold a JSON object {{task: phrase(s)}}, got {type(raw).__name__}")
+        raise AnnotateError(
+            f"--objects {path} must hold a JSON object {{task: phrase(s)}}, got {type(raw).__name__}"
+        )
     objects = {}
     for task, phrases in raw.items():
         phrases = [phrases] if isinstance(phrases, str) else phrases
-        if not (isinstance(phrases, list) and 1 <= len(phrases) <= 2 and all(isinstance(p, str) and p.strip() for p in phrases)):
+        if not (
+            isinstance(phrases, list)
+            and 1 <= len(phrases) <= 2
+            and all(isinstance(p, str) and p.strip() for p in phrases)
+        ):
             raise AnnotateError(
                 f"--objects {path}: task {task!r} maps to {phrases!r}; expected a phrase or a list of one or "
                 "two phrases (the object before and after the gripper closes)"
@@ -373,7 +387,11 @@ class AnnotateConfig:
             self.box_threshold = DETECTORS[self.detector]["box_threshold"]
         if self.output_repo_id is None:
             self.output_repo_id = f"{self.repo_id}_gaze"
-        for name, value, low in (("stride", self.stride, 1), ("max_gap", self.max_gap, 0), ("batch_size", self.batch_size, 1)):
+        for name, value, low in (
+            ("stride", self.stride, 1),
+            ("max_gap", self.max_gap, 0),
+            ("batch_size", self.batch_size, 1),
+        ):
             if value < low:
                 raise AnnotateError(f"--{name.replace('_', '-')} {value}: expected an integer >= {low}")
         if self.pad < 0:
@@ -381,7 +399,9 @@ class AnnotateConfig:
         if (self.object is None) == (self.objects is None):
             raise AnnotateError("give exactly one of --object PHRASE or --objects FILE")
         if self.output_root is None and self.evaluate_against is None:
-            raise AnnotateError("--output-root is required (only --evaluate-against runs without writing a dataset)")
+            raise AnnotateError(
+                "--output-root is required (only --evaluate-against runs without writing a dataset)"
+            )
 
     def detection_settings(self) -> dict:
         """What the saved detections depend on: a resumed run must match these."""
@@ -478,7 +498,10 @@ def make_plans(config: AnnotateConfig, dataset, phrases_per_task: dict[str, list
     if need_gripper:
         columns.append(config.gripper_key)
     table = dataset.select_columns(columns).with_format("numpy")[:]
-    task_names = {int(i): task for task, i in zip(dataset.meta.tasks.index, dataset.meta.tasks["task_index"], strict=True)}
+    task_names = {
+        int(i): task
+        for task, i in zip(dataset.meta.tasks.index, dataset.meta.tasks["task_index"], strict=True)
+    }
     if need_gripper:
         names = _flat_names(dataset.meta.features[config.gripper_key]["names"])
         gripper_columns = [names.index(name) for name in config.gripper_names]
@@ -488,13 +511,23 @@ def make_plans(config: AnnotateConfig, dataset, phrases_per_task: dict[str, list
         tasks = [task_names[int(i)] for i in table["task_index"][rows]]
         if need_gripper:
             gripper = np.stack(table[config.gripper_key][rows])[:, gripper_columns]  # (T, G)
-            stages = gripper_stages(gripper, config.gripper_threshold, closed_below=not config.gripper_closed_above)
+            stages = gripper_stages(
+                gripper, config.gripper_threshold, closed_below=not config.gripper_closed_above
+            )
         else:
             stages = np.zeros(len(rows), dtype=np.int64)
         phrases = [phrases_per_task[task][min(stage, len(phrases_per_task[task]) - 1)]
                    for task, stage in zip(tasks, stages, strict=True)]  # fmt: skip
         segment_ids = np.cumsum(np.r_[0, [a != b for a, b in zip(phrases[1:], phrases[:-1], strict=True)]])
-        plans.append(Plan(int(episode), table["index"][rows], phrases, segment_ids, detection_frames(segment_ids, config.stride)))
+        plans.append(
+            Plan(
+                int(episode),
+                table["index"][rows],
+                phrases,
+                segment_ids,
+                detection_frames(segment_ids, config.stride),
+            )
+        )
     return plans
 
 
@@ -505,7 +538,9 @@ def _to_hwc_uint8(image: torch.Tensor) -> np.ndarray:
     return image.permute(1, 2, 0).numpy()
 
 
-def detect_episode(plan: Plan, dataset, detector: Detector, cameras: list[str], config: AnnotateConfig, progress) -> dict:
+def detect_episode(
+    plan: Plan, dataset, detector: Detector, cameras: list[str], config: AnnotateConfig, progress
+) -> dict:
     """Run the detector on the plan's frames; arrays to save for this episode."""
     from torch.utils.data import DataLoader, Subset
 
@@ -567,7 +602,9 @@ def annotate(config: AnnotateConfig, detector: Detector | None = None) -> dict:
 
     if detector is None:
         device, dtype = _resolve_device(config)
-        detector = ZeroShotDetector.load(config.detector_model, device, dtype, config.box_threshold, config.text_threshold)
+        detector = ZeroShotDetector.load(
+            config.detector_model, device, dtype, config.box_threshold, config.text_threshold
+        )
 
     temporary = None
     if config.output_root is not None:
@@ -653,8 +690,12 @@ def _report(config, detector, cameras, phrases_per_task, boxes, scores, dataset)
         "stride": config.stride,
         "max_gap": config.max_gap,
         "pad": config.pad,
-        "gripper": {"key": config.gripper_key, "names": config.gripper_names, "threshold": config.gripper_threshold,
-                    "closed": "above" if config.gripper_closed_above else "below"},  # fmt: skip
+        "gripper": {
+            "key": config.gripper_key,
+            "names": config.gripper_names,
+            "threshold": config.gripper_threshold,
+            "closed": "above" if config.gripper_closed_above else "below",
+        },
         "frames": int(dataset.num_frames),
         "episodes": int(dataset.num_episodes),
         "cameras": per_camera,
@@ -669,7 +710,10 @@ def _truth(config, dataset, cameras) -> dict[str, np.ndarray]:
 
 def _evaluate(config, dataset, cameras, boxes) -> dict:
     truth = _truth(config, dataset, cameras)
-    return {cam: evaluate_boxes(boxes[cam], truth[cam], config.hit_iou) | {"hit_iou": config.hit_iou} for cam in cameras}
+    return {
+        cam: evaluate_boxes(boxes[cam], truth[cam], config.hit_iou) | {"hit_iou": config.hit_iou}
+        for cam in cameras
+    }
 
 
 def _write_dataset(config, dataset, cameras, boxes, report, staging: Path) -> None:
@@ -707,19 +751,25 @@ def print_report(report: dict) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def write_preview(path: Path, dataset, cameras, boxes, num_frames: int, truth=None, tile_width: int = 256) -> Path:
+def write_preview(
+    path: Path, dataset, cameras, boxes, num_frames: int, truth=None, tile_width: int = 256
+) -> Path:
     """Contact sheet: one row per camera, `num_frames` frames spread over the dataset, boxes drawn.
 
     Detected box in green (with its frame index), true box in white when given.
     """
     from PIL import Image, ImageDraw
 
-    indices = np.linspace(0, dataset.num_frames - 1, num=min(num_frames, dataset.num_frames)).round().astype(int)
+    indices = (
+        np.linspace(0, dataset.num_frames - 1, num=min(num_frames, dataset.num_frames)).round().astype(int)
+    )
     items = [dataset[int(i)] for i in indices]
     first = _to_hwc_uint8(items[0][IMAGE_PREFIX + cameras[0]])
     tile_height = round(tile_width * first.shape[0] / first.shape[1])
     label_height = 16
-    sheet = Image.new("RGB", (tile_width * len(indices), (tile_height + label_height) * len(cameras)), "black")
+    sheet = Image.new(
+        "RGB", (tile_width * len(indices), (tile_height + label_height) * len(cameras)), "black"
+    )
     draw = ImageDraw.Draw(sheet)
     for row, cam in enumerate(cameras):
         for col, (index, item) in enumerate(zip(indices, items, strict=True)):
@@ -730,7 +780,11 @@ def write_preview(path: Path, dataset, cameras, boxes, num_frames: int, truth=No
             for source, colour in ((truth, "white"), (boxes, "lime")):
                 if source is not None and is_present(source[cam][index][None])[0]:
                     x0, y0, x1, y1 = source[cam][index] * scale
-                    draw.rectangle([x + x0, y + label_height + y0, x + x1, y + label_height + y1], outline=colour, width=2)
+                    draw.rectangle(
+                        [x + x0, y + label_height + y0, x + x1, y + label_height + y1],
+                        outline=colour,
+                        width=2,
+                    )
             state = "" if is_present(boxes[cam][index][None])[0] else " (no box)"
             draw.text((x + 2, y + 2), f"{cam} #{index}{state}", fill="white")
     path = Path(path)
@@ -750,35 +804,51 @@ def parse_args(argv=None) -> AnnotateConfig:
         description="Write a copy of a LeRobotDataset with observation.gaze_box.<cam> from a zero-shot detector.",
     )
     src = p.add_argument_group("dataset")
-    src.add_argument("--repo-id", required=True, help="source dataset (Hub repo id, or the id of a local --root)")
+    src.add_argument(
+        "--repo-id", required=True, help="source dataset (Hub repo id, or the id of a local --root)"
+    )
     src.add_argument("--root", type=Path, help="local directory of the source dataset")
     src.add_argument("--output-root", type=Path, help="directory of the new dataset (must not exist)")
     src.add_argument("--output-repo-id", help="repo id of the new dataset (default: <repo-id>_gaze)")
     src.add_argument("--cameras", nargs="+", help="cameras to annotate (default: all)")
     what = p.add_argument_group("what to look for")
     what.add_argument("--object", help='phrase looked for in every frame, e.g. "red cube"')
-    what.add_argument("--objects", type=Path, help='JSON {task: "phrase" | ["first object", "second object"]}')
+    what.add_argument(
+        "--objects", type=Path, help='JSON {task: "phrase" | ["first object", "second object"]}'
+    )
     what.add_argument("--gripper-key", default="observation.state", help="feature holding the gripper joints")
     what.add_argument("--gripper-names", nargs="+", default=["left_gripper", "right_gripper"],
                       help="gripper joints in that feature's names (any of them closing switches the stage)")  # fmt: skip
-    what.add_argument("--gripper-threshold", type=float, default=0.5, help="gripper value separating open and closed")
+    what.add_argument(
+        "--gripper-threshold", type=float, default=0.5, help="gripper value separating open and closed"
+    )
     what.add_argument("--gripper-closed-above", action="store_true", help="closed means above the threshold")
     det = p.add_argument_group("detector")
     det.add_argument("--detector", default="grounding-dino", choices=list(DETECTORS))
-    det.add_argument("--detector-model", help="Hub id or local directory (default: the family's standard model)")
+    det.add_argument(
+        "--detector-model", help="Hub id or local directory (default: the family's standard model)"
+    )
     det.add_argument("--device", help="cuda when available, else cpu")
     det.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                      help="auto: bfloat16 on cuda, float32 on cpu")  # fmt: skip
     det.add_argument("--batch-size", type=int, default=8, help="frames per detector call")
     det.add_argument("--num-workers", type=int, default=0, help="frame-decoding workers")
-    det.add_argument("--box-threshold", type=float, help="minimum score (default 0.35 Grounding DINO, 0.1 OWLv2)")
-    det.add_argument("--text-threshold", type=float, default=0.25, help="Grounding DINO's text score threshold")
+    det.add_argument(
+        "--box-threshold", type=float, help="minimum score (default 0.35 Grounding DINO, 0.1 OWLv2)"
+    )
+    det.add_argument(
+        "--text-threshold", type=float, default=0.25, help="Grounding DINO's text score threshold"
+    )
     tim = p.add_argument_group("time")
     tim.add_argument("--stride", type=int, default=5, help="detect every N frames, interpolate between")
     tim.add_argument("--max-gap", type=int, default=10, help="frames the last box is kept through misses")
-    tim.add_argument("--pad", type=float, default=0.0, help="margin around each box, fraction of its size per side")
+    tim.add_argument(
+        "--pad", type=float, default=0.0, help="margin around each box, fraction of its size per side"
+    )
     out = p.add_argument_group("checking")
-    out.add_argument("--preview", type=Path, help="write a contact-sheet PNG of sampled frames with their boxes")
+    out.add_argument(
+        "--preview", type=Path, help="write a contact-sheet PNG of sampled frames with their boxes"
+    )
     out.add_argument("--preview-frames", type=int, default=6, help="frames per camera in the preview")
     out.add_argument("--evaluate-against", help=f"prefix of true boxes in the source, e.g. {OBS_GAZE_BOX}")
     out.add_argument("--hit-iou", type=float, default=0.5, help="IoU counted as a hit by --evaluate-against")
@@ -807,7 +877,10 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
         return 130
-    print(f"done in {time.perf_counter() - started:.0f} s" + (f": {config.output_root}" if config.output_root else ""))
+    print(
+        f"done in {time.perf_counter() - started:.0f} s"
+        + (f": {config.output_root}" if config.output_root else "")
+    )
     return 0
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import torch
 from conftest import TINY_CLI, lerobot_cli
-
 from lerobot.datasets import LeRobotDataset
+
 from lerobot_policy_reconvla.annotate import (
     ABSENT,
     AnnotateConfig,
@@ -85,7 +85,9 @@ class SquareDetector:
                 found.append(None)
                 continue
             h, w = image.shape[:2]
-            box = np.array([xs.min() / w + self.shift, ys.min() / h, (xs.max() + 1) / w + self.shift, (ys.max() + 1) / h])
+            box = np.array(
+                [xs.min() / w + self.shift, ys.min() / h, (xs.max() + 1) / w + self.shift, (ys.max() + 1) / h]
+            )
             found.append(Detection(box.astype(np.float32), 0.9))
         return found
 
@@ -96,7 +98,9 @@ def config(source: Path, repo_id: str, **overrides) -> AnnotateConfig:
 
 
 def read_data(root: Path) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p) for p in sorted((root / "data").glob("*/*.parquet"))], ignore_index=True)
+    return pd.concat(
+        [pd.read_parquet(p) for p in sorted((root / "data").glob("*/*.parquet"))], ignore_index=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -118,7 +122,9 @@ def test_fill_boxes_interpolates_between_hits_holds_through_short_misses_then_ma
     assert np.isnan(scores[10:]).all() and scores[2] == pytest.approx(0.8)
 
     # A box never crosses into another segment (another object is gazed there).
-    boxes, _ = fill_boxes(6, {0: hit(0.0), 2: hit(0.2), 3: None, 5: None}, np.array([0, 0, 0, 1, 1, 1]), max_gap=5)
+    boxes, _ = fill_boxes(
+        6, {0: hit(0.0), 2: hit(0.2), 3: None, 5: None}, np.array([0, 0, 0, 1, 1, 1]), max_gap=5
+    )
     np.testing.assert_array_equal(boxes[3:], [ABSENT] * 3)
     # Nothing before the first hit.
     boxes, _ = fill_boxes(4, {0: None, 3: hit(0.5)}, np.zeros(4), max_gap=5)
@@ -257,10 +263,15 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
     assert [p.name for p in (staging / "detections").glob("*.npz")] == ["episode_000000.npz"]
 
     with pytest.raises(AnnotateError, match=r"other settings \(differs in \['stride'\]\).*delete"):
-        annotate(config(video_source, "local/annotate_video", output_root=output, stride=2), detector=SquareDetector())
+        annotate(
+            config(video_source, "local/annotate_video", output_root=output, stride=2),
+            detector=SquareDetector(),
+        )
 
     resumed = SquareDetector()
-    annotate(config(video_source, "local/annotate_video", output_root=output, batch_size=16), detector=resumed)
+    annotate(
+        config(video_source, "local/annotate_video", output_root=output, batch_size=16), detector=resumed
+    )
     assert resumed.calls == len(CAMERAS)  # only episode 2 was detected again
     assert not staging.exists()
     clean = tmp_path / "clean"
@@ -275,13 +286,15 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
 
 
 def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path):
-    run = lambda **kw: annotate(config(video_source, "local/annotate_video", **kw), detector=SquareDetector())  # noqa: E731
+    run = lambda **kw: annotate(config(video_source, "local/annotate_video", **kw), detector=SquareDetector())
     with pytest.raises(AnnotateError, match=r"unknown camera\(s\) \['cam_high'\]; the dataset has \['top'"):
         run(cameras=["cam_high"], output_root=tmp_path / "a")
 
     objects = tmp_path / "objects.json"
     objects.write_text(json.dumps({"Pick up the cube.": "cube"}))
-    with pytest.raises(AnnotateError, match=r"no phrase for task\(s\) \['Insert the peg.*\n  \"Insert the peg"):
+    with pytest.raises(
+        AnnotateError, match=r"no phrase for task\(s\) \['Insert the peg.*\n  \"Insert the peg"
+    ):
         run(object=None, objects=objects, output_root=tmp_path / "a")
 
     objects.write_text(json.dumps({TASK: ["a", "b", "c"]}))
@@ -297,11 +310,17 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
         run(output_root=tmp_path / "exists")
 
     with pytest.raises(AnnotateError, match=r"already has \['observation.gaze_box.top'"):
-        annotate(config(boxed_source, "local/annotate_boxed", output_root=tmp_path / "a"), detector=SquareDetector())
+        annotate(
+            config(boxed_source, "local/annotate_boxed", output_root=tmp_path / "a"),
+            detector=SquareDetector(),
+        )
     with pytest.raises(AnnotateError, match=r"--evaluate-against observation.gaze_box: the dataset has no"):
         run(evaluate_against="observation.gaze_box")
 
-    with pytest.raises(AnnotateError, match=r"(?s)--detector-model 'no-such/detector' cannot be loaded.*pass --detector-model a local directory"):
+    with pytest.raises(
+        AnnotateError,
+        match=r"(?s)--detector-model 'no-such/detector' cannot be loaded.*pass --detector-model a local directory",
+    ):
         annotate(config(video_source, "local/annotate_video", output_root=tmp_path / "a",
                         detector_model="no-such/detector"))  # fmt: skip
     with pytest.raises(AnnotateError, match="exactly one of --object PHRASE or --objects FILE"):
@@ -322,8 +341,12 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
 
 def save_tiny_grounding_dino(path: Path) -> Path:
     from transformers import (
-        BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
-        GroundingDinoProcessor, SwinConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
     )  # fmt: skip
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "square", "red", "cube"]
@@ -346,7 +369,13 @@ def save_tiny_grounding_dino(path: Path) -> Path:
 
 
 def save_tiny_owlv2(path: Path) -> Path:
-    from transformers import CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+    from transformers import (
+        CLIPTokenizer,
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
 
     letters = "abcdefghijklmnopqrstuvwxyz"
     # OWLv2 treats a query whose first token id is 0 as padding: keep the special tokens away from 0.
@@ -372,7 +401,9 @@ def tiny_grounding_dino(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("family", ["grounding-dino", "owlv2"])
-def test_transformers_detector_loads_processes_post_processes_and_writes(family, video_source, tmp_path, request):
+def test_transformers_detector_loads_processes_post_processes_and_writes(
+    family, video_source, tmp_path, request
+):
     model_dir = (
         request.getfixturevalue("tiny_grounding_dino") if family == "grounding-dino"
         else save_tiny_owlv2(tmp_path / "owlv2")
@@ -387,7 +418,9 @@ def test_transformers_detector_loads_processes_post_processes_and_writes(family,
         boxes = np.stack(read_data(output)[f"observation.gaze_box.{cam}"])
         assert boxes.shape == (dataset.num_frames, 4) and boxes.dtype == np.float32
         assert ((boxes >= 0) & (boxes <= 1)).all() and (boxes[:, :2] <= boxes[:, 2:]).all()
-        assert report["cameras"][cam]["frames_with_box"] == 1.0 and 0 < report["cameras"][cam]["mean_score"] <= 1
+        assert (
+            report["cameras"][cam]["frames_with_box"] == 1.0 and 0 < report["cameras"][cam]["mean_score"] <= 1
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
