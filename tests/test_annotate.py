@@ -323,6 +323,8 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
     ):
         annotate(config(video_source, "local/annotate_video", output_root=tmp_path / "a",
                         detector_model="no-such/detector"))  # fmt: skip
+    with pytest.raises(AnnotateError, match=r"dataset 'local/missing' cannot be loaded from root .*missing"):
+        annotate(config(tmp_path / "missing", "local/missing", output_root=tmp_path / "a"), detector=SquareDetector())
     with pytest.raises(AnnotateError, match="exactly one of --object PHRASE or --objects FILE"):
         config(video_source, "local/annotate_video", object=None)
     with pytest.raises(AnnotateError, match="--stride 0: expected an integer >= 1"):
