@@ -92,7 +92,16 @@ class Detector(Protocol):
 class ZeroShotDetector:
     """transformers' zero-shot object detection (Grounding DINO, OWLv2, OWL-ViT) behind `Detector`."""
 
-    def __init__(self, model, processor, box_threshold: float, text_threshold: float, device: str, name: str):
+    def __init__(
+        self,
+        model,
+        processor,
+        box_threshold: float,
+        text_threshold: float,
+        device: str,
+        name: str,
+        autocast_dtype: torch.dtype = torch.float32,
+    ):
         self.model = model.eval()
         self.processor = processor
         self.box_threshold = box_threshold
@@ -100,7 +109,9 @@ class ZeroShotDetector:
         self.device = device
         self.name = name
         self.model_type = model.config.model_type
-        self.dtype = next(model.parameters()).dtype
+        # Weights stay float32 and lower precision comes from autocast: Grounding DINO's forward builds
+        # float32 tensors internally, so a model cast to bfloat16 fails with a dtype mismatch.
+        self.autocast_dtype = autocast_dtype
 
     @classmethod
     def load(
@@ -129,23 +140,29 @@ class ZeroShotDetector:
                 f"object detector of type {list(SUPPORTED_MODEL_TYPES)}"
             )
         try:
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(name_or_path, dtype=dtype)
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(name_or_path, dtype=torch.float32)
             processor = AutoProcessor.from_pretrained(name_or_path)
         except (OSError, ValueError) as error:
             raise AnnotateError(
                 f"--detector-model {name_or_path!r} cannot be loaded ({error}); {hint}"
             ) from error
-        return cls(model.to(device), processor, box_threshold, text_threshold, device, name_or_path)
+        return cls(model.to(device), processor, box_threshold, text_threshold, device, name_or_path, dtype)
 
     @torch.inference_mode()
     def detect(self, images: Sequence[np.ndarray], phrases: Sequence[str]) -> list[Detection | None]:
         # One phrase per image; Grounding DINO's processor lowercases and ends it with "." itself.
-        inputs = self.processor(images=list(images), text=[[p] for p in phrases], return_tensors="pt")
-        inputs = {
-            k: v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device)
-            for k, v in inputs.items()
-        }
-        outputs = self.model(**inputs)
+        # Frames of one batch may ask for different phrases (two-stage tasks): Grounding DINO tokenizes the
+        # batch in one call and must pad to the longest; OWL processors pad every query to a fixed length.
+        padding = {"padding": True} if self.model_type == "grounding-dino" else {}
+        inputs = self.processor(
+            images=list(images), text=[[p] for p in phrases], return_tensors="pt", **padding
+        )
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        device_type = torch.device(self.device).type
+        with torch.autocast(
+            device_type, dtype=self.autocast_dtype, enabled=self.autocast_dtype != torch.float32
+        ):
+            outputs = self.model(**inputs)
         sizes = [image.shape[:2] for image in images]  # (H, W): OWLv2 boxes refer to its padded square
         if self.model_type == "grounding-dino":
             results = self.processor.post_process_grounded_object_detection(
@@ -158,13 +175,19 @@ class ZeroShotDetector:
             )
         detections = []
         for result, (height, width) in zip(results, sizes, strict=True):
-            scores = result["scores"].float()
-            if scores.numel() == 0:
+            scores = result["scores"].float().cpu().numpy()  # (Q,) above the threshold
+            pixels = np.clip(
+                result["boxes"].float().cpu().numpy(), 0, [width, height, width, height]
+            )  # (Q, 4)
+            # A box less than a pixel wide or high once clipped to the image is not a gaze region.
+            size_ok = (pixels[:, 2] - pixels[:, 0] >= 1) & (pixels[:, 3] - pixels[:, 1] >= 1)
+            scores = np.where(size_ok, scores, -np.inf)
+            boxes = pixels / np.array([width, height, width, height])  # (Q, 4) normalised
+            if scores.size == 0 or not np.isfinite(scores.max()):
                 detections.append(None)
                 continue
             best = int(scores.argmax())
-            box = result["boxes"][best].float().cpu().numpy() / np.array([width, height, width, height])
-            detections.append(Detection(np.clip(box, 0.0, 1.0).astype(np.float32), float(scores[best])))
+            detections.append(Detection(boxes[best].astype(np.float32), float(scores[best])))
         return detections
 
 
@@ -830,7 +853,7 @@ def parse_args(argv=None) -> AnnotateConfig:
     )
     det.add_argument("--device", help="cuda when available, else cpu")
     det.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                     help="auto: bfloat16 on cuda, float32 on cpu")  # fmt: skip
+                     help="autocast dtype; auto: bfloat16 on cuda, float32 on cpu")  # fmt: skip
     det.add_argument("--batch-size", type=int, default=8, help="frames per detector call")
     det.add_argument("--num-workers", type=int, default=0, help="frame-decoding workers")
     det.add_argument(
