@@ -113,6 +113,15 @@ def hit(x: float, score: float = 0.8) -> Detection:
     return Detection(np.array([x, 0.1, x + 0.2, 0.3], dtype=np.float32), score)
 
 
+def test_docstring_examples():
+    import doctest
+
+    from lerobot_policy_reconvla import annotate as module
+
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted >= 8
+
+
 def test_fill_boxes_interpolates_between_hits_holds_through_short_misses_then_marks_absent():
     segments = np.zeros(12, dtype=int)
     detected = {0: hit(0.0), 4: hit(0.4), 8: None, 11: None}
@@ -189,7 +198,11 @@ def test_stride_runs_the_detector_on_planned_frames_and_interpolates(boxed_sourc
         assert report["cameras"][cam]["frames_with_box"] == 1.0
     from PIL import Image
 
-    assert Image.open(tmp_path / "preview.png").size[1] > 0
+    # One row per camera, 6 tiles of 256 px; detected boxes drawn in lime, true boxes in white.
+    preview = np.asarray(Image.open(tmp_path / "preview.png").convert("RGB"))
+    assert preview.shape[1] == 6 * 256 and preview.shape[0] == len(CAMERAS) * (192 + 16)
+    tiles = preview[(np.arange(preview.shape[0]) % (192 + 16)) >= 16]  # without the white label strips
+    assert (tiles == [0, 255, 0]).all(axis=-1).sum() > 100 and (tiles == 255).all(axis=-1).sum() > 100
 
 
 def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source, tmp_path):
