@@ -88,11 +88,14 @@ def _devices_of(params: list) -> set[torch.device]:
 def _checkpointable_adamw8bit_class() -> type["bitsandbytes.optim.AdamW8bit"]:
     """bitsandbytes' AdamW8bit whose state dict LeRobot's checkpoints can hold.
 
-    LeRobot writes optimizer state as safetensors, which takes tensors only; bitsandbytes keeps each
-    parameter's `step` as a Python int. The state dict carries it as a 0-d tensor (as torch's AdamW
-    does) and loading turns it back into an int.
+    LeRobot writes optimizer state as safetensors, which takes only tensors that share no memory.
+    bitsandbytes keeps each parameter's `step` as a Python int, and every 8-bit parameter's state points
+    at the same two quantisation maps (256 floats each). The state dict carries `step` as a 0-d tensor
+    (as torch's AdamW does) and a copy of the maps per parameter; loading turns `step` back into an int.
     """
     import bitsandbytes
+
+    quant_key = bitsandbytes.optim.optimizer.Optimizer8bit._FSDP_WRAPPED_QUANT_STATE_KEY
 
     class CheckpointableAdamW8bit(bitsandbytes.optim.AdamW8bit):
         def state_dict(self):
@@ -100,6 +103,10 @@ def _checkpointable_adamw8bit_class() -> type["bitsandbytes.optim.AdamW8bit"]:
             for param_state in state_dict["state"].values():
                 if isinstance(param_state.get("step"), int):
                     param_state["step"] = torch.tensor(float(param_state["step"]))
+                quant_state = param_state.get(quant_key, {})
+                for name in ("qmap1", "qmap2"):
+                    if name in quant_state:
+                        quant_state[name] = quant_state[name].clone()
             return state_dict
 
         def load_state_dict(self, state_dict, move_to_device=True):

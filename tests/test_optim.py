@@ -70,8 +70,9 @@ def test_first_step_matches_torch_adamw_on_cpu():
 def test_state_round_trips_through_lerobots_checkpoint_files(tmp_path):
     def make():
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(128, 64), torch.nn.Linear(64, 4))
-        groups = [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 3e-3}]
+        # Two tensors with 8-bit moments (>= 4096 elements) share bitsandbytes' quantisation maps.
+        model = torch.nn.Sequential(torch.nn.Linear(128, 64), torch.nn.Linear(64, 64), torch.nn.Linear(64, 4))
+        groups = [{"params": model[:2].parameters()}, {"params": model[2].parameters(), "lr": 3e-3}]
         return model, AdamW8bitConfig(lr=1e-3).build(groups)
 
     def train_step(model, optimizer, seed):
