@@ -65,14 +65,24 @@ class Setup:
 SETUPS = (
     Setup("full fine-tune, AdamW", lora=False, optimizer="adamw", checkpointing=False),
     Setup("full fine-tune, AdamW, grad. checkpointing", lora=False, optimizer="adamw", checkpointing=True),
-    Setup("full fine-tune, 8-bit AdamW, grad. checkpointing", lora=False, optimizer="adamw_8bit", checkpointing=True),
-    Setup("LoRA r=16, 8-bit AdamW, grad. checkpointing", lora=True, optimizer="adamw_8bit", checkpointing=True),
+    Setup(
+        "full fine-tune, 8-bit AdamW, grad. checkpointing",
+        lora=False,
+        optimizer="adamw_8bit",
+        checkpointing=True,
+    ),
+    Setup(
+        "LoRA r=16, 8-bit AdamW, grad. checkpointing", lora=True, optimizer="adamw_8bit", checkpointing=True
+    ),
     Setup("LoRA r=16, AdamW", lora=True, optimizer="adamw", checkpointing=False),
 )
 
 
 def features(image_side: int) -> tuple[dict, dict]:
-    inputs = {f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, (3, image_side, image_side)) for cam in CAMERAS}
+    inputs = {
+        f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, (3, image_side, image_side))
+        for cam in CAMERAS
+    }
     inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (ACTION_DIM,))
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
 
@@ -90,9 +100,11 @@ def build(kind: str, setup: Setup, variant: str, expert_variant: str):
         # `pixels` at 16 px has the VAE target's token grid (16 x 16) and nearly its channels (3 vs 4),
         # so the head's activations are the VAE setup's; the VAE itself runs without grad.
         config = ReconVLAConfig(**common, recon_target="pixels", recon_image_size=16)
-    config.device = "meta"  # after validation (LeRobot's configs accept real devices only): pi0 moves its model there
+    # Set after validation (LeRobot's configs accept real devices only); pi0 moves its model there.
+    config.device = "meta"
     if setup.lora:
-        config.pretrained_path = Path("lerobot/pi0_base")  # LeRobot refuses LoRA from scratch; never read here
+        # LeRobot refuses LoRA from scratch; the path is never read here.
+        config.pretrained_path = Path("lerobot/pi0_base")
     with torch.device("meta"):
         policy = (PI0Policy if kind == "pi0" else ReconVLAPolicy)(config)
         if setup.lora:
@@ -137,7 +149,9 @@ def core_inputs(batch: int, config, recon: bool) -> tuple[list, dict]:
     kwargs = {}
     if recon:
         kwargs["recon_images"] = [torch.zeros(batch, 3, side, side, device="meta") for _ in CAMERAS]
-        kwargs["recon_boxes"] = [torch.tensor([[0.2, 0.25, 0.6, 0.75]] * batch, device="meta") for _ in CAMERAS]
+        kwargs["recon_boxes"] = [
+            torch.tensor([[0.2, 0.25, 0.6, 0.75]] * batch, device="meta") for _ in CAMERAS
+        ]
     return args, kwargs
 
 
@@ -240,12 +254,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
 
-    rows, details = [], []
+    rows = []
     for setup in (SETUPS[index] for index in args.setups):
         for kind in ("pi0", "reconvla"):
             policy = build(kind, setup, args.variant, args.expert_variant)
             trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
-            element_sizes = {id(p): p.element_size() for p in policy.parameters()}  # before the head's bf16 cast
+            element_sizes = {
+                id(p): p.element_size() for p in policy.parameters()
+            }  # before the head's bf16 cast
             b1, b4 = (activation_bytes(policy, batch) for batch in (1, 4))
             per_sample = (b4 - b1) / 3
             per_step = max(b1 - per_sample, 0)
@@ -267,7 +283,7 @@ def main(argv=None) -> int:
         f"- model: PaliGemma `{args.variant}` + expert `{args.expert_variant}`, bf16 (pi0's cast: vision tower "
         "and norms fp32), ReconVLA head at full size (DiT 1024 x 3, fp32 weights, bf16 autocast); 3 cameras "
         "at 224 px, prompt 48 tokens, chunk 50",
-        f"- LoRA: LeRobot's `--peft.*` defaults (r=16) on each policy's default targets "
+        "- LoRA: LeRobot's `--peft.*` defaults (r=16) on each policy's default targets "
         "(ReconVLA: PaliGemma attention + pi0's targets, the DiT fully trained as modules_to_save)",
         f"- frozen SD VAE (ReconVLA's `recon_target=vae` default, fp32, not in the table): "
         f"{gib(vae_weight_bytes())} GiB of weights",
@@ -290,7 +306,9 @@ def main(argv=None) -> int:
     lines.append("")
     ratios = []
     for index in range(0, len(rows), 2):
-        (setup, _, _, pi0_sample, pi0_fixed, _), (_, _, _, recon_sample, recon_fixed, _) = rows[index : index + 2]
+        (setup, _, _, pi0_sample, pi0_fixed, _), (_, _, _, recon_sample, recon_fixed, _) = rows[
+            index : index + 2
+        ]
         for batch in (1, 8):
             ratio = (recon_fixed + batch * recon_sample) / (pi0_fixed + batch * pi0_sample)
             ratios.append(f"{setup.name}, batch {batch}: {ratio:.3f}")

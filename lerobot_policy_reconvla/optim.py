@@ -45,7 +45,9 @@ class AdamW8bitConfig(AdamWConfig):
                 "pip install 'lerobot_policy_reconvla[bnb]', or train with --policy.optimizer_type=adamw"
             )
         # Generators (of parameters, or in a group's "params") are read twice below: make lists.
-        params = [{**item, "params": list(item["params"])} if isinstance(item, dict) else item for item in params]
+        params = [
+            {**item, "params": list(item["params"])} if isinstance(item, dict) else item for item in params
+        ]
         check_adamw8bit_runs_on(_devices_of(params))
         kwargs = asdict(self)
         kwargs.pop("grad_clip_norm")

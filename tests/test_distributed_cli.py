@@ -29,7 +29,11 @@ def accelerate_train(args: list[str], timeout: int = 600) -> str:
     ]  # fmt: skip
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [*launch, lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=timeout, env=env
+        [*launch, lerobot_cli("lerobot-train"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -57,7 +61,11 @@ def logged_steps(output: str) -> list[int]:
 @pytest.mark.slow
 def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, tiny_vae_dir):
     run = tmp_path / "run"
-    vae_head = ["--policy.recon_target=vae", f"--policy.recon_vae={tiny_vae_dir}", "--policy.recon_image_size=128"]
+    vae_head = [
+        "--policy.recon_target=vae",
+        f"--policy.recon_vae={tiny_vae_dir}",
+        "--policy.recon_image_size=128",
+    ]
     output = accelerate_train(
         ["--policy.type=reconvla", *TINY_CLI, *vae_head, "--policy.optimizer_type=adamw_8bit",
          *run_args(dataset_3cam, run, steps=2)]
@@ -80,14 +88,18 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
 
     # Resume on 2 processes: step, 8-bit optimizer state and scheduler continue.
     train_config = checkpoint / "train_config.json"
-    output = accelerate_train([f"--config_path={train_config}", "--resume=true", "--steps=3", "--save_freq=3"])
+    output = accelerate_train(
+        [f"--config_path={train_config}", "--resume=true", "--steps=3", "--save_freq=3"]
+    )
     assert logged_steps(output) == [3]
     state_dir = run / "checkpoints" / "last" / "training_state"
     assert json.loads((state_dir / "training_step.json").read_text())["step"] == 3
     assert json.loads((state_dir / "scheduler_state.json").read_text())["last_epoch"] == 3
     with safe_open(state_dir / "optimizer_state.safetensors", "pt") as state:
         steps = {float(state.get_tensor(k)) for k in state.keys() if k.endswith("/step")}
-        quantised = [k for k in state.keys() if k.endswith("/state1") and state.get_tensor(k).dtype.itemsize == 1]
+        quantised = [
+            k for k in state.keys() if k.endswith("/state1") and state.get_tensor(k).dtype.itemsize == 1
+        ]
     assert steps == {3.0} and quantised  # 8-bit moments continued from step 2
 
 

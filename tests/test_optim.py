@@ -15,6 +15,7 @@ from lerobot_policy_reconvla.optim import AdamW8bitConfig
 
 def test_adamw_8bit_is_in_lerobots_registry_and_parses_from_the_cli():
     assert OptimizerConfig.get_choice_class("adamw_8bit") is AdamW8bitConfig
+
     @dataclass
     class WithOptimizer:  # the shape of LeRobot's TrainPipelineConfig.optimizer field
         optimizer: OptimizerConfig | None = None
@@ -22,7 +23,9 @@ def test_adamw_8bit_is_in_lerobots_registry_and_parses_from_the_cli():
     args = ["--optimizer.type=adamw_8bit", "--optimizer.lr=3e-4", "--optimizer.min_8bit_size=64"]
     parsed = draccus.parse(WithOptimizer, args=args).optimizer
     assert isinstance(parsed, AdamW8bitConfig) and parsed.type == "adamw_8bit"
-    assert parsed.lr == 3e-4 and parsed.min_8bit_size == 64 and parsed.weight_decay == AdamWConfig.weight_decay
+    assert (
+        parsed.lr == 3e-4 and parsed.min_8bit_size == 64 and parsed.weight_decay == AdamWConfig.weight_decay
+    )
 
 
 def test_policy_preset_keeps_pi0_hyperparameters_on_the_8bit_optimizer():
@@ -108,7 +111,9 @@ def test_unsupported_device_fails_before_training(monkeypatch):
         raise NotImplementedError("no 8-bit optimizer kernel for this device")
 
     monkeypatch.setattr(bitsandbytes.optim.AdamW8bit, "step", no_backend)
-    with pytest.raises(RuntimeError, match=r"cannot run its 8-bit AdamW on device 'cpu'.*optimizer_type=adamw"):
+    with pytest.raises(
+        RuntimeError, match=r"cannot run its 8-bit AdamW on device 'cpu'.*optimizer_type=adamw"
+    ):
         AdamW8bitConfig().build([torch.nn.Parameter(torch.zeros(3))])
 
 
