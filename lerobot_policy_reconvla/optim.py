@@ -1,7 +1,8 @@
 """8-bit AdamW (bitsandbytes) in LeRobot's optimizer registry: `--policy.optimizer_type=adamw_8bit`.
 
-Adam keeps two fp32 moments per trainable parameter (8 bytes); bitsandbytes' block-wise 8-bit AdamW
-keeps them in 2 bytes, which is what lets a full pi0-size fine-tune or a large LoRA fit a 24 GB card.
+torch's AdamW keeps two moments per trained parameter at the parameter's dtype (4 bytes for pi0's bf16
+weights, 8 for fp32); bitsandbytes' block-wise 8-bit AdamW keeps 2 bytes: ~8 GiB less for a full-size
+fine-tune (docs/training.md).
 
 How it is chosen: LeRobot replaces `--optimizer.*` by the policy's preset unless
 `--use_policy_training_preset=false`, and only the preset path passes the policy's parameter groups
