@@ -20,4 +20,5 @@ __all__ = ["ReconVLAConfig", "make_reconvla_pre_post_processors"]
 
 # Optional parts register themselves on import; each only needs LeRobot's config classes here.
 from . import envs as _envs  # noqa: E402,F401
+from . import optim as _optim  # noqa: E402,F401  (optimizer type adamw_8bit)
 from . import robots as _robots  # noqa: E402,F401

@@ -12,6 +12,8 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from .optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
+
 # Backbone variants: pi0's two plus `tiny` (a few M parameters besides the vocabulary), built by the
 # same code path (see modeling_reconvla.BACKBONE_VARIANTS) so CPU tests run the real model.
 BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", "tiny")
@@ -64,6 +66,9 @@ class ReconVLAConfig(PI0Config):
     recon_condition_on_language: bool = False
     # Learning-rate multiplier of the head's parameter group (the head starts from scratch).
     recon_lr_scale: float = 1.0
+    # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
+    # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
+    optimizer_type: str = "adamw"
 
     def __post_init__(self):
         # PI0Config.__post_init__ rejects the `tiny` variant, so run the base checks and pi0's own
@@ -106,6 +111,8 @@ class ReconVLAConfig(PI0Config):
             )
         if self.recon_lr_scale <= 0:
             raise ValueError(f"recon_lr_scale={self.recon_lr_scale}; expected > 0")
+        if self.optimizer_type not in PRESET_OPTIMIZER_TYPES:
+            raise ValueError(f"optimizer_type={self.optimizer_type!r}; expected one of {PRESET_OPTIMIZER_TYPES}")
         if self.recon_image_size % self.recon_token_grid != 0:
             raise ValueError(
                 f"recon_image_size={self.recon_image_size} must be a multiple of the image-token grid "
@@ -129,6 +136,9 @@ class ReconVLAConfig(PI0Config):
         others = {k: v for k, v in self.input_features.items() if not k.startswith(f"{OBS_IMAGES}.")}
         chosen = {f"{OBS_IMAGES}.{name}": self.input_features[f"{OBS_IMAGES}.{name}"] for name in self.cameras}
         self.input_features = {**chosen, **others}
+
+    def get_optimizer_preset(self):
+        return optimizer_preset(self.optimizer_type, super().get_optimizer_preset())
 
     @property
     def recon_token_grid(self) -> int:

@@ -42,6 +42,7 @@ from lerobot.utils.import_utils import require_package
 
 from .checkpoint_files import check_safetensors_file
 from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
+from .memory import cuda_memory_metrics
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae
@@ -451,6 +452,7 @@ class ReconVLAPolicy(PI0Policy):
             "action_loss": per_sample_action.mean().item(),
             "recon_loss": recon_losses.mean().item(),
         }
+        loss_dict.update(cuda_memory_metrics(per_sample.device))  # GiB, CUDA only
         if reduction == "none":
             loss_dict["loss"] = per_sample.mean().item()
             return per_sample, loss_dict

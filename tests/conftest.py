@@ -102,3 +102,17 @@ def lerobot_cli(name: str) -> str:
     path = Path(sys.executable).parent / name
     assert path.exists(), f"{name} is not installed next to {sys.executable}"
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_dir(tmp_path_factory) -> Path:
+    """A tiny diffusers AutoencoderKL saved locally: 4 latent channels, 8x downsampling (as recon_vae's default)."""
+    from diffusers import AutoencoderKL
+
+    directory = tmp_path_factory.mktemp("vae") / "tiny_vae"
+    torch.manual_seed(0)
+    AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
+    ).save_pretrained(directory)  # fmt: skip
+    return directory

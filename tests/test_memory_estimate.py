@@ -1,0 +1,23 @@
+"""The meta-device memory estimate runs at full size (nothing allocated) and writes a well-formed table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_memory_estimate_writes_pi0_and_reconvla_rows(tmp_path):
+    out = tmp_path / "memory.md"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "memory_estimate.py"), "--setups", "2", "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [
+        line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| full fine-tune")
+    ]
+    assert [row[1].strip() for row in rows] == ["pi0", "reconvla"]
+    (_, _, _, pi0_weights, _, _, pi0_sample, *_), (_, _, _, recon_weights, _, _, recon_sample, *_) = rows
+    # The head adds weights and, with the backbone checkpointed, most of the activations.
+    assert float(recon_weights) > float(pi0_weights) and float(recon_sample) > float(pi0_sample) > 0

@@ -1,0 +1,52 @@
+"""Training memory: GPU memory figures in the policy's metrics (CUDA only); gradient checkpointing."""
+
+import pytest
+import torch
+from conftest import raw_batch, tiny_config
+
+from lerobot_policy_reconvla.memory import cuda_memory_metrics
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+
+def test_no_memory_keys_off_cuda(policy_and_processors):
+    assert cuda_memory_metrics(torch.device("cpu")) == {}
+    policy, preprocessor, _ = policy_and_processors
+    _, metrics = policy.forward(preprocessor(raw_batch()))
+    assert set(metrics) == {"action_loss", "recon_loss", "loss"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_memory_keys_on_cuda():
+    device = torch.device("cuda")
+    torch.cuda.reset_peak_memory_stats(device)
+    held = torch.empty(256, 1024, 1024, dtype=torch.uint8, device=device)  # 0.25 GiB
+    metrics = cuda_memory_metrics(device)
+    assert set(metrics) == {"gpu_mem_alloc_gb", "gpu_mem_fwd_peak_gb"}
+    assert metrics["gpu_mem_fwd_peak_gb"] >= metrics["gpu_mem_alloc_gb"] >= 0.25
+    del held
+
+
+def test_gradient_checkpointing_keeps_every_gradient_exact():
+    # pi0 recomputes each checkpointed layer in backward; the hook that captures the backbone's hidden
+    # states for the head must not change what reaches any parameter.
+    grads = {}
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        config = tiny_config(gradient_checkpointing=checkpointing)
+        policy = ReconVLAPolicy(config).train()
+        assert policy.model.gradient_checkpointing_enabled is checkpointing
+        batch = make_reconvla_pre_post_processors(config)[0](raw_batch())
+        fixed = dict(
+            noise=torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(1)),
+            time=torch.full((2,), 0.5),
+            recon_noise=torch.randn(2 * 3 * 4, 256, 12, generator=torch.Generator().manual_seed(2)),
+            recon_timesteps=torch.full((2 * 3 * 4,), 500),
+        )
+        loss, _ = policy.forward(batch, **fixed)
+        loss.backward()
+        grads[checkpointing] = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys()
+    assert any(".recon_head." in name for name in grads[True])
+    for name, grad in grads[False].items():
+        assert torch.allclose(grads[True][name], grad, atol=1e-6), name
