@@ -1,18 +1,18 @@
 """Deployment: LeRobot's async inference (policy server + robot client), real-time chunking through
 lerobot-rollout, and the Hub model card, all on a tiny ReconVLA and the simulated ALOHA."""
 
-from __future__ import annotations
-
 import inspect
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -80,7 +80,9 @@ class _PeerContext:
         return "ipv4:127.0.0.1:50000"
 
 
-def test_policy_server_loads_reconvla_and_still_refuses_unlisted_types(policy_and_processors, tmp_path, monkeypatch):
+def test_policy_server_loads_reconvla_and_still_refuses_unlisted_types(
+    policy_and_processors, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     import pickle
 
@@ -138,7 +140,11 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
     """Two real processes over 127.0.0.1: our policy server entry point (LeRobot's server) and LeRobot's
     robot client driving aloha_sim for a few seconds once action chunks flow."""
     port = free_loopback_port()
-    server_log, client_log, recorded = tmp_path / "server.log", tmp_path / "client.log", tmp_path / "robot.json"
+    server_log, client_log, recorded = (
+        tmp_path / "server.log",
+        tmp_path / "client.log",
+        tmp_path / "robot.json",
+    )
     server = client = None
     try:
         with open(server_log, "w") as server_out, open(client_log, "w") as client_out:
@@ -158,7 +164,9 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
                 cwd=tmp_path, stdout=client_out, stderr=subprocess.STDOUT,
                 env=dict(subprocess_env(), ROBOT_RECORDER_OUT=str(recorded)),
             )  # fmt: skip
-            wait_until(lambda: server_log.read_text().count("Action chunk #") >= 3, 300, client, "three chunks")
+            wait_until(
+                lambda: server_log.read_text().count("Action chunk #") >= 3, 300, client, "three chunks"
+            )
             time.sleep(5)  # a few seconds of control with chunks flowing
             interrupt(client)
     finally:
@@ -257,7 +265,9 @@ def test_rtc_is_pi0_sampling_with_guidance_and_never_touches_the_head(policy_and
     free = policy.predict_action_chunk(batch, noise=noise)  # (1, CHUNK, 14), first chunk: nothing to follow
     previous = torch.full((4, 14), 0.5)  # what is left of the chunk being executed, (T, A)
     delay = 2
-    guided = policy.predict_action_chunk(batch, noise=noise, inference_delay=delay, prev_chunk_left_over=previous)
+    guided = policy.predict_action_chunk(
+        batch, noise=noise, inference_delay=delay, prev_chunk_left_over=previous
+    )
 
     steps = policy.config.num_inference_steps
     assert calls == {"head": 0, "target": 0, "rtc_steps": 2 * steps}  # every Euler step through RTC
@@ -274,7 +284,7 @@ def test_rtc_is_pi0_sampling_with_guidance_and_never_touches_the_head(policy_and
 class _OfflineHub:
     """HfApi's two calls in push_model_to_hub, answered locally: the pushed folder is kept, nothing sent."""
 
-    pushed: dict[str, str] = {}
+    pushed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *args, **kwargs):
         pass
@@ -283,20 +293,24 @@ class _OfflineHub:
         return type("RepoUrl", (), {"repo_id": repo_id})()
 
     def upload_folder(self, repo_id, folder_path, **kwargs):
-        _OfflineHub.pushed = {p.name: p.read_text() for p in Path(folder_path).iterdir() if p.suffix in (".md", ".json")}
+        _OfflineHub.pushed = {
+            p.name: p.read_text() for p in Path(folder_path).iterdir() if p.suffix in (".md", ".json")
+        }
         return type("CommitInfo", (), {"repo_url": type("RepoUrl", (), {"url": f"hub/{repo_id}"})()})()
 
 
 def push_card(policy, dataset_root, repo_id, monkeypatch) -> ModelCard:
     """LeRobot's push_model_to_hub with the Hub answered locally; returns the README.md it pushed."""
-    import lerobot.policies.pretrained as pretrained
+    from lerobot.policies import pretrained
     from lerobot.configs.default import DatasetConfig
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.datasets import LeRobotDatasetMetadata
 
     monkeypatch.setattr(pretrained, "HfApi", _OfflineHub)
     policy.config.repo_id = "user/reconvla_aloha"
-    cfg = TrainPipelineConfig(dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root)), policy=policy.config)
+    cfg = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root)), policy=policy.config
+    )
     policy.push_model_to_hub(cfg, dataset_meta=LeRobotDatasetMetadata(repo_id, root=dataset_root))
     text = _OfflineHub.pushed["README.md"]
     card = ModelCard(text)  # parses the metadata block like the Hub does (raises on an invalid one)
@@ -313,27 +327,40 @@ def test_model_card_from_scratch_with_gaze_boxes(policy_and_processors, dataset_
     assert "base_model" not in data and "trained from scratch" in card.text
     assert "ReconVLA: Reconstructive Vision-Language-Action Model as Effective Robot Perceiver" in card.text
     assert "| Target | patchified pixels |" in card.text
-    assert "| Gaze-crop image size | 32 px |" in card.text and "| Loss weight (`recon_weight`) | 1.0 |" in card.text
+    assert (
+        "| Gaze-crop image size | 32 px |" in card.text
+        and "| Loss weight (`recon_weight`) | 1.0 |" in card.text
+    )
     for camera in ("top", "left_wrist", "right_wrist"):
         assert f"| `{camera}` | yes |" in card.text
     # Sim cameras: evaluated in the aloha_multicam env, with the pushed repo id.
-    assert "lerobot-eval --policy.path=user/reconvla_aloha --env.type=aloha_multicam --env.task=insertion" in card.text
+    assert (
+        "lerobot-eval --policy.path=user/reconvla_aloha --env.type=aloha_multicam --env.task=insertion"
+        in card.text
+    )
     assert "--robot.type=aloha " not in card.text  # the real robot names its cameras cam_*
 
 
-def test_model_card_names_the_pi0_base_and_cameras_without_boxes(dataset_3cam_no_boxes, monkeypatch, tmp_path):
+def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
+    dataset_3cam_no_boxes, monkeypatch, tmp_path
+):
     from conftest import tiny_config
 
     config = tiny_config(
         recon_target="vae", recon_vae=str(tmp_path / "vae"), recon_image_size=256, recon_weight=0.5,
         pretrained_path="lerobot/pi0_base", use_peft=True,
     )  # fmt: skip
-    card = push_card(ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch)
+    card = push_card(
+        ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch
+    )
     data = card.data.to_dict()
     assert data["base_model"] == "lerobot/pi0_base" and data["base_model_relation"] == "adapter"
     assert "fine-tuned from `lerobot/pi0_base` with LoRA adapters" in card.text
     assert f"| Target | latents of a frozen VAE (`{tmp_path / 'vae'}`) |" in card.text
-    assert "| Gaze-crop image size | 256 px |" in card.text and "| Loss weight (`recon_weight`) | 0.5 |" in card.text
+    assert (
+        "| Gaze-crop image size | 256 px |" in card.text
+        and "| Loss weight (`recon_weight`) | 0.5 |" in card.text
+    )
     for camera in ("top", "left_wrist", "right_wrist"):
         assert f"| `{camera}` | no (whole image reconstructed) |" in card.text
 
@@ -345,7 +372,9 @@ def test_model_card_for_real_aloha_cameras_gives_rollout_rtc_and_async_commands(
     validated = []
     monkeypatch.setattr("huggingface_hub.constants.is_offline_mode", lambda: False)
     monkeypatch.setattr(ModelCard, "validate", lambda self, *a, **k: validated.append(str(self)))
-    card = policy.generate_model_card("user/aloha_data", "reconvla", None, ["aloha"], cfg=None, dataset_meta=None)
+    card = policy.generate_model_card(
+        "user/aloha_data", "reconvla", None, ["aloha"], cfg=None, dataset_meta=None
+    )
     assert validated == [str(card)]  # online, the Hub checks the card before the push (as LeRobot does)
     assert "aloha" in card.data.tags
     assert "Unknown: the card was generated without the dataset's metadata." in card.text
@@ -366,3 +395,52 @@ def test_model_card_base_model_of_a_local_checkpoint_is_text_not_metadata(policy
     card = policy.generate_model_card("local/x", "reconvla", None, None)
     assert "base_model" not in card.data.to_dict()
     assert f"fine-tuned from a local checkpoint (`{tmp_path / 'local'}`)" in card.text
+
+
+def card_commands(card: ModelCard) -> list[list[str]]:
+    """The shell commands of the card's bash blocks, continuation lines joined, split as a shell does."""
+    blocks = re.findall(r"```bash\n(.*?)```", card.text, flags=re.DOTALL)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processors, tmp_path, monkeypatch):
+    """Every rollout / async command of a real-ALOHA card, pointed at a saved checkpoint, is accepted by
+    the parser of the LeRobot entry point it names (configs only: nothing connects)."""
+    import draccus
+    from conftest import tiny_config
+    from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig
+    from lerobot.configs import parser
+    from lerobot.rollout import RolloutConfig
+
+    from lerobot_policy_reconvla.robots import AlohaConfig
+
+    policy = ReconVLAPolicy(tiny_config(cameras=ALOHA_CAMERAS))
+    checkpoint = tmp_path / "checkpoint"
+    policy.save_pretrained(checkpoint)
+    policy.config.repo_id = str(checkpoint)  # the card's commands then point at the saved checkpoint
+    commands = card_commands(policy.generate_model_card("user/aloha_data", "reconvla", None, None))
+
+    @parser.wrap()
+    def parse_rollout(cfg: RolloutConfig) -> RolloutConfig:
+        return cfg
+
+    seen = []
+    for command in commands:
+        if command[0] == "lerobot-rollout":
+            monkeypatch.setattr(sys, "argv", command)
+            cfg = parse_rollout()
+            assert isinstance(cfg.robot, AlohaConfig) and cfg.policy.type == "reconvla"
+            assert str(cfg.policy.pretrained_path) == str(checkpoint)
+            seen.append(f"rollout/{cfg.inference.type}/{cfg.strategy.type}")
+        elif command[:3] == ["python", "-m", "lerobot.async_inference.robot_client"]:
+            cfg = draccus.parse(RobotClientConfig, args=command[3:])
+            assert cfg.policy_type == "reconvla" and cfg.pretrained_name_or_path == str(checkpoint)
+            assert isinstance(cfg.robot, AlohaConfig) and cfg.actions_per_chunk == CHUNK
+            seen.append("robot_client")
+        elif command[:3] == ["python", "-m", "lerobot_policy_reconvla.policy_server"]:
+            draccus.parse(PolicyServerConfig, args=command[3:])
+            seen.append("policy_server")
+    assert seen == [
+        "rollout/sync/base", "rollout/rtc/base", "rollout/sync/episodic", "policy_server", "robot_client",
+    ]  # fmt: skip
