@@ -411,10 +411,10 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
     from conftest import tiny_config
     from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig
     from lerobot.configs import parser
+    from lerobot.robots import RobotConfig
     from lerobot.rollout import RolloutConfig
 
-    from lerobot_policy_reconvla.robots import AlohaConfig
-
+    aloha = RobotConfig.get_choice_class("aloha")  # the real robot's config, by its CLI name
     policy = ReconVLAPolicy(tiny_config(cameras=ALOHA_CAMERAS))
     checkpoint = tmp_path / "checkpoint"
     policy.save_pretrained(checkpoint)
@@ -430,13 +430,13 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
         if command[0] == "lerobot-rollout":
             monkeypatch.setattr(sys, "argv", command)
             cfg = parse_rollout()
-            assert isinstance(cfg.robot, AlohaConfig) and cfg.policy.type == "reconvla"
+            assert isinstance(cfg.robot, aloha) and cfg.policy.type == "reconvla"
             assert str(cfg.policy.pretrained_path) == str(checkpoint)
             seen.append(f"rollout/{cfg.inference.type}/{cfg.strategy.type}")
         elif command[:3] == ["python", "-m", "lerobot.async_inference.robot_client"]:
             cfg = draccus.parse(RobotClientConfig, args=command[3:])
             assert cfg.policy_type == "reconvla" and cfg.pretrained_name_or_path == str(checkpoint)
-            assert isinstance(cfg.robot, AlohaConfig) and cfg.actions_per_chunk == CHUNK
+            assert isinstance(cfg.robot, aloha) and cfg.actions_per_chunk == CHUNK
             seen.append("robot_client")
         elif command[:3] == ["python", "-m", "lerobot_policy_reconvla.policy_server"]:
             draccus.parse(PolicyServerConfig, args=command[3:])
