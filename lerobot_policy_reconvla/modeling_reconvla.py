@@ -522,6 +522,12 @@ class ReconVLAPolicy(PI0Policy):
             "modules_to_save": ["recon_head.dit"],
         }
 
+    def generate_model_card(self, dataset_repo_id, model_type, license, tags, cfg=None, dataset_meta=None):
+        """ReconVLA's Hub card (base model, recon settings, gaze boxes, eval commands): `model_card.py`."""
+        from .model_card import reconvla_model_card
+
+        return reconvla_model_card(self.config, dataset_repo_id, license, tags, cfg=cfg, dataset_meta=dataset_meta)
+
     # ----------------------------------------------------------------------------------------------
     # Loading
 
