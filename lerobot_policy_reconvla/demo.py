@@ -49,7 +49,11 @@ def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, 
 
 
 def lerobot_cli(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
+    """Path of a LeRobot console script installed next to this Python (the environment running the demo)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; install lerobot in this environment")
+    return str(path)
 
 
 def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:

@@ -4,11 +4,11 @@ import os
 import subprocess
 
 import pytest
-from conftest import lerobot_cli
 
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.presets import available_presets, main, preset_path
+from tests.fixtures.cli import lerobot_cli
 
 
 def load_preset(name: str, *overrides: str) -> TrainPipelineConfig:

@@ -18,7 +18,7 @@ from lerobot.cameras import Camera, CameraConfig
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
-from test_robots_fake_dynamixel import (
+from tests.test_robots_fake_dynamixel import (
     _REGISTRY,
     ADDR_GOAL_POSITION,
     ADDR_OPERATING_MODE,
