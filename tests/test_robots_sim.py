@@ -217,7 +217,8 @@ def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_ch
     unpowered anyway: Robot.__del__ when the robot is collected, else our atexit hook when the CLI exits."""
     from lerobot.configs import PreTrainedConfig
     from lerobot.rollout import RolloutConfig, build_rollout_context
-    from tests.test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, fake_cams, follower_config
+    from tests.fixtures.faketestcamera import fake_cams
+    from tests.test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, follower_config
     from tests.test_robots_fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
 
     from lerobot_policy_reconvla.robots.aloha import _torque_off_at_exit
