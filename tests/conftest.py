@@ -34,9 +34,11 @@ def policy_and_processors():
 
 
 @pytest.fixture(scope="session")
-def tiny_vae_dir(tmp_path_factory) -> str:
-    """A saved small AutoencoderKL (8x downsampling, 4 latent channels), for `recon_vae=`."""
-    return save_tiny_vae(tmp_path_factory.mktemp("vae") / "tiny_vae")
+def tiny_vae_dir(tmp_path_factory) -> Path:
+    """A saved small AutoencoderKL (8x downsampling, 4 latent channels, as recon_vae's default), for `recon_vae=`."""
+    directory = tmp_path_factory.mktemp("vae") / "tiny_vae"
+    save_tiny_vae(directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

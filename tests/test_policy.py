@@ -126,7 +126,7 @@ def test_loss_is_action_plus_weighted_recon_and_masks_padding(policy_and_process
 
 
 def test_select_action_never_calls_recon_head_or_vae(tiny_vae_dir, monkeypatch):
-    config = tiny_config(recon_target="vae", recon_vae=tiny_vae_dir, recon_image_size=128)
+    config = tiny_config(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128)
     policy = ReconVLAPolicy(config)
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 

@@ -86,7 +86,7 @@ def test_token_grid_must_divide_the_target():
 
 
 def test_vae_targets_load_lazily_frozen_and_match_the_token_grid(tiny_vae_dir):
-    path = tiny_vae_dir
+    path = str(tiny_vae_dir)
     loads = []
 
     def loader():
