@@ -14,6 +14,10 @@ success); the demo shows the whole pipeline working, not a result.
 
 Every stage is a subprocess running the command a user would type; its full log is kept next to its
 outputs, and the command lines are printed so any stage can be rerun by hand.
+
+The demo writes only into `--output-dir`. It refuses a directory that is not empty unless a previous
+demo run made it (the `.reconvla_demo` marker); then it keeps the generated data (the generator resumes
+it, adding episodes only if more are asked for) and replaces only the outputs of the later stages.
 """
 
 import argparse
@@ -28,6 +32,10 @@ from pathlib import Path
 
 from .presets import preset_path
 
+MARKER = ".reconvla_demo"
+# What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
+STAGE_OUTPUTS = ("train", "eval", "reconstructions", "data.log", "train.log", "eval.log", "reconstructions.log",
+                 "summary.json")  # fmt: skip
 TRAIN_EVAL_LINE = re.compile(r"Suite overall aggregated: \{.*?'pc_success': ([\d.]+)")
 STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
 
@@ -49,7 +57,29 @@ def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, 
 
 
 def lerobot_cli(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
+    """Path of a LeRobot console script installed next to this Python (the environment running the demo)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; install lerobot in this environment")
+    return str(path)
+
+
+def prepare_output_dir(out: Path) -> None:
+    """Makes `out` ready for a run without deleting anything the demo did not write itself."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise SystemExit(
+                f"--output-dir {out} is not empty and is not the output of a previous demo run (no {MARKER} file); "
+                "pass a new or empty directory"
+            )
+        for name in STAGE_OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by python -m lerobot_policy_reconvla.demo; the demo may replace this directory's stage outputs\n")
 
 
 def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
@@ -70,9 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     out = args.output_dir.resolve()
-    if out.exists():
-        shutil.rmtree(out)  # the demo always starts from nothing
-    out.mkdir(parents=True)
+    prepare_output_dir(out)
     timings: dict[str, float] = {}
     repo_id = f"local/aloha_sim_{args.task}_3cam"
     data_root = out / "data"
@@ -83,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"--env.observation_width={width}", f"--env.episode_length={args.episode_length}",
     ]  # fmt: skip
 
-    # 1. Data: scripted demonstrations replayed with three cameras rendering.
+    # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
+    #    resumed by the generator, which refuses it if the task, cameras or image size differ).
     generate = [
         sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={args.task}",
         f"--num-episodes={args.episodes}", f"--root={data_root}", f"--repo-id={repo_id}",
@@ -138,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     pictures = sorted((out / "reconstructions").glob("*.png"))
 
-    # 4. Summary.
+    # 5. Summary.
     summary = {
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),

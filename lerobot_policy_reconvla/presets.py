@@ -1,18 +1,23 @@
-"""Named presets (JSON files under the repository's `configs/`) for LeRobot's `--config_path`.
+"""Named presets for LeRobot's `--config_path`, shipped inside the package (`lerobot_policy_reconvla/configs/`).
 
     python -m lerobot_policy_reconvla.presets                  # list them
     python -m lerobot_policy_reconvla.presets reconvla_tiny    # print the file's path
 
-    lerobot-train --config_path=configs/policy/reconvla_tiny.json --dataset.repo_id=...
+    lerobot-train --config_path=$(python -m lerobot_policy_reconvla.presets reconvla_tiny) --dataset.repo_id=...
+
+In a source checkout the same files also sit at the top level (`configs/policy/`, `configs/env/`), so
+`--config_path=configs/policy/reconvla_tiny.json` works from the repository root; a test keeps the two
+copies identical.
 """
 
 import sys
 from pathlib import Path
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def available_presets() -> dict[str, Path]:
+    """{name: path} of every preset: `configs/<kind>/<name>.json` (kind: policy, env)."""
     return {path.stem: path for path in sorted(CONFIGS_DIR.glob("*/*.json"))}
 
 

@@ -1,3 +1,12 @@
+# Builds on LeRobot's pi0 processors (lerobot/policies/pi0/processor_pi0.py),
+# Copyright 2025 Physical Intelligence and The HuggingFace Inc. team, under the Apache License 2.0.
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in
+# compliance with the License. A copy of the License is in the LICENSE file at the repository root.
+# Unless required by applicable law or agreed to in writing, software distributed under the License is
+# distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and limitations under the License.
+
 """ReconVLA's processors: pi0's pipelines with the configured tokenizer.
 
 pi0's processor hard-codes PaliGemma's tokenizer (a Hub download). Here the tokenizer step is

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_CLI, lerobot_cli
+from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.tiny_policy import TINY_CLI
 from lerobot.datasets import LeRobotDataset
 
 from lerobot_policy_reconvla.annotate import (
@@ -40,7 +41,7 @@ GRIPPERS = (6, 13)  # left_gripper, right_gripper in the synthetic state
 
 def make_dataset(root: Path, repo_id: str, gaze_boxes: bool, video: bool) -> Path:
     """The package's synthetic writer: a coloured square per camera whose box is the true gaze box."""
-    from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
+    from tests.fixtures.synthetic_dataset import write_synthetic_dataset
 
     write_synthetic_dataset(
         root, repo_id=repo_id, gaze_boxes=gaze_boxes, video=video, height=48, width=64,

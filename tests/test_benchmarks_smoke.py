@@ -4,14 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     out = tmp_path / "bench.md"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_vs_pi0.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True, text=True, cwd=REPO, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out.read_text()
@@ -21,5 +24,6 @@ def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     assert {"predict_action_chunk", "select_action, empty queue (computes a chunk)"} <= measured
     assert any(m.startswith("train step") for m in measured)
     assert any(m.startswith("peak memory") for m in measured)
-    assert "## Targets (issue 6)" in report and "not measurable here" in report
+    assert "## Targets" in report and "not measured on a GPU yet" in report
+    assert "MiB" in report.split("peak memory", 1)[1].splitlines()[0]  # the memory subprocesses reported
     assert "action chunks identical" in report  # the equivalence check ran

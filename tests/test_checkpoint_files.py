@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import lerobot_cli, tiny_config
+from tests.fixtures.cli import lerobot_cli
+
+from tests.fixtures.tiny_policy import tiny_config
 from lerobot_policy_reconvla.checkpoint_files import IncompleteCheckpointError, check_safetensors_file
 
 REPO = Path(__file__).resolve().parent.parent

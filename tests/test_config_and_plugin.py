@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 import torch
-from conftest import tiny_config
 from transformers import AutoTokenizer
 
 from lerobot.policies.pi0.modeling_pi0 import PaliGemmaWithExpertModel, get_gemma_config
@@ -18,6 +17,7 @@ from lerobot_policy_reconvla.modeling_reconvla import (
     ReconVLAPaliGemmaWithExpert,
     ReconVLAPolicy,
 )
+from tests.fixtures.tiny_policy import tiny_config
 
 
 def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():

@@ -4,9 +4,38 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
+from lerobot_policy_reconvla.demo import MARKER, prepare_output_dir
 
+
+def test_demo_refuses_a_directory_it_did_not_create(tmp_path):
+    (tmp_path / "thesis.tex").write_text("keep me")
+    with pytest.raises(SystemExit, match=rf"--output-dir {tmp_path} is not empty .*no {MARKER}"):
+        prepare_output_dir(tmp_path)
+    assert (tmp_path / "thesis.tex").read_text() == "keep me"
+    assert not (tmp_path / MARKER).exists()
+
+
+def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
+    out = tmp_path / "demo"
+    prepare_output_dir(out)  # a new directory
+    assert (out / MARKER).is_file()
+    for name in ("data/meta", "train/checkpoints", "eval/videos", "reconstructions"):
+        (out / name).mkdir(parents=True)
+    for name in ("data/meta/info.json", "train.log", "summary.json", "notes.txt"):
+        (out / name).write_text("{}")
+    prepare_output_dir(out)  # a previous demo output
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "data", "notes.txt"])
+    assert (out / "data" / "meta" / "info.json").exists()  # the generator resumes it
+    prepare_output_dir(tmp_path / "empty")  # an empty directory is fine too
+    (tmp_path / "empty2").mkdir()
+    prepare_output_dir(tmp_path / "empty2")
+    assert (tmp_path / "empty2" / MARKER).is_file()
+
+
+@pytest.mark.slow
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
@@ -17,14 +46,17 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["seconds"]) == {"data", "train", "eval", "reconstructions"}
-    assert 0.0 <= summary["eval_success_pc"] <= 100.0
+    eval_info = json.loads((out / "eval" / "eval_info.json").read_text())
+    assert eval_info["overall"]["n_episodes"] == 1
+    # The summary reports lerobot-eval's figure; a 40-step episode cannot transfer the cube.
+    assert summary["eval_success_pc"] == eval_info["overall"]["pc_success"] == 0.0
     assert summary["losses_first"][0] == 1 and summary["losses_last"][0] == 4
     assert (out / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
-    # lerobot-train evaluated in aloha_multicam at its last step, then lerobot-eval on the checkpoint.
+    # lerobot-train evaluated in aloha_multicam once, at its last step, then lerobot-eval on the checkpoint.
     assert "Eval policy at step 4" in (out / "train.log").read_text()
-    assert summary["train_eval_success_pc"] == [summary["train_eval_success_pc"][0]]
-    assert [json.loads((out / "eval" / "eval_info.json").read_text())["overall"]["n_episodes"]] == [1]
+    assert summary["train_eval_success_pc"] == [0.0]
     assert len(summary["reconstructions"]) == 3
     for path in summary["reconstructions"]:
         assert Image.open(path).height == 256 + 18
     assert "ReconVLA demo" in result.stdout and "success" in result.stdout
+    assert (out / MARKER).is_file()

@@ -17,13 +17,14 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from conftest import CHUNK, TINY_CLI, lerobot_cli, raw_batch
+from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.tiny_policy import CHUNK, TINY_CLI, raw_batch
 from huggingface_hub import ModelCard
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from lerobot_policy_reconvla.recon.head import ReconHead
 from lerobot_policy_reconvla.recon.target import ReconTarget
-from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
+from tests.fixtures.synthetic_dataset import write_synthetic_dataset
 
 TASK = "Insert the peg into the socket."
 ALOHA_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -344,7 +345,7 @@ def test_model_card_from_scratch_with_gaze_boxes(policy_and_processors, dataset_
 def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
     dataset_3cam_no_boxes, monkeypatch, tmp_path
 ):
-    from conftest import tiny_config
+    from tests.fixtures.tiny_policy import tiny_config
 
     config = tiny_config(
         recon_target="vae", recon_vae=str(tmp_path / "vae"), recon_image_size=256, recon_weight=0.5,
@@ -366,7 +367,7 @@ def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
 
 
 def test_model_card_for_real_aloha_cameras_gives_rollout_rtc_and_async_commands(monkeypatch):
-    from conftest import tiny_config
+    from tests.fixtures.tiny_policy import tiny_config
 
     policy = ReconVLAPolicy(tiny_config(cameras=ALOHA_CAMERAS))
     validated = []
@@ -408,7 +409,7 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
     """Every rollout / async command of a real-ALOHA card, pointed at a saved checkpoint, is accepted by
     the parser of the LeRobot entry point it names (configs only: nothing connects)."""
     import draccus
-    from conftest import tiny_config
+    from tests.fixtures.tiny_policy import tiny_config
     from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig
     from lerobot.configs import parser
     from lerobot.robots import RobotConfig

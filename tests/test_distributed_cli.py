@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CLI, lerobot_cli
+from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.tiny_policy import TINY_CLI
 from safetensors import safe_open
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy

@@ -1,19 +1,20 @@
 """Fine-tuning from pi0 weights with LoRA through `lerobot-train --peft.*`, then loading as lerobot-eval does."""
 
 import json
-import os
-import subprocess
 
+import pytest
 import torch
-from conftest import TINY_CLI, lerobot_cli, raw_batch, tiny_config
-from pi0_checkpoint import save_as_pi0_checkpoint
 from safetensors.torch import load_file
-from test_train_cli import common_args, run_train
 
 from lerobot.configs import PreTrainedConfig
 from lerobot.datasets import LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy, make_pre_post_processors
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from tests.fixtures.cli import run_cli, run_train, train_args
+from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
+from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path, dataset_3cam):
@@ -26,7 +27,7 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
         [
             "--policy.type=reconvla", *TINY_CLI, f"--policy.pretrained_path={pi0_dir}",
             "--peft.method_type=LORA", "--peft.r=4",
-            *common_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=3),
+            *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=3),
         ]  # fmt: skip
     )
     assert "Loaded every pi0 weight" in output and "recon head starts fresh" in output
@@ -71,14 +72,13 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
     assert action.shape == (1, 14) and torch.isfinite(action).all()
 
     # And lerobot-eval runs it in the sim (cameras and image size match the training data).
-    result = subprocess.run(
+    run_cli(
+        "lerobot-eval",
         [
-            lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", "--env.type=aloha_multicam",
+            f"--policy.path={checkpoint}", "--env.type=aloha_multicam",
             "--env.task=transfer_cube", "--env.observation_height=96", "--env.observation_width=128",
             "--env.episode_length=10", "--eval.n_episodes=1", "--eval.batch_size=1",
             f"--output_dir={tmp_path / 'eval'}",
         ],  # fmt: skip
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL="egl"),
-    )  # fmt: skip
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    )
     assert json.loads((tmp_path / "eval" / "eval_info.json").read_text())["overall"]["n_episodes"] == 1

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import raw_batch, tiny_config
+from tests.fixtures.tiny_policy import raw_batch, tiny_config
 
 from lerobot_policy_reconvla.memory import cuda_memory_metrics
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy

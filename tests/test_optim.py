@@ -6,7 +6,7 @@ import bitsandbytes
 import draccus
 import pytest
 import torch
-from conftest import tiny_config
+from tests.fixtures.tiny_policy import tiny_config
 
 from lerobot.optim.optimizers import AdamWConfig, OptimizerConfig, load_optimizer_state, save_optimizer_state
 from lerobot_policy_reconvla import optim

@@ -5,12 +5,12 @@ import logging
 
 import pytest
 import torch
-from conftest import CAMERAS, CHUNK, raw_batch, tiny_config
-from pi0_checkpoint import save_as_pi0_checkpoint
 from safetensors.torch import save_file
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.recon.target import ReconTarget
+from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
+from tests.fixtures.tiny_policy import CAMERAS, CHUNK, raw_batch, tiny_config
 
 
 def _head_params(policy):
@@ -125,14 +125,7 @@ def test_loss_is_action_plus_weighted_recon_and_masks_padding(policy_and_process
     assert info_padded["action_loss"] != pytest.approx(per_step.mean().item(), rel=1e-3)
 
 
-def test_select_action_never_calls_recon_head_or_vae(tmp_path, monkeypatch):
-    from diffusers import AutoencoderKL
-
-    tiny_vae_dir = tmp_path / "vae"
-    AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
-    ).save_pretrained(tiny_vae_dir)  # fmt: skip
+def test_select_action_never_calls_recon_head_or_vae(tiny_vae_dir, monkeypatch):
     config = tiny_config(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128)
     policy = ReconVLAPolicy(config)
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors

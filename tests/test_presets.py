@@ -1,14 +1,21 @@
 """Policy presets load through LeRobot's own config parser (`--config_path`)."""
 
 import os
+import shutil
 import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
 
 import pytest
-from conftest import lerobot_cli
 
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
-from lerobot_policy_reconvla.presets import available_presets, main, preset_path
+from lerobot_policy_reconvla.presets import CONFIGS_DIR, available_presets, main, preset_path
+from tests.fixtures.cli import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def load_preset(name: str, *overrides: str) -> TrainPipelineConfig:
@@ -37,17 +44,94 @@ def test_cli_overrides_win_over_the_preset():
     assert load_preset("reconvla_tiny", "--policy.recon_weight=0.25").policy.recon_weight == 0.25
 
 
-def test_unknown_preset_is_a_clear_error(capsys, tmp_path):
+def test_unknown_preset_is_a_clear_error(capsys):
     assert "reconvla_tiny" in available_presets()
     with pytest.raises(KeyError, match=r"no preset named 'reconvla_huge'; available presets: \[.*'reconvla_aloha'"):
         preset_path("reconvla_huge")
     assert main(["reconvla_huge"]) == 2
     assert "available presets" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lerobot_refuses_a_config_path_that_does_not_exist(tmp_path):
     # LeRobot itself refuses a --config_path that does not exist, before building anything.
-    result = subprocess.run(
-        [lerobot_cli("lerobot-train"), "--config_path=configs/policy/reconvla_huge.json",
-         "--dataset.repo_id=local/any", f"--output_dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    output = run_cli(
+        "lerobot-train",
+        ["--config_path=configs/policy/reconvla_huge.json", "--dataset.repo_id=local/any",
+         f"--output_dir={tmp_path / 'run'}"],
+        timeout=300,
+        expect_ok=False,
     )  # fmt: skip
-    assert result.returncode != 0 and "reconvla_huge.json" in result.stderr
+    assert "reconvla_huge.json" in output
     assert not (tmp_path / "run").exists()
+
+
+def test_top_level_presets_are_the_shipped_ones():
+    """`configs/` (used from a checkout) and `lerobot_policy_reconvla/configs/` (in the wheel) hold the same files."""
+    shipped = {path.relative_to(CONFIGS_DIR): path.read_bytes() for path in CONFIGS_DIR.rglob("*.json")}
+    top_level = {path.relative_to(REPO / "configs"): path.read_bytes() for path in (REPO / "configs").rglob("*.json")}
+    assert shipped, f"no presets in {CONFIGS_DIR}"
+    for name in sorted(set(shipped) | set(top_level)):
+        assert shipped.get(name) == top_level.get(name), (
+            f"configs/{name} and lerobot_policy_reconvla/configs/{name} differ or one is missing: "
+            "edit one, copy it over the other"
+        )
+
+
+WHEEL_CHECK = """
+import sys
+from pathlib import Path
+
+from lerobot.configs.train import TrainPipelineConfig
+
+import lerobot_policy_reconvla
+from lerobot_policy_reconvla.presets import available_presets, preset_path
+
+venv = Path(sys.argv[1])
+assert Path(lerobot_policy_reconvla.__file__).is_relative_to(venv), lerobot_policy_reconvla.__file__
+for name, path in available_presets().items():
+    assert path.is_relative_to(venv), path
+    # What `lerobot-train --config_path=<preset>` does (lerobot.configs.parser.wrap).
+    cfg = TrainPipelineConfig.from_pretrained(str(preset_path(name)), cli_args=["--dataset.repo_id=local/any", "--policy.type=reconvla"])
+    print(name, cfg.policy.type, cfg.env.type if cfg.env else None)
+"""
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_presets(tmp_path):
+    """Build a wheel, install it into a fresh venv outside the checkout, and find and parse every preset there."""
+    src = tmp_path / "src"  # a copy, so the build writes nothing into the checkout
+    shutil.copytree(REPO / "lerobot_policy_reconvla", src / "lerobot_policy_reconvla",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, src / name)
+    offline = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src],
+        check=True, capture_output=True, env=offline,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("lerobot_policy_reconvla-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.startswith("lerobot_policy_reconvla/configs/")}
+    assert shipped == {f"lerobot_policy_reconvla/configs/{p.relative_to(CONFIGS_DIR)}" for p in CONFIGS_DIR.rglob("*.json")}
+
+    # A fresh venv sees this one's dependencies (a .pth line, so this checkout's editable install is not
+    # activated) and gets the wheel installed by pip: nothing is downloaded.
+    venv = tmp_path / "venv"
+    venv_python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    purelib = subprocess.run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    (Path(purelib) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", venv_python, "install", "--no-deps", wheel],
+        check=True, capture_output=True, env=offline,
+    )  # fmt: skip
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([venv_python, "-c", WHEEL_CHECK, venv], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(run.stdout.split()[0::3]) == sorted(available_presets())
+    listed = subprocess.run([venv_python, "-m", "lerobot_policy_reconvla.presets", "reconvla_tiny"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert Path(listed).is_relative_to(venv) and Path(listed).name == "reconvla_tiny.json"

@@ -1,13 +1,13 @@
 """Real ALOHA dataset layouts train without code changes: Mobile ALOHA (3 cameras) and static ALOHA
 (4 cameras, any three chosen), 480x640 video frames with LeRobot's exact feature names."""
 
-import os
-import subprocess
-
 import pytest
-from conftest import TINY_CLI, lerobot_cli
-from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
-from test_train_cli import common_args, run_train
+
+from tests.fixtures.cli import run_cli, run_train, train_args
+from tests.fixtures.synthetic_dataset import write_synthetic_dataset
+from tests.fixtures.tiny_policy import TINY_CLI
+
+pytestmark = pytest.mark.slow
 
 MOBILE_ALOHA = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 STATIC_ALOHA = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
@@ -30,7 +30,7 @@ def test_mobile_aloha_layout_trains(tmp_path):
         episode_length=8, gaze_boxes=False, video=True, task="Wipe the table.",
     )  # fmt: skip
     output = run_train(
-        ["--policy.type=reconvla", *TINY_CLI, *common_args(root, "local/aloha_mobile_3cam", tmp_path / "run", 2)]
+        ["--policy.type=reconvla", *TINY_CLI, *train_args(root, "local/aloha_mobile_3cam", tmp_path / "run", 2)]
     )
     assert output.count("recon_loss:") >= 2
     assert (tmp_path / "run" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
@@ -40,7 +40,7 @@ def test_static_aloha_trains_on_three_chosen_cameras(tmp_path, static_aloha_data
     output = run_train(
         [
             "--policy.type=reconvla", *TINY_CLI, '--policy.cameras=["cam_high", "cam_left_wrist", "cam_right_wrist"]',
-            *common_args(static_aloha_dataset, "local/aloha_static_4cam", tmp_path / "run", 2),
+            *train_args(static_aloha_dataset, "local/aloha_static_4cam", tmp_path / "run", 2),
         ]  # fmt: skip
     )
     assert output.count("recon_loss:") >= 2
@@ -49,14 +49,15 @@ def test_static_aloha_trains_on_three_chosen_cameras(tmp_path, static_aloha_data
 
 
 def test_configured_cameras_missing_from_the_dataset_fail_before_training(tmp_path, static_aloha_dataset):
-    result = subprocess.run(
+    output = run_cli(
+        "lerobot-train",
         [
-            lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI, '--policy.cameras=["top"]',
-            *common_args(static_aloha_dataset, "local/aloha_static_4cam", tmp_path / "run", 2),
+            "--policy.type=reconvla", *TINY_CLI, '--policy.cameras=["top"]',
+            *train_args(static_aloha_dataset, "local/aloha_static_4cam", tmp_path / "run", 2),
         ],  # fmt: skip
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "['top'] not among the input cameras ['cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist']" in result.stderr
-    assert "step:1 " not in result.stdout + result.stderr
+        timeout=300,
+        expect_ok=False,
+    )
+    assert "['top'] not among the input cameras ['cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist']" in output
+    assert "step:1 " not in output
     assert not (tmp_path / "run" / "checkpoints").exists()

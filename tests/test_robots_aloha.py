@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import builtins
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-from lerobot.cameras import Camera, CameraConfig
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
-from test_robots_fake_dynamixel import (
+from tests.test_robots_fake_dynamixel import (
     _REGISTRY,
     ADDR_GOAL_POSITION,
     ADDR_OPERATING_MODE,
@@ -38,52 +35,11 @@ from lerobot_policy_reconvla.robots.aloha import (
     _torque_off_at_exit,
 )
 from lerobot_policy_reconvla.robots.config_aloha import MOTOR_NAMES
+from tests.fixtures.faketestcamera import fake_cams
 
 TICKS_PER_RAD = 4095 / (2 * math.pi)
 ZERO_POSE = {i: 1500 + 37 * i for i in range(1, 10)}  # raw ticks of each motor at the zero pose
 CLOSED, OPENED = {"follower": 1900, "leader": 2600}, {"follower": 2900, "leader": 3100}
-
-
-# --- a fake camera speaking LeRobot's Camera API (registered like any third-party camera) ------------
-
-
-@CameraConfig.register_subclass("fake_test_camera")
-@dataclass
-class FakeTestCameraConfig(CameraConfig):
-    pass
-
-
-class FakeTestCamera(Camera):
-    def __init__(self, config):
-        super().__init__(config)
-        self.config, self._connected = config, False
-
-    @property
-    def is_connected(self):
-        return self._connected
-
-    @staticmethod
-    def find_cameras():
-        return []
-
-    def connect(self, warmup=True):
-        self._connected = True
-
-    def read(self, color_mode=None):
-        return np.full((self.config.height, self.config.width, 3), 7, dtype=np.uint8)
-
-    def async_read(self, timeout_ms=200):
-        return self.read()
-
-    def read_latest(self, max_age_ms=500):
-        return self.read()
-
-    def disconnect(self):
-        self._connected = False
-
-
-def fake_cams(names=("cam_high", "cam_left_wrist", "cam_right_wrist")):
-    return {n: FakeTestCameraConfig(fps=30, width=32, height=24) for n in names}
 
 
 # --- fixtures ---------------------------------------------------------------------------------------

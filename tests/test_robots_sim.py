@@ -6,20 +6,20 @@ from __future__ import annotations
 import builtins
 import gc
 import json
-import os
-import subprocess
 import threading
 
 import numpy as np
 import pytest
-from conftest import TINY_CLI, lerobot_cli, tiny_config
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
+from lerobot.utils.errors import DeviceNotConnectedError
 
 from lerobot_policy_reconvla.robots import AlohaConfig, AlohaScriptedConfig, AlohaSimConfig
 from lerobot_policy_reconvla.robots.aloha import Aloha
 from lerobot_policy_reconvla.robots.aloha_sim import AlohaScripted, AlohaSim
 from lerobot_policy_reconvla.robots.config_aloha import MOTOR_NAMES
+from tests.fixtures.cli import run_cli
+from tests.fixtures.tiny_policy import TINY_CLI, tiny_config
 
 TASK = "Insert the peg into the socket."
 H, W, FPS = 96, 128, 5
@@ -28,17 +28,6 @@ SIM_ARGS = [
     f"--robot.image_height={H}", f"--robot.image_width={W}",
 ]  # fmt: skip
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
-
-
-def run_cli(name: str, args: list[str], timeout: int = 300, expect_ok: bool = True) -> str:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", MUJOCO_GL="egl")
-    result = subprocess.run([lerobot_cli(name), *args], capture_output=True, text=True, timeout=timeout, env=env)
-    output = result.stdout + result.stderr
-    if expect_ok:
-        assert result.returncode == 0, output[-5000:]
-    else:
-        assert result.returncode != 0, output[-5000:]
-    return output
 
 
 # --- in-process ---------------------------------------------------------------------------------------
@@ -115,7 +104,7 @@ def test_sim_config_errors():
 def test_scripted_teleop_without_a_sim_says_so():
     teleop = AlohaScripted(AlohaScriptedConfig())
     teleop.connect()
-    with pytest.raises(Exception, match="drives an aloha_sim robot"):
+    with pytest.raises(DeviceNotConnectedError, match="drives an aloha_sim robot"):
         teleop.get_action()
 
 
@@ -154,6 +143,7 @@ def checkpoint(recorded, tmp_path_factory):
     return run / "checkpoints" / "last" / "pretrained_model"
 
 
+@pytest.mark.slow
 def test_record_writes_a_three_camera_dataset(recorded):
     root, output = recorded
     assert "Recording episode 1" in output
@@ -176,6 +166,7 @@ def test_record_writes_a_three_camera_dataset(recorded):
     assert frames[0]["observation.images.cam_high"].shape == (3, H, W)
 
 
+@pytest.mark.slow
 def test_rollout_runs_the_trained_policy_and_records_it(checkpoint, tmp_path):
     root = tmp_path / "rollout_aloha_sim"
     output = run_cli(
@@ -208,6 +199,7 @@ def mismatched_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_rollout_refuses_a_policy_with_other_cameras(mismatched_checkpoint):
     output = run_cli(
         "lerobot-rollout",
@@ -225,8 +217,9 @@ def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_ch
     unpowered anyway: Robot.__del__ when the robot is collected, else our atexit hook when the CLI exits."""
     from lerobot.configs import PreTrainedConfig
     from lerobot.rollout import RolloutConfig, build_rollout_context
-    from test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, fake_cams, follower_config
-    from test_robots_fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
+    from tests.fixtures.faketestcamera import fake_cams
+    from tests.test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, follower_config
+    from tests.test_robots_fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
 
     from lerobot_policy_reconvla.robots.aloha import _torque_off_at_exit
 

@@ -5,14 +5,17 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
-from conftest import lerobot_cli, tiny_config
+from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.tiny_policy import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
 CAMERAS = ("top", "left_wrist", "right_wrist")
 
 
+@pytest.mark.slow
 def test_lerobot_eval_runs_the_env_from_the_preset(tmp_path):
     from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
@@ -44,6 +47,6 @@ def test_lerobot_eval_runs_the_env_from_the_preset(tmp_path):
     info = json.loads((out / "eval_info.json").read_text())
     overall = info["overall"]
     assert overall["n_episodes"] == 1
-    assert 0.0 <= overall["pc_success"] <= 100.0
+    assert overall["pc_success"] == 0.0  # 4 steps cannot transfer the cube
     # The env config came from the preset (task) and the CLI (episode length) together.
     assert list(out.glob("videos/**/*.mp4")), "lerobot-eval rendered no episode video (env.render)"

@@ -1,46 +1,23 @@
 """`lerobot-train --policy.type=reconvla` end to end, as a user runs it (subprocess, tiny variant)."""
 
 import json
-import os
-import subprocess
 
 import pytest
 import torch
-from conftest import TINY_CLI, lerobot_cli, raw_batch
 
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from tests.fixtures.cli import run_train, train_args
+from tests.fixtures.tiny_policy import TINY_CLI, raw_batch
 
-
-def run_train(args: list[str], timeout: int = 600) -> str:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    result = subprocess.run(
-        [lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    return output
-
-
-def common_args(root, repo_id, output_dir, steps=3):
-    return [
-        f"--dataset.repo_id={repo_id}",
-        f"--dataset.root={root}",
-        f"--output_dir={output_dir}",
-        f"--steps={steps}",
-        "--batch_size=2",
-        f"--save_freq={steps}",
-        "--log_freq=1",
-        "--num_workers=0",
-        "--wandb.enable=false",
-    ]
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("with_boxes", [True, False])
 def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with_boxes):
     root = request.getfixturevalue("dataset_3cam" if with_boxes else "dataset_3cam_no_boxes")
     repo_id = "local/synthetic_3cam" if with_boxes else "local/synthetic_3cam_no_boxes"
-    output = run_train(["--policy.type=reconvla", *TINY_CLI, *common_args(root, repo_id, tmp_path / "run")])
+    output = run_train(["--policy.type=reconvla", *TINY_CLI, *train_args(root, repo_id, tmp_path / "run")])
     # Both loss terms are logged separately at every step.
     assert output.count("action_loss:") >= 3 and output.count("recon_loss:") >= 3
     assert ("reconstructs its whole image" in output) is (not with_boxes)
@@ -62,7 +39,7 @@ def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with
     if with_boxes:
         # --policy.path: LeRobot loads the checkpoint (config and weights) and trains on from it.
         output = run_train(
-            [f"--policy.path={checkpoint}", *common_args(root, repo_id, tmp_path / "finetune", steps=2)]
+            [f"--policy.path={checkpoint}", *train_args(root, repo_id, tmp_path / "finetune", steps=2)]
         )
         assert "recon_loss:" in output
         assert (tmp_path / "finetune" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
@@ -74,7 +51,7 @@ def test_resume_continues_step_optimizer_and_scheduler(tmp_path, dataset_3cam):
     run = tmp_path / "run"
     run_train(
         ["--policy.type=reconvla", *TINY_CLI, "--policy.recon_lr_scale=4.0",
-         *common_args(dataset_3cam, "local/synthetic_3cam", run, steps=3)]
+         *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=3)]
     )  # fmt: skip
     first_state = load_file(run / "checkpoints" / "000003" / "training_state" / "optimizer_state.safetensors")
     train_config = run / "checkpoints" / "last" / "pretrained_model" / "train_config.json"

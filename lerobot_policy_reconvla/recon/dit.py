@@ -1,3 +1,12 @@
+# Built from diffusers' transformer blocks and modelled on its DiT/PixArt models
+# (diffusers/models/transformers/), Copyright The HuggingFace Team, under the Apache License 2.0.
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in
+# compliance with the License. A copy of the License is in the LICENSE file at the repository root.
+# Unless required by applicable law or agreed to in writing, software distributed under the License is
+# distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and limitations under the License.
+
 """ReconDiT: the diffusion transformer that denoises gaze-region tokens, conditioned per token.
 
 ReconVLA's denoiser (`denoiser_vit3x`) is a DiT whose adaLN condition differs for every token: token i
