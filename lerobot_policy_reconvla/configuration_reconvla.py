@@ -6,20 +6,37 @@ backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508
 """
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
-# Backbone variants: pi0's two plus `tiny` (a few M parameters besides the vocabulary), built by the
-# same code path (see modeling_reconvla.BACKBONE_VARIANTS) so CPU tests run the real model.
+# Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
+# vocabulary) so CPU tests run the real model. gemma_* are built by pi0's own constructors; `tiny` takes
+# its sizes from the table below (read by modeling_reconvla and by the checks in this file).
 BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", "tiny")
+# pi0's GemmaConfig fields (openpi gemma.py: Config), for the language model and the action expert
+# alike. pi0's joint attention reshape assumes 8 heads and one head_dim on both experts.
+TINY_GEMMA = dict(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
+# transformers' SiglipVisionConfig fields; pi0 hard-codes SigLIP so400m for gemma_*.
+TINY_VISION = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512, patch_size=14)
+TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
 RECON_TARGETS = ("vae", "pixels")
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # pi0's processor hard-codes the same one
 # The tokenizer shipped for the tiny variant: a name, not a path, so saved processors stay portable.
 TINY_TOKENIZER = "lerobot_policy_reconvla/tiny_tokenizer"
 TINY_TOKENIZER_DIR = Path(__file__).parent / "assets" / "tiny_tokenizer"
+
+
+@cache
+def _paligemma_patch_size() -> int:
+    from transformers import PaliGemmaConfig  # imported on first use: the plugin registers without it
+
+    return PaliGemmaConfig().vision_config.patch_size
+
+
 # Training-only batch keys: [x0, y0, x1, y1] of the gaze region, normalised to [0, 1].
 OBS_GAZE_BOX = "observation.gaze_box"
 
@@ -66,26 +83,24 @@ class ReconVLAConfig(PI0Config):
     recon_lr_scale: float = 1.0
 
     def __post_init__(self):
-        # PI0Config.__post_init__ rejects the `tiny` variant, so run the base checks and pi0's own
-        # checks here, widened to our variants.
-        PreTrainedConfig.__post_init__(self)
-        if self.n_action_steps > self.chunk_size:
-            raise ValueError(
-                f"n_action_steps ({self.n_action_steps}) cannot be greater than chunk_size ({self.chunk_size})"
-            )
         for field_name in ("paligemma_variant", "action_expert_variant"):
             if getattr(self, field_name) not in BACKBONE_VARIANTS:
                 raise ValueError(
                     f"{field_name}={getattr(self, field_name)!r} is not a known variant; expected one of "
                     f"{BACKBONE_VARIANTS}"
                 )
+        if self.paligemma_variant == "gemma_300m":
+            # pi0 accepts it, then fails at the first forward: its PaliGemma projects SigLIP to 2048.
+            raise ValueError(
+                "paligemma_variant='gemma_300m' cannot run: pi0 projects the vision tower to 2048 channels, "
+                "the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU tests)"
+            )
         if (self.paligemma_variant == "tiny") != (self.action_expert_variant == "tiny"):
             raise ValueError(
                 "paligemma_variant and action_expert_variant must both be 'tiny' or both be gemma_*; got "
                 f"{self.paligemma_variant!r} and {self.action_expert_variant!r} (their head dims must match)"
             )
-        if self.dtype not in ("bfloat16", "float32"):
-            raise ValueError(f"dtype={self.dtype!r}; expected 'bfloat16' or 'float32'")
+        self._pi0_post_init()
         if self.image_resolution[0] != self.image_resolution[1]:
             raise ValueError(f"image_resolution={self.image_resolution}; PaliGemma expects a square image")
         if self.recon_target not in RECON_TARGETS:
@@ -109,14 +124,30 @@ class ReconVLAConfig(PI0Config):
         if self.recon_image_size % self.recon_token_grid != 0:
             raise ValueError(
                 f"recon_image_size={self.recon_image_size} must be a multiple of the image-token grid "
-                f"({self.recon_token_grid} = image_resolution {self.image_resolution[0]} // patch 14)"
+                f"({self.recon_token_grid} = image_resolution {self.image_resolution[0]} // patch "
+                f"{self.vision_patch_size})"
             )
-        depth = 2 if self.paligemma_variant == "tiny" else 18
+        depth = self.language_depth
         if not -depth <= self.recon_layer < depth:
             raise ValueError(
                 f"recon_layer={self.recon_layer} is outside the {depth} layers of {self.paligemma_variant!r}; "
                 f"expected an index in [{-depth}, {depth - 1}]"
             )
+
+    def _pi0_post_init(self) -> None:
+        """pi0's own checks (and the base config's device/AMP set-up), with `tiny` let through.
+
+        PI0Config.__post_init__ accepts only its two gemma variants; `tiny` was checked above, so it
+        stands in as gemma_300m for pi0's variant check alone.
+        """
+        if self.paligemma_variant != "tiny":
+            super().__post_init__()
+            return
+        self.paligemma_variant = self.action_expert_variant = "gemma_300m"
+        try:
+            super().__post_init__()
+        finally:
+            self.paligemma_variant = self.action_expert_variant = "tiny"
 
     def _select_cameras(self) -> None:
         available = [key.removeprefix(f"{OBS_IMAGES}.") for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
@@ -131,9 +162,25 @@ class ReconVLAConfig(PI0Config):
         self.input_features = {**chosen, **others}
 
     @property
+    def language_depth(self) -> int:
+        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_GEMMA."""
+        if self.paligemma_variant == "tiny":
+            return TINY_GEMMA["depth"]
+        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config  # imports transformers: only when needed
+
+        return get_gemma_config(self.paligemma_variant).depth
+
+    @property
+    def vision_patch_size(self) -> int:
+        """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
+        if self.paligemma_variant == "tiny":
+            return TINY_VISION["patch_size"]
+        return _paligemma_patch_size()
+
+    @property
     def recon_token_grid(self) -> int:
         """Side of each camera's image-token grid: 224 px / patch 14 = 16 -> 256 tokens."""
-        return self.image_resolution[0] // 14
+        return self.image_resolution[0] // self.vision_patch_size
 
     @property
     def resolved_tokenizer_name(self) -> str:

@@ -8,25 +8,34 @@ the head runs: `select_action` / `predict_action_chunk` are pi0's.
 """
 
 import builtins
+import copy
 import json
 import logging
 import os
 import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import draccus
 import torch
 from einops import rearrange
 from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HFValidationError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lerobot.configs import PreTrainedConfig
+from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.modeling_pi0 import (
-    CONFIG_MAPPING,
     GemmaConfig,
     PaliGemmaForConditionalGenerationWithPiGemma,
     PaliGemmaWithExpertModel,
@@ -35,12 +44,16 @@ from lerobot.policies.pi0.modeling_pi0 import (
     PiGemmaForCausalLM,
     get_gemma_config,
 )
-from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
-from lerobot.policies.pretrained import PreTrainedPolicy, T
+from lerobot.policies.pretrained import T
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
-from lerobot.utils.import_utils import require_package
 
-from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
+from .configuration_reconvla import (
+    OBS_GAZE_BOX,
+    TINY_GEMMA,
+    TINY_VISION,
+    TINY_VOCAB_SIZE,
+    ReconVLAConfig,
+)
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae
@@ -51,109 +64,53 @@ SAFETENSORS_FILE = "model.safetensors"
 RECON_HEAD_PREFIX = "model.recon_head."
 
 
-@dataclass(frozen=True)
-class VisionTowerSpec:
-    """The SigLIP vision tower, which pi0 hard-codes to so400m; the tiny variant needs a small one."""
-
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
-    patch_size: int = 14
+def get_gemma_config_with_tiny(variant: str) -> GemmaConfig:
+    """pi0's `get_gemma_config`, plus the `tiny` variant (configuration_reconvla.TINY_GEMMA)."""
+    return GemmaConfig(**TINY_GEMMA) if variant == "tiny" else get_gemma_config(variant)
 
 
-# pi0's settings for gemma_* (SigLIP so400m, patch 14, MLP 4304, PaliGemma's 257152-token vocabulary).
-SO400M = VisionTowerSpec(hidden_size=1152, num_layers=27, num_heads=16, intermediate_size=4304)
-PALIGEMMA_VOCAB_SIZE = 257152
-# `tiny`: 8 heads of 8 and one KV head on both experts, as pi0's joint attention reshape requires.
-TINY_LANGUAGE = GemmaConfig(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
-TINY_EXPERT = GemmaConfig(width=128, depth=2, mlp_dim=512, num_heads=8, num_kv_heads=1, head_dim=32)
-TINY_VISION = VisionTowerSpec(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512)
-TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
+class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
+    """pi0's PaliGemma + action expert with a small SigLIP tower and vocabulary (the `tiny` variant).
 
-
-def backbone_configs(config: ReconVLAConfig) -> tuple[GemmaConfig, GemmaConfig, VisionTowerSpec, int]:
-    """(language, action expert, vision tower, vocabulary size) of the configured variant."""
-    if config.paligemma_variant == "tiny":
-        return TINY_LANGUAGE, TINY_EXPERT, TINY_VISION, TINY_VOCAB_SIZE
-    return (
-        get_gemma_config(config.paligemma_variant),
-        get_gemma_config(config.action_expert_variant),
-        SO400M,
-        PALIGEMMA_VOCAB_SIZE,
-    )
-
-
-class ReconVLAPaliGemmaWithExpert(PaliGemmaWithExpertModel):
-    """pi0's PaliGemma + action expert with the vision tower and vocabulary taken from the variant.
-
-    Only construction differs from pi0 (which hard-codes SigLIP so400m and the 257k vocabulary);
-    forward, dtype handling and freezing are pi0's. For gemma_* variants the module tree and every
-    parameter shape equal pi0's, so pi0 checkpoints load as they are.
+    pi0's constructor hard-codes SigLIP so400m and PaliGemma's 257152-token vocabulary, which alone
+    are ~0.5B parameters. It runs here unchanged on the meta device (no memory, no init); then the two
+    towers it built are rebuilt from its own transformers configs with the sizes of TINY_VISION and
+    TINY_VOCAB_SIZE. Forward, dtype handling and freezing stay pi0's.
     """
 
-    def __init__(
-        self,
-        language: GemmaConfig,
-        expert: GemmaConfig,
-        vision: VisionTowerSpec,
-        vocab_size: int,
-        precision: str = "float32",
-        image_size: int = 224,
-        freeze_vision_encoder: bool = False,
-        train_expert_only: bool = False,
-    ):
-        nn.Module.__init__(self)
-        self.freeze_vision_encoder = freeze_vision_encoder
-        self.train_expert_only = train_expert_only
+    def __init__(self, vlm_config: GemmaConfig, action_expert_config: GemmaConfig, *args, **kwargs):
+        with torch.device("meta"):
+            super().__init__(vlm_config, action_expert_config, *args, **kwargs)
+        precision = "bfloat16" if self.paligemma.dtype == torch.bfloat16 else "float32"
 
-        vlm = CONFIG_MAPPING["paligemma"]()
-        vlm._vocab_size = vocab_size  # noqa: SLF001
-        vlm.image_token_index = vocab_size
-        vlm.projection_dim = language.width
-        text = vlm.text_config
-        text.hidden_size = language.width
-        text.intermediate_size = language.mlp_dim
-        text.num_attention_heads = language.num_heads
-        text.head_dim = language.head_dim
-        text.num_hidden_layers = language.depth
-        text.num_key_value_heads = language.num_kv_heads
-        text.hidden_activation = "gelu_pytorch_tanh"
-        text.dtype = "float32"
-        text.vocab_size = vocab_size
-        text.use_adarms = False
-        text.adarms_cond_dim = None
-        tower = vlm.vision_config
-        tower.image_size = image_size
-        tower.patch_size = vision.patch_size
-        tower.hidden_size = vision.hidden_size
-        tower.num_hidden_layers = vision.num_layers
-        tower.num_attention_heads = vision.num_heads
-        tower.intermediate_size = vision.intermediate_size
-        # The projector must land in the language width, or the prefix concat fails.
-        tower.projection_dim = language.width
-        tower.projector_hidden_act = "gelu_fast"
-        tower.dtype = "float32"
+        vlm_hf = copy.deepcopy(self.paligemma.config)
+        vlm_hf._vocab_size = TINY_VOCAB_SIZE  # noqa: SLF001 - the field pi0 itself sets
+        vlm_hf.image_token_index = TINY_VOCAB_SIZE
+        vlm_hf.text_config.vocab_size = TINY_VOCAB_SIZE
+        vlm_hf.vision_config.update(TINY_VISION)
+        # The projector must land in the language width (pi0 hard-codes gemma_2b's 2048).
+        vlm_hf.vision_config.projection_dim = vlm_config.width
+        expert_hf = copy.deepcopy(self.gemma_expert.config)
+        expert_hf.vocab_size = TINY_VOCAB_SIZE
 
-        expert_hf = CONFIG_MAPPING["gemma"](
-            head_dim=expert.head_dim,
-            hidden_size=expert.width,
-            intermediate_size=expert.mlp_dim,
-            num_attention_heads=expert.num_heads,
-            num_hidden_layers=expert.depth,
-            num_key_value_heads=expert.num_kv_heads,
-            vocab_size=vocab_size,
-            hidden_activation="gelu_pytorch_tanh",
-            dtype="float32",
-            use_adarms=False,
-            adarms_cond_dim=None,
-        )
-        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm)
+        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm_hf)
         self.gemma_expert = PiGemmaForCausalLM(config=expert_hf)
-        self.gemma_expert.model.embed_tokens = None  # the expert reads embeddings, never tokens
-
+        self.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
         self.to_bfloat16_for_selected_params(precision)
         self._set_requires_grad()
+
+
+@contextmanager
+def _rebind_in_pi0(**names):
+    """Rebinds module-level names of `lerobot.policies.pi0.modeling_pi0` for one constructor call.
+
+    pi0's constructors name their parts directly (PI0Policy builds `PI0Pytorch`, PI0Pytorch builds
+    `PaliGemmaWithExpertModel` from `get_gemma_config(variant)`). Rebinding those names while one of
+    them runs lets ReconVLA run pi0's own constructors instead of retyping them; the names are restored
+    on exit, whatever happens.
+    """
+    with mock.patch.multiple(modeling_pi0, **names):
+        yield
 
 
 @contextmanager
@@ -186,27 +143,16 @@ class ReconVLAPytorch(PI0Pytorch):
     """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
 
     def __init__(self, config: ReconVLAConfig, rtc_processor=None):
-        # pi0's __init__ hard-codes the backbone construction; everything else below is pi0's.
-        nn.Module.__init__(self)
-        self.config = config
-        self.rtc_processor = rtc_processor
-        language, expert, vision, vocab_size = backbone_configs(config)
-        self.paligemma_with_expert = ReconVLAPaliGemmaWithExpert(
-            language,
-            expert,
-            vision,
-            vocab_size,
-            precision=config.dtype,
-            image_size=config.image_resolution[0],
-            freeze_vision_encoder=config.freeze_vision_encoder,
-            train_expert_only=config.train_expert_only,
-        )
-        self.action_in_proj = nn.Linear(config.max_action_dim, expert.width)
-        self.action_out_proj = nn.Linear(expert.width, config.max_action_dim)
-        self.state_proj = nn.Linear(config.max_state_dim, expert.width)
-        self.action_time_mlp_in = nn.Linear(2 * expert.width, expert.width)
-        self.action_time_mlp_out = nn.Linear(expert.width, expert.width)
-        self.gradient_checkpointing_enabled = False
+        # gemma_* go through pi0's constructor as they are; `tiny` needs pi0 to know its name and to
+        # build the small towers (see TinyPaliGemmaWithExpert).
+        tiny = config.paligemma_variant == "tiny"
+        with (
+            _rebind_in_pi0(get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=TinyPaliGemmaWithExpert)
+            if tiny
+            else nullcontext()
+        ):
+            super().__init__(config, rtc_processor=rtc_processor)
+        language = get_gemma_config_with_tiny(config.paligemma_variant)
 
         grid = config.recon_token_grid
         target = ReconTarget(
@@ -233,11 +179,6 @@ class ReconVLAPytorch(PI0Pytorch):
         self.recon_head = ReconHead(
             dit, target, make_train_scheduler(config.recon_num_train_timesteps), config.recon_timestep_repeats
         )
-
-        if config.compile_model:
-            torch.set_float32_matmul_precision("high")
-            self.sample_actions = torch.compile(self.sample_actions, mode=config.compile_mode)
-            self.forward = torch.compile(self.forward, mode=config.compile_mode)
 
     def forward(
         self,
@@ -336,17 +277,9 @@ class ReconVLAPolicy(PI0Policy):
     name = "reconvla"
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
-        require_package("transformers", extra="pi")
-        PreTrainedPolicy.__init__(self, config)
-        config.validate_features()
-        self.config = config
-        self.init_rtc_processor()
-        self.model = ReconVLAPytorch(config, rtc_processor=self.rtc_processor)
-        if config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.model.to(config.device)
+        with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
+            super().__init__(config, **kwargs)
         self._warned_missing_gaze_boxes: set[str] = set()
-        self.reset()
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -535,14 +468,14 @@ class ReconVLAPolicy(PI0Policy):
         cache_dir: str | Path | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
-        strict: bool = True,
         **kwargs,
     ) -> T:
         """Loads a ReconVLA checkpoint exactly, or a pi0 checkpoint with a fresh recon head.
 
         A pi0 checkpoint (config type `pi0`) must supply every pi0 weight; only `model.recon_head.*`
         may be missing, and it starts fresh (logged). Any other missing, unexpected or misshapen key is
-        an error: this never returns a silently random model.
+        an error: this never returns a silently random model (so there is no `strict` switch).
+        `pretrained_name_or_path` is a local directory or a Hub repo id ("owner/name").
         """
         hub_kwargs = dict(
             revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
@@ -603,12 +536,27 @@ def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, T
 
 
 def _resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
+    """Path of `filename` in a saved policy: a local directory, else a Hub repo id."""
     if os.path.isdir(name_or_path):
         path = Path(name_or_path) / filename
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {name_or_path} is not a saved policy")
         return str(path)
-    return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
+    if os.path.exists(name_or_path):
+        raise NotADirectoryError(f"{name_or_path} is a file; expected the directory of a saved policy")
+    try:
+        validate_repo_id(str(name_or_path))
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"{name_or_path} does not exist (no such local directory, and not a Hub repo id 'owner/name')"
+        ) from None
+    try:
+        return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise FileNotFoundError(
+            f"{name_or_path} is not a local directory, and its {filename} could not be fetched from the Hub "
+            f"({type(error).__name__}: {error})"
+        ) from error
 
 
 def _checkpoint_config_fields(name_or_path: str | Path, **hub_kwargs) -> tuple[str, dict]:

@@ -235,6 +235,16 @@ def test_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
         ReconVLAPolicy.from_pretrained(tmp_path, config=tiny_config())
 
 
+def test_missing_local_checkpoint_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"outputs/train/last/pretrained_model does not exist \(no such local directory"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "outputs/train/last/pretrained_model")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=r"model\.safetensors is a file; expected the directory"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "model.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"config\.json does not exist: .* is not a saved policy"):
+        ReconVLAPolicy.from_pretrained(tmp_path)
+
+
 def test_checkpoint_of_another_policy_type_is_refused(tmp_path):
     ReconVLAPolicy(tiny_config()).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
