@@ -2,9 +2,14 @@
 
 `ReconVLAPytorch` runs pi0's training forward unchanged while a forward hook keeps the prefix hidden
 states of layer `recon_layer`; the image positions of those states condition `ReconDiT`, which must
-denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back into the vision tower and the
-language layers, so the backbone learns to look at what the task is about. At inference nothing of
-the head runs: `select_action` / `predict_action_chunk` are pi0's.
+denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back through the language layers
+and the multi-modal projector, and into SigLIP unless `freeze_vision_encoder` holds it (the official
+ReconVLA and the `reconvla_paper` preset freeze it; pi0's default and the other presets train it), so
+the backbone learns to look at what the task is about. At inference nothing of the head runs:
+`select_action` / `predict_action_chunk` are pi0's.
+
+pi0 is subclassed, not copied: every constructor is pi0's own (see `_rebind_in_pi0`), and the
+training forward is pi0's, observed through a forward hook.
 """
 
 import builtins
@@ -12,6 +17,7 @@ import copy
 import json
 import logging
 import os
+import sys
 import tempfile
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -33,6 +39,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lerobot.configs import PreTrainedConfig
+from lerobot.configs.train import TrainPipelineConfig
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.modeling_pi0 import (
@@ -49,6 +56,7 @@ from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LAN
 
 from .configuration_reconvla import (
     OBS_GAZE_BOX,
+    check_image_transforms_keep_gaze_boxes,
     TINY_GEMMA,
     TINY_VISION,
     TINY_VOCAB_SIZE,
@@ -277,9 +285,16 @@ class ReconVLAPolicy(PI0Policy):
     name = "reconvla"
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
+        train_config = _training_config_holding(config)
+        if train_config is not None and config.recon_weight > 0:
+            # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
+            # move the objects out of their gaze boxes.
+            gaze_box_keys = _dataset_gaze_box_keys(config, kwargs.get("dataset_meta"))
+            check_image_transforms_keep_gaze_boxes(train_config.dataset.image_transforms, gaze_box_keys)
         with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
             super().__init__(config, **kwargs)
         self._warned_missing_gaze_boxes: set[str] = set()
+        self._checked_training_setup = False
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -311,6 +326,25 @@ class ReconVLAPolicy(PI0Policy):
         if self._action_queue and not self.training and not self._rtc_enabled():
             return self._action_queue.popleft()
         return super().select_action(batch)
+
+    def _warn_about_training_setup_once(self) -> None:
+        """Settings that train without error but not as ReconVLA means, said once when training starts."""
+        if self._checked_training_setup:
+            return
+        self._checked_training_setup = True
+        if self.config.train_expert_only:
+            logger.warning(
+                "train_expert_only=true with recon_weight=%s: the whole VLM is frozen, so the reconstruction "
+                "loss trains only the recon head and never reaches the backbone it is meant to shape. Set "
+                "--policy.recon_weight=0 to skip the head, or --policy.train_expert_only=false.",
+                self.config.recon_weight,
+            )
+        if self.config.recon_condition_on_language:
+            logger.warning(
+                "recon_condition_on_language=true: the recon head also sees a pooled embedding of the prompt, "
+                "which ReconVLA's head does not; it may then read the target from the prompt instead of "
+                "making the visual tokens carry it."
+            )
 
     def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
         """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
@@ -360,6 +394,7 @@ class ReconVLAPolicy(PI0Policy):
         use_recon = self.config.recon_weight > 0
         recon_images = recon_boxes = None
         if use_recon:
+            self._warn_about_training_setup_once()
             recon_images = [batch[key] for key in self.config.camera_keys]
             recon_boxes = self._gaze_boxes(batch, batch_size)
 
@@ -527,6 +562,29 @@ class ReconVLAPolicy(PI0Policy):
                 "Loaded every pi0 weight from %s; the recon head starts fresh (%d tensors under %s).",
                 source, len(fresh), fresh_prefix,
             )  # fmt: skip
+
+
+def _training_config_holding(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """The training config that is building this policy, if any (`cfg` of lerobot-train).
+
+    LeRobot hands a policy its own config and the dataset's metadata, but the dataset's image
+    transforms, which decide whether gaze boxes still frame their objects, sit in the training config.
+    That config is a local variable of whoever calls `make_policy` (lerobot_train.train's `cfg`); it is
+    found among the calling frames by the identity of its `policy` field, so no other config matches.
+    """
+    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the caller stack cheaply
+    while frame is not None:
+        for value in frame.f_locals.values():
+            if isinstance(value, TrainPipelineConfig) and value.policy is policy_config:
+                return value
+        frame = frame.f_back
+    return None
+
+
+def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:
+    """The dataset's gaze-box features (from its metadata, else from the features given to the config)."""
+    features = dataset_meta.features if dataset_meta is not None else config.input_features
+    return [key for key in features if key.startswith(f"{OBS_GAZE_BOX}.")]
 
 
 def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, Tensor]) -> bool:
