@@ -222,6 +222,10 @@ def test_bad_target_sizes_and_layouts_are_clear_errors(tmp_path):
         ValueError, match=r"recon_image_size=100 .*8x downsampling.*4x4 .*use e\.g\. 96 or 128"
     ):
         ReconTarget("vae", 100, 4, vae_loader=lambda: None)
+    with pytest.raises(
+        ValueError, match=r"recon_image_size=16 .* 4x4 image-token grid \(= 32\).*use e\.g\. 32$"
+    ):
+        ReconTarget("vae", 16, 4, vae_loader=lambda: None)
     with pytest.raises(ValueError, match="recon_image_size=0; expected >= 1"):
         ReconTarget("pixels", 0, 4)
     with pytest.raises(ValueError, match="recon_vae_latent_channels=0"):
@@ -229,7 +233,9 @@ def test_bad_target_sizes_and_layouts_are_clear_errors(tmp_path):
     # A loader that returns a VAE of another layout is caught before any target is made.
     vae = load_frozen_vae(str(_sixteen_channel_vae(tmp_path)), 16, 8, subfolder="vae")
     target = ReconTarget("vae", 32, 4, vae_loader=lambda: vae, vae_latent_channels=4)
-    with pytest.raises(ValueError, match="16 latent channels, recon_vae_latent_channels=4"):
+    with pytest.raises(
+        ValueError, match="16 latent channels and downsamples 8x, but recon_vae_latent_channels=4"
+    ):
         target([torch.rand(1, 3, 32, 32)], [torch.tensor([[0.0, 0.0, 1.0, 1.0]])])
     with pytest.raises(OSError, match=r"recon_vae=.*recon_vae_subfolder='decoder'"):
         load_frozen_vae(str(tmp_path / "repo"), 16, 8, subfolder="decoder")

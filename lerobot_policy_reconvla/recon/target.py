@@ -138,9 +138,9 @@ class ReconTarget:
             raise ValueError(f"recon_target={mode!r}; expected 'vae' or 'pixels'")
         if mode == "vae" and vae_loader is None:
             raise ValueError("recon_target='vae' needs a VAE loader")
-        for name, value in (("recon_image_size", image_size), ("recon_token_grid", grid_size),
-                            ("recon_vae_downsample", vae_downsample),
-                            ("recon_vae_latent_channels", vae_latent_channels)):  # fmt: skip
+        sizes = {"recon_image_size": image_size, "recon_token_grid": grid_size}
+        sizes |= {"recon_vae_downsample": vae_downsample, "recon_vae_latent_channels": vae_latent_channels}
+        for name, value in sizes.items():
             if value < 1:
                 raise ValueError(f"{name}={value}; expected >= 1")
         self.mode = mode
@@ -151,13 +151,15 @@ class ReconTarget:
         self._vae: AutoencoderKL | None = None
         self.downsample = vae_downsample if mode == "vae" else 1
         self.channels = vae_latent_channels if mode == "vae" else 3
-        if image_size % (self.downsample * grid_size):
-            unit = self.downsample * grid_size
+        unit = self.downsample * grid_size
+        if image_size % unit:
             what = f"the VAE's {vae_downsample}x downsampling times " if mode == "vae" else ""
+            below = image_size // unit * unit
+            nearest = " or ".join(str(size) for size in sorted({max(unit, below), below + unit}))
             raise ValueError(
                 f"recon_image_size={image_size} is not a multiple of {what}the {grid_size}x{grid_size} "
                 f"image-token grid (= {unit}), so the {mode} target cannot be split into equal tokens: "
-                f"use e.g. {max(unit, image_size // unit * unit)} or {(image_size // unit + 1) * unit}"
+                f"use e.g. {nearest}"
             )
         self.patch = image_size // self.downsample // grid_size
         self.token_channels = self.channels * self.patch**2
@@ -166,10 +168,12 @@ class ReconTarget:
     def vae(self) -> AutoencoderKL:
         if self._vae is None:
             vae = self._vae_loader()
-            if vae.config.latent_channels != self.channels:
+            downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+            if (vae.config.latent_channels, downsample) != (self.channels, self.downsample):
                 raise ValueError(
-                    f"the loaded VAE has {vae.config.latent_channels} latent channels, "
-                    f"recon_vae_latent_channels={self.channels}"
+                    f"the loaded VAE has {vae.config.latent_channels} latent channels and downsamples "
+                    f"{downsample}x, but recon_vae_latent_channels={self.channels} and "
+                    f"recon_vae_downsample={self.downsample}"
                 )
             self._vae = vae
         return self._vae
