@@ -153,27 +153,30 @@ class ReconVLAPytorch(PI0Pytorch):
     def __init__(self, config: ReconVLAConfig, rtc_processor=None):
         # gemma_* go through pi0's constructor as they are; `tiny` needs pi0 to know its name and to
         # build the small towers (see TinyPaliGemmaWithExpert).
-        tiny = config.paligemma_variant == "tiny"
-        with (
-            _rebind_in_pi0(get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=TinyPaliGemmaWithExpert)
-            if tiny
-            else nullcontext()
-        ):
+        tiny_parts = _rebind_in_pi0(
+            get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=TinyPaliGemmaWithExpert
+        )
+        with tiny_parts if config.paligemma_variant == "tiny" else nullcontext():
             super().__init__(config, rtc_processor=rtc_processor)
         language = get_gemma_config_with_tiny(config.paligemma_variant)
 
         grid = config.recon_token_grid
+        uses_vae = config.recon_target == "vae"
+        vae_loader = partial(
+            load_frozen_vae,
+            config.recon_vae,
+            config.recon_vae_latent_channels,
+            config.recon_vae_downsample,
+            subfolder=config.recon_vae_subfolder,
+        )
         target = ReconTarget(
             mode=config.recon_target,
             image_size=config.recon_image_size,
             grid_size=grid,
-            vae_loader=partial(
-                load_frozen_vae, config.recon_vae, config.recon_vae_latent_channels, config.recon_vae_downsample
-            )
-            if config.recon_target == "vae"
-            else None,
+            vae_loader=vae_loader if uses_vae else None,
             vae_downsample=config.recon_vae_downsample,
             vae_latent_channels=config.recon_vae_latent_channels,
+            sample_posterior=config.recon_vae_sample_posterior,
         )
         dit = ReconDiT(
             in_channels=target.token_channels,
@@ -185,7 +188,11 @@ class ReconVLAPytorch(PI0Pytorch):
             language_dim=language.width if config.recon_condition_on_language else None,
         )
         self.recon_head = ReconHead(
-            dit, target, make_train_scheduler(config.recon_num_train_timesteps), config.recon_timestep_repeats
+            dit,
+            target,
+            make_train_scheduler(config.recon_num_train_timesteps),
+            config.recon_timestep_repeats,
+            compute_dtype=config.recon_head_dtype,
         )
 
     def forward(
@@ -231,13 +238,12 @@ class ReconVLAPytorch(PI0Pytorch):
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
 
         cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
-        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
-        # With a bf16 backbone, run the (fp32-parameter) head in bf16 too: its activations are the
-        # largest extra memory of a training step. The loss itself is reduced in fp32.
-        with torch.autocast(cond_tokens.device.type, dtype=torch.bfloat16, enabled=self.config.dtype == "bfloat16"):
-            recon_losses = self.recon_head(
-                cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
-            )
+        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), fp32, no grad
+        # The head computes in recon_head_dtype (fp32 as the official, whatever the backbone's dtype);
+        # its loss is reduced in fp32.
+        recon_losses = self.recon_head(
+            cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
+        )
         return action_losses, recon_losses
 
     def _recon_condition(

@@ -29,7 +29,8 @@ def _config_with_gaze_boxes(**overrides) -> ReconVLAConfig:
 
 
 def _train_config(policy: ReconVLAConfig, image_transforms: ImageTransformsConfig) -> TrainPipelineConfig:
-    return TrainPipelineConfig(dataset=DatasetConfig(repo_id="local/any", image_transforms=image_transforms), policy=policy)
+    dataset = DatasetConfig(repo_id="local/any", image_transforms=image_transforms)
+    return TrainPipelineConfig(dataset=dataset, policy=policy)
 
 
 def test_geometric_augmentation_with_gaze_boxes_is_refused_naming_the_safe_transforms():
