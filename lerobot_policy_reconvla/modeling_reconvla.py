@@ -86,10 +86,12 @@ class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
     TINY_VOCAB_SIZE. Forward, dtype handling and freezing stay pi0's.
     """
 
-    def __init__(self, vlm_config: GemmaConfig, action_expert_config: GemmaConfig, *args, **kwargs):
+    def __init__(
+        self, vlm_config: GemmaConfig, action_expert_config: GemmaConfig, *, precision: str = "bfloat16", **kwargs
+    ):
+        # pi0 passes everything but the two Gemma configs by keyword (PI0Pytorch.__init__).
         with torch.device("meta"):
-            super().__init__(vlm_config, action_expert_config, *args, **kwargs)
-        precision = "bfloat16" if self.paligemma.dtype == torch.bfloat16 else "float32"
+            super().__init__(vlm_config, action_expert_config, precision=precision, **kwargs)
 
         vlm_hf = copy.deepcopy(self.paligemma.config)
         vlm_hf._vocab_size = TINY_VOCAB_SIZE  # noqa: SLF001 - the field pi0 itself sets

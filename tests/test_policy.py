@@ -367,6 +367,10 @@ def test_bfloat16_backbone_trains_with_the_head_in_its_own_precision(head_dtype,
 
     config = tiny_config(dtype="bfloat16", recon_head_dtype=head_dtype)
     policy = ReconVLAPolicy(config)
+    towers = policy.model.paligemma_with_expert  # pi0's mixed precision: bf16 layers, fp32 vision tower
+    assert towers.paligemma.model.language_model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert towers.gemma_expert.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert towers.paligemma.model.vision_tower.dtype == torch.float32
     pre, _ = make_reconvla_pre_post_processors(config)
     policy.train()
     seen = []
