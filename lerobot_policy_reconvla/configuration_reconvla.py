@@ -15,6 +15,7 @@ backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508
 """
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from lerobot.configs import PreTrainedConfig
@@ -23,16 +24,69 @@ from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
 from .optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
 
-# Backbone variants: pi0's two plus `tiny` (a few M parameters besides the vocabulary), built by the
-# same code path (see modeling_reconvla.BACKBONE_VARIANTS) so CPU tests run the real model.
+# Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
+# vocabulary) so CPU tests run the real model. gemma_* are built by pi0's own constructors; `tiny` takes
+# its sizes from the table below (read by modeling_reconvla and by the checks in this file).
 BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", "tiny")
+# pi0's GemmaConfig fields (openpi gemma.py: Config), for the language model and the action expert
+# alike. pi0's joint attention reshape assumes 8 heads and one head_dim on both experts.
+TINY_GEMMA = dict(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
+# transformers' SiglipVisionConfig fields; pi0 hard-codes SigLIP so400m for gemma_*.
+TINY_VISION = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512, patch_size=14)
+TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
 RECON_TARGETS = ("vae", "pixels")
+RECON_HEAD_DTYPES = ("float32", "bfloat16")
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # pi0's processor hard-codes the same one
 # The tokenizer shipped for the tiny variant: a name, not a path, so saved processors stay portable.
 TINY_TOKENIZER = "lerobot_policy_reconvla/tiny_tokenizer"
 TINY_TOKENIZER_DIR = Path(__file__).parent / "assets" / "tiny_tokenizer"
+
+
+@cache
+def _paligemma_patch_size() -> int:
+    from transformers import PaliGemmaConfig  # imported on first use: the plugin registers without it
+
+    return PaliGemmaConfig().vision_config.patch_size
+
+
 # Training-only batch keys: [x0, y0, x1, y1] of the gaze region, normalised to [0, 1].
 OBS_GAZE_BOX = "observation.gaze_box"
+
+# Image transforms (LeRobot's `--dataset.image_transforms.tfs.<name>.type`: torchvision v2 classes and
+# LeRobot's own) that leave every pixel where it was, so a gaze box still frames its object. Anything
+# else (RandomAffine, crops, flips, rotations, perspective, ...) moves the object out of its box.
+PHOTOMETRIC_TRANSFORMS = frozenset({
+    "ColorJitter", "RandomPhotometricDistort", "Grayscale", "RandomGrayscale", "RandomInvert",
+    "RandomPosterize", "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize",
+    "GaussianBlur", "GaussianNoise", "RandomChannelPermutation",
+    "SharpnessJitter", "MotionBlur", "JPEGCompression", "GaussianPatchBrightness", "RandomShadow",
+    "CoarseDropout", "GammaCorrection", "PlanckianJitter",
+})  # fmt: skip
+
+
+def check_image_transforms_keep_gaze_boxes(image_transforms, gaze_box_keys: list[str]) -> None:
+    """Refuses dataset image transforms that move pixels while the dataset has gaze boxes.
+
+    LeRobot's dataset transforms each camera image on its own; the boxes are not transformed with it,
+    so after an affine or crop the gaze crop would no longer frame the object.
+
+    Args:
+        image_transforms: LeRobot's ImageTransformsConfig (`--dataset.image_transforms.*`).
+        gaze_box_keys: the dataset's `observation.gaze_box.*` features.
+    """
+    if not gaze_box_keys or not image_transforms.enable:
+        return
+    moving = {name: tf.type for name, tf in image_transforms.tfs.items() if tf.weight > 0}
+    moving = {name: kind for name, kind in moving.items() if kind not in PHOTOMETRIC_TRANSFORMS}
+    if moving:
+        raise ValueError(
+            f"dataset.image_transforms would move pixels ({moving}) while the dataset has gaze boxes "
+            f"{sorted(gaze_box_keys)}: the boxes are not transformed with the images, so the recon target "
+            f"would miss the object. Photometric transforms are safe ({sorted(PHOTOMETRIC_TRANSFORMS)}): "
+            "list only those, e.g. --dataset.image_transforms.tfs='{\"brightness\": {\"type\": "
+            "\"ColorJitter\", \"kwargs\": {\"brightness\": [0.8, 1.2]}}}', or set "
+            "--dataset.image_transforms.enable=false."
+        )
 
 
 @PreTrainedConfig.register_subclass("reconvla")
@@ -46,60 +100,79 @@ class ReconVLAConfig(PI0Config):
     cameras: list[str] | None = None
 
     # --- Reconstruction head (training only; never built into the inference graph) ---
-    # loss = L_action + recon_weight * L_recon (ReconVLA: `loss = loss + vm_loss`, i.e. 1.0).
+    # Defaults: ReconVLA's head and loss with a VAE anyone can download. Where the official
+    # (OpenHelix-Team/ReconVLA) differs, the comment says so; configs/policy/reconvla_paper.json sets
+    # the official values throughout.
+    #
+    # loss = L_action + recon_weight * L_recon (official: `loss = loss + vm_loss`, i.e. 1.0).
     recon_weight: float = 1.0
     # Which backbone layer's hidden states at image positions condition the head. Python indexing
-    # over the language-model layers: -1 (default) is the last one, taken after the final norm.
+    # over the language-model layers: -1 (default, as the official) is the last one, after the final norm.
     recon_layer: int = -1
-    # `vae`: reconstruct latents of a frozen diffusers AutoencoderKL (ReconVLA); `pixels`: reconstruct
+    # `vae`: reconstruct latents of a frozen diffusers AutoencoderKL (official); `pixels`: reconstruct
     # the patchified gaze crop itself (no VAE to load; the tiny preset uses it).
     recon_target: str = "vae"
     # Local path or Hub repo of a diffusers AutoencoderKL (frozen, not saved with the checkpoint,
-    # loaded at the first training step only). The VAE of DiT / Stable Diffusion by default.
+    # loaded at the first training step only). Default: the VAE of DiT / Stable Diffusion (4 latent
+    # channels, no licence to accept). The official uses FLUX.1's 16-channel VAE (a gated repo).
     recon_vae: str | None = "stabilityai/sd-vae-ft-ema"
+    # Folder of `recon_vae` that holds the VAE, for VAEs inside a pipeline repo (FLUX.1's: `vae`).
+    recon_vae_subfolder: str | None = None
     # Layout of that VAE, known without loading it (so inference never touches it); checked at load.
     recon_vae_latent_channels: int = 4
     recon_vae_downsample: int = 8
-    # Side (px) the gaze crop is resized to before encoding. 128 px through an 8x VAE gives a 16x16
-    # latent grid, one latent per PaliGemma image token at 224 px.
+    # Targets are sampled from the VAE's posterior (official) rather than taken at its mode. Latents
+    # are normalised with the VAE's own `(z - shift_factor) * scaling_factor` either way.
+    recon_vae_sample_posterior: bool = True
+    # Side (px) the gaze crop is resized to before encoding; it must split into the image-token grid
+    # (16 x 16 at 224 px): recon_image_size / recon_vae_downsample / 16 = p gives p x p latents per
+    # token. Default 128 px: one 4-channel latent per token. Official: 256 px through a 16-channel VAE,
+    # 2 x 2 latents = 64 channels per token (sixteen times the target per token, four times the VAE cost).
     recon_image_size: int = 128
-    # ReconDiT size; full size as ReconVLA's `denoiser_vit3x`: depth 3, width 1024, 16 heads.
+    # ReconDiT size; full size as the official `denoiser_vit3x`: depth 3, width 1024, 16 heads.
     recon_dit_depth: int = 3
     recon_dit_width: int = 1024
     recon_dit_heads: int = 16
-    # Timesteps drawn per sample and camera (ReconVLA repeats each target 4 times).
+    # Timesteps drawn per sample and camera (the official repeats each target 4 times).
     recon_timestep_repeats: int = 4
-    # DDPM training steps (cosine schedule, eps-prediction).
+    # DDPM training steps (cosine schedule, eps-prediction), as the official.
     recon_num_train_timesteps: int = 1000
-    # Add a pooled embedding of the prompt's hidden states to every token's condition.
+    # Add a pooled embedding of the prompt's hidden states to every token's condition. Not in the
+    # official head, and a shortcut: the head may read the object from the prompt instead of learning
+    # to find it in the visual tokens (a warning says so when training starts).
     recon_condition_on_language: bool = False
+    # Precision the head computes in: float32 (official), or bfloat16 (autocast over fp32 weights:
+    # less activation memory and time, at the cost of bf16 rounding in the head's loss).
+    recon_head_dtype: str = "float32"
     # Learning-rate multiplier of the head's parameter group (the head starts from scratch).
     recon_lr_scale: float = 1.0
     # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
     # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
     optimizer_type: str = "adamw"
+    # Not a recon field, but it decides where L_recon goes (pi0's `freeze_vision_encoder`, default
+    # False): the official freezes SigLIP, so the reconstruction trains the projector and the language
+    # layers only; pi0's default lets it reach SigLIP too. `train_expert_only=true` freezes the whole
+    # VLM, leaving the head nothing to shape but itself (warned when training starts).
 
     def __post_init__(self):
-        # PI0Config.__post_init__ rejects the `tiny` variant, so run the base checks and pi0's own
-        # checks here, widened to our variants.
-        PreTrainedConfig.__post_init__(self)
-        if self.n_action_steps > self.chunk_size:
-            raise ValueError(
-                f"n_action_steps ({self.n_action_steps}) cannot be greater than chunk_size ({self.chunk_size})"
-            )
         for field_name in ("paligemma_variant", "action_expert_variant"):
             if getattr(self, field_name) not in BACKBONE_VARIANTS:
                 raise ValueError(
                     f"{field_name}={getattr(self, field_name)!r} is not a known variant; expected one of "
                     f"{BACKBONE_VARIANTS}"
                 )
+        if self.paligemma_variant == "gemma_300m":
+            # pi0 accepts it, then fails at the first forward: its PaliGemma projects SigLIP to 2048.
+            raise ValueError(
+                "paligemma_variant='gemma_300m' cannot run: pi0 projects the vision tower to 2048 channels, "
+                "the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU tests)"
+            )
         if (self.paligemma_variant == "tiny") != (self.action_expert_variant == "tiny"):
             raise ValueError(
                 "paligemma_variant and action_expert_variant must both be 'tiny' or both be gemma_*; got "
                 f"{self.paligemma_variant!r} and {self.action_expert_variant!r} (their head dims must match)"
             )
-        if self.dtype not in ("bfloat16", "float32"):
-            raise ValueError(f"dtype={self.dtype!r}; expected 'bfloat16' or 'float32'")
+        self._pi0_post_init()
         if self.image_resolution[0] != self.image_resolution[1]:
             raise ValueError(f"image_resolution={self.image_resolution}; PaliGemma expects a square image")
         if self.recon_target not in RECON_TARGETS:
@@ -122,17 +195,45 @@ class ReconVLAConfig(PI0Config):
             raise ValueError(f"recon_lr_scale={self.recon_lr_scale}; expected > 0")
         if self.optimizer_type not in PRESET_OPTIMIZER_TYPES:
             raise ValueError(f"optimizer_type={self.optimizer_type!r}; expected one of {PRESET_OPTIMIZER_TYPES}")
-        if self.recon_image_size % self.recon_token_grid != 0:
+        if self.recon_head_dtype not in RECON_HEAD_DTYPES:
+            raise ValueError(f"recon_head_dtype={self.recon_head_dtype!r}; expected one of {RECON_HEAD_DTYPES}")
+        for field_name in ("recon_vae_latent_channels", "recon_vae_downsample", "recon_image_size"):
+            if getattr(self, field_name) < 1:
+                raise ValueError(f"{field_name}={getattr(self, field_name)}; expected >= 1")
+        grid = self.recon_token_grid
+        grid_reason = (
+            f"the image-token grid ({grid} = image_resolution {self.image_resolution[0]} // patch "
+            f"{self.vision_patch_size})"
+        )
+        if self.recon_image_size % grid != 0:
+            raise ValueError(f"recon_image_size={self.recon_image_size} must be a multiple of {grid_reason}")
+        if self.recon_target == "vae" and self.recon_image_size % (grid * self.recon_vae_downsample) != 0:
             raise ValueError(
-                f"recon_image_size={self.recon_image_size} must be a multiple of the image-token grid "
-                f"({self.recon_token_grid} = image_resolution {self.image_resolution[0]} // patch 14)"
+                f"recon_image_size={self.recon_image_size} must be a multiple of recon_vae_downsample="
+                f"{self.recon_vae_downsample} x {grid_reason} = {grid * self.recon_vae_downsample}, so that every "
+                "image token gets the same p x p latents"
             )
-        depth = 2 if self.paligemma_variant == "tiny" else 18
+        depth = self.language_depth
         if not -depth <= self.recon_layer < depth:
             raise ValueError(
                 f"recon_layer={self.recon_layer} is outside the {depth} layers of {self.paligemma_variant!r}; "
                 f"expected an index in [{-depth}, {depth - 1}]"
             )
+
+    def _pi0_post_init(self) -> None:
+        """pi0's own checks (and the base config's device/AMP set-up), with `tiny` let through.
+
+        PI0Config.__post_init__ accepts only its two gemma variants; `tiny` was checked above, so it
+        stands in as gemma_300m for pi0's variant check alone.
+        """
+        if self.paligemma_variant != "tiny":
+            super().__post_init__()
+            return
+        self.paligemma_variant = self.action_expert_variant = "gemma_300m"
+        try:
+            super().__post_init__()
+        finally:
+            self.paligemma_variant = self.action_expert_variant = "tiny"
 
     def _select_cameras(self) -> None:
         available = [key.removeprefix(f"{OBS_IMAGES}.") for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
@@ -150,9 +251,25 @@ class ReconVLAConfig(PI0Config):
         return optimizer_preset(self.optimizer_type, super().get_optimizer_preset())
 
     @property
+    def language_depth(self) -> int:
+        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_GEMMA."""
+        if self.paligemma_variant == "tiny":
+            return TINY_GEMMA["depth"]
+        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config  # imports transformers: only when needed
+
+        return get_gemma_config(self.paligemma_variant).depth
+
+    @property
+    def vision_patch_size(self) -> int:
+        """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
+        if self.paligemma_variant == "tiny":
+            return TINY_VISION["patch_size"]
+        return _paligemma_patch_size()
+
+    @property
     def recon_token_grid(self) -> int:
         """Side of each camera's image-token grid: 224 px / patch 14 = 16 -> 256 tokens."""
-        return self.image_resolution[0] // 14
+        return self.image_resolution[0] // self.vision_patch_size
 
     @property
     def resolved_tokenizer_name(self) -> str:

@@ -11,31 +11,47 @@
 
 `ReconVLAPytorch` runs pi0's training forward unchanged while a forward hook keeps the prefix hidden
 states of layer `recon_layer`; the image positions of those states condition `ReconDiT`, which must
-denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back into the vision tower and the
-language layers, so the backbone learns to look at what the task is about. At inference nothing of
-the head runs: `select_action` / `predict_action_chunk` are pi0's.
+denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back through the language layers
+and the multi-modal projector, and into SigLIP unless `freeze_vision_encoder` holds it (the official
+ReconVLA and the `reconvla_paper` preset freeze it; pi0's default and the other presets train it), so
+the backbone learns to look at what the task is about. At inference nothing of the head runs:
+`select_action` / `predict_action_chunk` are pi0's.
+
+pi0 is subclassed, not copied: every constructor is pi0's own (see `_rebind_in_pi0`), and the
+training forward is pi0's, observed through a forward hook.
 """
 
 import builtins
+import copy
 import json
 import logging
 import os
+import sys
 import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import draccus
 import torch
 from einops import rearrange
 from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HFValidationError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lerobot.configs import PreTrainedConfig
+from lerobot.configs.train import TrainPipelineConfig
+from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.modeling_pi0 import (
-    CONFIG_MAPPING,
     GemmaConfig,
     PaliGemmaForConditionalGenerationWithPiGemma,
     PaliGemmaWithExpertModel,
@@ -44,13 +60,18 @@ from lerobot.policies.pi0.modeling_pi0 import (
     PiGemmaForCausalLM,
     get_gemma_config,
 )
-from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
-from lerobot.policies.pretrained import PreTrainedPolicy, T
+from lerobot.policies.pretrained import T
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
-from lerobot.utils.import_utils import require_package
 
 from .checkpoint_files import check_safetensors_file
-from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
+from .configuration_reconvla import (
+    OBS_GAZE_BOX,
+    check_image_transforms_keep_gaze_boxes,
+    TINY_GEMMA,
+    TINY_VISION,
+    TINY_VOCAB_SIZE,
+    ReconVLAConfig,
+)
 from .memory import cuda_memory_metrics
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
@@ -62,109 +83,55 @@ SAFETENSORS_FILE = "model.safetensors"
 RECON_HEAD_PREFIX = "model.recon_head."
 
 
-@dataclass(frozen=True)
-class VisionTowerSpec:
-    """The SigLIP vision tower, which pi0 hard-codes to so400m; the tiny variant needs a small one."""
-
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
-    patch_size: int = 14
+def get_gemma_config_with_tiny(variant: str) -> GemmaConfig:
+    """pi0's `get_gemma_config`, plus the `tiny` variant (configuration_reconvla.TINY_GEMMA)."""
+    return GemmaConfig(**TINY_GEMMA) if variant == "tiny" else get_gemma_config(variant)
 
 
-# pi0's settings for gemma_* (SigLIP so400m, patch 14, MLP 4304, PaliGemma's 257152-token vocabulary).
-SO400M = VisionTowerSpec(hidden_size=1152, num_layers=27, num_heads=16, intermediate_size=4304)
-PALIGEMMA_VOCAB_SIZE = 257152
-# `tiny`: 8 heads of 8 and one KV head on both experts, as pi0's joint attention reshape requires.
-TINY_LANGUAGE = GemmaConfig(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
-TINY_EXPERT = GemmaConfig(width=128, depth=2, mlp_dim=512, num_heads=8, num_kv_heads=1, head_dim=32)
-TINY_VISION = VisionTowerSpec(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512)
-TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
+class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
+    """pi0's PaliGemma + action expert with a small SigLIP tower and vocabulary (the `tiny` variant).
 
-
-def backbone_configs(config: ReconVLAConfig) -> tuple[GemmaConfig, GemmaConfig, VisionTowerSpec, int]:
-    """(language, action expert, vision tower, vocabulary size) of the configured variant."""
-    if config.paligemma_variant == "tiny":
-        return TINY_LANGUAGE, TINY_EXPERT, TINY_VISION, TINY_VOCAB_SIZE
-    return (
-        get_gemma_config(config.paligemma_variant),
-        get_gemma_config(config.action_expert_variant),
-        SO400M,
-        PALIGEMMA_VOCAB_SIZE,
-    )
-
-
-class ReconVLAPaliGemmaWithExpert(PaliGemmaWithExpertModel):
-    """pi0's PaliGemma + action expert with the vision tower and vocabulary taken from the variant.
-
-    Only construction differs from pi0 (which hard-codes SigLIP so400m and the 257k vocabulary);
-    forward, dtype handling and freezing are pi0's. For gemma_* variants the module tree and every
-    parameter shape equal pi0's, so pi0 checkpoints load as they are.
+    pi0's constructor hard-codes SigLIP so400m and PaliGemma's 257152-token vocabulary, which alone
+    are ~0.5B parameters. It runs here unchanged on the meta device (no memory, no init); then the two
+    towers it built are rebuilt from its own transformers configs with the sizes of TINY_VISION and
+    TINY_VOCAB_SIZE. Forward, dtype handling and freezing stay pi0's.
     """
 
     def __init__(
-        self,
-        language: GemmaConfig,
-        expert: GemmaConfig,
-        vision: VisionTowerSpec,
-        vocab_size: int,
-        precision: str = "float32",
-        image_size: int = 224,
-        freeze_vision_encoder: bool = False,
-        train_expert_only: bool = False,
+        self, vlm_config: GemmaConfig, action_expert_config: GemmaConfig, *, precision: str = "bfloat16", **kwargs
     ):
-        nn.Module.__init__(self)
-        self.freeze_vision_encoder = freeze_vision_encoder
-        self.train_expert_only = train_expert_only
+        # pi0 passes everything but the two Gemma configs by keyword (PI0Pytorch.__init__).
+        with torch.device("meta"):
+            super().__init__(vlm_config, action_expert_config, precision=precision, **kwargs)
 
-        vlm = CONFIG_MAPPING["paligemma"]()
-        vlm._vocab_size = vocab_size  # noqa: SLF001
-        vlm.image_token_index = vocab_size
-        vlm.projection_dim = language.width
-        text = vlm.text_config
-        text.hidden_size = language.width
-        text.intermediate_size = language.mlp_dim
-        text.num_attention_heads = language.num_heads
-        text.head_dim = language.head_dim
-        text.num_hidden_layers = language.depth
-        text.num_key_value_heads = language.num_kv_heads
-        text.hidden_activation = "gelu_pytorch_tanh"
-        text.dtype = "float32"
-        text.vocab_size = vocab_size
-        text.use_adarms = False
-        text.adarms_cond_dim = None
-        tower = vlm.vision_config
-        tower.image_size = image_size
-        tower.patch_size = vision.patch_size
-        tower.hidden_size = vision.hidden_size
-        tower.num_hidden_layers = vision.num_layers
-        tower.num_attention_heads = vision.num_heads
-        tower.intermediate_size = vision.intermediate_size
-        # The projector must land in the language width, or the prefix concat fails.
-        tower.projection_dim = language.width
-        tower.projector_hidden_act = "gelu_fast"
-        tower.dtype = "float32"
+        vlm_hf = copy.deepcopy(self.paligemma.config)
+        vlm_hf._vocab_size = TINY_VOCAB_SIZE  # noqa: SLF001 - the field pi0 itself sets
+        vlm_hf.image_token_index = TINY_VOCAB_SIZE
+        vlm_hf.text_config.vocab_size = TINY_VOCAB_SIZE
+        vlm_hf.vision_config.update(TINY_VISION)
+        # The projector must land in the language width (pi0 hard-codes gemma_2b's 2048).
+        vlm_hf.vision_config.projection_dim = vlm_config.width
+        expert_hf = copy.deepcopy(self.gemma_expert.config)
+        expert_hf.vocab_size = TINY_VOCAB_SIZE
 
-        expert_hf = CONFIG_MAPPING["gemma"](
-            head_dim=expert.head_dim,
-            hidden_size=expert.width,
-            intermediate_size=expert.mlp_dim,
-            num_attention_heads=expert.num_heads,
-            num_hidden_layers=expert.depth,
-            num_key_value_heads=expert.num_kv_heads,
-            vocab_size=vocab_size,
-            hidden_activation="gelu_pytorch_tanh",
-            dtype="float32",
-            use_adarms=False,
-            adarms_cond_dim=None,
-        )
-        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm)
+        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm_hf)
         self.gemma_expert = PiGemmaForCausalLM(config=expert_hf)
-        self.gemma_expert.model.embed_tokens = None  # the expert reads embeddings, never tokens
-
+        self.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
         self.to_bfloat16_for_selected_params(precision)
         self._set_requires_grad()
+
+
+@contextmanager
+def _rebind_in_pi0(**names):
+    """Rebinds module-level names of `lerobot.policies.pi0.modeling_pi0` for one constructor call.
+
+    pi0's constructors name their parts directly (PI0Policy builds `PI0Pytorch`, PI0Pytorch builds
+    `PaliGemmaWithExpertModel` from `get_gemma_config(variant)`). Rebinding those names while one of
+    them runs lets ReconVLA run pi0's own constructors instead of retyping them; the names are restored
+    on exit, whatever happens.
+    """
+    with mock.patch.multiple(modeling_pi0, **names):
+        yield
 
 
 @contextmanager
@@ -197,40 +164,32 @@ class ReconVLAPytorch(PI0Pytorch):
     """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
 
     def __init__(self, config: ReconVLAConfig, rtc_processor=None):
-        # pi0's __init__ hard-codes the backbone construction; everything else below is pi0's.
-        nn.Module.__init__(self)
-        self.config = config
-        self.rtc_processor = rtc_processor
-        language, expert, vision, vocab_size = backbone_configs(config)
-        self.paligemma_with_expert = ReconVLAPaliGemmaWithExpert(
-            language,
-            expert,
-            vision,
-            vocab_size,
-            precision=config.dtype,
-            image_size=config.image_resolution[0],
-            freeze_vision_encoder=config.freeze_vision_encoder,
-            train_expert_only=config.train_expert_only,
+        # gemma_* go through pi0's constructor as they are; `tiny` needs pi0 to know its name and to
+        # build the small towers (see TinyPaliGemmaWithExpert).
+        tiny_parts = _rebind_in_pi0(
+            get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=TinyPaliGemmaWithExpert
         )
-        self.action_in_proj = nn.Linear(config.max_action_dim, expert.width)
-        self.action_out_proj = nn.Linear(expert.width, config.max_action_dim)
-        self.state_proj = nn.Linear(config.max_state_dim, expert.width)
-        self.action_time_mlp_in = nn.Linear(2 * expert.width, expert.width)
-        self.action_time_mlp_out = nn.Linear(expert.width, expert.width)
-        self.gradient_checkpointing_enabled = False
+        with tiny_parts if config.paligemma_variant == "tiny" else nullcontext():
+            super().__init__(config, rtc_processor=rtc_processor)
+        language = get_gemma_config_with_tiny(config.paligemma_variant)
 
         grid = config.recon_token_grid
+        uses_vae = config.recon_target == "vae"
+        vae_loader = partial(
+            load_frozen_vae,
+            config.recon_vae,
+            config.recon_vae_latent_channels,
+            config.recon_vae_downsample,
+            subfolder=config.recon_vae_subfolder,
+        )
         target = ReconTarget(
             mode=config.recon_target,
             image_size=config.recon_image_size,
             grid_size=grid,
-            vae_loader=partial(
-                load_frozen_vae, config.recon_vae, config.recon_vae_latent_channels, config.recon_vae_downsample
-            )
-            if config.recon_target == "vae"
-            else None,
+            vae_loader=vae_loader if uses_vae else None,
             vae_downsample=config.recon_vae_downsample,
             vae_latent_channels=config.recon_vae_latent_channels,
+            sample_posterior=config.recon_vae_sample_posterior,
         )
         dit = ReconDiT(
             in_channels=target.token_channels,
@@ -242,13 +201,12 @@ class ReconVLAPytorch(PI0Pytorch):
             language_dim=language.width if config.recon_condition_on_language else None,
         )
         self.recon_head = ReconHead(
-            dit, target, make_train_scheduler(config.recon_num_train_timesteps), config.recon_timestep_repeats
+            dit,
+            target,
+            make_train_scheduler(config.recon_num_train_timesteps),
+            config.recon_timestep_repeats,
+            compute_dtype=config.recon_head_dtype,
         )
-
-        if config.compile_model:
-            torch.set_float32_matmul_precision("high")
-            self.sample_actions = torch.compile(self.sample_actions, mode=config.compile_mode)
-            self.forward = torch.compile(self.forward, mode=config.compile_mode)
 
     def forward(
         self,
@@ -293,13 +251,12 @@ class ReconVLAPytorch(PI0Pytorch):
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
 
         cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
-        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), no grad
-        # With a bf16 backbone, run the (fp32-parameter) head in bf16 too: its activations are the
-        # largest extra memory of a training step. The loss itself is reduced in fp32.
-        with torch.autocast(cond_tokens.device.type, dtype=torch.bfloat16, enabled=self.config.dtype == "bfloat16"):
-            recon_losses = self.recon_head(
-                cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
-            )
+        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), fp32, no grad
+        # The head computes in recon_head_dtype (fp32 as the official, whatever the backbone's dtype);
+        # its loss is reduced in fp32.
+        recon_losses = self.recon_head(
+            cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
+        )
         return action_losses, recon_losses
 
     def _recon_condition(
@@ -347,17 +304,16 @@ class ReconVLAPolicy(PI0Policy):
     name = "reconvla"
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
-        require_package("transformers", extra="pi")
-        PreTrainedPolicy.__init__(self, config)
-        config.validate_features()
-        self.config = config
-        self.init_rtc_processor()
-        self.model = ReconVLAPytorch(config, rtc_processor=self.rtc_processor)
-        if config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.model.to(config.device)
+        train_config = _training_config_holding(config)
+        if train_config is not None and config.recon_weight > 0:
+            # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
+            # move the objects out of their gaze boxes.
+            gaze_box_keys = _dataset_gaze_box_keys(config, kwargs.get("dataset_meta"))
+            check_image_transforms_keep_gaze_boxes(train_config.dataset.image_transforms, gaze_box_keys)
+        with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
+            super().__init__(config, **kwargs)
         self._warned_missing_gaze_boxes: set[str] = set()
-        self.reset()
+        self._checked_training_setup = False
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -389,6 +345,25 @@ class ReconVLAPolicy(PI0Policy):
         if self._action_queue and not self.training and not self._rtc_enabled():
             return self._action_queue.popleft()
         return super().select_action(batch)
+
+    def _warn_about_training_setup_once(self) -> None:
+        """Settings that train without error but not as ReconVLA means, said once when training starts."""
+        if self._checked_training_setup:
+            return
+        self._checked_training_setup = True
+        if self.config.train_expert_only:
+            logger.warning(
+                "train_expert_only=true with recon_weight=%s: the whole VLM is frozen, so the reconstruction "
+                "loss trains only the recon head and never reaches the backbone it is meant to shape. Set "
+                "--policy.recon_weight=0 to skip the head, or --policy.train_expert_only=false.",
+                self.config.recon_weight,
+            )
+        if self.config.recon_condition_on_language:
+            logger.warning(
+                "recon_condition_on_language=true: the recon head also sees a pooled embedding of the prompt, "
+                "which ReconVLA's head does not; it may then read the target from the prompt instead of "
+                "making the visual tokens carry it."
+            )
 
     def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
         """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
@@ -438,6 +413,7 @@ class ReconVLAPolicy(PI0Policy):
         use_recon = self.config.recon_weight > 0
         recon_images = recon_boxes = None
         if use_recon:
+            self._warn_about_training_setup_once()
             recon_images = [batch[key] for key in self.config.camera_keys]
             recon_boxes = self._gaze_boxes(batch, batch_size)
 
@@ -553,14 +529,14 @@ class ReconVLAPolicy(PI0Policy):
         cache_dir: str | Path | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
-        strict: bool = True,
         **kwargs,
     ) -> T:
         """Loads a ReconVLA checkpoint exactly, or a pi0 checkpoint with a fresh recon head.
 
         A pi0 checkpoint (config type `pi0`) must supply every pi0 weight; only `model.recon_head.*`
         may be missing, and it starts fresh (logged). Any other missing, unexpected or misshapen key is
-        an error: this never returns a silently random model.
+        an error: this never returns a silently random model (so there is no `strict` switch).
+        `pretrained_name_or_path` is a local directory or a Hub repo id ("owner/name").
         """
         hub_kwargs = dict(
             revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
@@ -615,6 +591,29 @@ class ReconVLAPolicy(PI0Policy):
             )  # fmt: skip
 
 
+def _training_config_holding(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """The training config that is building this policy, if any (`cfg` of lerobot-train).
+
+    LeRobot hands a policy its own config and the dataset's metadata, but the dataset's image
+    transforms, which decide whether gaze boxes still frame their objects, sit in the training config.
+    That config is a local variable of whoever calls `make_policy` (lerobot_train.train's `cfg`); it is
+    found among the calling frames by the identity of its `policy` field, so no other config matches.
+    """
+    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the caller stack cheaply
+    while frame is not None:
+        for value in frame.f_locals.values():
+            if isinstance(value, TrainPipelineConfig) and value.policy is policy_config:
+                return value
+        frame = frame.f_back
+    return None
+
+
+def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:
+    """The dataset's gaze-box features (from its metadata, else from the features given to the config)."""
+    features = dataset_meta.features if dataset_meta is not None else config.input_features
+    return [key for key in features if key.startswith(f"{OBS_GAZE_BOX}.")]
+
+
 def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, Tensor]) -> bool:
     """True if the model's `key` shares storage with another tensor that the checkpoint does provide."""
     pointer = own[key].data_ptr()
@@ -622,12 +621,27 @@ def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, T
 
 
 def _resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
+    """Path of `filename` in a saved policy: a local directory, else a Hub repo id."""
     if os.path.isdir(name_or_path):
         path = Path(name_or_path) / filename
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {name_or_path} is not a saved policy")
         return str(path)
-    return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
+    if os.path.exists(name_or_path):
+        raise NotADirectoryError(f"{name_or_path} is a file; expected the directory of a saved policy")
+    try:
+        validate_repo_id(str(name_or_path))
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"{name_or_path} does not exist (no such local directory, and not a Hub repo id 'owner/name')"
+        ) from None
+    try:
+        return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise FileNotFoundError(
+            f"{name_or_path} is not a local directory, and its {filename} could not be fetched from the Hub "
+            f"({type(error).__name__}: {error})"
+        ) from error
 
 
 def _checkpoint_config_fields(name_or_path: str | Path, **hub_kwargs) -> tuple[str, dict]:

@@ -8,15 +8,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from lerobot.policies.pi0.modeling_pi0 import PaliGemmaWithExpertModel, get_gemma_config
-from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, ReconVLAConfig
-from lerobot_policy_reconvla.modeling_reconvla import (
-    PALIGEMMA_VOCAB_SIZE,
-    SO400M,
-    TINY_VOCAB_SIZE,
-    ReconVLAPaliGemmaWithExpert,
-    ReconVLAPolicy,
-)
+from lerobot.policies.pi0 import modeling_pi0
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
+from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, TINY_VOCAB_SIZE, ReconVLAConfig
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from tests.fixtures.tiny_policy import tiny_config
 
 
@@ -49,9 +45,14 @@ def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
     [
         ({"paligemma_variant": "gemma_7b"}, r"paligemma_variant='gemma_7b'.*expected one of"),
         ({"action_expert_variant": "gemma_300m"}, "both be 'tiny'"),
+        ({"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"}, "gemma_300m' cannot run"),
+        ({"dtype": "float16"}, "Invalid dtype: float16"),  # pi0's own check, run for `tiny` too
         ({"recon_target": "rgb"}, r"recon_target='rgb'; expected one of \('vae', 'pixels'\)"),
         ({"recon_target": "vae", "recon_vae": None}, "recon_target='vae' needs recon_vae"),
         ({"recon_image_size": 40}, r"recon_image_size=40 must be a multiple of the image-token grid \(16"),
+        ({"recon_target": "vae", "recon_image_size": 64}, r"recon_image_size=64 must be a multiple of recon_vae_downsample=8 x"),
+        ({"recon_head_dtype": "float16"}, r"recon_head_dtype='float16'; expected one of \('float32', 'bfloat16'\)"),
+        ({"recon_vae_latent_channels": 0}, "recon_vae_latent_channels=0; expected >= 1"),
         ({"recon_dit_width": 30, "recon_dit_heads": 4}, "recon_dit_width=30 must be divisible"),
         ({"recon_layer": 2}, r"recon_layer=2 is outside the 2 layers of 'tiny'"),
         ({"recon_weight": -1.0}, "recon_weight=-1.0"),
@@ -82,22 +83,35 @@ def test_no_camera_is_a_clear_error():
         config.validate_features()
 
 
-@pytest.mark.parametrize(("language", "expert"), [("gemma_2b", "gemma_300m"), ("gemma_300m", "gemma_300m")])
-def test_full_variants_have_exactly_pi0s_parameters(language, expert):
+@pytest.mark.parametrize("expert", ["gemma_300m", "gemma_2b"])
+def test_full_variants_have_exactly_pi0s_parameters(expert):
     # Built on the meta device: shapes and dtypes without allocating 3B parameters.
+    sizes = dict(paligemma_variant="gemma_2b", action_expert_variant=expert, dtype="bfloat16", device="cpu")
     with torch.device("meta"):
-        upstream = PaliGemmaWithExpertModel(get_gemma_config(language), get_gemma_config(expert), precision="bfloat16")
-        ours = ReconVLAPaliGemmaWithExpert(
-            get_gemma_config(language), get_gemma_config(expert), SO400M, PALIGEMMA_VOCAB_SIZE, precision="bfloat16"
-        )
+        upstream = PI0Pytorch(PI0Config(**sizes))
+        ours = ReconVLAPytorch(ReconVLAConfig(**sizes, recon_target="pixels"))
     expected = {k: (tuple(v.shape), v.dtype) for k, v in upstream.state_dict().items()}
-    got = {k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items()}
-    if language == "gemma_2b":
-        assert got == expected
-    else:
-        # pi0 hard-codes a 2048-wide projector, which only fits gemma_2b; ours follows the language width.
-        assert got["paligemma.model.multi_modal_projector.linear.weight"][0] == (1024, 1152)
-        assert {k for k in got} == {k for k in expected}
+    got = {k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items() if not k.startswith("recon_head.")}
+    assert got == expected
+    assert any(k.startswith("recon_head.dit.") for k in ours.state_dict())
+    # The config's checks use the sizes the model was built with.
+    language_model = ours.paligemma_with_expert.paligemma.model.language_model
+    assert ours.config.language_depth == len(language_model.layers) == 18
+    assert ours.config.vision_patch_size == ours.paligemma_with_expert.paligemma.config.vision_config.patch_size
+    # pi0's module-level names are pi0's again once construction is over.
+    assert modeling_pi0.get_gemma_config.__module__ == modeling_pi0.__name__
+    assert modeling_pi0.PaliGemmaWithExpertModel.__module__ == modeling_pi0.__name__
+
+
+def test_tiny_variant_sizes_are_the_configs():
+    policy = ReconVLAPolicy(tiny_config())
+    towers = policy.model.paligemma_with_expert
+    assert policy.config.language_depth == len(towers.paligemma.model.language_model.layers)
+    assert policy.config.vision_patch_size == towers.paligemma.config.vision_config.patch_size
+    image = torch.zeros(1, 3, *policy.config.image_resolution)
+    assert towers.embed_image(image).shape[1] == policy.config.recon_token_grid**2  # tokens per camera
+    assert not any(p.is_meta for p in policy.parameters())  # pi0's meta-device build left nothing behind
+    assert modeling_pi0.PI0Pytorch is PI0Pytorch
 
 
 def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():

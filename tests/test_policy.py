@@ -40,21 +40,40 @@ def test_recon_loss_alone_trains_vision_tower_and_language_layers(policy_and_pro
     policy, pre, _ = policy_and_processors
     batch = pre(raw_batch())
     policy.train()
-
-    # adaLN-Zero: at initialisation the head ignores its condition, so no gradient reaches the backbone.
-    _recon_only_backward(policy, batch)
-    assert _grad_norm(policy, "vision_tower") == 0.0
-
-    # One update of the head alone opens its gates; from then on L_recon shapes the backbone.
     optimizer = torch.optim.SGD(_head_params(policy), lr=0.5)
-    optimizer.step()
+
+    # Zero-initialised output projection and adaLN gates: the head's first prediction is exactly zero
+    # and ignores its condition, so no gradient reaches the backbone yet.
     _recon_only_backward(policy, batch)
+    assert _grad_norm(policy, "vision_tower") == 0.0 and _grad_norm(policy, "language_model") == 0.0
+    # The first update moves only the output projection (the gates' gradient goes through it); the
+    # second opens the gates. From then on L_recon shapes the backbone.
+    for _ in range(2):
+        optimizer.step()
+        _recon_only_backward(policy, batch)
     assert _grad_norm(policy, "paligemma.model.vision_tower") > 0
     assert _grad_norm(policy, "paligemma.model.multi_modal_projector") > 0
     assert _grad_norm(policy, "language_model.layers.0.") > 0
     # The prefix never attends to the action tokens: the action expert gets nothing from L_recon.
     assert _grad_norm(policy, "gemma_expert") == 0.0
     assert _grad_norm(policy, "action_out_proj") == 0.0
+
+
+def test_frozen_vision_encoder_leaves_siglip_to_pi0_and_recon_trains_the_rest():
+    """As the official (and the paper preset): SigLIP frozen, L_recon reaches projector and language layers."""
+    config = tiny_config(freeze_vision_encoder=True)
+    policy = ReconVLAPolicy(config)
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+    batch = make_reconvla_pre_post_processors(config)[0](raw_batch())
+    policy.train()
+    optimizer = torch.optim.SGD(_head_params(policy), lr=0.5)
+    for _ in range(3):
+        _recon_only_backward(policy, batch)
+        optimizer.step()
+    assert not any(p.requires_grad for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    assert _grad_norm(policy, "paligemma.model.multi_modal_projector") > 0
+    assert _grad_norm(policy, "language_model.layers.0.") > 0
 
 
 def test_target_carries_no_gradient():
@@ -228,6 +247,16 @@ def test_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
         ReconVLAPolicy.from_pretrained(tmp_path, config=tiny_config())
 
 
+def test_missing_local_checkpoint_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"outputs/train/last/pretrained_model does not exist \(no such local directory"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "outputs/train/last/pretrained_model")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=r"model\.safetensors is a file; expected the directory"):
+        ReconVLAPolicy.from_pretrained(tmp_path / "model.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"config\.json does not exist: .* is not a saved policy"):
+        ReconVLAPolicy.from_pretrained(tmp_path)
+
+
 def test_checkpoint_of_another_policy_type_is_refused(tmp_path):
     ReconVLAPolicy(tiny_config()).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
@@ -325,15 +354,23 @@ def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, t
     assert picture.height == 256 + 18 and picture.width > 3 * 256
 
 
-def test_bfloat16_backbone_trains_with_the_head_under_autocast():
+@pytest.mark.parametrize(("head_dtype", "expected"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_bfloat16_backbone_trains_with_the_head_in_its_own_precision(head_dtype, expected):
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 
-    config = tiny_config(dtype="bfloat16")
+    config = tiny_config(dtype="bfloat16", recon_head_dtype=head_dtype)
     policy = ReconVLAPolicy(config)
+    towers = policy.model.paligemma_with_expert  # pi0's mixed precision: bf16 layers, fp32 vision tower
+    assert towers.paligemma.model.language_model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert towers.gemma_expert.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert towers.paligemma.model.vision_tower.dtype == torch.float32
     pre, _ = make_reconvla_pre_post_processors(config)
     policy.train()
+    seen = []
+    policy.model.recon_head.dit.output_proj.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     loss, info = policy.forward(pre(raw_batch()))
     loss.backward()
     assert torch.isfinite(loss) and info["recon_loss"] > 0
+    assert seen == [expected]  # fp32 by default (the official head), bf16 on request
     assert policy.model.recon_head.dit.cond_proj.weight.dtype == torch.float32  # master weights stay fp32
     assert policy.model.recon_head.dit.cond_proj.weight.grad is not None

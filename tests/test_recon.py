@@ -1,9 +1,11 @@
 """The reconstruction branch on its own: ReconDiT, gaze-region targets, the VAE, the schedule."""
 
 import doctest
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lerobot_policy_reconvla.recon import dit, target
 from lerobot_policy_reconvla.recon.dit import ReconDiT
@@ -35,16 +37,20 @@ def test_dit_starts_as_adaln_zero_and_then_uses_each_tokens_condition():
     assert out.shape == (2, 16, 12)
     # Per-token condition: changing token 5's condition changes token 5's output the most.
     cond_c = cond_a.clone()
-    cond_c[:, 5] += 3.0
+    cond_c[:, 5] = torch.randn(2, 20)
     change = (model(x, t, cond_c) - out).abs().mean(dim=(0, 2))
-    assert change.argmax().item() == 5
+    assert change.argmax().item() == 5 and change[5] > 1e-3
+    # The condition passes a LayerNorm without affine first: offset and scale of a hidden state do not matter.
+    assert torch.allclose(model(x, t, cond_a * 4.0 + 3.0), out, atol=1e-5)
 
 
 def test_dit_language_condition_is_required_when_configured():
     model = _tiny_dit(language_dim=8)
     with pytest.raises(ValueError, match="language_embedding"):
         model(torch.randn(1, 16, 12), torch.tensor([3]), torch.randn(1, 16, 20))
-    assert model(torch.randn(1, 16, 12), torch.tensor([3]), torch.randn(1, 16, 20), torch.randn(1, 8)).shape == (1, 16, 12)
+    assert model(
+        torch.randn(1, 16, 12), torch.tensor([3]), torch.randn(1, 16, 20), torch.randn(1, 8)
+    ).shape == (1, 16, 12)
 
 
 def test_dit_saves_and_loads_as_a_diffusers_model(tmp_path):
@@ -131,3 +137,185 @@ def test_schedule_is_ddpm_cosine_eps_and_head_loss_is_per_sample():
     assert torch.equal(fixed, recon(cond, clean, 3, noise=noise, timesteps=timesteps))
     sampled = recon.sample(cond, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
     assert sampled.shape == (6, 16, 12) and torch.isfinite(sampled).all()
+
+
+# --- The official target layout: p x p latents of a 16-channel VAE per token, shift and scale ---------
+
+SHIFT, SCALE = 0.3, 0.5  # FLUX.1's VAE: 0.1159, 0.3611; values far from 0 and 1 so a slip shows
+
+
+def _sixteen_channel_vae(tmp_path):
+    """A FLUX.1-like VAE (16 latent channels, shift_factor set, no quant convs) inside a repo's `vae/`."""
+    repo = tmp_path / "repo"
+    save_tiny_vae(
+        repo / "vae", latent_channels=16, shift_factor=SHIFT, scaling_factor=SCALE,
+        use_quant_conv=False, use_post_quant_conv=False,
+    )  # fmt: skip
+    return repo
+
+
+@pytest.mark.parametrize(("patch", "subfolder"), [(1, None), (2, "vae")])
+def test_vae_tokens_hold_each_cells_latents_and_decode_back(tmp_path, patch, subfolder):
+    repo = _sixteen_channel_vae(tmp_path)
+    path = str(repo / "vae") if subfolder is None else str(repo)
+    vae = load_frozen_vae(path, latent_channels=16, downsample=8, subfolder=subfolder)
+    grid = 4
+    image_size = 8 * grid * patch  # latents: (grid * patch)^2
+    target = ReconTarget(
+        "vae", image_size, grid, vae_loader=lambda: vae, vae_latent_channels=16, sample_posterior=False
+    )
+    assert (target.patch, target.token_channels) == (patch, 16 * patch**2)
+    image = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    box = torch.tensor([[0.1, 0.2, 0.7, 0.9]] * 2)
+    tokens = target([image], [box])
+    assert tokens.shape == (2, grid * grid, 16 * patch**2) and tokens.dtype == torch.float32
+
+    # The VAE on its own: the crop in [-1, 1], its latents, its own round trip.
+    crop = crop_and_resize(image, box, image_size) * 2.0 - 1.0  # (2, 3, S, S)
+    with torch.no_grad():
+        raw = vae.encode(crop).latent_dist.mode()  # (2, 16, grid * p, grid * p)
+        vae_round_trip = ((vae.decode(raw).sample + 1.0) / 2.0).clamp(0, 1)
+    normalised = (raw - SHIFT) * SCALE  # once: not twice, not scale-only, not shift-only
+    for i in range(grid * grid):
+        row, col = divmod(i, grid)
+        cell = normalised[
+            :, :, row * patch : (row + 1) * patch, col * patch : (col + 1) * patch
+        ]  # (2, 16, p, p)
+        assert torch.allclose(tokens[:, i], cell.reshape(2, -1), atol=1e-6), i
+    assert not torch.allclose(tokens, target.grid_to_tokens(raw * SCALE), atol=1e-3)
+
+    # tokens -> images undoes scale and shift once and decodes: the VAE's own reconstruction of the crop.
+    images = target.tokens_to_images(tokens)
+    assert images.shape == (2, 3, image_size, image_size)
+    assert torch.allclose(images, vae_round_trip, atol=1e-5)
+    crop01 = (crop + 1.0) / 2.0
+    assert (images - crop01).abs().mean().item() == pytest.approx(
+        (vae_round_trip - crop01).abs().mean().item()
+    )
+
+    # Targets do not change inside a caller's bf16 autocast region: the VAE runs in fp32 regardless.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(target([image], [box]), tokens)
+
+
+def test_vae_targets_sample_the_posterior_by_default(tmp_path):
+    vae = load_frozen_vae(str(_sixteen_channel_vae(tmp_path)), 16, 8, subfolder="vae")
+    target = ReconTarget("vae", 32, 4, vae_loader=lambda: vae, vae_latent_channels=16)
+    assert target.sample_posterior
+    image, box = torch.rand(1, 3, 32, 32), torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    tokens = target([image], [box], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        posterior = vae.encode(crop_and_resize(image, box, 32) * 2.0 - 1.0).latent_dist
+    sampled = posterior.sample(torch.Generator().manual_seed(1))
+    assert torch.allclose(tokens, target.grid_to_tokens((sampled - SHIFT) * SCALE), atol=1e-6)
+    assert not torch.allclose(tokens, target.grid_to_tokens((posterior.mode() - SHIFT) * SCALE), atol=1e-3)
+
+
+def test_bad_target_sizes_and_layouts_are_clear_errors(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"recon_image_size=100 .*8x downsampling.*4x4 .*use e\.g\. 96 or 128"
+    ):
+        ReconTarget("vae", 100, 4, vae_loader=lambda: None)
+    with pytest.raises(
+        ValueError, match=r"recon_image_size=16 .* 4x4 image-token grid \(= 32\).*use e\.g\. 32$"
+    ):
+        ReconTarget("vae", 16, 4, vae_loader=lambda: None)
+    with pytest.raises(ValueError, match="recon_image_size=0; expected >= 1"):
+        ReconTarget("pixels", 0, 4)
+    with pytest.raises(ValueError, match="recon_vae_latent_channels=0"):
+        ReconTarget("vae", 32, 4, vae_loader=lambda: None, vae_latent_channels=0)
+    # A loader that returns a VAE of another layout is caught before any target is made.
+    vae = load_frozen_vae(str(_sixteen_channel_vae(tmp_path)), 16, 8, subfolder="vae")
+    target = ReconTarget("vae", 32, 4, vae_loader=lambda: vae, vae_latent_channels=4)
+    with pytest.raises(
+        ValueError, match="16 latent channels and downsamples 8x, but recon_vae_latent_channels=4"
+    ):
+        target([torch.rand(1, 3, 32, 32)], [torch.tensor([[0.0, 0.0, 1.0, 1.0]])])
+    with pytest.raises(OSError, match=r"recon_vae=.*recon_vae_subfolder='decoder'"):
+        load_frozen_vae(str(tmp_path / "repo"), 16, 8, subfolder="decoder")
+    with pytest.raises(ValueError, match="recon_dit_width=30 must be a positive multiple of 4"):
+        ReconDiT(in_channels=12, cond_dim=20, grid_size=4, width=30, num_heads=3)
+    with pytest.raises(
+        ValueError, match=r"recon_head_dtype='float16'; expected one of \['bfloat16', 'float32'\]"
+    ):
+        ReconHead(
+            _tiny_dit(), ReconTarget("pixels", 8, 4), make_train_scheduler(10), 1, compute_dtype="float16"
+        )
+
+
+# --- ReconDiT as the official head: condition path and init ----------------------------------------
+
+
+def test_dit_condition_is_time_plus_linear_of_silu_of_parameter_free_layernorm():
+    torch.manual_seed(0)
+    model = _tiny_dit()
+    for param in model.parameters():  # any trained state, not just the initial one
+        torch.nn.init.normal_(param, std=0.1)
+    hidden = torch.randn(2, 16, 20) * 7.0 + 2.0  # an un-normed layer's scale
+    timesteps = torch.tensor([3, 3, 700, 700])  # two noise levels per condition
+    assert list(model.cond_norm.parameters()) == []  # LayerNorm without affine
+
+    # DiT's timestep features: [cos, sin] of t * 10000^(-k/128), k < 128, then the embedding MLP.
+    frequencies = torch.exp(-math.log(10000) * torch.arange(128) / 128)
+    angles = timesteps[:, None].float() * frequencies[None]
+    t_emb = model.time_embed(torch.cat([angles.cos(), angles.sin()], dim=-1))  # (4, D)
+    per_token = F.linear(F.silu(F.layer_norm(hidden, (20,))), model.cond_proj.weight, model.cond_proj.bias)
+    reference = per_token.repeat_interleave(2, dim=0) + t_emb[:, None]  # (4, T, D)
+
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[1]))
+    model(torch.randn(4, 16, 12), timesteps, hidden, cond_repeats=2)
+    assert torch.allclose(seen[0], reference, atol=1e-5)
+
+
+def test_dit_and_head_start_at_exactly_zero_with_the_official_init():
+    torch.manual_seed(0)
+    model = _tiny_dit()
+    zeroed = [model.output_proj, model.ada_ln_out[-1], *(block.ada_ln[-1] for block in model.blocks)]
+    assert all(not linear.weight.any() and not linear.bias.any() for linear in zeroed)
+    # xavier elsewhere (q, k, v drawn as timm's fused (3D, D) matrix), N(0, 0.02) for the condition.
+    assert not model.input_proj.bias.any()
+    assert model.input_proj.weight.abs().max() <= math.sqrt(6 / (12 + 32))
+    assert model.blocks[0].attn.to_q.weight.abs().max() <= math.sqrt(6 / (32 + 3 * 32))
+    assert 0.015 < model.cond_proj.weight.std().item() < 0.025
+
+    cond = torch.randn(2 * 3, 16, 20, requires_grad=True)
+    assert torch.equal(
+        model(torch.randn(6, 16, 12), torch.tensor([1, 5, 9, 50, 500, 999]), cond), torch.zeros(6, 16, 12)
+    )
+    # So the first loss is the noise's own MSE and no gradient reaches the condition (the backbone).
+    head = ReconHead(model, ReconTarget("pixels", 8, 4), make_train_scheduler(1000), timestep_repeats=4)
+    noise = torch.randn(2 * 3 * 4, 16, 12)
+    losses = head(cond, torch.randn(6, 16, 12), 3, noise=noise, timesteps=torch.randint(0, 1000, (24,)))
+    assert torch.allclose(losses, noise.pow(2).mean(dim=(1, 2)).reshape(2, 12).mean(1))
+    losses.sum().backward()
+    assert not cond.grad.any()
+
+
+# --- Head precision ---------------------------------------------------------------------------------
+
+
+def test_head_computes_in_fp32_by_default_even_inside_bf16_autocast_and_in_bf16_on_request():
+    torch.manual_seed(0)
+    model = _tiny_dit()
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=0.05)
+    seen = []
+    model.output_proj.register_forward_hook(lambda _, __, out: seen.append(out.dtype))
+    cond, clean = torch.randn(2 * 3, 16, 20), torch.randn(2 * 3, 16, 12)
+    fixed = {"noise": torch.randn(24, 16, 12), "timesteps": torch.randint(0, 1000, (24,))}
+    fp32 = ReconHead(model, ReconTarget("pixels", 8, 4), make_train_scheduler(1000), timestep_repeats=4)
+    plain = fp32(cond, clean, 3, **fixed)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside_autocast = fp32(cond, clean, 3, **fixed)
+    assert seen == [torch.float32, torch.float32]
+    assert torch.equal(inside_autocast, plain)
+
+    bf16 = ReconHead(
+        model, ReconTarget("pixels", 8, 4), make_train_scheduler(1000), 4, compute_dtype=torch.bfloat16
+    )
+    mixed = bf16(cond, clean, 3, **fixed)
+    assert seen[-1] == torch.bfloat16 and next(model.parameters()).dtype == torch.float32
+    assert mixed.dtype == torch.float32  # the loss is reduced in fp32
+    assert torch.allclose(mixed, plain, rtol=0.05) and not torch.equal(mixed, plain)
+    assert bf16.sample(cond, num_inference_steps=2).dtype == torch.float32

@@ -15,10 +15,18 @@ diffusion timestep). diffusers' `DiTTransformer2DModel` only takes one global co
 model is assembled from diffusers' own blocks (`Attention`, `FeedForward`, `Timesteps`,
 `TimestepEmbedding`, `get_2d_sincos_pos_embed`) with a per-token adaLN-Zero.
 
+As ReconVLA's official head:
+- condition c_i = emb(t) + Linear(SiLU(LayerNorm(h_i))), the LayerNorm without affine parameters, so
+  any backbone layer (normed or not) reaches the head at the same scale;
+- DiT's init: xavier-uniform linears with zero biases, N(0, 0.02) for the condition and timestep
+  projections, and zeros for every adaLN modulation *and* the output projection, so the head's first
+  prediction is exactly zero and no gradient reaches the backbone before the head has learnt something.
+
 Knows nothing of pi0: it sees token grids and condition vectors only.
 """
 
-import torch  # noqa: F401 - used by the docstring examples (doctest)
+import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
@@ -60,11 +68,12 @@ class ReconDiT(ModelMixin, ConfigMixin):
     """Predicts the noise added to a grid of target tokens, conditioned per token.
 
     Args:
-        in_channels: channels of one target token (VAE latent channels x patch area, or 3 x patch area).
+        in_channels: channels of one target token (VAE latent channels x p x p, or 3 x p x p for pixels).
         cond_dim: width of the conditioning hidden states (the backbone's width).
         grid_size: side of the token grid (16 for PaliGemma at 224 px); fixes the 2D sin-cos positions.
         width, depth, num_heads: transformer size (ReconVLA: 1024, 3, 16).
-        language_dim: width of an optional pooled language embedding added to every condition.
+        language_dim: width of an optional pooled language embedding added to every condition (not in
+            ReconVLA's head).
     """
 
     _supports_gradient_checkpointing = False
@@ -82,28 +91,85 @@ class ReconDiT(ModelMixin, ConfigMixin):
         language_dim: int | None = None,
     ):
         super().__init__()
+        sizes = {"in_channels": in_channels, "cond_dim": cond_dim, "grid_size": grid_size}
+        sizes |= {"recon_dit_depth": depth, "recon_dit_heads": num_heads}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"ReconDiT: {name}={value}; expected >= 1")
+        # 2D sin-cos positions split the width in four (sin/cos of rows and of columns).
+        if width < 4 or width % 4 or width % num_heads:
+            raise ValueError(
+                f"recon_dit_width={width} must be a positive multiple of 4 and of recon_dit_heads={num_heads}"
+            )
         self.input_proj = nn.Linear(in_channels, width)
         # Fixed (not learned) positions, as in DiT: a buffer so it follows .to() but is not trained.
-        pos = get_2d_sincos_pos_embed(width, grid_size, output_type="pt").float()  # (T, D)
+        # base_size=grid_size: integer grid coordinates at any grid size, as ReconVLA's own table.
+        pos = get_2d_sincos_pos_embed(
+            width, grid_size, base_size=grid_size, output_type="pt"
+        ).float()  # (T, D)
         self.register_buffer("pos_embed", pos[None], persistent=False)  # (1, T, D)
         self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(256, width)
+        # Parameter-free LayerNorm + SiLU before each projection into the condition (ReconVLA's `ln_pre`
+        # and `z_embedder`).
+        self.cond_norm = nn.LayerNorm(cond_dim, elementwise_affine=False)
         self.cond_proj = nn.Linear(cond_dim, width)
-        self.language_proj = nn.Linear(language_dim, width) if language_dim else None
+        if language_dim:
+            self.language_norm = nn.LayerNorm(language_dim, elementwise_affine=False)
+            self.language_proj = nn.Linear(language_dim, width)
+        else:
+            self.language_norm = self.language_proj = None
         self.blocks = nn.ModuleList(ReconDiTBlock(width, num_heads, mlp_ratio) for _ in range(depth))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_ln_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.output_proj = nn.Linear(width, in_channels)
         self._init_weights()
 
+    @torch.no_grad()
     def _init_weights(self) -> None:
-        # adaLN-Zero (DiT): every modulation starts at zero, so each block starts as the identity and
-        # the head's first updates cannot disturb the backbone it reads from.
+        # DiT's init, as ReconVLA uses it.
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        # timm's attention (ReconVLA's) holds q, k, v in one (3D, D) linear: draw them as that one matrix.
         for block in self.blocks:
-            nn.init.zeros_(block.ada_ln[-1].weight)
-            nn.init.zeros_(block.ada_ln[-1].bias)
-        nn.init.zeros_(self.ada_ln_out[-1].weight)
-        nn.init.zeros_(self.ada_ln_out[-1].bias)
+            attn = block.attn
+            fused = torch.empty(3 * attn.inner_dim, attn.query_dim, device=attn.to_q.weight.device)
+            nn.init.xavier_uniform_(fused)
+            for projection, weight in zip((attn.to_q, attn.to_k, attn.to_v), fused.chunk(3), strict=True):
+                projection.weight.copy_(weight)
+        for linear in (
+            self.cond_proj,
+            self.language_proj,
+            self.time_embed.linear_1,
+            self.time_embed.linear_2,
+        ):
+            if linear is not None:
+                nn.init.normal_(linear.weight, std=0.02)
+        # adaLN-Zero: every modulation starts at zero, so each block starts as the identity; with the
+        # output projection at zero too, the first prediction is exactly zero and the backbone gets no
+        # gradient from the head until the head itself has moved.
+        for linear in (*(block.ada_ln[-1] for block in self.blocks), self.ada_ln_out[-1], self.output_proj):
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def project_condition(self, cond_tokens: Tensor, language_embedding: Tensor | None = None) -> Tensor:
+        """Per-token condition without the timestep: Linear(SiLU(LayerNorm(h_i))) (+ the same for language).
+
+        Args:
+            cond_tokens: (N, T, cond_dim) backbone hidden states.
+            language_embedding: (N, language_dim) pooled prompt embedding, if configured.
+        Returns:
+            (N, T, width)
+        """
+        cond = self.cond_proj(F.silu(self.cond_norm(cond_tokens)))  # (N, T, D)
+        if self.language_proj is not None:
+            if language_embedding is None:
+                raise ValueError("ReconDiT was built with language_dim but got no language_embedding")
+            cond = cond + self.language_proj(F.silu(self.language_norm(language_embedding)))[:, None]
+        return cond
 
     def forward(
         self,
@@ -127,13 +193,9 @@ class ReconDiT(ModelMixin, ConfigMixin):
         # 1. Embed tokens at fixed positions.
         x = self.input_proj(noisy_tokens) + self.pos_embed.to(noisy_tokens.dtype)  # (N, T, D)
 
-        # 2. Per-token condition: c_i = emb(t) + proj(h_i) (+ proj(language)).
+        # 2. Per-token condition: c_i = emb(t) + Linear(SiLU(LayerNorm(h_i))) (+ language).
         t_emb = self.time_embed(self.time_proj(timesteps).to(x.dtype))  # (N, D)
-        cond = self.cond_proj(cond_tokens)  # (N / R, T, D)
-        if self.language_proj is not None:
-            if language_embedding is None:
-                raise ValueError("ReconDiT was built with language_dim but got no language_embedding")
-            cond = cond + self.language_proj(language_embedding)[:, None]
+        cond = self.project_condition(cond_tokens, language_embedding)  # (N / R, T, D)
         cond = cond.repeat_interleave(cond_repeats, dim=0) + t_emb[:, None]  # (N, T, D)
 
         # 3. Transformer blocks.

@@ -3,10 +3,17 @@
 The target of camera k is the region inside its gaze box ([x0, y0, x1, y1], normalised to [0, 1],
 x right, y down), or the whole image where no valid box is given. The crop is resized to
 `image_size` px, encoded without gradient, and laid out as a `grid x grid` token grid so that target
-token i lines up with the backbone's image token i.
+token i lines up with the backbone's image token i: with a latent (or pixel) grid of side `grid * p`,
+token i holds the `p x p` latents of grid cell i, channels ordered `(c p1 p2)`.
+
+ReconVLA's official target: the gaze crop at `16 * grid` px (256 px for a 16 x 16 grid) through
+FLUX.1's 16-channel, 8x-downsampling VAE, i.e. 32 x 32 latents, 2 x 2 per token, 64 channels per
+token, normalised as `(z - shift_factor) * scaling_factor` with z sampled from the posterior. All of
+that is expressible here (`image_size`, the VAE's own shift/scale, `sample_posterior`).
 """
 
 import logging
+from contextlib import nullcontext
 
 import torch
 from diffusers import AutoencoderKL
@@ -55,29 +62,47 @@ def crop_and_resize(images: Tensor, boxes: Tensor, size: int) -> Tensor:
     batch_index = torch.arange(batch_size, device=images.device, dtype=images.dtype)[:, None]
     rois = torch.cat([batch_index, boxes.to(images.dtype) * scale], dim=1)  # (B, 5) in pixels
     # sampling_ratio=-1 adapts the number of samples per output bin to the crop size (antialiasing).
-    return roi_align(images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return roi_align(
+        images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
+    )
 
 
-def load_frozen_vae(name_or_path: str, latent_channels: int, downsample: int) -> AutoencoderKL:
-    """Loads a diffusers AutoencoderKL, frozen, and checks it fits the configured target layout."""
+def load_frozen_vae(
+    name_or_path: str, latent_channels: int, downsample: int, subfolder: str | None = None
+) -> AutoencoderKL:
+    """Loads a diffusers AutoencoderKL in fp32, frozen, and checks it fits the configured target layout.
+
+    `subfolder` reaches a VAE inside a larger repo (FLUX.1's is under `vae`).
+    """
+    where = f"recon_vae={name_or_path!r}" + (f" (recon_vae_subfolder={subfolder!r})" if subfolder else "")
     try:
-        vae = AutoencoderKL.from_pretrained(name_or_path)
-    except Exception as error:  # noqa: BLE001 - re-raised with the field to fix
+        # fp32 whatever the stored dtype: targets are encoded once per step and must not be rounded.
+        vae = AutoencoderKL.from_pretrained(name_or_path, subfolder=subfolder, torch_dtype=torch.float32)
+    except Exception as error:
         raise OSError(
-            f"recon_vae={name_or_path!r} could not be loaded as a diffusers AutoencoderKL ({error}). "
-            "Give a local directory holding config.json + diffusion_pytorch_model.safetensors, a reachable "
-            "Hub repo, or use --policy.recon_target=pixels."
+            f"{where} could not be loaded as a diffusers AutoencoderKL ({error}). Give a local directory "
+            "holding config.json + diffusion_pytorch_model.safetensors (or a repo with them under "
+            "recon_vae_subfolder), a reachable Hub repo, or use --policy.recon_target=pixels."
         ) from error
     vae_downsample = 2 ** (len(vae.config.block_out_channels) - 1)
     if vae.config.latent_channels != latent_channels or vae_downsample != downsample:
         raise ValueError(
-            f"recon_vae={name_or_path!r} has {vae.config.latent_channels} latent channels and downsamples "
+            f"{where} has {vae.config.latent_channels} latent channels and downsamples "
             f"{vae_downsample}x, but the config says recon_vae_latent_channels={latent_channels} and "
             f"recon_vae_downsample={downsample}: set them to match the VAE"
         )
     vae.requires_grad_(False)
     vae.eval()
     return vae
+
+
+def _without_autocast(device: torch.device):
+    """Targets are computed in the VAE's own precision (fp32), whatever autocast region surrounds them."""
+    return (
+        torch.autocast(device.type, enabled=False)
+        if torch.amp.is_autocast_available(device.type)
+        else nullcontext()
+    )
 
 
 class ReconTarget:
@@ -92,6 +117,11 @@ class ReconTarget:
         grid_size: side of the token grid (matches the backbone's image-token grid).
         vae_loader: returns the frozen AutoencoderKL (called once, lazily); needed for "vae".
         vae_downsample, vae_latent_channels: the VAE's layout, known before it is loaded.
+        sample_posterior: draw the latents from the VAE's posterior (ReconVLA) rather than taking its
+            mode; a little target noise, different at every step.
+
+    Shapes: image_size S, VAE downsampling f (1 for pixels), channels C (3 for pixels), grid G:
+    p = S / f / G latents per token side, token_channels = C * p * p.
     """
 
     def __init__(
@@ -102,68 +132,129 @@ class ReconTarget:
         vae_loader=None,
         vae_downsample: int = 8,
         vae_latent_channels: int = 4,
+        sample_posterior: bool = True,
     ):
         if mode not in ("vae", "pixels"):
             raise ValueError(f"recon_target={mode!r}; expected 'vae' or 'pixels'")
         if mode == "vae" and vae_loader is None:
             raise ValueError("recon_target='vae' needs a VAE loader")
+        sizes = {"recon_image_size": image_size, "recon_token_grid": grid_size}
+        sizes |= {"recon_vae_downsample": vae_downsample, "recon_vae_latent_channels": vae_latent_channels}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{name}={value}; expected >= 1")
         self.mode = mode
         self.image_size = image_size
         self.grid_size = grid_size
+        self.sample_posterior = sample_posterior
         self._vae_loader = vae_loader
         self._vae: AutoencoderKL | None = None
-        if mode == "vae":
-            target_side, channels = image_size // vae_downsample, vae_latent_channels
-            if image_size % vae_downsample:
-                raise ValueError(
-                    f"recon_image_size={image_size} is not a multiple of the VAE's downsampling {vae_downsample}"
-                )
-        else:
-            target_side, channels = image_size, 3
-        if target_side % grid_size:
+        self.downsample = vae_downsample if mode == "vae" else 1
+        self.channels = vae_latent_channels if mode == "vae" else 3
+        unit = self.downsample * grid_size
+        if image_size % unit:
+            what = f"the VAE's {vae_downsample}x downsampling times " if mode == "vae" else ""
+            below = image_size // unit * unit
+            nearest = " or ".join(str(size) for size in sorted({max(unit, below), below + unit}))
             raise ValueError(
-                f"the {mode} target is {target_side}x{target_side}, not a multiple of the {grid_size}x{grid_size} "
-                "image-token grid: change recon_image_size"
+                f"recon_image_size={image_size} is not a multiple of {what}the {grid_size}x{grid_size} "
+                f"image-token grid (= {unit}), so the {mode} target cannot be split into equal tokens: "
+                f"use e.g. {nearest}"
             )
-        self.patch = target_side // grid_size
-        self.token_channels = channels * self.patch**2
+        self.patch = image_size // self.downsample // grid_size
+        self.token_channels = self.channels * self.patch**2
 
     @property
     def vae(self) -> AutoencoderKL:
         if self._vae is None:
-            self._vae = self._vae_loader()
+            vae = self._vae_loader()
+            downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+            if (vae.config.latent_channels, downsample) != (self.channels, self.downsample):
+                raise ValueError(
+                    f"the loaded VAE has {vae.config.latent_channels} latent channels and downsamples "
+                    f"{downsample}x, but recon_vae_latent_channels={self.channels} and "
+                    f"recon_vae_downsample={self.downsample}"
+                )
+            self._vae = vae
         return self._vae
 
+    # ----------------------------------------------------------------------------------------------
+    # Token layout
+
+    def grid_to_tokens(self, grid: Tensor) -> Tensor:
+        """(N, C, G p, G p) latents or pixels -> (N, G G, C p p): token i holds the p x p cell i.
+
+        >>> target = ReconTarget("pixels", image_size=4, grid_size=2)  # p = 2
+        >>> grid = torch.arange(3 * 4 * 4.0).reshape(1, 3, 4, 4)
+        >>> # token 1 = cell (row 0, col 1): channel 0's 2x2 values, then channel 1's, then channel 2's
+        >>> target.grid_to_tokens(grid)[0, 1].tolist()
+        [2.0, 3.0, 6.0, 7.0, 18.0, 19.0, 22.0, 23.0, 34.0, 35.0, 38.0, 39.0]
+        """
+        return rearrange(grid, "n c (h p1) (w p2) -> n (h w) (c p1 p2)", p1=self.patch, p2=self.patch)
+
+    def tokens_to_grid(self, tokens: Tensor) -> Tensor:
+        """Inverse of `grid_to_tokens`: (N, G G, C p p) -> (N, C, G p, G p)."""
+        return rearrange(
+            tokens, "n (h w) (c p1 p2) -> n c (h p1) (w p2)", h=self.grid_size, p1=self.patch, p2=self.patch
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # VAE latents, normalised as the diffusion model sees them
+
+    def encode(self, crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, 3, S, S) in [-1, 1] -> (N, C, S/f, S/f) latents, `(z - shift_factor) * scaling_factor`."""
+        vae = self.vae
+        if next(vae.parameters()).device != crops.device:
+            vae.to(crops.device)
+        posterior = vae.encode(crops.to(vae.dtype)).latent_dist
+        latents = posterior.sample(generator) if self.sample_posterior else posterior.mode()
+        shift, scale = self._shift_and_scale(vae)
+        return (latents.float() - shift) * scale
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Undoes the normalisation, then decodes: (N, C, S/f, S/f) -> (N, 3, S, S), about [-1, 1]."""
+        vae = self.vae
+        shift, scale = self._shift_and_scale(vae)
+        return vae.decode((latents / scale + shift).to(vae.dtype)).sample.float()
+
+    @staticmethod
+    def _shift_and_scale(vae: AutoencoderKL) -> tuple[float, float]:
+        # SD's VAEs have no shift_factor (None); FLUX.1's has one.
+        return vae.config.shift_factor or 0.0, vae.config.scaling_factor
+
+    # ----------------------------------------------------------------------------------------------
+
     @torch.no_grad()
-    def __call__(self, images: list[Tensor], boxes: list[Tensor]) -> Tensor:
+    def __call__(
+        self, images: list[Tensor], boxes: list[Tensor], generator: torch.Generator | None = None
+    ) -> Tensor:
         """
         Args:
-            images: K tensors (B, 3, H_k, W_k) in [0, 1] (LeRobot's image layout; sizes may differ per camera).
+            images: K tensors (B, 3, H_k, W_k) in [0, 1] (LeRobot's layout; sizes may differ per camera).
             boxes: K tensors (B, 4), already resolved (see `boxes_or_whole_image`).
+            generator: for the posterior sample (VAE targets with `sample_posterior`).
         Returns:
-            (B * K, grid * grid, token_channels) target tokens, batch-major ('(b k)').
+            (B * K, grid * grid, token_channels) target tokens, batch-major ('(b k)'), fp32.
         """
-        crops = torch.stack(
-            [crop_and_resize(img.float(), box, self.image_size) for img, box in zip(images, boxes, strict=True)],
-            dim=1,
-        )  # (B, K, 3, S, S)
-        crops = rearrange(crops, "b k c h w -> (b k) c h w") * 2.0 - 1.0  # [-1, 1], as both VAE and DiT expect
-        if self.mode == "vae":
-            vae = self.vae
-            if next(vae.parameters()).device != crops.device:
-                vae.to(crops.device)
-            latents = vae.encode(crops.to(vae.dtype)).latent_dist.mode() * vae.config.scaling_factor
-            grid_input = latents.float()  # (BK, C_lat, S/8, S/8)
-        else:
-            grid_input = crops  # (BK, 3, S, S)
-        return rearrange(grid_input, "n c (h p1) (w p2) -> n (h w) (p1 p2 c)", p1=self.patch, p2=self.patch)
+        with _without_autocast(images[0].device):
+            crops = torch.stack(
+                [
+                    crop_and_resize(img.float(), box, self.image_size)
+                    for img, box in zip(images, boxes, strict=True)
+                ],
+                dim=1,
+            )  # (B, K, 3, S, S)
+            crops = (
+                rearrange(crops, "b k c h w -> (b k) c h w") * 2.0 - 1.0
+            )  # [-1, 1], as both VAE and DiT expect
+            grid = self.encode(crops, generator) if self.mode == "vae" else crops  # (BK, C, G p, G p)
+            return self.grid_to_tokens(grid)
 
+    @torch.no_grad()
     def tokens_to_images(self, tokens: Tensor) -> Tensor:
         """Inverse of the token layout, decoded to images in [0, 1]: (N, T, C) -> (N, 3, S, S)."""
-        grid = rearrange(
-            tokens, "n (h w) (p1 p2 c) -> n c (h p1) (w p2)", h=self.grid_size, p1=self.patch, p2=self.patch
-        )
-        if self.mode == "vae":
-            vae = self.vae
-            grid = vae.decode(grid.to(vae.dtype) / vae.config.scaling_factor).sample.float()
-        return ((grid + 1.0) / 2.0).clamp(0, 1)
+        with _without_autocast(tokens.device):
+            grid = self.tokens_to_grid(tokens.float())
+            if self.mode == "vae":
+                grid = self.decode(grid)
+            return ((grid + 1.0) / 2.0).clamp(0, 1)

@@ -1,0 +1,137 @@
+"""Start-up checks of the recon loss's silent traps, and the paper preset."""
+
+import json
+import logging
+import os
+import subprocess
+
+import pytest
+import torch
+from conftest import TINY_CLI, lerobot_cli, raw_batch, tiny_config
+
+from lerobot.configs import FeatureType, PolicyFeature
+from lerobot.configs.default import DatasetConfig
+from lerobot.configs.train import TrainPipelineConfig
+from lerobot.transforms import ImageTransformConfig, ImageTransformsConfig
+from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
+from lerobot_policy_reconvla.presets import preset_path
+from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+BRIGHTNESS = {"brightness": ImageTransformConfig(type="ColorJitter", kwargs={"brightness": (0.8, 1.2)})}
+
+
+def _config_with_gaze_boxes(**overrides) -> ReconVLAConfig:
+    config = tiny_config(**overrides)
+    for camera in ("top", "left_wrist"):
+        config.input_features[f"observation.gaze_box.{camera}"] = PolicyFeature(FeatureType.STATE, (4,))
+    return config
+
+
+def _train_config(policy: ReconVLAConfig, image_transforms: ImageTransformsConfig) -> TrainPipelineConfig:
+    dataset = DatasetConfig(repo_id="local/any", image_transforms=image_transforms)
+    return TrainPipelineConfig(dataset=dataset, policy=policy)
+
+
+def test_geometric_augmentation_with_gaze_boxes_is_refused_naming_the_safe_transforms():
+    # LeRobot's default transform set includes RandomAffine.
+    cfg = _train_config(_config_with_gaze_boxes(), ImageTransformsConfig(enable=True))
+    with pytest.raises(ValueError, match=r"would move pixels \(\{'affine': 'RandomAffine'\}\).*gaze boxes") as error:
+        ReconVLAPolicy(cfg.policy)
+    assert "ColorJitter" in str(error.value) and "--dataset.image_transforms.enable=false" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("policy_overrides", "image_transforms", "boxes"),
+    [
+        ({}, ImageTransformsConfig(enable=True, tfs=BRIGHTNESS), True),  # photometric only
+        ({}, ImageTransformsConfig(enable=False), True),  # the default set, but disabled
+        ({}, ImageTransformsConfig(enable=True), False),  # no boxes: the whole image moves with its target
+        ({"recon_weight": 0.0}, ImageTransformsConfig(enable=True), True),  # no recon loss
+    ],
+)
+def test_augmentation_that_keeps_the_boxes_right_is_accepted(policy_overrides, image_transforms, boxes):
+    policy_config = _config_with_gaze_boxes(**policy_overrides) if boxes else tiny_config(**policy_overrides)
+    cfg = _train_config(policy_config, image_transforms)
+    assert isinstance(ReconVLAPolicy(cfg.policy), ReconVLAPolicy)
+
+
+def test_policy_built_outside_training_is_not_checked():
+    # A training config that would be refused sits in this frame, but it holds another policy config.
+    other = _train_config(_config_with_gaze_boxes(), ImageTransformsConfig(enable=True))
+    policy = ReconVLAPolicy(_config_with_gaze_boxes())
+    assert policy.config is not other.policy
+
+
+def test_training_traps_are_said_once(caplog):
+    config = tiny_config(train_expert_only=True, recon_condition_on_language=True)
+    policy = ReconVLAPolicy(config)
+    pre, _ = make_reconvla_pre_post_processors(config)
+    batch = pre(raw_batch())
+    policy.train()
+    with caplog.at_level(logging.WARNING):
+        policy.forward(batch)
+        policy.forward(batch)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("train_expert_only=true with recon_weight=1.0" in m for m in messages) == 1
+    assert sum("recon_condition_on_language=true" in m for m in messages) == 1
+
+    caplog.clear()
+    quiet = ReconVLAPolicy(tiny_config())
+    quiet.train()
+    with caplog.at_level(logging.WARNING):
+        quiet.forward(batch)
+    assert not any("train_expert_only" in r.getMessage() or "recon_condition_on_language" in r.getMessage()
+                   for r in caplog.records)  # fmt: skip
+
+
+def test_paper_preset_loads_through_lerobots_parser_and_builds_at_full_size():
+    cfg = TrainPipelineConfig.from_pretrained(
+        str(preset_path("reconvla_paper")), cli_args=["--dataset.repo_id=local/any", "--policy.device=cpu"]
+    )
+    policy = cfg.policy
+    assert isinstance(policy, ReconVLAConfig)
+    assert (policy.recon_vae, policy.recon_vae_subfolder) == ("black-forest-labs/FLUX.1-dev", "vae")
+    assert (policy.recon_vae_latent_channels, policy.recon_image_size, policy.recon_token_grid) == (16, 256, 16)
+    assert policy.freeze_vision_encoder and policy.recon_vae_sample_posterior and policy.recon_weight == 1.0
+    assert (policy.recon_head_dtype, policy.recon_condition_on_language) == ("float32", False)
+    with torch.device("meta"):  # shapes only: no 3B allocation, no VAE download (it loads at the first step)
+        model = ReconVLAPytorch(policy)
+    head = model.recon_head
+    assert head.target.patch == 2 and head.target.token_channels == 16 * 2 * 2  # 2 x 2 latents per token
+    dit = head.dit
+    assert (len(dit.blocks), dit.config.width, dit.config.num_heads) == (3, 1024, 16)
+    assert dit.config.cond_dim == 2048  # gemma_2b's hidden states condition the head
+    assert not any(p.requires_grad for p in model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    assert head.target._vae is None
+
+
+def _run_train(args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+    return subprocess.run([lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.slow
+def test_lerobot_train_with_gaze_boxes_trains_under_photometric_augmentation_and_refuses_geometric(
+    tmp_path, dataset_3cam
+):
+    common = [
+        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/synthetic_3cam", f"--dataset.root={dataset_3cam}",
+        "--batch_size=2", "--log_freq=1", "--num_workers=0", "--wandb.enable=false",
+        "--dataset.image_transforms.enable=true",
+    ]  # fmt: skip
+    photometric = json.dumps({"brightness": {"type": "ColorJitter", "kwargs": {"brightness": [0.5, 1.5]}}})
+    result = _run_train(
+        [*common, f"--dataset.image_transforms.tfs={photometric}", "--steps=2", "--save_freq=2",
+         f"--output_dir={tmp_path / 'photometric'}"]  # fmt: skip
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert output.count("recon_loss:") >= 2
+
+    # LeRobot's default transform set (with RandomAffine): refused before the model is built.
+    result = _run_train([*common, "--steps=2", f"--output_dir={tmp_path / 'affine'}"])
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert output.count("would move pixels ({'affine': 'RandomAffine'})") == 1, output[-5000:]
+    assert "Creating policy" in output and "Start offline training" not in output
