@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 import torch
-from conftest import TINY_CLI, lerobot_cli, raw_batch, tiny_config
+from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.configs.default import DatasetConfig
