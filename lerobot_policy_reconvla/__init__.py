@@ -6,7 +6,7 @@ it registers, through LeRobot's own registries:
 - the ``reconvla`` policy config (``--policy.type=reconvla``); the policy class and its processors are
   then found by LeRobot's naming convention (``modeling_reconvla`` / ``processor_reconvla``),
 - the ``aloha_multicam`` env config (``--env.type=aloha_multicam``),
-- the ``aloha`` / ``aloha_sim`` robots and ``aloha_leader`` / ``aloha_scripted`` teleoperators.
+- the ``aloha`` / ``aloha_sim`` robots and the ``aloha_leader`` / ``aloha_scripted`` teleoperators.
 
 Heavy modules (modeling, MuJoCo) are imported only when used.
 """
@@ -21,3 +21,4 @@ __all__ = ["ReconVLAConfig", "make_reconvla_pre_post_processors"]
 # Optional parts register themselves on import; each only needs LeRobot's config classes here.
 from . import envs as _envs  # noqa: E402,F401
 from . import robots as _robots  # noqa: E402,F401
+from . import teleoperators as _teleoperators  # noqa: E402,F401

@@ -35,7 +35,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-from ..envs.constants import DEFAULT_CAMERAS, FPS, JOINT_NAMES, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
+from ..aloha_joints import JOINT_NAMES
+from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
 from ..envs.constants import EPISODE_LENGTH, check_cameras, check_task
 
 SIDECAR = "meta/scripted_generation.json"
