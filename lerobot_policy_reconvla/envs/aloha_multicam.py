@@ -28,6 +28,7 @@ from gymnasium import spaces
 
 from ..aloha_joints import JOINT_NAMES
 from ..sim.gaze import gaze_box, object_geom_ids
+from ..sim.render import MultiCameraRenderer
 from ..sim.tasks import SUCCESS_REWARD, TASK_SPECS, make_task_environment, object_pose_for_seed
 from .constants import DEFAULT_CAMERAS, EPISODE_LENGTH, FPS, TASK_DESCRIPTIONS, check_cameras, check_task
 
@@ -41,6 +42,8 @@ class AlohaMultiCamEnv(gym.Env):
         image_size: (height, width) of every camera image.
         episode_length: steps before ``truncated`` (400, like ACT and gym-aloha).
         gaze_boxes: compute ``info["gaze_boxes"]`` every step (cheap: no rendering involved).
+        shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
+            (``sim.render``): use the same setting for training data and evaluation.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
@@ -53,6 +56,7 @@ class AlohaMultiCamEnv(gym.Env):
         episode_length: int = EPISODE_LENGTH,
         render_mode: str = "rgb_array",
         gaze_boxes: bool = True,
+        shadows: bool = True,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -69,6 +73,9 @@ class AlohaMultiCamEnv(gym.Env):
         self.joint_names = JOINT_NAMES
 
         self._env = make_task_environment(self.task, mocap=False)
+        # Persistent cameras for every step (built before anything renders this physics).
+        self._renderer = MultiCameraRenderer(self.physics, self.cameras, self.image_size, shadows=shadows)
+        self._last_images: dict[str, np.ndarray] | None = None  # of the current state, for render()
         self._geom_ids = object_geom_ids(self.physics, TASK_SPECS[self.task].object_bodies)
         self._step = 0
 
@@ -90,8 +97,8 @@ class AlohaMultiCamEnv(gym.Env):
 
     def render_cameras(self) -> dict[str, np.ndarray]:
         """{cam: (H, W, 3) uint8} of the current state."""
-        h, w = self.image_size
-        return {cam: self.physics.render(height=h, width=w, camera_id=cam) for cam in self.cameras}
+        self._last_images = self._renderer.render()
+        return self._last_images
 
     def gaze_boxes(self) -> dict[str, np.ndarray]:
         """{cam: (4,) float32} normalised [x0, y0, x1, y1] of the task objects, [-1]*4 when absent."""
@@ -118,6 +125,7 @@ class AlohaMultiCamEnv(gym.Env):
             pose = object_pose_for_seed(self.task, episode_seed)
         self._env.task.object_pose = pose
         self._step = 0
+        self._last_images = None
         ts = self._env.reset()
         return self._observation(ts.observation), self._info(False)
 
@@ -125,6 +133,7 @@ class AlohaMultiCamEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (14,):
             raise ValueError(f"action must have shape (14,), got {action.shape}")
+        self._last_images = None
         ts = self._env.step(action)
         self._step += 1
         reward = float(ts.reward)
@@ -135,8 +144,10 @@ class AlohaMultiCamEnv(gym.Env):
 
     def render(self):
         """The first camera at the observation size (used by lerobot-eval's videos)."""
-        h, w = self.image_size
-        return self.physics.render(height=h, width=w, camera_id=self.cameras[0])
+        camera = self.cameras[0]
+        if self._last_images is not None:  # the observation of this very state has it already
+            return self._last_images[camera].copy()
+        return self._renderer.render([camera])[camera]
 
     def close(self):
         pass

@@ -47,6 +47,7 @@ class AlohaSim(Robot):
         self.substeps = config.substeps  # physics steps (0.02 s) per control step
         self.task_description = TASK_DESCRIPTIONS[config.task]
         self._env = None
+        self._renderer = None  # sim.render.MultiCameraRenderer of the connected scene
         self.scene_seed: int | None = None
         self.sim_step = 0  # physics steps since the scene started
         self.reward = 0.0
@@ -78,9 +79,13 @@ class AlohaSim(Robot):
     @check_if_already_connected
     def connect(self, calibrate: bool = True) -> None:
         # MuJoCo loads here, not at import (the package is imported by every LeRobot command).
+        from ...sim.render import MultiCameraRenderer
         from ...sim.tasks import make_task_environment
 
         self._env = make_task_environment(self.config.task)
+        h, w = self.config.image_height, self.config.image_width
+        # Persistent cameras, as the aloha_multicam env renders them (built before anything renders).
+        self._renderer = MultiCameraRenderer(self._env.physics, list(self.cameras.values()), (h, w))
         self._start_scene(self.config.seed)
         logger.info("%s connected (task %s, seed %d, %d Hz).", self, self.config.task, self.config.seed, self.config.fps)
 
@@ -103,11 +108,9 @@ class AlohaSim(Robot):
             self._start_scene(self.scene_seed + 1)
         qpos = self._timestep.observation["qpos"]  # (14,) rad, grippers normalised
         obs: RobotObservation = {f"{n}.pos": float(v) for n, v in zip(JOINT_NAMES, qpos, strict=True)}
-        physics = self._env.physics
-        h, w = self.config.image_height, self.config.image_width
+        images = self._renderer.render()  # {scene camera: (H, W, 3) uint8, C-contiguous}
         for name, scene_camera in self.cameras.items():
-            # dm_control returns a flipped view (negative strides) that torch.from_numpy refuses.
-            obs[name] = np.ascontiguousarray(physics.render(height=h, width=w, camera_id=scene_camera))
+            obs[name] = images[scene_camera]
         return obs
 
     @check_if_not_connected
@@ -136,5 +139,5 @@ class AlohaSim(Robot):
     @check_if_not_connected
     def disconnect(self) -> None:
         self._env.close()
-        self._env = None
+        self._env = self._renderer = None
         logger.info("%s disconnected.", self)
