@@ -100,3 +100,14 @@ def test_env_render_is_the_observations_first_camera():
     np.testing.assert_array_equal(frame, obs["pixels"]["left_wrist"])
     frame[:] = 0  # a copy: the observation keeps its pixels
     assert obs["pixels"]["left_wrist"].any()
+
+
+def test_shadows_switch_reaches_the_env_and_its_lerobot_config():
+    from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
+
+    assert AlohaMultiCamEnvConfig(shadows=False).gym_kwargs["shadows"] is False
+    images = {}
+    for shadows in (True, False):
+        env = AlohaMultiCamEnv(task="transfer_cube", cameras=["top"], image_size=(96, 128), shadows=shadows)
+        images[shadows] = env.reset(seed=0)[0]["pixels"]["top"].astype(int)
+    assert (np.abs(images[True] - images[False]).max(axis=-1) > 8).mean() > 0.02

@@ -85,7 +85,9 @@ class AlohaSim(Robot):
         self._env = make_task_environment(self.config.task)
         h, w = self.config.image_height, self.config.image_width
         # Persistent cameras, as the aloha_multicam env renders them (built before anything renders).
-        self._renderer = MultiCameraRenderer(self._env.physics, list(self.cameras.values()), (h, w))
+        self._renderer = MultiCameraRenderer(
+            self._env.physics, list(self.cameras.values()), (h, w), shadows=self.config.shadows
+        )
         self._start_scene(self.config.seed)
         logger.info("%s connected (task %s, seed %d, %d Hz).", self, self.config.task, self.config.seed, self.config.fps)
 

@@ -51,6 +51,8 @@ class AlohaSimConfig(RobotConfig, AlohaSceneConfig):
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
     image_height: int = 224
     image_width: int = 224
+    # gym-aloha renders shadows; false is ~3x faster on a CPU but the images differ: match the training data.
+    shadows: bool = True
     # Same meaning and units as the real `aloha` robot (rad, gripper fraction); off by default in sim.
     max_relative_target: float | dict[str, float] | None = None
 
