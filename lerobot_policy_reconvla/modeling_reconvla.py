@@ -40,6 +40,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy, T
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 from lerobot.utils.import_utils import require_package
 
+from .checkpoint_files import check_safetensors_file
 from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
@@ -554,8 +555,9 @@ class ReconVLAPolicy(PI0Policy):
         if not isinstance(config, ReconVLAConfig):
             raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
 
+        # Checked before the model is built: a truncated or missing file fails in one line naming it.
+        model_file = check_safetensors_file(_resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs))
         policy = cls(config, **kwargs)
-        model_file = _resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
         state_dict = load_file(model_file)
         if source_type == "pi0":
             state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)  # pi0's own key fixes

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
+from .checkpoint_files import IncompleteCheckpointError
 from .modeling_reconvla import ReconVLAPolicy
 
 PANEL = 256  # px, height of every panel in the picture
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
 
-    policy = ReconVLAPolicy.from_pretrained(args.policy_path)
+    try:
+        policy = ReconVLAPolicy.from_pretrained(args.policy_path)
+    except (FileNotFoundError, IncompleteCheckpointError) as error:
+        raise SystemExit(str(error)) from None  # one line naming the file, no traceback
     preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=args.policy_path)
     dataset = LeRobotDataset(args.dataset_repo_id, root=args.dataset_root)
     if not 0 <= args.frame_index < len(dataset):

@@ -16,15 +16,16 @@ physics-only replay, and (if successful, or with ``--keep-failed``) replayed aga
 
 ``--num-episodes`` is the number of episodes the dataset should hold. Seeds run from ``--seed``
 upwards, one per attempt; ``meta/scripted_generation.json`` records each saved episode's seed.
-SIGINT / SIGTERM discard the episode in progress and finalize the dataset, so it loads with every
-finished episode. Running again into the same root resumes (same task, cameras, size, storage),
-continuing after the last seed tried; anything else there is refused with the reason.
+Every saved episode is committed at once (``sim.recovery``): after SIGINT / SIGTERM the dataset loads
+with every finished episode, and after a kill that cannot be caught (SIGKILL, the OOM killer) the next
+run rolls back the unfinished episode and generates its seed again. Running again into the same root
+resumes (same task, cameras, size, storage), continuing after the last seed tried; anything else there
+is refused with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -38,8 +39,9 @@ import numpy as np
 from ..aloha_joints import JOINT_NAMES
 from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
 from ..envs.constants import EPISODE_LENGTH, check_cameras, check_task
+from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred
+from .recovery import write_sidecar
 
-SIDECAR = "meta/scripted_generation.json"
 BOX_NAMES = ["x0", "y0", "x1", "y1"]
 
 
@@ -96,18 +98,6 @@ def _raise_stop(signum, frame):
     raise _Stop(signal.Signals(signum).name)
 
 
-def _read_sidecar(root: Path) -> dict | None:
-    path = root / SIDECAR
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _write_sidecar(root: Path, state: dict) -> None:
-    path = root / SIDECAR
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)  # atomic: a kill never leaves half a file
-
-
 def _check_compatible(meta, features: dict, task: str) -> None:
     """Refuse to resume into a dataset written with other settings (names the first difference)."""
     existing = meta.features
@@ -131,40 +121,58 @@ def _check_compatible(meta, features: dict, task: str) -> None:
 
 
 def open_dataset(args, features: dict):
-    """(dataset, sidecar state): a new dataset, or the existing one at --root reopened for appending."""
+    """(dataset, sidecar state, reopen): a new dataset, or the one at --root rolled back to its last commit
+    and reopened for appending. `reopen(root)` resumes writing after a commit."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root: Path = args.root
     writer_kwargs = {"image_writer_threads": 2 * len(args.cameras)}
-    if (root / "meta" / "info.json").exists():
-        from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 
-        meta = LeRobotDatasetMetadata(args.repo_id, root=root)
+    def reopen(path: Path):
+        return LeRobotDataset.resume(args.repo_id, root=path, **writer_kwargs)
+
+    state = read_sidecar(root)
+    if state is not None:
+        removed = recover(root, state)
+        if removed:
+            print(f"{root}: an interrupted run left an unfinished episode; removed its {len(removed)} file(s), "
+                  f"seed {state['next_seed']} will be generated again", file=sys.stderr)
+    if (root / "meta" / "info.json").exists():
+        meta = _load_local_metadata(args.repo_id, root)
         _check_compatible(meta, features, args.task)
-        state = _read_sidecar(root)
         if state is None:
             raise SystemExit(
                 f"refusing to resume: {root} holds a LeRobot dataset not written by this generator ({SIDECAR} is missing)"
             )
         if state.get("task") != args.task:
             raise SystemExit(f"refusing to resume: {root} was generated for task {state.get('task')!r}")
-        dataset = LeRobotDataset.resume(args.repo_id, root=root, **writer_kwargs)
-        # Episodes saved but not yet in the sidecar (killed in between) keep their place; seeds move on.
-        return dataset, state
+        return reopen(root), state, reopen
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"refusing to write: {root} exists, is not empty and holds no LeRobot dataset (meta/info.json)")
-    dataset = LeRobotDataset.create(
-        repo_id=args.repo_id,
-        fps=FPS,
-        features=features,
-        root=root,
-        robot_type="aloha",
-        use_videos=not args.images,
-        **writer_kwargs,
-    )
+
+    def create(path: Path):
+        return LeRobotDataset.create(repo_id=args.repo_id, fps=FPS, features=features, root=path, robot_type="aloha",
+                                     use_videos=not args.images, **writer_kwargs)
+
     state = {"task": args.task, "cameras": args.cameras, "next_seed": args.seed, "episodes": []}
-    _write_sidecar(root, state)
-    return dataset, state
+    return create_committed(root, create, state, reopen), state, reopen
+
+
+def _load_local_metadata(repo_id: str, root: Path):
+    """LeRobot's metadata of a local root, or one line saying what is missing (LeRobot would go to the Hub)."""
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+    from lerobot.datasets.io_utils import load_info
+
+    info = load_info(root)
+    missing = [] if info.total_tasks == 0 else [p for p in ["meta/tasks.parquet"] if not (root / p).exists()]
+    if info.total_episodes > 0 and not any((root / "meta" / "episodes").glob("*/*.parquet")):
+        missing.append("meta/episodes/")
+    if missing:
+        raise SystemExit(
+            f"cannot resume {root}: {info.total_episodes} episode(s) in meta/info.json but {missing} missing "
+            f"(a run killed before its episodes were committed); move {root} away and run the command again"
+        )
+    return LeRobotDatasetMetadata(repo_id, root=root)
 
 
 def record_episode(dataset, env, episode, task_string: str) -> bool:
@@ -194,7 +202,7 @@ def main(argv=None) -> int:
     from .scripted import replay, scripted_episode
 
     features = dataset_features(args.cameras, args.image_size, use_videos=not args.images)
-    dataset, state = open_dataset(args, features)
+    dataset, state, reopen = open_dataset(args, features)
     start_count = dataset.meta.total_episodes
     max_attempts = args.max_attempts or 3 * args.num_episodes
     env = AlohaMultiCamEnv(task=args.task, cameras=args.cameras, image_size=args.image_size,
@@ -215,12 +223,16 @@ def main(argv=None) -> int:
             successes += scripted_ok
             if scripted_ok or args.keep_failed:
                 success = record_episode(dataset, env, episode, task_string)
-                dataset.save_episode()
+                with signals_deferred():  # saved and committed as one step (sim.recovery)
+                    dataset.save_episode()
+                    state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": bool(success)})
+                    state["next_seed"] = seed + 1
+                    dataset = commit_episode(dataset, state, reopen)
                 frames += len(episode.actions)
-                state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": bool(success)})
                 bar.update(1)
-            state["next_seed"] = seed + 1
-            _write_sidecar(args.root, state)
+            else:
+                state["next_seed"] = seed + 1
+                write_sidecar(args.root, state)
             elapsed = time.perf_counter() - started
             bar.set_postfix(seed=seed, success=f"{successes}/{attempts}", fps=f"{frames / elapsed:.1f}")
     except _Stop as stop:

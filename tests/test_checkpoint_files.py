@@ -1,0 +1,102 @@
+"""A checkpoint whose model.safetensors is truncated or missing fails in one line naming the file, wherever it is loaded."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import lerobot_cli, tiny_config
+from lerobot_policy_reconvla.checkpoint_files import IncompleteCheckpointError, check_safetensors_file
+
+REPO = Path(__file__).resolve().parent.parent
+CAMERAS = ("top", "left_wrist", "right_wrist")
+
+
+@pytest.fixture(scope="module")
+def saved_policy(tmp_path_factory) -> Path:
+    from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+    torch.manual_seed(0)
+    config = tiny_config(cameras=CAMERAS, image_shape=(3, 32, 32))
+    path = tmp_path_factory.mktemp("saved") / "pretrained_model"
+    ReconVLAPolicy(config).save_pretrained(path)
+    for processor in make_reconvla_pre_post_processors(config):
+        processor.save_pretrained(path)
+    return path
+
+
+def damaged_copy(saved: Path, tmp_path: Path, keep_bytes: int | None) -> Path:
+    """A copy of the checkpoint with model.safetensors cut to `keep_bytes` (None: removed)."""
+    copy = tmp_path / "pretrained_model"
+    shutil.copytree(saved, copy)
+    weights = copy / "model.safetensors"
+    if keep_bytes is None:
+        weights.unlink()
+    else:
+        os.truncate(weights, keep_bytes)
+    return copy
+
+
+def test_check_accepts_a_complete_file_and_names_a_truncated_one(saved_policy, tmp_path):
+    weights = saved_policy / "model.safetensors"
+    assert check_safetensors_file(weights) == weights
+    size = weights.stat().st_size
+    for keep in (size - 1, size // 2, 100, 4, 0):  # data cut short, header cut short, less than the length field
+        damaged = damaged_copy(saved_policy, tmp_path / str(keep), keep) / "model.safetensors"
+        with pytest.raises(IncompleteCheckpointError, match=rf"^{re.escape(str(damaged))} is truncated or corrupt \({keep} bytes"):
+            check_safetensors_file(damaged)
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(tmp_path / 'nowhere.safetensors'))} is missing"):
+        check_safetensors_file(tmp_path / "nowhere.safetensors")
+
+
+def test_from_pretrained_names_the_truncated_or_missing_weight_file(saved_policy, tmp_path):
+    from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+
+    truncated = damaged_copy(saved_policy, tmp_path / "truncated", keep_bytes=1000)
+    with pytest.raises(IncompleteCheckpointError, match=re.escape(f"{truncated / 'model.safetensors'} is truncated")):
+        ReconVLAPolicy.from_pretrained(truncated)
+    missing = damaged_copy(saved_policy, tmp_path / "missing", keep_bytes=None)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{missing / 'model.safetensors'} does not exist")):
+        ReconVLAPolicy.from_pretrained(missing)
+
+
+def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path):
+    from lerobot_policy_reconvla.visualize import main
+
+    for keep_bytes, says in ((1000, "is truncated or corrupt"), (None, "does not exist")):
+        damaged = damaged_copy(saved_policy, tmp_path / str(keep_bytes), keep_bytes)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--policy-path", str(damaged), "--dataset-repo-id", "local/unused", "--out-dir", str(tmp_path / "out")])
+        message = str(exit_info.value.code)
+        assert message.startswith(f"{damaged / 'model.safetensors'} {says}") and "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_policy, tmp_path):
+    damaged = damaged_copy(saved_policy, tmp_path, keep_bytes=1000)
+    cmd = [
+        lerobot_cli("lerobot-eval"),
+        f"--config_path={REPO / 'configs/env/aloha_multicam_transfer_cube.json'}",
+        f"--policy.path={damaged}",
+        "--policy.device=cpu",
+        "--env.episode_length=4",
+        "--env.observation_height=32",
+        "--env.observation_width=32",
+        "--eval.n_episodes=1",
+        "--eval.batch_size=1",
+        f"--output_dir={tmp_path / 'eval'}",
+    ]
+    env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        f"lerobot_policy_reconvla.checkpoint_files.IncompleteCheckpointError: {damaged / 'model.safetensors'} is truncated"
+    ), proc.stderr[-3000:]
+    assert not (tmp_path / "eval" / "eval_info.json").exists()
