@@ -12,6 +12,10 @@ the gaze boxes computed. Modes:
 - ``after``: ``AlohaMultiCamEnv.step`` with its persistent ``MultiCameraRenderer`` (default settings);
 - ``no_shadows``: the same with ``shadows=False`` (images differ: no shadows).
 
+``--breakdown`` first prints where one ``physics.render`` call's time goes (CPU ms per call of the
+``top`` camera under render settings that isolate each cost, and the share of Python-side set-up
+measured with cProfile).
+
 Each configuration runs in fresh processes (one per worker, started together); frames/s is all
 workers' frames over the wall time from the common start to the last worker's end. ``cpu ms/frame``
 is the process CPU time per frame (renderer threads included), which does not depend on what else
@@ -64,6 +68,74 @@ def _frames(mode: str, task: str, size: tuple[int, int], frames: int, start, res
     results.put((frames, t0, time.monotonic(), time.process_time() - cpu0))
 
 
+def _breakdown(task: str, size: tuple[int, int], calls: int, results) -> None:
+    """CPU ms per `top` render under settings isolating each cost (each in its own physics)."""
+    import cProfile
+    import pstats
+
+    import mujoco
+
+    from lerobot_policy_reconvla.sim.tasks import make_task_environment, object_pose_for_seed
+
+    def physics_with(**vis):
+        env = make_task_environment(task)
+        model = env.physics.model
+        for path, value in vis.items():
+            struct, name = path.split(".")
+            setattr(getattr(model.vis, struct), name, value)
+        env.task.object_pose = object_pose_for_seed(task, 0)
+        env.reset()
+        return env.physics
+
+    def cpu_ms(render) -> float:
+        render()  # the first call builds the context
+        start = time.process_time()
+        for _ in range(calls):
+            render()
+        return 1000 * (time.process_time() - start) / calls
+
+    h, w = size
+    rows = []
+    physics = physics_with()
+    rows.append(("gym-aloha's settings (4096 px shadow map, 4x multisampling)", cpu_ms(lambda: physics.render(h, w, camera_id="top"))))
+    for label, vis in [
+        ("1024 px shadow map", {"quality.shadowsize": 1024}),
+        ("1024 px shadow map over half the extent (sim.render default)", {"quality.shadowsize": 1024, "map.shadowclip": 0.5}),
+        ("no multisampling", {"quality.offsamples": 0}),
+        (f"offscreen buffer of the image size ({h} x {w})", {"global_.offwidth": w, "global_.offheight": h}),
+    ]:
+        other = physics_with(**vis)
+        rows.append((label, cpu_ms(lambda other=other: other.render(h, w, camera_id="top"))))
+    for label, flag in [("no shadows", "mjRND_SHADOW"), ("no reflections", "mjRND_REFLECTION"), ("no skybox", "mjRND_SKYBOX")]:
+        overrides = {getattr(mujoco.mjtRndFlag, flag): False}
+        rows.append((label, cpu_ms(lambda o=overrides: physics.render(h, w, camera_id="top", render_flag_overrides=o))))
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(calls):
+        physics.render(h, w, camera_id="top")
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+    gl = sum(v[2] for k, v in stats.items() if k[2] in ("<built-in method mujoco._render.mjr_render>",
+                                                        "<built-in method mujoco._render.mjr_readPixels>"))
+    total = sum(v[2] for v in stats.values())
+    results.put((rows, gl / total))
+
+
+def breakdown(task: str, size: tuple[int, int], calls: int = 10) -> None:
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_breakdown, args=(task, size, calls, results))
+    proc.start()
+    rows, gl_share = results.get()
+    proc.join()
+    print(f"One `top` render at {size[0]} x {size[1]}, CPU ms per call ({calls} calls each):\n")
+    print("| render settings | cpu ms/call |")
+    print("| --- | --- |")
+    for label, ms in rows:
+        print(f"| {label} | {ms:.0f} |")
+    print(f"\ncProfile: {100 * gl_share:.0f} % of a physics.render call is inside mjr_render / mjr_readPixels.\n")
+
+
 def measure(mode: str, task: str, size: tuple[int, int], frames: int, workers: int) -> dict:
     ctx = mp.get_context("spawn")  # fresh processes: no GL context inherited
     start, results = ctx.Barrier(workers), ctx.Queue()
@@ -95,7 +167,11 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", type=parse_size, nargs="+", default=[(96, 128), (224, 224), (480, 640)])
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     p.add_argument("--task", default="transfer_cube")
+    p.add_argument("--breakdown", action="store_true", help="first profile one render call (see above)")
     args = p.parse_args(argv)
+
+    if args.breakdown:
+        breakdown(args.task, (224, 224))
 
     print(f"{args.task}, cameras {', '.join(CAMERAS)}, {args.frames} frames per worker, {os.cpu_count()} cores\n")
     print("| image (H x W) | mode | workers | frames/s | cpu ms/frame |")

@@ -16,9 +16,8 @@ SPEC = EpisodeSpec(task="transfer_cube", cameras=("top", "left_wrist"), image_si
                    keep_failed=True)
 
 
-def take(workers: EpisodeWorkers, first_seed: int, count: int) -> list:
-    results = workers.episodes(first_seed)
-    return [next(results) for _ in range(count)]
+def take(workers: EpisodeWorkers, count: int) -> list:
+    return [workers.next_episode() for _ in range(count)]
 
 
 def assert_same_episode(a: SimulatedEpisode, b: SimulatedEpisode) -> None:
@@ -30,10 +29,10 @@ def assert_same_episode(a: SimulatedEpisode, b: SimulatedEpisode) -> None:
 
 
 def test_two_workers_deliver_one_process_results_in_seed_order():
-    with EpisodeWorkers(SPEC, workers=1) as one:
-        expected = take(one, first_seed=3, count=4)
-    with EpisodeWorkers(SPEC, workers=2) as two:
-        got = take(two, first_seed=3, count=4)
+    with EpisodeWorkers(SPEC, workers=1, first_seed=3) as one:
+        expected = take(one, count=4)
+    with EpisodeWorkers(SPEC, workers=2, first_seed=3) as two:
+        got = take(two, count=4)
         assert len(two.in_progress) <= 2
     assert [r.seed for r in got] == [3, 4, 5, 6]
     for a, b in zip(got, expected, strict=True):
@@ -42,17 +41,16 @@ def test_two_workers_deliver_one_process_results_in_seed_order():
 
 
 def test_a_killed_worker_loses_only_its_seed():
-    with EpisodeWorkers(SPEC, workers=2) as workers:
-        results = workers.episodes(first_seed=0)
-        delivered = [next(results)]
+    with EpisodeWorkers(SPEC, workers=2, first_seed=0) as workers:
+        delivered = [workers.next_episode()]
         # Between deliveries the other worker is usually mid-episode: kill it there.
         while not workers.in_progress and len(delivered) < 10:
-            delivered.append(next(results))
+            delivered.append(workers.next_episode())
         if not workers.in_progress:
             pytest.fail("no episode was ever in progress between two deliveries")
         victim, pid = min(workers.in_progress.items())
         os.kill(pid, signal.SIGKILL)
-        rest = [next(results) for _ in range(victim - delivered[-1].seed + 2)]
+        rest = take(workers, count=victim - delivered[-1].seed + 2)
     by_seed = {r.seed: r for r in delivered + rest}
     assert sorted(by_seed) == list(range(len(by_seed)))  # every seed, in order, none skipped
     lost = by_seed[victim]
@@ -64,8 +62,8 @@ def test_a_killed_worker_loses_only_its_seed():
 
 def test_a_worker_that_fails_loses_only_its_seed():
     # Seed -1 makes gym-aloha's pose sampler raise inside the worker, which exits with code 1.
-    with EpisodeWorkers(SPEC, workers=2) as workers:
-        results = [r for _, r in zip(range(3), workers.episodes(first_seed=-1), strict=False)]
+    with EpisodeWorkers(SPEC, workers=2, first_seed=-1) as workers:
+        results = take(workers, count=3)
     assert [r.seed for r in results] == [-1, 0, 1]
     assert isinstance(results[0], LostEpisode) and results[0].exitcode == 1
     assert all(isinstance(r, SimulatedEpisode) for r in results[1:])

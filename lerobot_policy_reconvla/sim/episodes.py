@@ -1,8 +1,9 @@
 """Scripted episodes simulated and rendered in parallel processes, delivered in seed order.
 
     spec = EpisodeSpec(task="insertion", cameras=["top"], image_size=(224, 224))
-    with EpisodeWorkers(spec, workers=2) as workers:
-        for result in workers.episodes(first_seed=0):   # seeds 0, 1, 2, ... in order, whatever finishes first
+    with EpisodeWorkers(spec, workers=2, first_seed=0) as workers:
+        while ...:
+            result = workers.next_episode()   # seeds 0, 1, 2, ... in order, whatever finishes first
             if isinstance(result, LostEpisode): ...       # its worker died: that seed only is lost
             elif result.frames is not None: ...           # (T,) dataset frames of a kept episode
 
@@ -122,13 +123,18 @@ class _Worker:
 class EpisodeWorkers:
     """``workers`` processes simulating episodes; use as a context manager (closing stops them)."""
 
-    def __init__(self, spec: EpisodeSpec, workers: int):
+    def __init__(self, spec: EpisodeSpec, workers: int, first_seed: int = 0):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.spec, self.num_workers = spec, workers
         self._ctx = mp.get_context("spawn")  # fresh interpreters: no GL context or threads inherited
         self._workers: list[_Worker] = []
         self._env = None  # workers=1: the in-process env
+        self._results = self._episodes(first_seed)
+
+    def next_episode(self) -> SimulatedEpisode | LostEpisode:
+        """The result of the next seed (first_seed, first_seed + 1, ...), waiting for it if needed."""
+        return next(self._results)
 
     def __enter__(self) -> EpisodeWorkers:
         return self
@@ -156,7 +162,7 @@ class EpisodeWorkers:
         dead.conn.close()
         return _Worker(self._ctx, self.spec)
 
-    def episodes(self, first_seed: int) -> Iterator[SimulatedEpisode | LostEpisode]:
+    def _episodes(self, first_seed: int) -> Iterator[SimulatedEpisode | LostEpisode]:
         """Results for seeds first_seed, first_seed + 1, ... in that order, without end."""
         if self.num_workers == 1:
             self._env = self._env or make_env(self.spec)
