@@ -6,7 +6,7 @@ it registers, through LeRobot's own registries:
 - the ``reconvla`` policy config (``--policy.type=reconvla``); the policy class and its processors are
   then found by LeRobot's naming convention (``modeling_reconvla`` / ``processor_reconvla``),
 - the ``aloha_multicam`` env config (``--env.type=aloha_multicam``),
-- the ``aloha`` / ``aloha_sim`` robots and ``aloha_leader`` / ``aloha_scripted`` teleoperators.
+- the ``aloha`` / ``aloha_sim`` robots and the ``aloha_leader`` / ``aloha_scripted`` teleoperators.
 
 Heavy modules (modeling, MuJoCo) are imported only when used.
 """
@@ -22,6 +22,7 @@ __all__ = ["ReconVLAConfig", "make_reconvla_pre_post_processors"]
 from . import envs as _envs  # noqa: E402,F401
 from . import optim as _optim  # noqa: E402,F401  (optimizer type adamw_8bit)
 from . import robots as _robots  # noqa: E402,F401
+from . import teleoperators as _teleoperators  # noqa: E402,F401
 
 # LeRobot's async-inference policy server accepts only listed policy types: list ours (policy_server.py).
 from .policy_server import allow_reconvla_in_policy_server as _allow_in_policy_server  # noqa: E402

@@ -25,16 +25,12 @@ from tests.test_robots_fake_dynamixel import (
     install_fake_serial,
 )
 
-from lerobot_policy_reconvla.robots import AlohaConfig, AlohaLeaderConfig
-from lerobot_policy_reconvla.robots.aloha import (
-    FOLLOWER_MODELS,
-    LEADER_MODELS,
-    MOTOR_IDS,
-    Aloha,
-    AlohaLeader,
-    _torque_off_at_exit,
-)
-from lerobot_policy_reconvla.robots.config_aloha import MOTOR_NAMES
+from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
+from lerobot_policy_reconvla.robots import AlohaConfig
+from lerobot_policy_reconvla.robots.aloha.aloha import Aloha
+from lerobot_policy_reconvla.robots.aloha.arms import FOLLOWER_MODELS, LEADER_MODELS, MOTOR_IDS, torque_off_at_exit
+from lerobot_policy_reconvla.teleoperators import AlohaLeaderConfig
+from lerobot_policy_reconvla.teleoperators.aloha_leader.aloha_leader import AlohaLeader
 from tests.fixtures.faketestcamera import fake_cams
 
 TICKS_PER_RAD = 4095 / (2 * math.pi)
@@ -113,7 +109,7 @@ def test_lerobot_factories_find_the_devices(tmp_path):
     robot = make_robot_from_config(follower_config(tmp_path))
     teleop = make_teleoperator_from_config(leader_config(tmp_path))
     assert type(robot) is Aloha and type(teleop) is AlohaLeader
-    assert list(robot.action_features) == [f"{n}.pos" for n in MOTOR_NAMES]
+    assert list(robot.action_features) == [f"{n}.pos" for n in JOINT_NAMES]
     assert list(teleop.action_features) == list(robot.action_features)
 
 
@@ -137,7 +133,7 @@ def test_connect_calibrate_read_write(tmp_path, arms, monkeypatch):
     assert left.motors[1].actual == ZERO_POSE[1]  # torque came on holding the pose, not a stale goal
 
     obs = robot.get_observation()
-    assert set(obs) == {f"{n}.pos" for n in MOTOR_NAMES} | {"cam_high", "cam_left_wrist", "cam_right_wrist"}
+    assert set(obs) == {f"{n}.pos" for n in JOINT_NAMES} | {"cam_high", "cam_left_wrist", "cam_right_wrist"}
     assert obs["cam_high"].shape == (24, 32, 3)
     assert all(abs(obs[f"{s}_{j}.pos"]) < 1e-9 for s in ("left", "right") for j in ("waist", "elbow"))
     assert obs["left_gripper.pos"] == pytest.approx(1.0)  # left open by the hand
@@ -290,6 +286,6 @@ def test_config_rejects_bad_names():
 def test_exit_hook_cuts_torque_of_a_robot_left_connected(tmp_path, arms, monkeypatch):
     robot = connected_follower(tmp_path, arms, monkeypatch)
     assert all(all_torques(arms).values())
-    _torque_off_at_exit()  # what atexit runs when a CLI dies after robot.connect()
+    torque_off_at_exit()  # what atexit runs when a CLI dies after robot.connect()
     assert not any(all_torques(arms).values())
     del robot

@@ -14,10 +14,12 @@ from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
 from lerobot.utils.errors import DeviceNotConnectedError
 
-from lerobot_policy_reconvla.robots import AlohaConfig, AlohaScriptedConfig, AlohaSimConfig
-from lerobot_policy_reconvla.robots.aloha import Aloha
-from lerobot_policy_reconvla.robots.aloha_sim import AlohaScripted, AlohaSim
-from lerobot_policy_reconvla.robots.config_aloha import MOTOR_NAMES
+from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
+from lerobot_policy_reconvla.robots import AlohaConfig, AlohaSimConfig
+from lerobot_policy_reconvla.robots.aloha.aloha import Aloha
+from lerobot_policy_reconvla.robots.aloha_sim.aloha_sim import AlohaSim
+from lerobot_policy_reconvla.teleoperators import AlohaScriptedConfig
+from lerobot_policy_reconvla.teleoperators.aloha_scripted.aloha_scripted import AlohaScripted
 from tests.fixtures.cli import run_cli
 from tests.fixtures.tiny_policy import TINY_CLI, tiny_config
 
@@ -27,6 +29,8 @@ SIM_ARGS = [
     "--robot.type=aloha_sim", "--robot.task=insertion", f"--robot.fps={FPS}",
     f"--robot.image_height={H}", f"--robot.image_width={W}",
 ]  # fmt: skip
+# The scripted teleoperator plays the robot's scenes: same task, first seed, rate and length.
+SCRIPTED_ARGS = ["--teleop.type=aloha_scripted", "--teleop.task=insertion", f"--teleop.fps={FPS}"]
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 
@@ -36,7 +40,7 @@ CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 @pytest.fixture
 def sim():
     robot = make_robot_from_config(AlohaSimConfig(fps=10, image_height=H, image_width=W, episode_length=40))
-    teleop = make_teleoperator_from_config(AlohaScriptedConfig())
+    teleop = make_teleoperator_from_config(AlohaScriptedConfig(fps=10, episode_length=40))
     teleop.connect()
     robot.connect()
     yield robot, teleop
@@ -49,20 +53,21 @@ def test_sim_has_the_real_robots_features(tmp_path):
     real = Aloha(AlohaConfig(calibration_dir=tmp_path))  # default cameras: 480 x 640 cam_high / cam_left_wrist / cam_right_wrist
     assert sim.observation_features == real.observation_features
     assert sim.action_features == real.action_features
-    assert list(sim.action_features) == [f"{n}.pos" for n in MOTOR_NAMES]
+    assert list(sim.action_features) == [f"{n}.pos" for n in JOINT_NAMES]
 
 
 def test_scripted_teleop_drives_the_sim_and_scenes_roll_over(sim):
     robot, teleop = sim
     assert isinstance(robot, AlohaSim) and isinstance(teleop, AlohaScripted)
     first = robot.get_observation()
-    assert set(first) == {f"{n}.pos" for n in MOTOR_NAMES} | set(CAMERAS)
+    assert set(first) == {f"{n}.pos" for n in JOINT_NAMES} | set(CAMERAS)
     for cam in CAMERAS:
         assert first[cam].shape == (H, W, 3) and first[cam].dtype == np.uint8 and first[cam].flags.c_contiguous
     assert first["left_gripper.pos"] == pytest.approx(0.0, abs=0.1)  # gym-aloha starts closed (normalised)
 
     for _ in range(5):  # 5 steps of 0.1 s = 25 physics steps
         robot.get_observation()
+        assert (teleop.scene_seed, teleop.sim_step) == (robot.scene_seed, robot.sim_step)  # same clock
         sent = robot.send_action(teleop.get_action())
     assert robot.sim_step == 25 and robot.scene_seed == 0
     obs = robot.get_observation()
@@ -75,6 +80,13 @@ def test_scripted_teleop_drives_the_sim_and_scenes_roll_over(sim):
         robot.send_action(teleop.get_action())
         robot.get_observation()
     assert robot.scene_seed == 1 and robot.sim_step == 0
+    # The teleoperator moves on with it: the first action of scene 1 is its demonstration's, not scene 0's.
+    from lerobot_policy_reconvla.sim.scripted import ScriptedPolicy
+
+    action = teleop.get_action()
+    assert (teleop.scene_seed, teleop.sim_step) == (1, 5)
+    expected = ScriptedPolicy("insertion", 1, 40).action(4)
+    np.testing.assert_allclose([action[f"{n}.pos"] for n in JOINT_NAMES], expected)
 
 
 def test_sim_clips_and_refuses_bad_actions():
@@ -99,12 +111,18 @@ def test_sim_config_errors():
         AlohaSimConfig(fps=30)
     with pytest.raises(ValueError, match="unknown task"):
         AlohaSimConfig(task="fold_shirt")
+    # The teleoperator takes the same scene settings, checked the same way.
+    with pytest.raises(ValueError, match=r"fps must divide 50 .*got 30"):
+        AlohaScriptedConfig(fps=30)
+    with pytest.raises(ValueError, match="episode_length must be positive, got 0"):
+        AlohaScriptedConfig(episode_length=0)
 
 
-def test_scripted_teleop_without_a_sim_says_so():
+def test_scripted_teleop_must_be_connected():
+    from lerobot.utils.errors import DeviceNotConnectedError
+
     teleop = AlohaScripted(AlohaScriptedConfig())
-    teleop.connect()
-    with pytest.raises(DeviceNotConnectedError, match="drives an aloha_sim robot"):
+    with pytest.raises(DeviceNotConnectedError, match="not connected"):
         teleop.get_action()
 
 
@@ -117,7 +135,7 @@ def recorded(tmp_path_factory):
     output = run_cli(
         "lerobot-record",
         [
-            *SIM_ARGS, "--teleop.type=aloha_scripted",
+            *SIM_ARGS, *SCRIPTED_ARGS,
             "--dataset.repo_id=local/aloha_sim_scripted", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
             f"--dataset.fps={FPS}", "--dataset.num_episodes=2", "--dataset.episode_time_s=2",
             "--dataset.reset_time_s=0", "--dataset.video=false", "--dataset.push_to_hub=false",
@@ -149,8 +167,8 @@ def test_record_writes_a_three_camera_dataset(recorded):
     assert "Recording episode 1" in output
     info = json.loads((root / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 2 and info["robot_type"] == "aloha_sim" and info["fps"] == FPS
-    assert info["features"]["observation.state"]["names"] == [f"{n}.pos" for n in MOTOR_NAMES]
-    assert info["features"]["action"]["names"] == [f"{n}.pos" for n in MOTOR_NAMES]
+    assert info["features"]["observation.state"]["names"] == [f"{n}.pos" for n in JOINT_NAMES]
+    assert info["features"]["action"]["names"] == [f"{n}.pos" for n in JOINT_NAMES]
     for cam in CAMERAS:
         assert info["features"][f"observation.images.{cam}"]["shape"] == [H, W, 3]
 
@@ -182,7 +200,7 @@ def test_rollout_runs_the_trained_policy_and_records_it(checkpoint, tmp_path):
     assert "Rollout finished" in output and "AlohaSim disconnected" in output
     info = json.loads((root / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 1 and info["total_frames"] >= 2 and info["robot_type"] == "aloha_sim"
-    assert info["features"]["action"]["names"] == [f"{n}.pos" for n in MOTOR_NAMES]
+    assert info["features"]["action"]["names"] == [f"{n}.pos" for n in JOINT_NAMES]
     assert {f"observation.images.{c}" for c in CAMERAS} <= set(info["features"])
 
 
@@ -221,7 +239,7 @@ def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_ch
     from tests.test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, follower_config
     from tests.test_robots_fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
 
-    from lerobot_policy_reconvla.robots.aloha import _torque_off_at_exit
+    from lerobot_policy_reconvla.robots.aloha.arms import torque_off_at_exit
 
     install_fake_serial(monkeypatch)
     by_id = {MOTOR_IDS[name]: model for name, model in FOLLOWER_MODELS.items()}
@@ -236,6 +254,6 @@ def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_ch
     assert len(buses["follower_left"].sent(0x83, 116)) > 0  # it did connect and arm the robot first
     del refused
     gc.collect()
-    _torque_off_at_exit()  # what atexit runs as the CLI exits with the error
+    torque_off_at_exit()  # what atexit runs as the CLI exits with the error
     assert not any(all_torques(buses).values())
     _REGISTRY.clear()

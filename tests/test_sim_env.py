@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
-from lerobot_policy_reconvla.envs.aloha_multicam import (
-    ABSENT_BOX,
-    TASK_SPECS,
-    AlohaMultiCamEnv,
-    gaze_box,
-    object_geom_ids,
-)
+from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
 from lerobot_policy_reconvla.envs.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
+from lerobot_policy_reconvla.sim.gaze import ABSENT_BOX, gaze_box, object_geom_ids
+from lerobot_policy_reconvla.sim.tasks import TASK_SPECS
 
 SMALL = (48, 64)  # (H, W)
 

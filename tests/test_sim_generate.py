@@ -125,3 +125,31 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
     assert ds.meta.total_episodes == len(saved) >= 1
     assert len(ds) == 120 * len(saved)  # no half episode
     assert ds[len(ds) - 1]["observation.images.top"].shape == (3, 24, 24)
+
+
+def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
+    args = ["--task", "transfer_cube", "--num-episodes", 3, "--repo-id", "local/par", "--images", "--cameras", "top",
+            "left_wrist", "--image-size", 24, 32, "--episode-length", 10, "--keep-failed", "--seed", 5]
+    generate(*args, "--root", tmp_path / "one", "--workers", 1)
+    generate(*args, "--root", tmp_path / "two", "--workers", 2)
+    one, two = LeRobotDataset("local/par", root=tmp_path / "one"), LeRobotDataset("local/par", root=tmp_path / "two")
+    assert one.meta.total_episodes == two.meta.total_episodes == 3 and len(one) == len(two) == 30
+    for i in range(len(one)):
+        a, b = one[i], two[i]
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, b[key]), (i, key)
+            else:
+                assert value == b[key], (i, key)
+    sidecars = [json.loads((tmp_path / name / SIDECAR).read_text()) for name in ("one", "two")]
+    assert sidecars[0]["episodes"] == sidecars[1]["episodes"] and [e["seed"] for e in sidecars[0]["episodes"]] == [5, 6, 7]
+
+
+def test_workers_must_be_positive(tmp_path, capsys):
+    from lerobot_policy_reconvla.sim.generate import main
+
+    with pytest.raises(SystemExit):
+        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
+              "--workers", "0"])
+    assert "--workers must be positive, got 0" in capsys.readouterr().err

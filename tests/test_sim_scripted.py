@@ -11,7 +11,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import pytest
 
-from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv, object_pose_for_seed
+from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
 from lerobot_policy_reconvla.sim.scripted import (
     ScriptedPolicy,
     quat_from_axis_angle,
@@ -19,6 +19,7 @@ from lerobot_policy_reconvla.sim.scripted import (
     replay,
     scripted_episode,
 )
+from lerobot_policy_reconvla.sim.tasks import object_pose_for_seed
 
 SEEDS = [0, 1, 2, 3, 4]
 

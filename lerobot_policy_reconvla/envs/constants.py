@@ -6,6 +6,7 @@ the cameras MuJoCo actually loads from gym-aloha's XML.
 
 from collections.abc import Sequence
 
+
 GYM_ID = "lerobot_policy_reconvla/AlohaMultiCam-v0"
 FPS = 50  # gym-aloha DT = 0.02 s
 EPISODE_LENGTH = 400
@@ -21,9 +22,6 @@ TASKS = tuple(TASK_DESCRIPTIONS)
 SCENE_CAMERAS = ("left_pillar", "right_pillar", "top", "angle", "front_close", "left_wrist", "right_wrist")
 DEFAULT_CAMERAS = ("top", "left_wrist", "right_wrist")
 
-# LeRobot's ALOHA dataset names (lerobot/aloha_sim_*), for observation.state and action.
-ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
-JOINT_NAMES = tuple(f"{side}_{joint}" for side in ("left", "right") for joint in ARM_JOINTS)  # 14
 
 
 def check_task(task: str) -> str:

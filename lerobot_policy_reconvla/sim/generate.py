@@ -2,7 +2,7 @@
 
     MUJOCO_GL=egl python -m lerobot_policy_reconvla.sim.generate --task insertion --num-episodes 50 \
         --root data/aloha_sim_insertion_3cam --repo-id local/aloha_sim_insertion_3cam \
-        [--cameras top left_wrist right_wrist] [--image-size 224 224] [--images] [--keep-failed]
+        [--cameras top left_wrist right_wrist] [--image-size 224 224] [--images] [--keep-failed] [--workers N]
 
 Per episode: the scripted policy is rolled out in the mocap scene (``sim.scripted``), checked by a
 physics-only replay, and (if successful, or with ``--keep-failed``) replayed again in
@@ -13,6 +13,11 @@ physics-only replay, and (if successful, or with ``--keep-failed``) replayed aga
     action                      (14,) float32   joint targets
     observation.gaze_box.<cam>  (4,) float32    [x0, y0, x1, y1] in [0, 1], [-1]*4 when out of view
     task                        "Insert the peg into the socket." / "Pick up the cube with ..."
+
+Episodes are simulated and rendered by ``--workers`` processes (default: the cores available) and
+written by this one in seed order (``sim.episodes``), so the dataset is the one a single process
+writes for the same seeds. A worker that dies loses only the episode it was simulating: the run names
+its seed, records it under ``lost_seeds`` in the sidecar and goes on.
 
 ``--num-episodes`` is the number of episodes the dataset should hold. Seeds run from ``--seed``
 upwards, one per attempt; ``meta/scripted_generation.json`` records each saved episode's seed.
@@ -34,10 +39,10 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np
-
-from ..envs.constants import DEFAULT_CAMERAS, FPS, JOINT_NAMES, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
+from ..aloha_joints import JOINT_NAMES
+from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
 from ..envs.constants import EPISODE_LENGTH, check_cameras, check_task
+from .episodes import default_workers
 from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred
 from .recovery import write_sidecar
 
@@ -74,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--images", action="store_true", help="store PNG images instead of MP4 videos")
     p.add_argument("--episode-length", type=int, default=EPISODE_LENGTH, help="steps per episode (400)")
     p.add_argument("--max-attempts", type=int, default=None, help="give up after this many seeds (3 x episodes)")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="processes simulating and rendering episodes in parallel (default: the cores available)")
     args = p.parse_args(argv)
     try:
         check_task(args.task)
@@ -86,6 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--image-size takes H W (positive), got {args.image_size}")
     if args.num_episodes <= 0:
         p.error("--num-episodes must be positive")
+    if args.workers <= 0:
+        p.error(f"--workers must be positive, got {args.workers}")
     return args
 
 
@@ -174,60 +183,44 @@ def _load_local_metadata(repo_id: str, root: Path):
     return LeRobotDatasetMetadata(repo_id, root=root)
 
 
-def record_episode(dataset, env, episode, task_string: str) -> bool:
-    """Replay `episode` in the rendering env, adding one frame per step; returns the replay's success."""
-    obs, info = env.reset(seed=episode.seed, options={"object_pose": episode.object_pose})
-    success = False
-    for action in episode.actions:
-        frame = {
-            "observation.state": obs["agent_pos"].astype(np.float32),  # (14,)
-            "action": action.astype(np.float32),  # (14,)
-            "task": task_string,
-        }
-        for cam, image in obs["pixels"].items():
-            frame[f"observation.images.{cam}"] = image  # (H, W, 3) uint8
-            frame[f"observation.gaze_box.{cam}"] = info["gaze_boxes"][cam]  # (4,)
-        dataset.add_frame(frame)
-        obs, _, _, _, info = env.step(action)
-        success |= info["is_success"]
-    return success
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from ..envs.aloha_multicam import AlohaMultiCamEnv
-    from .scripted import replay, scripted_episode
+    from .episodes import EpisodeSpec, EpisodeWorkers, LostEpisode
 
     features = dataset_features(args.cameras, args.image_size, use_videos=not args.images)
     dataset, state, reopen = open_dataset(args, features)
     start_count = dataset.meta.total_episodes
     max_attempts = args.max_attempts or 3 * args.num_episodes
-    env = AlohaMultiCamEnv(task=args.task, cameras=args.cameras, image_size=args.image_size,
-                           episode_length=args.episode_length)
-    task_string = TASK_DESCRIPTIONS[args.task]
+    spec = EpisodeSpec(args.task, tuple(args.cameras), tuple(args.image_size), args.episode_length, args.keep_failed)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     attempts = successes = frames = 0
     started = time.perf_counter()
     bar = tqdm(total=args.num_episodes, initial=start_count, desc=f"{args.task} episodes", unit="ep")
     stopped_by = None
+    # Episodes are simulated by `--workers` processes and written here, one at a time, in seed order.
+    workers = EpisodeWorkers(spec, args.workers, first_seed=state["next_seed"])
     try:
         while dataset.meta.total_episodes < args.num_episodes and attempts < max_attempts:
             seed = state["next_seed"]
-            episode = scripted_episode(args.task, seed, args.episode_length)
-            scripted_ok = replay(episode).success  # physics only: skip rendering what won't be kept
+            result = workers.next_episode()
+            assert result.seed == seed, (result.seed, seed)
             attempts += 1
-            successes += scripted_ok
-            if scripted_ok or args.keep_failed:
-                success = record_episode(dataset, env, episode, task_string)
+            if isinstance(result, LostEpisode):
+                bar.write(f"{result}; going on with seed {seed + 1}", file=sys.stderr)
+                state.setdefault("lost_seeds", []).append(seed)
+            successes += getattr(result, "scripted_ok", False)
+            if getattr(result, "frames", None) is not None:
+                for frame in result.frames:
+                    dataset.add_frame(frame)
                 with signals_deferred():  # saved and committed as one step (sim.recovery)
                     dataset.save_episode()
-                    state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": bool(success)})
+                    state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": result.success})
                     state["next_seed"] = seed + 1
                     dataset = commit_episode(dataset, state, reopen)
-                frames += len(episode.actions)
+                frames += len(result.frames)
                 bar.update(1)
             else:
                 state["next_seed"] = seed + 1
@@ -239,6 +232,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         stopped_by = "SIGINT"
     finally:
+        workers.close()  # episodes still being simulated are dropped
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         # Ignore further signals while finalizing: a second Ctrl-C must not leave parquet footers unwritten.

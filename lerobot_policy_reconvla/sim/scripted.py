@@ -31,8 +31,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 from gym_aloha.constants import normalize_puppet_gripper_position
 
-from ..envs.aloha_multicam import SUCCESS_REWARD, make_task_environment, object_pose_for_seed
 from ..envs.constants import EPISODE_LENGTH, check_task
+from .tasks import SUCCESS_REWARD, make_task_environment, object_pose_for_seed
 
 # --- quaternions (w, x, y, z), as MuJoCo stores them -------------------------------------------------
 

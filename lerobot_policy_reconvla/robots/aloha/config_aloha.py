@@ -1,9 +1,8 @@
-"""Configs of the real ALOHA: ``--robot.type=aloha`` (two ViperX 300 followers) and
-``--teleop.type=aloha_leader`` (two WidowX 250 leaders).
+"""Config of the real ALOHA follower: ``--robot.type=aloha`` (two ViperX 300 arms).
 
-Light on purpose: imported with the package on every LeRobot command. The device classes live in
-``aloha.py``; LeRobot finds them by its naming convention (``config_aloha.AlohaConfig`` ->
-``aloha.Aloha``, ``AlohaLeaderConfig`` -> ``aloha.AlohaLeader``).
+Light on purpose: imported with the package on every LeRobot command. The device class lives in
+``aloha.py``; LeRobot finds it by its naming convention (``config_aloha.AlohaConfig`` -> ``aloha.Aloha``).
+The camera and ``max_relative_target`` checks here are shared with ``aloha_sim``.
 
 Units (those of LeRobot's ALOHA datasets, so policies trained there run here unchanged): joints in
 radians, 0 at the Interbotix zero pose; grippers normalised, 0 closed and 1 open.
@@ -16,12 +15,9 @@ from pathlib import Path
 from lerobot.cameras import CameraConfig
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots.config import RobotConfig
-from lerobot.teleoperators.config import TeleoperatorConfig
 
-SIDES = ("left", "right")
-ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
-# LeRobot's ALOHA dataset order: left arm then right arm, 14 in all.
-MOTOR_NAMES = tuple(f"{side}_{joint}" for side in SIDES for joint in ARM_JOINTS)
+from ...aloha_joints import JOINT_NAMES
+
 CAMERA_NAMES = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
@@ -43,13 +39,13 @@ def check_camera_names(cameras, allowed=CAMERA_NAMES) -> None:
 
 
 def check_max_relative_target(value) -> None:
-    """None, a positive float, or {motor name: positive float} for some of MOTOR_NAMES."""
+    """None, a positive float, or {motor name: positive float} for some of JOINT_NAMES."""
     if value is None:
         return
     caps = value if isinstance(value, dict) else {"*": value}
-    unknown = [k for k in caps if k != "*" and k not in MOTOR_NAMES]
+    unknown = [k for k in caps if k != "*" and k not in JOINT_NAMES]
     if unknown:
-        raise ValueError(f"max_relative_target: unknown motor(s) {unknown}; valid: {list(MOTOR_NAMES)}")
+        raise ValueError(f"max_relative_target: unknown motor(s) {unknown}; valid: {list(JOINT_NAMES)}")
     bad = {k: v for k, v in caps.items() if not (isinstance(v, int | float) and v > 0 and math.isfinite(v))}
     if bad:
         raise ValueError(f"max_relative_target must be positive and finite, got {bad}")
@@ -79,10 +75,3 @@ class AlohaConfig(RobotConfig):
         super().__post_init__()
         check_camera_names(self.cameras)
         check_max_relative_target(self.max_relative_target)
-
-
-@TeleoperatorConfig.register_subclass("aloha_leader")
-@dataclass
-class AlohaLeaderConfig(TeleoperatorConfig):
-    left_arm_port: str = "/dev/ttyDXL_master_left"
-    right_arm_port: str = "/dev/ttyDXL_master_right"
