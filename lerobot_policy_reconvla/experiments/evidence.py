@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -83,11 +84,15 @@ def run(command: list[str], log_path: Path) -> str:
     print(f"$ {shlex.join(command)}", flush=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     with open(log_path, "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        result = subprocess.run(
+            command, check=False, stdout=log, stderr=subprocess.STDOUT, text=True, env=env
+        )
     output = log_path.read_text()
     if result.returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
-        raise SystemExit(f"failed (exit {result.returncode}): {shlex.join(command)}\nlast lines of {log_path}:\n{tail}")
+        raise SystemExit(
+            f"failed (exit {result.returncode}): {shlex.join(command)}\nlast lines of {log_path}:\n{tail}"
+        )
     return output
 
 
@@ -118,12 +123,21 @@ def train(arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, l
     side = preset.image_resolution
     output = run(
         [
-            lerobot_cli("lerobot-train"), f"--config_path={preset_path('reconvla_tiny')}",
-            f"--dataset.repo_id=local/{data_root.name}", f"--dataset.root={data_root}", f"--output_dir={out_dir}",
-            f"--seed={seed}", f"--steps={preset.steps}", f"--batch_size={preset.batch_size}",
-            f"--save_freq={preset.steps}", f"--log_freq={max(1, preset.steps // 40)}", "--num_workers=0",
-            "--wandb.enable=false", f"--policy.device={preset.device}",
-            f"--policy.image_resolution=[{side},{side}]", f"--policy.chunk_size={preset.chunk_size}",
+            lerobot_cli("lerobot-train"),
+            f"--config_path={preset_path('reconvla_tiny')}",
+            f"--dataset.repo_id=local/{data_root.name}",
+            f"--dataset.root={data_root}",
+            f"--output_dir={out_dir}",
+            f"--seed={seed}",
+            f"--steps={preset.steps}",
+            f"--batch_size={preset.batch_size}",
+            f"--save_freq={preset.steps}",
+            f"--log_freq={max(1, preset.steps // 40)}",
+            "--num_workers=0",
+            "--wandb.enable=false",
+            f"--policy.device={preset.device}",
+            f"--policy.image_resolution=[{side},{side}]",
+            f"--policy.chunk_size={preset.chunk_size}",
             f"--policy.n_action_steps={preset.chunk_size}",
             f"--policy.recon_weight={0.0 if arm == 'pi0' else preset.recon_weight}",
         ],  # fmt: skip
@@ -136,10 +150,17 @@ def evaluate_success(checkpoint: Path, task: str, preset: Preset, out_dir: Path,
     height, width = preset.image_size
     run(
         [
-            lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", "--env.type=aloha_multicam",
-            f"--env.task={task}", f"--env.observation_height={height}", f"--env.observation_width={width}",
-            f"--env.episode_length={preset.episode_length}", f"--eval.n_episodes={preset.eval_episodes}",
-            "--eval.batch_size=1", f"--seed={EVAL_START_SEED}", f"--output_dir={out_dir}",
+            lerobot_cli("lerobot-eval"),
+            f"--policy.path={checkpoint}",
+            "--env.type=aloha_multicam",
+            f"--env.task={task}",
+            f"--env.observation_height={height}",
+            f"--env.observation_width={width}",
+            f"--env.episode_length={preset.episode_length}",
+            f"--eval.n_episodes={preset.eval_episodes}",
+            "--eval.batch_size=1",
+            f"--seed={EVAL_START_SEED}",
+            f"--output_dir={out_dir}",
             f"--policy.device={preset.device}",
         ],  # fmt: skip
         log,
@@ -147,8 +168,13 @@ def evaluate_success(checkpoint: Path, task: str, preset: Preset, out_dir: Path,
     return json.loads((out_dir / "eval_info.json").read_text())["overall"]["pc_success"]
 
 
-def offline_metrics(checkpoints: dict[tuple[str, int], Path], train_root: Path, heldout_root: Path,
-                    preset: Preset, recon_dir: Path) -> dict:
+def offline_metrics(
+    checkpoints: dict[tuple[str, int], Path],
+    train_root: Path,
+    heldout_root: Path,
+    preset: Preset,
+    recon_dir: Path,
+) -> dict:
     """Action error and probe of every checkpoint, plus the untrained floor; reconstructions of seed 0."""
     from lerobot.datasets import LeRobotDataset
     from lerobot.policies.factory import make_pre_post_processors
@@ -191,7 +217,9 @@ def offline_metrics(checkpoints: dict[tuple[str, int], Path], train_root: Path, 
                 "constant": metrics.constant_probe_errors(train_features[1], heldout_features[1]),
             }
         if arm != "pi0" and seed == min(s for _, s in checkpoints):
-            frames = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root)  # single frames, no chunk
+            frames = LeRobotDataset(
+                f"local/{heldout_root.name}", root=heldout_root
+            )  # single frames, no chunk
             frame = dict(preprocessor(frames[heldout_indices[len(heldout_indices) // 2]]))
             if arm == "whole":  # this arm never saw a box: its target is the whole image
                 frame = {k: v for k, v in frame.items() if not k.startswith("observation.gaze_box.")}
@@ -204,7 +232,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    std = (
+        math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        if len(values) > 1
+        else float("nan")
+    )
     return mean, std
 
 
@@ -259,9 +291,20 @@ def seeds_note(results: dict, arms: list[str], seeds: list[int]) -> str:
     )
 
 
-def write_report(out: Path, assets: Path, command: str, preset_name: str, preset: Preset, seeds: list[int],
-                 per_task: dict, seconds: float) -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+def write_report(
+    out: Path,
+    assets: Path,
+    command: str,
+    preset_name: str,
+    preset: Preset,
+    seeds: list[int],
+    per_task: dict,
+    seconds: float,
+) -> None:
+    git = partial(subprocess.run, check=False, capture_output=True, text=True)
+    commit = git(["git", "rev-parse", "HEAD"]).stdout.strip() or "unknown (not a git checkout)"
+    if git(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip():
+        commit += " with uncommitted changes"
     device = torch.cuda.get_device_name(0) if preset.device == "cuda" and torch.cuda.is_available() else "cpu"
     lines = [
         "# Evidence: ReconVLA against pi0, same data, same steps",
@@ -270,22 +313,30 @@ def write_report(out: Path, assets: Path, command: str, preset_name: str, preset
         "",
         f"    {command}",
         "",
-        f"- commit `{commit}`; machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"on {device}; {seconds / 60:.0f} min in all",
+        (
+            f"- commit `{commit}`; machine: {platform.platform()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__} on {device}; {seconds / 60:.0f} min in all"
+        ),
         f"- preset `{preset_name}`: {json.dumps(asdict(preset))}",
         f"- seeds {seeds} (each arm trains once per seed through `lerobot-train`); arms: "
         + "; ".join(f"`{a}` = {ARMS[a]}" for a in preset.arms),
-        "- action error: mean absolute error (joint units) of the sampled chunk against the held-out "
-        "demonstration, the same noise draws for every arm; probe: mean distance (fraction of the image side) "
-        "between the gaze box's centre and a ridge regression from that camera's visual hidden states, "
-        "fitted on training episodes, scored on held-out ones (`untrained`: the same backbone before "
-        "training; `constant`: always the training mean); success: `lerobot-eval` in `aloha_multicam`, "
-        f"{preset.eval_episodes} episode(s) per arm and seed. Mean ± standard deviation over seeds.",
+        (
+            "- action error: mean absolute error (joint units) of the sampled chunk against the held-out "
+            "demonstration, the same noise draws for every arm; probe: mean distance (fraction of the image side) "
+            "between the gaze box's centre and a ridge regression from that camera's visual hidden states, "
+            "fitted on training episodes, scored on held-out ones (`untrained`: the same backbone before "
+            "training; `constant`: always the training mean); success: `lerobot-eval` in `aloha_multicam`, "
+            f"{preset.eval_episodes} episode(s) per arm and seed. Mean ± standard deviation over seeds."
+        ),
         "",
     ]
     for task, (results, cameras) in per_task.items():
-        lines += [f"## {task}", "", "| arm | held-out action error | " + " | ".join(f"probe {c}" for c in cameras)
-                  + " | success % |", "|---" * (len(cameras) + 3) + "|"]
+        lines += [
+            f"## {task}",
+            "",
+            "| arm | held-out action error | " + " | ".join(f"probe {c}" for c in cameras) + " | success % |",
+            "|---" * (len(cameras) + 3) + "|",
+        ]
         for arm in [*preset.arms, "untrained", "constant"]:
             key = "untrained" if arm == "constant" else arm
             rows = [results[(key, s)] for s in seeds]
@@ -294,8 +345,13 @@ def write_report(out: Path, assets: Path, command: str, preset_name: str, preset
             success = fmt([r["success"] for r in rows], 1) if "success" in rows[0] else "-"
             probes = [fmt([r[probe_field][c] for r in rows]) for c in cameras]
             lines.append(f"| {ARMS.get(arm, arm)} | {action} | " + " | ".join(probes) + f" | {success} |")
-        lines += ["", seeds_note(results, preset.arms, seeds), "",
-                  f"![losses]({assets.name}/{task}_losses.png)", ""]
+        lines += [
+            "",
+            seeds_note(results, preset.arms, seeds),
+            "",
+            f"![losses]({assets.name}/{task}_losses.png)",
+            "",
+        ]
         for picture in sorted(assets.glob(f"{task}_*_*.png")):
             if not picture.name.endswith("_losses.png"):
                 lines.append(f"![{picture.stem}]({assets.name}/{picture.name})")
@@ -304,14 +360,29 @@ def write_report(out: Path, assets: Path, command: str, preset_name: str, preset
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (0, 1, ...)")
-    parser.add_argument("--out", type=Path, default=Path("docs/evidence.md"), help="the report; PNGs go beside it")
-    parser.add_argument("--work-dir", type=Path, default=Path("outputs/evidence"), help="data, checkpoints, logs")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/evidence.md"), help="the report; PNGs go beside it"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("outputs/evidence"), help="data, checkpoints, logs"
+    )
     # Overrides of the preset (the smoke test shrinks every one of them).
-    for name in ("steps", "batch_size", "train_episodes", "heldout_episodes", "episode_length", "eval_episodes",
-                 "image_resolution", "probe_frames", "heldout_frames"):
+    for name in (
+        "steps",
+        "batch_size",
+        "train_episodes",
+        "heldout_episodes",
+        "episode_length",
+        "eval_episodes",
+        "image_resolution",
+        "probe_frames",
+        "heldout_frames",
+    ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int)
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS))
@@ -324,9 +395,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: expected at least 1")
     if preset.image_resolution % 14 or preset.image_resolution < 14:
-        parser.error(f"--image-resolution {preset.image_resolution}: expected a multiple of the patch size 14")
+        parser.error(
+            f"--image-resolution {preset.image_resolution}: expected a multiple of the patch size 14"
+        )
     seeds = list(range(args.seeds))
-    command = shlex.join(["python", "-m", "lerobot_policy_reconvla.experiments.evidence", *(argv or sys.argv[1:])])
+    command = shlex.join(
+        ["python", "-m", "lerobot_policy_reconvla.experiments.evidence", *(argv or sys.argv[1:])]
+    )
     started = time.perf_counter()
 
     work = args.work_dir.resolve()
@@ -346,7 +421,9 @@ def main(argv: list[str] | None = None) -> dict:
         train_root, heldout_root = task_dir / f"{task}_train", task_dir / f"{task}_heldout"
         generate(task, train_root, preset.train_episodes, 0, preset, task_dir / "generate_train.log")
         # Held-out seeds start far above any seed the training set may have tried.
-        generate(task, heldout_root, preset.heldout_episodes, 10_000, preset, task_dir / "generate_heldout.log")
+        generate(
+            task, heldout_root, preset.heldout_episodes, 10_000, preset, task_dir / "generate_heldout.log"
+        )
         no_box_root = task_dir / f"{task}_train_no_boxes"
         if "whole" in preset.arms:
             without_gaze_boxes(train_root, no_box_root)
@@ -356,11 +433,16 @@ def main(argv: list[str] | None = None) -> dict:
             for arm in preset.arms:
                 run_dir = task_dir / f"{arm}_seed{seed}"
                 data = no_box_root if arm == "whole" else train_root
-                curves[arm].append(train(arm, seed, data, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log"))
+                curves[arm].append(
+                    train(
+                        arm, seed, data, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log"
+                    )
+                )
                 checkpoint = run_dir / "train" / "checkpoints" / "last" / "pretrained_model"
                 checkpoints[(arm, seed)] = checkpoint
-                successes[(arm, seed)] = evaluate_success(checkpoint, task, preset, run_dir / "eval",
-                                                          task_dir / f"{arm}_seed{seed}_eval.log")
+                successes[(arm, seed)] = evaluate_success(
+                    checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log"
+                )
         results = offline_metrics(checkpoints, train_root, heldout_root, preset, assets / "recon")
         for key, success in successes.items():
             results[key]["success"] = success

@@ -37,8 +37,15 @@ def batches(dataset: LeRobotDataset, indices: list[int], batch_size: int):
 
 
 @torch.no_grad()
-def heldout_action_error(policy, preprocessor, postprocessor, dataset: LeRobotDataset, indices: list[int],
-                         noise: Tensor, batch_size: int = 16) -> float:
+def heldout_action_error(
+    policy,
+    preprocessor,
+    postprocessor,
+    dataset: LeRobotDataset,
+    indices: list[int],
+    noise: Tensor,
+    batch_size: int = 16,
+) -> float:
     """Mean absolute error (dataset units) of sampled chunks against the demonstrated actions.
 
     `dataset` must deliver action chunks (delta_timestamps); `noise` (len(indices), chunk, max_action_dim)
@@ -52,7 +59,9 @@ def heldout_action_error(policy, preprocessor, postprocessor, dataset: LeRobotDa
         size = batch[ACTION].shape[0]
         chunk_noise = noise[start : start + size].to(batch[ACTION].device)
         start += size
-        predicted = postprocessor(policy.predict_action_chunk(batch, noise=chunk_noise)).cpu()  # (B, chunk, A)
+        predicted = postprocessor(
+            policy.predict_action_chunk(batch, noise=chunk_noise)
+        ).cpu()  # (B, chunk, A)
         target = raw[ACTION]  # (B, chunk, A), raw units
         valid = (~raw["action_is_pad"]).float()[..., None]  # (B, chunk, 1)
         total += ((predicted - target).abs() * valid).sum().item()
@@ -61,8 +70,9 @@ def heldout_action_error(policy, preprocessor, postprocessor, dataset: LeRobotDa
 
 
 @torch.no_grad()
-def camera_features(policy, preprocessor, dataset: LeRobotDataset, indices: list[int], batch_size: int = 16
-                    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def camera_features(
+    policy, preprocessor, dataset: LeRobotDataset, indices: list[int], batch_size: int = 16
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no box."""
     policy.eval()
     cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
@@ -132,7 +142,9 @@ def probe_errors(train: tuple[dict, dict], heldout: tuple[dict, dict]) -> dict[s
     return errors
 
 
-def constant_probe_errors(train_centres: dict[str, Tensor], heldout_centres: dict[str, Tensor]) -> dict[str, float]:
+def constant_probe_errors(
+    train_centres: dict[str, Tensor], heldout_centres: dict[str, Tensor]
+) -> dict[str, float]:
     """The same error for a probe that always answers the training episodes' mean centre."""
     errors = {}
     for cam, centres in train_centres.items():
