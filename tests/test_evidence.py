@@ -56,7 +56,9 @@ def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
 
     generator = torch.Generator().manual_seed(0)
     weights = torch.randn(40, 2, generator=generator) * 0.05
-    features = {split: torch.randn(n, 40, generator=generator) for split, n in (("train", 300), ("test", 100))}
+    features = {
+        split: torch.randn(n, 40, generator=generator) for split, n in (("train", 300), ("test", 100))
+    }
     centres = {split: 0.5 + x @ weights for split, x in features.items()}
     centres["test"][:5] = float("nan")  # out of view: left out, not counted as an error
     noise = {split: torch.randn(len(x), 40, generator=generator) for split, x in features.items()}
@@ -68,3 +70,28 @@ def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
                                  ({"top": noise["test"]}, {"top": centres["test"]}))["top"]  # fmt: skip
     assert informative < 0.05 * constant
     assert uninformative == pytest.approx(constant, rel=0.2)
+
+
+def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
+    import torch
+
+    from lerobot.datasets import LeRobotDataset
+
+    from lerobot_policy_reconvla.experiments.evidence import without_gaze_boxes
+    from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
+
+    source = tmp_path / "train"
+    write_synthetic_dataset(
+        source, repo_id="local/train", height=24, width=32, num_episodes=1, episode_length=6
+    )
+    without_gaze_boxes(source, tmp_path / "train_no_boxes")
+    original = LeRobotDataset("local/train", root=source)
+    copy = LeRobotDataset("local/train_no_boxes", root=tmp_path / "train_no_boxes")
+
+    assert sorted(set(original.meta.features) - set(copy.meta.features)) == [
+        "observation.gaze_box.left_wrist", "observation.gaze_box.right_wrist", "observation.gaze_box.top",
+    ]  # fmt: skip
+    assert len(copy) == len(original)
+    for key in ("observation.images.top", "observation.state", "action"):
+        assert torch.equal(copy[3][key], original[3][key])
+    assert not any(key.startswith("observation.gaze_box.") for key in copy[3])
