@@ -1,0 +1,1 @@
+"""Experiments that anyone reruns with one command and that write their own report (see `evidence`)."""

@@ -1,0 +1,157 @@
+"""Metrics of the evidence experiment, computed on saved checkpoints and held-out episodes.
+
+- `heldout_action_error`: the policy's sampled chunk against the demonstration (fixed noise draws);
+- `grounding_probe`: a ridge regression from each camera's visual hidden states (the layer the
+  reconstruction head reads) to the centre of that camera's gaze box, fitted on training episodes and
+  scored on held-out episodes.
+"""
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Subset
+
+from lerobot.datasets import LeRobotDataset
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+
+from ..configuration_reconvla import OBS_GAZE_BOX
+from ..recon.target import valid_box_mask
+
+PROBE_GRID = 8  # visual tokens are average-pooled to at most 8 x 8 per camera before the probe
+RIDGE_LAMBDAS = torch.logspace(-4, 2, 13)  # relative to the mean eigenvalue of the kernel
+
+
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """At most `limit` indices spread evenly over range(count).
+
+    >>> evenly_spaced(10, 4)
+    [0, 3, 6, 9]
+    """
+    if count <= limit:
+        return list(range(count))
+    return torch.linspace(0, count - 1, limit).round().long().tolist()
+
+
+def batches(dataset: LeRobotDataset, indices: list[int], batch_size: int):
+    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=0)
+
+
+@torch.no_grad()
+def heldout_action_error(
+    policy,
+    preprocessor,
+    postprocessor,
+    dataset: LeRobotDataset,
+    indices: list[int],
+    noise: Tensor,
+    batch_size: int = 16,
+) -> float:
+    """Mean absolute error (dataset units) of sampled chunks against the demonstrated actions.
+
+    `dataset` must deliver action chunks (delta_timestamps); `noise` (len(indices), chunk, max_action_dim)
+    is the flow-matching start of every sample, the same tensor for every arm.
+    """
+    policy.eval()
+    total, count = 0.0, 0.0
+    start = 0
+    for raw in batches(dataset, indices, batch_size):
+        batch = preprocessor(dict(raw))
+        size = batch[ACTION].shape[0]
+        chunk_noise = noise[start : start + size].to(batch[ACTION].device)
+        start += size
+        predicted = postprocessor(
+            policy.predict_action_chunk(batch, noise=chunk_noise)
+        ).cpu()  # (B, chunk, A)
+        target = raw[ACTION]  # (B, chunk, A), raw units
+        valid = (~raw["action_is_pad"]).float()[..., None]  # (B, chunk, 1)
+        total += ((predicted - target).abs() * valid).sum().item()
+        count += (valid.sum() * target.shape[-1]).item()
+    return total / count
+
+
+@torch.no_grad()
+def camera_features(
+    policy, preprocessor, dataset: LeRobotDataset, indices: list[int], batch_size: int = 16
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no box."""
+    policy.eval()
+    cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
+    features: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
+    centres: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
+    grid = policy.config.recon_token_grid
+    pooled = min(grid, PROBE_GRID)
+    for raw in batches(dataset, indices, batch_size):
+        batch = preprocessor(dict(raw))
+        images, img_masks = policy._preprocess_images(batch)  # pi0's own resize/pad, as in training
+        cond, _ = policy.model.prefix_recon_condition(
+            images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK], len(cameras)
+        )  # ((B K), T, D)
+        cond = cond.float().unflatten(0, (-1, len(cameras)))  # (B, K, T, D)
+        for k, cam in enumerate(cameras):
+            tokens = cond[:, k].transpose(1, 2).unflatten(2, (grid, grid))  # (B, D, grid, grid)
+            features[cam].append(F.adaptive_avg_pool2d(tokens, pooled).flatten(1).cpu())  # (B, D * pooled^2)
+            boxes = raw[f"{OBS_GAZE_BOX}.{cam}"].float()  # (B, 4)
+            centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
+            centre[~valid_box_mask(boxes)] = float("nan")
+            centres[cam].append(centre)
+    return {c: torch.cat(v) for c, v in features.items()}, {c: torch.cat(v) for c, v in centres.items()}
+
+
+def fit_ridge(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+    """Ridge regression in its dual form, the penalty chosen by exact leave-one-out error.
+
+    x: (N, F) features, y: (N, 2) targets. Returns (x_mean, x_std, weights (F, 2), y_mean, lambda).
+    With K = X X^T = U diag(s) U^T, the fit is U diag(s / (s + lambda)) U^T y and the leave-one-out
+    residual of sample i is (y_i - fit_i) / (1 - H_ii): every lambda costs one eigendecomposition.
+    """
+    x = x.double()
+    y = y.double()
+    x_mean, x_std = x.mean(0), x.std(0).clamp_min(1e-6)
+    xs = (x - x_mean) / x_std
+    y_mean = y.mean(0)
+    yc = y - y_mean
+    eigenvalues, eigenvectors = torch.linalg.eigh(xs @ xs.T)  # (N,), (N, N)
+    eigenvalues = eigenvalues.clamp_min(0)
+    projected = eigenvectors.T @ yc  # (N, 2)
+    best_error, best_lambda = float("inf"), 0.0
+    for relative in RIDGE_LAMBDAS.double():
+        lam = relative * eigenvalues.mean()
+        shrink = eigenvalues / (eigenvalues + lam)  # (N,)
+        fitted = eigenvectors @ (shrink[:, None] * projected)
+        leverage = (eigenvectors**2 * shrink).sum(1).clamp(max=1 - 1e-9)
+        error = ((yc - fitted) / (1 - leverage)[:, None]).norm(dim=1).mean().item()
+        if error < best_error:
+            best_error, best_lambda = error, lam.item()
+    dual = eigenvectors @ (projected / (eigenvalues + best_lambda)[:, None])  # (N, 2)
+    return x_mean, x_std, xs.T @ dual, y_mean, best_lambda
+
+
+def probe_errors(train: tuple[dict, dict], heldout: tuple[dict, dict]) -> dict[str, float]:
+    """Held-out error (mean distance, in image widths/heights) of each camera's box-centre probe."""
+    (train_x, train_y), (test_x, test_y) = train, heldout
+    errors = {}
+    for cam in train_x:
+        keep_train = ~train_y[cam].isnan().any(1)
+        keep_test = ~test_y[cam].isnan().any(1)
+        if keep_train.sum() < 2 or keep_test.sum() < 1:
+            errors[cam] = float("nan")  # the object is (almost) never in this camera's view
+            continue
+        x_mean, x_std, weights, y_mean, _ = fit_ridge(train_x[cam][keep_train], train_y[cam][keep_train])
+        predicted = ((test_x[cam][keep_test].double() - x_mean) / x_std) @ weights + y_mean
+        errors[cam] = (predicted - test_y[cam][keep_test].double()).norm(dim=1).mean().item()
+    return errors
+
+
+def constant_probe_errors(
+    train_centres: dict[str, Tensor], heldout_centres: dict[str, Tensor]
+) -> dict[str, float]:
+    """The same error for a probe that always answers the training episodes' mean centre."""
+    errors = {}
+    for cam, centres in train_centres.items():
+        train_kept = centres[~centres.isnan().any(1)]
+        test_kept = heldout_centres[cam][~heldout_centres[cam].isnan().any(1)]
+        if len(train_kept) == 0 or len(test_kept) == 0:
+            errors[cam] = float("nan")
+            continue
+        errors[cam] = (test_kept - train_kept.mean(0)).norm(dim=1).mean().item()
+    return errors

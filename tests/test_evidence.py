@@ -1,0 +1,97 @@
+"""The evidence experiment at minimal size: real sim data, real `lerobot-train` / `lerobot-eval` runs."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_evidence_report_is_written_from_real_runs(tmp_path):
+    report = tmp_path / "docs" / "evidence.md"
+    command = [
+        sys.executable, "-m", "lerobot_policy_reconvla.experiments.evidence", "--preset=cpu", "--seeds=1",
+        f"--out={report}", f"--work-dir={tmp_path / 'work'}", "--arms", "pi0", "gaze",
+        "--steps=3", "--batch-size=2", "--train-episodes=1", "--heldout-episodes=1", "--episode-length=30",
+        "--eval-episodes=1", "--image-size", "48", "64", "--image-resolution=56", "--probe-frames=30",
+        "--heldout-frames=12",
+    ]  # fmt: skip
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+
+    text = report.read_text()
+    assert "lerobot_policy_reconvla.experiments.evidence --preset=cpu --seeds=1" in text
+    assert "commit `" in text and "CPU cores" in text
+    assert "One seed: no spread" in text
+    assets = report.parent / "evidence_files"
+    assert (assets / "transfer_cube_losses.png").stat().st_size > 0
+    # Reconstructions only for the arm whose head trained (one picture per camera).
+    assert sorted(p.name for p in assets.glob("transfer_cube_gaze_*.png")) == [
+        "transfer_cube_gaze_left_wrist.png", "transfer_cube_gaze_right_wrist.png", "transfer_cube_gaze_top.png",
+    ]  # fmt: skip
+
+    saved = json.loads((assets / "transfer_cube_results.json").read_text())
+    rows = {row["arm"]: row for row in saved["results"]}
+    assert set(rows) == {"pi0", "gaze", "untrained"}
+    for arm in ("pi0", "gaze"):
+        assert math.isfinite(rows[arm]["action_error"]) and rows[arm]["action_error"] > 0
+        assert 0.0 <= rows[arm]["success"] <= 100.0
+        assert set(rows[arm]["probe"]) == {"top", "left_wrist", "right_wrist"}
+        # The top camera always sees the cube: its probe is fitted and scored.
+        assert math.isfinite(rows[arm]["probe"]["top"])
+    # The floor is a different backbone from the trained one: its probe error differs.
+    assert rows["untrained"]["probe"]["top"] != pytest.approx(rows["gaze"]["probe"]["top"], abs=1e-9)
+    # Every logged step of both runs made it into the curves; pi0's head never trained.
+    assert [row[0] for row in saved["losses"]["gaze"][0]][-1] == 3
+    assert all(row[3] == 0.0 for row in saved["losses"]["pi0"][0])
+    assert all(row[3] > 0.0 for row in saved["losses"]["gaze"][0])
+
+
+def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
+    import torch
+
+    from lerobot_policy_reconvla.experiments.metrics import constant_probe_errors, probe_errors
+
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(40, 2, generator=generator) * 0.05
+    features = {
+        split: torch.randn(n, 40, generator=generator) for split, n in (("train", 300), ("test", 100))
+    }
+    centres = {split: 0.5 + x @ weights for split, x in features.items()}
+    centres["test"][:5] = float("nan")  # out of view: left out, not counted as an error
+    noise = {split: torch.randn(len(x), 40, generator=generator) for split, x in features.items()}
+    constant = constant_probe_errors({"top": centres["train"]}, {"top": centres["test"]})["top"]
+
+    informative = probe_errors(({"top": features["train"]}, {"top": centres["train"]}),
+                               ({"top": features["test"]}, {"top": centres["test"]}))["top"]  # fmt: skip
+    uninformative = probe_errors(({"top": noise["train"]}, {"top": centres["train"]}),
+                                 ({"top": noise["test"]}, {"top": centres["test"]}))["top"]  # fmt: skip
+    assert informative < 0.05 * constant
+    assert uninformative == pytest.approx(constant, rel=0.2)
+
+
+def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
+    import torch
+
+    from lerobot.datasets import LeRobotDataset
+
+    from lerobot_policy_reconvla.experiments.evidence import without_gaze_boxes
+    from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
+
+    source = tmp_path / "train"
+    write_synthetic_dataset(
+        source, repo_id="local/train", height=24, width=32, num_episodes=1, episode_length=6
+    )
+    without_gaze_boxes(source, tmp_path / "train_no_boxes")
+    original = LeRobotDataset("local/train", root=source)
+    copy = LeRobotDataset("local/train_no_boxes", root=tmp_path / "train_no_boxes")
+
+    assert sorted(set(original.meta.features) - set(copy.meta.features)) == [
+        "observation.gaze_box.left_wrist", "observation.gaze_box.right_wrist", "observation.gaze_box.top",
+    ]  # fmt: skip
+    assert len(copy) == len(original)
+    for key in ("observation.images.top", "observation.state", "action"):
+        assert torch.equal(copy[3][key], original[3][key])
+    assert not any(key.startswith("observation.gaze_box.") for key in copy[3])
