@@ -269,6 +269,8 @@ def parse_args(argv):
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 2 (tiny), 1 8 32 (full)")
     p.add_argument("--compile", choices=("off", "on", "both"), default="off")
     p.add_argument("--recon-targets", nargs="+", choices=("pixels", "vae"), default=["pixels", "vae"])
+    p.add_argument("--recon-head-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="precision the reconstruction head computes in (the config's recon_head_dtype)")
     p.add_argument("--vae-arch", choices=("sd", "small"), default="sd", help="VAE of the training-step comparison")
     p.add_argument("--image-shape", type=int, nargs=3, default=[3, 224, 224], metavar=("C", "H", "W"))
     p.add_argument("--chunk-size", type=int, default=50)

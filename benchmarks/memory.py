@@ -94,6 +94,7 @@ def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
            "--memory-batch-size", str(batch_size), "--variant", args.variant, "--device", args.device,
            "--dtype", args.dtype, "--threads", str(args.threads), "--chunk-size", str(args.chunk_size),
            "--num-steps", str(args.num_steps), "--vae-arch", args.vae_arch,
+           "--recon-head-dtype", args.recon_head_dtype,
            "--image-shape", *map(str, args.image_shape), "--memory-steps", str(args.memory_steps)]  # fmt: skip
     if compile_on:
         cmd.append("--compile-on")

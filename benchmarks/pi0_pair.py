@@ -62,6 +62,7 @@ def make_config(args, recon_target: str, vae_path: str | None):
         input_features=features,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))},
         recon_target=recon_target,
+        recon_head_dtype=args.recon_head_dtype,
         compile_model=False,  # applied after the pi0 copy is made (see module docstring)
         push_to_hub=False,
     )
