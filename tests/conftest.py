@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+from tests.fixtures.aloha_rig import arms  # noqa: E402,F401  (fixture: four fake Dynamixel buses)
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset  # noqa: E402
 from tests.fixtures.tiny_policy import tiny_config  # noqa: E402
 from tests.fixtures.tiny_vae import save_tiny_vae  # noqa: E402

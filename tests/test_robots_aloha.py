@@ -1,106 +1,43 @@
 """The real `aloha` robot and `aloha_leader` teleoperator over fake Dynamixel buses.
 
 LeRobot's DynamixelMotorsBus and dynamixel_sdk run unchanged; only the serial port is fake (it speaks
-Dynamixel Protocol 2.0, see test_robots_fake_dynamixel.py). A calibration "hand" answers the prompts
+Dynamixel Protocol 2.0, see tests/fixtures/fake_dynamixel.py). A calibration "hand" answers the prompts
 of `calibrate()` and moves the fake joints, as a person would.
 """
 
 from __future__ import annotations
 
 import builtins
-import math
 from pathlib import Path
 
 import pytest
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
-from tests.test_robots_fake_dynamixel import (
-    _REGISTRY,
+from tests.fixtures.fake_dynamixel import (
     ADDR_GOAL_POSITION,
     ADDR_OPERATING_MODE,
     ADDR_SECONDARY_ID,
     INST_SYNC_WRITE,
-    FakeDynamixelBus,
-    install_fake_serial,
 )
 
 from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
 from lerobot_policy_reconvla.robots import AlohaConfig
 from lerobot_policy_reconvla.robots.aloha.aloha import Aloha
-from lerobot_policy_reconvla.robots.aloha.arms import FOLLOWER_MODELS, LEADER_MODELS, MOTOR_IDS, torque_off_at_exit
-from lerobot_policy_reconvla.teleoperators import AlohaLeaderConfig
+from lerobot_policy_reconvla.robots.aloha.arms import MOTOR_IDS, torque_off_at_exit
 from lerobot_policy_reconvla.teleoperators.aloha_leader.aloha_leader import AlohaLeader
+from tests.fixtures.aloha_rig import (
+    CLOSED,
+    TICKS_PER_RAD,
+    ZERO_POSE,
+    Hand,
+    all_torques,
+    connected_follower,
+    follower_config,
+    leader_config,
+    no_input,
+)
 from tests.fixtures.faketestcamera import fake_cams
-
-TICKS_PER_RAD = 4095 / (2 * math.pi)
-ZERO_POSE = {i: 1500 + 37 * i for i in range(1, 10)}  # raw ticks of each motor at the zero pose
-CLOSED, OPENED = {"follower": 1900, "leader": 2600}, {"follower": 2900, "leader": 3100}
-
-
-# --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def arms(monkeypatch):
-    """Four fake buses (follower/leader x left/right) at the zero pose, reachable as fakedxl://<name>."""
-    install_fake_serial(monkeypatch)
-    buses = {}
-    for role, models in (("follower", FOLLOWER_MODELS), ("leader", LEADER_MODELS)):
-        for side in ("left", "right"):
-            by_id = {MOTOR_IDS[name]: model for name, model in models.items()}
-            buses[f"{role}_{side}"] = FakeDynamixelBus(f"{role}_{side}", by_id, positions=dict(ZERO_POSE))
-    yield buses
-    _REGISTRY.clear()
-
-
-class Hand:
-    """Answers calibrate()'s prompts and moves the fake grippers accordingly."""
-
-    def __init__(self, buses, role):
-        self.buses, self.role, self.prompts = [buses[f"{role}_left"], buses[f"{role}_right"]], role, []
-
-    def __call__(self, prompt=""):
-        self.prompts.append(prompt)
-        for bus in self.buses:
-            gripper = bus.motors[9]
-            if "Close both grippers" in prompt:
-                gripper.set_position(gripper.actual + (CLOSED[self.role] - gripper.present))
-            elif "Open both grippers" in prompt:
-                gripper.set_position(gripper.actual + (OPENED[self.role] - gripper.present))
-        return ""
-
-
-def no_input(prompt=""):
-    raise AssertionError(f"unexpected prompt: {prompt!r}")
-
-
-def follower_config(tmp_path, **kw):
-    kw.setdefault("cameras", {})
-    return AlohaConfig(
-        id="test", calibration_dir=tmp_path / "cal", left_arm_port="fakedxl://follower_left",
-        right_arm_port="fakedxl://follower_right", **kw,
-    )  # fmt: skip
-
-
-def leader_config(tmp_path):
-    return AlohaLeaderConfig(
-        id="test", calibration_dir=tmp_path / "cal_leader", left_arm_port="fakedxl://leader_left",
-        right_arm_port="fakedxl://leader_right",
-    )  # fmt: skip
-
-
-def connected_follower(tmp_path, arms, monkeypatch, **kw) -> Aloha:
-    monkeypatch.setattr(builtins, "input", Hand(arms, "follower"))
-    robot = Aloha(follower_config(tmp_path, **kw))
-    robot.connect()
-    monkeypatch.setattr(builtins, "input", no_input)
-    return robot
-
-
-def all_torques(arms, role="follower"):
-    return {f"{side}:{i}": on for side in ("left", "right") for i, on in arms[f"{role}_{side}"].torques().items()}
-
 
 # --- tests ------------------------------------------------------------------------------------------
 

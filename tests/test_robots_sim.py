@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
-from lerobot.utils.errors import DeviceNotConnectedError
 
 from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
 from lerobot_policy_reconvla.robots import AlohaConfig, AlohaSimConfig
@@ -236,8 +235,10 @@ def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_ch
     from lerobot.configs import PreTrainedConfig
     from lerobot.rollout import RolloutConfig, build_rollout_context
     from tests.fixtures.faketestcamera import fake_cams
-    from tests.test_robots_aloha import FOLLOWER_MODELS, MOTOR_IDS, ZERO_POSE, Hand, all_torques, follower_config
-    from tests.test_robots_fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
+    from tests.fixtures.aloha_rig import ZERO_POSE, Hand, all_torques, follower_config
+    from tests.fixtures.fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
+
+    from lerobot_policy_reconvla.robots.aloha.arms import FOLLOWER_MODELS, MOTOR_IDS
 
     from lerobot_policy_reconvla.robots.aloha.arms import torque_off_at_exit
 
