@@ -14,17 +14,15 @@ to the present position before torque is enabled, so nothing jumps to a stale go
 from __future__ import annotations
 
 import logging
-import math
 from functools import cached_property
 
 from lerobot.cameras import make_cameras_from_configs
 from lerobot.lerobot_types import RobotAction, RobotObservation
 from lerobot.motors.dynamixel import OperatingMode
 from lerobot.robots.robot import Robot
-from lerobot.robots.utils import ensure_safe_goal_position
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...aloha_joints import JOINT_NAMES
+from ...aloha_joints import cap_joint_goals, joint_goals
 from .arms import POWERED_DEVICES, FOLLOWER_MODELS, TwoArms, to_bus_units
 from .config_aloha import AlohaConfig
 
@@ -120,21 +118,6 @@ class Aloha(TwoArms, Robot):
             obs[name] = cam.read_latest()
         return obs
 
-    def _goal_from_action(self, action: RobotAction) -> dict[str, float]:
-        unknown = [k for k in action if k.removesuffix(".pos") not in JOINT_NAMES or not k.endswith(".pos")]
-        if unknown:
-            raise ValueError(f"{self}: unknown action key(s) {unknown}; expected {list(self.action_features)}")
-        goal = {k.removesuffix(".pos"): float(v) for k, v in action.items()}
-        bad = {k: v for k, v in goal.items() if not math.isfinite(v)}
-        if bad:
-            raise ValueError(f"{self}: non-finite action values {bad}; nothing was sent")
-        return goal
-
-    def _cap(self, goal: dict[str, float], present: dict[str, float]) -> dict[str, float]:
-        cap = self.config.max_relative_target
-        caps = {k: (cap.get(k, math.inf) if isinstance(cap, dict) else cap) for k in goal}
-        return ensure_safe_goal_position({k: (g, present[k]) for k, g in goal.items()}, caps)
-
     @check_if_not_connected
     def send_action(self, action: RobotAction) -> RobotAction:
         """Send joint goals (rad, grippers 0..1); returns what was sent after ``max_relative_target``.
@@ -144,10 +127,10 @@ class Aloha(TwoArms, Robot):
         if self._fault:
             # Torque was cut after an error: re-enabling it must be a deliberate reconnect, not the next step.
             raise ConnectionError(f"{self}: torque is off after an error ({self._fault}); disconnect and reconnect")
-        goal = self._goal_from_action(action)
+        goal = joint_goals(action, self)
         try:
             if self.config.max_relative_target is not None:
-                goal = self._cap(goal, self._read_positions())
+                goal = cap_joint_goals(goal, self._read_positions(), self.config.max_relative_target)
             for side, bus in self.buses.items():
                 prefix = f"{side}_"
                 arm_goal = {

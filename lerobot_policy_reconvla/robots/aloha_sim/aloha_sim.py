@@ -17,16 +17,14 @@ episode, through LeRobot's own loop.
 from __future__ import annotations
 
 import logging
-import math
 from functools import cached_property
 
 import numpy as np
 from lerobot.lerobot_types import RobotAction, RobotObservation
 from lerobot.robots.robot import Robot
-from lerobot.robots.utils import ensure_safe_goal_position
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...aloha_joints import JOINT_NAMES  # the sim's qpos order is the real robot's feature order
+from ...aloha_joints import JOINT_NAMES, cap_joint_goals, joint_goals  # the sim's qpos order is the real robot's feature order
 from ...envs.constants import TASK_DESCRIPTIONS
 from .config_aloha_sim import SIM_CAMERAS, AlohaSimConfig
 
@@ -117,18 +115,9 @@ class AlohaSim(Robot):
 
     @check_if_not_connected
     def send_action(self, action: RobotAction) -> RobotAction:
-        unknown = [k for k in action if k not in self.action_features]
-        if unknown:
-            raise ValueError(f"{self}: unknown action key(s) {unknown}; expected {list(self.action_features)}")
-        goal = {k.removesuffix(".pos"): float(v) for k, v in action.items()}
-        bad = {k: v for k, v in goal.items() if not math.isfinite(v)}
-        if bad:
-            raise ValueError(f"{self}: non-finite action values {bad}")
-        cap = self.config.max_relative_target
-        if cap is not None:
-            present = dict(zip(JOINT_NAMES, self._timestep.observation["qpos"], strict=True))
-            caps = {k: (cap.get(k, math.inf) if isinstance(cap, dict) else cap) for k in goal}
-            goal = ensure_safe_goal_position({k: (g, float(present[k])) for k, g in goal.items()}, caps)
+        goal = joint_goals(action, self)
+        present = dict(zip(JOINT_NAMES, self._timestep.observation["qpos"], strict=True))
+        goal = cap_joint_goals(goal, present, self.config.max_relative_target)
         for k, v in goal.items():  # motors left out keep their previous target, as on the real robot
             self._target[JOINT_NAMES.index(k)] = v
         for _ in range(self.substeps):
