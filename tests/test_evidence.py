@@ -78,7 +78,7 @@ def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
     from lerobot.datasets import LeRobotDataset
 
     from lerobot_policy_reconvla.experiments.evidence import without_gaze_boxes
-    from lerobot_policy_reconvla.synthetic_dataset import write_synthetic_dataset
+    from tests.fixtures.synthetic_dataset import write_synthetic_dataset
 
     source = tmp_path / "train"
     write_synthetic_dataset(
