@@ -11,7 +11,14 @@ it registers, through LeRobot's own registries:
 Heavy modules (modeling, MuJoCo) are imported only when used.
 """
 
-from .configuration_reconvla import ReconVLAConfig
+import logging
+
+# With bitsandbytes installed (the `bnb` extra), peft imports it, and bitsandbytes warns at import that
+# its optional 4-bit CPU matmul kernels (the `kernels` package) are missing. The 8-bit optimizer does not
+# use them, so the warning would only repeat in every process (workers, CLI subprocesses).
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+from .configuration_reconvla import ReconVLAConfig  # noqa: E402
 
 # Registers ReconVLA's tokenizer step, so saved processors reload before the policy is built.
 from .processor_reconvla import make_reconvla_pre_post_processors  # noqa: E402
