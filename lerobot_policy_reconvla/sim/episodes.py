@@ -104,11 +104,15 @@ def _worker_main(conn, spec: EpisodeSpec) -> None:
     while True:
         try:
             seed = conn.recv()
-        except EOFError:  # the parent is gone
+        except (EOFError, ConnectionError):  # the parent is gone (closed, or killed: reset by peer)
             return
         if seed is None:
             return
-        conn.send(simulate_episode(spec, seed, env))
+        episode = simulate_episode(spec, seed, env)
+        try:
+            conn.send(episode)
+        except ConnectionError:  # the parent died while we simulated (broken pipe)
+            return
 
 
 class _Worker:
