@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.cli import lerobot_cli, train_args
 from tests.fixtures.tiny_policy import TINY_CLI
 from safetensors import safe_open
 
@@ -41,20 +41,6 @@ def accelerate_train(args: list[str], timeout: int = 600) -> str:
     return output
 
 
-def run_args(root, output_dir, steps):
-    return [
-        "--dataset.repo_id=local/synthetic_3cam",
-        f"--dataset.root={root}",
-        f"--output_dir={output_dir}",
-        f"--steps={steps}",
-        "--batch_size=2",
-        f"--save_freq={steps}",
-        "--log_freq=1",
-        "--num_workers=0",
-        "--wandb.enable=false",
-    ]
-
-
 def logged_steps(output: str) -> list[int]:
     return [int(step) for step in re.findall(r"\bstep:(\d+) ", output)]
 
@@ -69,7 +55,7 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
     ]
     output = accelerate_train(
         ["--policy.type=reconvla", *TINY_CLI, *vae_head, "--policy.optimizer_type=adamw_8bit",
-         *run_args(dataset_3cam, run, steps=2)]
+         *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=2)]
     )  # fmt: skip
     assert "Effective batch size: 2 x 2 = 4" in output
     # Logged once per step (by the main process), with the rank-averaged loss terms.
@@ -110,7 +96,7 @@ def test_recon_weight_zero_leaves_the_head_unused_without_tripping_ddp(tmp_path,
     # find_unused_parameters=True, so DDP accepts it.
     output = accelerate_train(
         ["--policy.type=reconvla", *TINY_CLI, "--policy.recon_weight=0", "--save_checkpoint=false",
-         *run_args(dataset_3cam, tmp_path / "run", steps=2)]
+         *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2)]
     )  # fmt: skip
     assert logged_steps(output) == [1, 2]
     assert re.findall(r"recon_loss:(\d+\.\d+)", output) == ["0.000", "0.000"]
