@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
 
 from tests.fixtures.tiny_policy import tiny_config
 from lerobot_policy_reconvla.checkpoint_files import IncompleteCheckpointError, check_safetensors_file
@@ -82,18 +82,7 @@ def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path):
 @pytest.mark.slow
 def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_policy, tmp_path):
     damaged = damaged_copy(saved_policy, tmp_path, keep_bytes=1000)
-    cmd = [
-        lerobot_cli("lerobot-eval"),
-        f"--config_path={REPO / 'configs/env/aloha_multicam_transfer_cube.json'}",
-        f"--policy.path={damaged}",
-        "--policy.device=cpu",
-        "--env.episode_length=4",
-        "--env.observation_height=32",
-        "--env.observation_width=32",
-        "--eval.n_episodes=1",
-        "--eval.batch_size=1",
-        f"--output_dir={tmp_path / 'eval'}",
-    ]
+    cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(damaged, tmp_path / "eval")]
     env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

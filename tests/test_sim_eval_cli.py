@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
 from tests.fixtures.tiny_policy import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,18 +29,7 @@ def test_lerobot_eval_runs_the_env_from_the_preset(tmp_path):
         processor.save_pretrained(policy_dir)
 
     out = tmp_path / "eval"
-    cmd = [
-        lerobot_cli("lerobot-eval"),
-        f"--config_path={REPO / 'configs/env/aloha_multicam_transfer_cube.json'}",
-        f"--policy.path={policy_dir}",
-        "--policy.device=cpu",
-        "--env.episode_length=4",
-        "--env.observation_height=32",
-        "--env.observation_width=32",
-        "--eval.n_episodes=1",
-        "--eval.batch_size=1",
-        f"--output_dir={out}",
-    ]
+    cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(policy_dir, out)]
     env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
