@@ -178,15 +178,7 @@ class EpisodeWorkers:
         done: dict[int, SimulatedEpisode | LostEpisode] = {}
         next_seed = next_result = first_seed
         while True:
-            # Keep every idle worker busy, at most num_workers seeds ahead of the next result.
-            for i, worker in enumerate(self._workers):
-                if worker.seed is None and next_seed < next_result + self.num_workers:
-                    try:
-                        worker.conn.send(next_seed)
-                    except (BrokenPipeError, ConnectionResetError):  # died while idle: nothing lost
-                        worker = self._workers[i] = self._replace(worker)
-                        worker.conn.send(next_seed)
-                    worker.seed, next_seed = next_seed, next_seed + 1
+            next_seed = self._dispatch(next_seed, window_end=next_result + self.num_workers)
             busy = {w.conn: w for w in self._workers if w.seed is not None}
             for conn in wait(list(busy)):
                 worker = busy[conn]
@@ -197,8 +189,24 @@ class EpisodeWorkers:
                     self._workers[self._workers.index(worker)] = self._replace(worker)
                     done[worker.seed] = LostEpisode(worker.seed, worker.process.exitcode)
             while next_result in done:
-                yield done.pop(next_result)
+                result = done.pop(next_result)
                 next_result += 1
+                # Refill before handing the result over: the workers simulate while the caller writes it.
+                next_seed = self._dispatch(next_seed, window_end=next_result + self.num_workers)
+                yield result
+
+    def _dispatch(self, next_seed: int, window_end: int) -> int:
+        """Give every idle worker the next seed below `window_end` (so at most num_workers seeds run
+        ahead of the oldest undelivered one); returns the next seed not yet given out."""
+        for i, worker in enumerate(self._workers):
+            if worker.seed is None and next_seed < window_end:
+                try:
+                    worker.conn.send(next_seed)
+                except (BrokenPipeError, ConnectionResetError):  # died while idle: nothing lost
+                    worker = self._workers[i] = self._replace(worker)
+                    worker.conn.send(next_seed)
+                worker.seed, next_seed = next_seed, next_seed + 1
+        return next_seed
 
 
 def default_workers() -> int:
