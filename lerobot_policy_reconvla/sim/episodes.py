@@ -26,6 +26,7 @@ import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from typing import Self
 
 import numpy as np
 
@@ -140,7 +141,7 @@ class EpisodeWorkers:
         """The result of the next seed (first_seed, first_seed + 1, ...), waiting for it if needed."""
         return next(self._results)
 
-    def __enter__(self) -> EpisodeWorkers:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
