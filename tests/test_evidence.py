@@ -64,12 +64,37 @@ def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
     noise = {split: torch.randn(len(x), 40, generator=generator) for split, x in features.items()}
     constant = constant_probe_errors({"top": centres["train"]}, {"top": centres["test"]})["top"]
 
-    informative = probe_errors(({"top": features["train"]}, {"top": centres["train"]}),
-                               ({"top": features["test"]}, {"top": centres["test"]}))["top"]  # fmt: skip
-    uninformative = probe_errors(({"top": noise["train"]}, {"top": centres["train"]}),
-                                 ({"top": noise["test"]}, {"top": centres["test"]}))["top"]  # fmt: skip
+    episodes = {"train": torch.arange(300) // 50, "test": torch.arange(100) // 50}  # 6 and 2 episodes
+    informative = probe_errors(({"top": features["train"]}, {"top": centres["train"]}, episodes["train"]),
+                               ({"top": features["test"]}, {"top": centres["test"]}, episodes["test"]))["top"]  # fmt: skip
+    uninformative = probe_errors(({"top": noise["train"]}, {"top": centres["train"]}, episodes["train"]),
+                                 ({"top": noise["test"]}, {"top": centres["test"]}, episodes["test"]))["top"]  # fmt: skip
     assert informative < 0.05 * constant
     assert uninformative == pytest.approx(constant, rel=0.2)
+
+
+def test_probe_penalty_is_chosen_on_whole_episodes_so_memorising_them_does_not_pay():
+    import torch
+
+    from lerobot_policy_reconvla.experiments.metrics import constant_probe_errors, fit_ridge, probe_errors
+
+    # Every episode has its own feature signature and its own target: the features identify the episode
+    # but say nothing about a new one. Frames of an episode are near copies, as in a demonstration.
+    generator = torch.Generator().manual_seed(0)
+
+    def episodes(count: int, frames: int = 40) -> tuple[dict, dict, torch.Tensor]:
+        signature = torch.randn(count, 60, generator=generator)
+        target = 0.5 + 0.2 * torch.rand(count, 2, generator=generator)
+        index = torch.arange(count).repeat_interleave(frames)
+        x = signature[index] + 0.01 * torch.randn(count * frames, 60, generator=generator)
+        return {"top": x}, {"top": target[index]}, index
+
+    train, heldout = episodes(8), episodes(3)
+    *_, penalty = fit_ridge(train[0]["top"], train[1]["top"], train[2])
+    scale = (train[0]["top"].double().std(0) ** -2 * train[0]["top"].double().var(0)).sum()  # mean eigenvalue
+    assert penalty >= scale  # a frame-wise choice would take the smallest penalty and memorise
+    constant = constant_probe_errors(train[1], heldout[1])["top"]
+    assert probe_errors(train, heldout)["top"] <= 1.2 * constant
 
 
 def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):

@@ -72,12 +72,14 @@ def heldout_action_error(
 @torch.no_grad()
 def camera_features(
     policy, preprocessor, dataset: LeRobotDataset, indices: list[int], batch_size: int = 16
-) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no box."""
+) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+    """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no
+    box; and the episode index of every frame (N,), which the probe holds out whole."""
     policy.eval()
     cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
     features: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
     centres: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
+    episodes: list[Tensor] = []
     grid = policy.config.recon_token_grid
     pooled = min(grid, PROBE_GRID)
     for raw in batches(dataset, indices, batch_size):
@@ -94,49 +96,61 @@ def camera_features(
             centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
             centre[~valid_box_mask(boxes)] = float("nan")
             centres[cam].append(centre)
-    return {c: torch.cat(v) for c, v in features.items()}, {c: torch.cat(v) for c, v in centres.items()}
+        episodes.append(raw["episode_index"].reshape(-1))
+    return (
+        {c: torch.cat(v) for c, v in features.items()},
+        {c: torch.cat(v) for c, v in centres.items()},
+        torch.cat(episodes),
+    )
 
 
-def fit_ridge(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
-    """Ridge regression in its dual form, the penalty chosen by exact leave-one-out error.
+def fit_ridge(x: Tensor, y: Tensor, groups: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+    """Ridge regression in its dual form, the penalty chosen by leave-one-episode-out error.
 
-    x: (N, F) features, y: (N, 2) targets. Returns (x_mean, x_std, weights (F, 2), y_mean, lambda).
-    With K = X X^T = U diag(s) U^T, the fit is U diag(s / (s + lambda)) U^T y and the leave-one-out
-    residual of sample i is (y_i - fit_i) / (1 - H_ii): every lambda costs one eigendecomposition.
+    x: (N, F) features, y: (N, 2) targets, groups: (N,) episode of each frame (at least two episodes).
+    Returns (x_mean, x_std, weights (F, 2), y_mean, lambda). Whole episodes are held out because
+    neighbouring frames of one episode are near copies: leaving out single frames rewards a penalty small
+    enough to memorise the training episodes, which then transfers badly to new ones.
     """
-    x = x.double()
-    y = y.double()
+    x, y = x.double(), y.double()
     x_mean, x_std = x.mean(0), x.std(0).clamp_min(1e-6)
     xs = (x - x_mean) / x_std
+    kernel = xs @ xs.T  # (N, N)
+    scale = kernel.diagonal().mean()  # the mean eigenvalue: penalties are relative to it
+    lambdas = RIDGE_LAMBDAS.double() * scale
+    errors = torch.zeros(len(lambdas), dtype=torch.float64)
+    for episode in groups.unique():
+        held = groups == episode
+        eigenvalues, eigenvectors = torch.linalg.eigh(kernel[~held][:, ~held])  # (n,), (n, n)
+        y_fit_mean = y[~held].mean(0)
+        projected = eigenvectors.T @ (y[~held] - y_fit_mean)  # (n, 2)
+        cross = kernel[held][:, ~held] @ eigenvectors  # (n_held, n)
+        for i, lam in enumerate(lambdas):
+            predicted = cross @ (projected / (eigenvalues.clamp_min(0) + lam)[:, None]) + y_fit_mean
+            errors[i] += (predicted - y[held]).norm(dim=1).sum()
+    best_lambda = lambdas[errors.argmin()]
     y_mean = y.mean(0)
-    yc = y - y_mean
-    eigenvalues, eigenvectors = torch.linalg.eigh(xs @ xs.T)  # (N,), (N, N)
-    eigenvalues = eigenvalues.clamp_min(0)
-    projected = eigenvectors.T @ yc  # (N, 2)
-    best_error, best_lambda = float("inf"), 0.0
-    for relative in RIDGE_LAMBDAS.double():
-        lam = relative * eigenvalues.mean()
-        shrink = eigenvalues / (eigenvalues + lam)  # (N,)
-        fitted = eigenvectors @ (shrink[:, None] * projected)
-        leverage = (eigenvectors**2 * shrink).sum(1).clamp(max=1 - 1e-9)
-        error = ((yc - fitted) / (1 - leverage)[:, None]).norm(dim=1).mean().item()
-        if error < best_error:
-            best_error, best_lambda = error, lam.item()
-    dual = eigenvectors @ (projected / (eigenvalues + best_lambda)[:, None])  # (N, 2)
-    return x_mean, x_std, xs.T @ dual, y_mean, best_lambda
+    identity = torch.eye(len(x), dtype=torch.float64)
+    dual = torch.linalg.solve(kernel + best_lambda * identity, y - y_mean)  # (N, 2)
+    return x_mean, x_std, xs.T @ dual, y_mean, best_lambda.item()
 
 
-def probe_errors(train: tuple[dict, dict], heldout: tuple[dict, dict]) -> dict[str, float]:
-    """Held-out error (mean distance, in image widths/heights) of each camera's box-centre probe."""
-    (train_x, train_y), (test_x, test_y) = train, heldout
+def probe_errors(train: tuple[dict, dict, Tensor], heldout: tuple[dict, dict, Tensor]) -> dict[str, float]:
+    """Held-out error (mean distance, in image widths/heights) of each camera's box-centre probe.
+
+    `train` and `heldout` are what `camera_features` returns: (features, centres, episodes).
+    """
+    (train_x, train_y, train_episodes), (test_x, test_y, _) = train, heldout
     errors = {}
     for cam in train_x:
         keep_train = ~train_y[cam].isnan().any(1)
         keep_test = ~test_y[cam].isnan().any(1)
-        if keep_train.sum() < 2 or keep_test.sum() < 1:
+        if train_episodes[keep_train].unique().numel() < 2 or keep_test.sum() < 1:
             errors[cam] = float("nan")  # the object is (almost) never in this camera's view
             continue
-        x_mean, x_std, weights, y_mean, _ = fit_ridge(train_x[cam][keep_train], train_y[cam][keep_train])
+        x_mean, x_std, weights, y_mean, _ = fit_ridge(
+            train_x[cam][keep_train], train_y[cam][keep_train], train_episodes[keep_train]
+        )
         predicted = ((test_x[cam][keep_test].double() - x_mean) / x_std) @ weights + y_mean
         errors[cam] = (predicted - test_y[cam][keep_test].double()).norm(dim=1).mean().item()
     return errors
