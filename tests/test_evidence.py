@@ -14,7 +14,7 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     command = [
         sys.executable, "-m", "lerobot_policy_reconvla.experiments.evidence", "--preset=cpu", "--seeds=1",
         f"--out={report}", f"--work-dir={tmp_path / 'work'}", "--arms", "pi0", "gaze",
-        "--steps=3", "--batch-size=2", "--train-episodes=1", "--heldout-episodes=1", "--episode-length=30",
+        "--steps=3", "--batch-size=2", "--train-episodes=2", "--heldout-episodes=1", "--episode-length=30",
         "--eval-episodes=1", "--image-size", "48", "64", "--image-resolution=56", "--probe-frames=30",
         "--heldout-frames=12",
     ]  # fmt: skip
@@ -47,6 +47,14 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     assert [row[0] for row in saved["losses"]["gaze"][0]][-1] == 3
     assert all(row[3] == 0.0 for row in saved["losses"]["pi0"][0])
     assert all(row[3] > 0.0 for row in saved["losses"]["gaze"][0])
+
+
+def test_one_training_episode_is_refused_before_any_work(tmp_path):
+    from lerobot_policy_reconvla.experiments.evidence import main
+
+    with pytest.raises(SystemExit):
+        main(["--train-episodes=1", f"--work-dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"])
+    assert not (tmp_path / "work").exists()
 
 
 def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():

@@ -400,6 +400,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(
             f"--image-resolution {preset.image_resolution}: expected a multiple of the patch size 14"
         )
+    if preset.train_episodes < 2:
+        parser.error(
+            f"--train-episodes {preset.train_episodes}: expected at least 2 (the probe's penalty is chosen by "
+            "holding out whole training episodes)"
+        )
     seeds = list(range(args.seeds))
     command = shlex.join(
         ["python", "-m", "lerobot_policy_reconvla.experiments.evidence", *(argv or sys.argv[1:])]
