@@ -17,8 +17,10 @@ Per setup (full fine-tune or LoRA; AdamW or 8-bit AdamW; gradient checkpointing 
 - activations: the storages autograd saves for backward (`saved_tensors_hooks`, parameters excluded,
   each storage counted once) at batch 1 and 4; the slope is the per-sample cost, the rest a per-step
   constant. With gradient checkpointing pi0 keeps only each decoder layer's inputs (held outside
-  autograd's saved tensors, added as layers x (prefix x width + suffix x expert width) x 2 bytes) and
-  recomputes one layer at a time in backward (added: what checkpointing removes / layers).
+  autograd's saved tensors, added as layers x (prefix x width + suffix x expert width) x 2 bytes), the
+  head only each DiT block's input and the shared condition (added as recorded in the forward), and
+  backward recomputes one layer or block at a time (added: the larger of what checkpointing removes per
+  pi0 layer and per DiT block).
 
 Not counted: the frozen VAE (no gradient; its weights are listed on their own), the CUDA context and
 allocator workspace (cuBLAS, attention, fragmentation: keep ~10 % headroom), and the transient
@@ -184,17 +186,49 @@ def saved_activation_bytes(policy, batch: int) -> int:
 
 
 def activation_bytes(policy, batch: int) -> int:
-    """Activations held at the start of backward, plus, under gradient checkpointing, the layer inputs
-    pi0 keeps and one layer's recomputed activations (live while that layer runs backward)."""
+    """Activations held at the start of backward, plus, under gradient checkpointing, the inputs kept for
+    each checkpointed pi0 layer and DiT block, and the larger of one pi0 layer's or one DiT block's
+    recomputed activations (live while that layer runs backward)."""
     core = policy.get_base_model().model if hasattr(policy, "get_base_model") else policy.model
     if not core.gradient_checkpointing_enabled:
         return saved_activation_bytes(policy, batch)
-    saved = saved_activation_bytes(policy, batch)
+    dit = core.recon_head.dit if hasattr(core, "recon_head") else None
+    with dit_block_inputs(dit) as dit_inputs:
+        saved = saved_activation_bytes(policy, batch)
+    recompute = []
+    if dit is not None:
+        dit.disable_gradient_checkpointing()
+        dit_off = saved_activation_bytes(policy, batch)
+        recompute.append((dit_off - saved) // len(dit.blocks))  # what checkpointing drops, per block
+        saved_pi0_on = dit_off
+    else:
+        saved_pi0_on = saved
     core.gradient_checkpointing_disable()
-    removed = saved_activation_bytes(policy, batch) - saved  # what checkpointing drops, over all layers
+    removed = saved_activation_bytes(policy, batch) - saved_pi0_on  # what checkpointing drops, all layers
     core.gradient_checkpointing_enable()
     num_layers = core.paligemma_with_expert.paligemma.config.text_config.num_hidden_layers
-    return saved + checkpointed_layer_inputs(core, batch) + removed // num_layers
+    recompute.append(removed // num_layers)
+    return saved + checkpointed_layer_inputs(core, batch) + sum(dit_inputs.values()) + max(recompute)
+
+
+@contextlib.contextmanager
+def dit_block_inputs(dit):
+    """{storage: bytes} of the inputs of the DiT's blocks in the forward run inside: what checkpointing
+    keeps of the head (each block's input, and the condition they share)."""
+    seen: dict[int, int] = {}
+    keep_alive = []
+
+    def record(_module, args):
+        for tensor in args:
+            seen[tensor.untyped_storage()._cdata] = tensor.untyped_storage().nbytes()
+            keep_alive.append(tensor)
+
+    handles = [block.register_forward_pre_hook(record) for block in dit.blocks] if dit is not None else []
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager

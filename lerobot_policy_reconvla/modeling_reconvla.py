@@ -98,7 +98,12 @@ class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
     """
 
     def __init__(
-        self, vlm_config: GemmaConfig, action_expert_config: GemmaConfig, *, precision: str = "bfloat16", **kwargs
+        self,
+        vlm_config: GemmaConfig,
+        action_expert_config: GemmaConfig,
+        *,
+        precision: str = "bfloat16",
+        **kwargs,
     ):
         # pi0 passes everything but the two Gemma configs by keyword (PI0Pytorch.__init__).
         with torch.device("meta"):
@@ -208,6 +213,15 @@ class ReconVLAPytorch(PI0Pytorch):
             compute_dtype=config.recon_head_dtype,
         )
 
+    def gradient_checkpointing_enable(self):
+        """pi0's layers, and the head's DiT blocks too (`--policy.gradient_checkpointing=true`)."""
+        super().gradient_checkpointing_enable()
+        self.recon_head.dit.enable_gradient_checkpointing()
+
+    def gradient_checkpointing_disable(self):
+        super().gradient_checkpointing_disable()
+        self.recon_head.dit.disable_gradient_checkpointing()
+
     def forward(
         self,
         images: list[Tensor],
@@ -241,11 +255,15 @@ class ReconVLAPytorch(PI0Pytorch):
         if time is None:
             time = self.sample_time(actions.shape[0], actions.device)
         if recon_images is None:
-            return super().forward(images, img_masks, lang_tokens, lang_masks, state, actions, noise, time), None
+            return super().forward(
+                images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
+            ), None
 
         language_model = self.paligemma_with_expert.paligemma.model.language_model
         with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
-            action_losses = super().forward(images, img_masks, lang_tokens, lang_masks, state, actions, noise, time)
+            action_losses = super().forward(
+                images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
+            )
         if len(captured) != 1:
             raise RuntimeError(f"expected one prefix hidden-state capture per forward, got {len(captured)}")
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
@@ -279,13 +297,20 @@ class ReconVLAPytorch(PI0Pytorch):
 
     @torch.no_grad()
     def prefix_recon_condition(
-        self, images: list[Tensor], img_masks: list[Tensor], lang_tokens: Tensor, lang_masks: Tensor, num_cameras: int
+        self,
+        images: list[Tensor],
+        img_masks: list[Tensor],
+        lang_tokens: Tensor,
+        lang_masks: Tensor,
+        num_cameras: int,
     ) -> tuple[Tensor, Tensor | None]:
         """The head's condition from a prefix-only forward (as at inference: no action tokens needed).
 
         The prefix never attends to the action tokens, so its hidden states equal the training forward's.
         """
-        prefix_embs, prefix_pad_masks, prefix_att_masks = self.embed_prefix(images, img_masks, lang_tokens, lang_masks)
+        prefix_embs, prefix_pad_masks, prefix_att_masks = self.embed_prefix(
+            images, img_masks, lang_tokens, lang_masks
+        )
         att_2d = prepare_attention_masks_4d(make_att_2d_masks(prefix_pad_masks, prefix_att_masks))
         position_ids = torch.cumsum(prefix_pad_masks, dim=1) - 1
         language_model = self.paligemma_with_expert.paligemma.model.language_model
@@ -381,7 +406,9 @@ class ReconVLAPolicy(PI0Policy):
                     camera,
                 )
             if box is not None and box.shape[-1] != 4:
-                raise ValueError(f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]")
+                raise ValueError(
+                    f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]"
+                )
             boxes.append(boxes_or_whole_image(box, batch_size, batch[key].device))
         return boxes
 
@@ -450,7 +477,10 @@ class ReconVLAPolicy(PI0Policy):
 
     @torch.no_grad()
     def reconstruct(
-        self, batch: dict[str, Tensor], num_inference_steps: int = 50, generator: torch.Generator | None = None
+        self,
+        batch: dict[str, Tensor],
+        num_inference_steps: int = 50,
+        generator: torch.Generator | None = None,
     ) -> dict[str, dict[str, Tensor]]:
         """What the head makes of the policy's visual tokens, per camera (for looking, not training).
 
@@ -471,15 +501,22 @@ class ReconVLAPolicy(PI0Policy):
         head = self.model.recon_head
         target = head.target
         sampled = head.sample(cond_tokens, num_inference_steps, language_embedding, generator)
-        reconstructions = rearrange(target.tokens_to_images(sampled), "(b k) c h w -> k b c h w", k=num_cameras)
+        reconstructions = rearrange(
+            target.tokens_to_images(sampled), "(b k) c h w -> k b c h w", k=num_cameras
+        )
         targets = rearrange(
             target.tokens_to_images(target(camera_images, boxes)), "(b k) c h w -> k b c h w", k=num_cameras
         )
         return {
             key.removeprefix("observation.images."): {
-                "image": image, "box": box, "target": targets[k], "reconstruction": reconstructions[k],
+                "image": image,
+                "box": box,
+                "target": targets[k],
+                "reconstruction": reconstructions[k],
             }  # fmt: skip
-            for k, (key, image, box) in enumerate(zip(self.config.camera_keys, camera_images, boxes, strict=True))
+            for k, (key, image, box) in enumerate(
+                zip(self.config.camera_keys, camera_images, boxes, strict=True)
+            )
         }
 
     def get_optim_params(self) -> list[dict]:
@@ -491,7 +528,9 @@ class ReconVLAPolicy(PI0Policy):
         trainable = [p for p in self.parameters() if p.requires_grad]
         grouped = {id(p) for p in backbone} | {id(p) for p in head}
         if len(grouped) != len(backbone) + len(head) or grouped != {id(p) for p in trainable}:
-            raise RuntimeError("optimizer parameter groups do not cover every trainable parameter exactly once")
+            raise RuntimeError(
+                "optimizer parameter groups do not cover every trainable parameter exactly once"
+            )
         groups = [{"params": backbone}]
         if head:
             groups.append({"params": head, "lr": self.config.optimizer_lr * self.config.recon_lr_scale})
@@ -511,7 +550,9 @@ class ReconVLAPolicy(PI0Policy):
         """ReconVLA's Hub card (base model, recon settings, gaze boxes, eval commands): `model_card.py`."""
         from .model_card import reconvla_model_card
 
-        return reconvla_model_card(self.config, dataset_repo_id, license, tags, cfg=cfg, dataset_meta=dataset_meta)
+        return reconvla_model_card(
+            self.config, dataset_repo_id, license, tags, cfg=cfg, dataset_meta=dataset_meta
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Loading
@@ -549,18 +590,26 @@ class ReconVLAPolicy(PI0Policy):
             raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
 
         # Checked before the model is built: a truncated or missing file fails in one line naming it.
-        model_file = check_safetensors_file(_resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs))
+        model_file = check_safetensors_file(
+            _resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
+        )
         policy = cls(config, **kwargs)
         state_dict = load_file(model_file)
         if source_type == "pi0":
             state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)  # pi0's own key fixes
             state_dict = {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
-        policy._load_checked(state_dict, pretrained_name_or_path, fresh_prefix=RECON_HEAD_PREFIX if source_type == "pi0" else None)
+        policy._load_checked(
+            state_dict,
+            pretrained_name_or_path,
+            fresh_prefix=RECON_HEAD_PREFIX if source_type == "pi0" else None,
+        )
         policy.to(config.device)
         policy.eval()
         return policy
 
-    def _load_checked(self, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None) -> None:
+    def _load_checked(
+        self, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None
+    ) -> None:
         own = self.state_dict(keep_vars=True)
         mismatched = [
             f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"

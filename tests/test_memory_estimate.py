@@ -1,5 +1,6 @@
 """The meta-device memory estimate runs at full size (nothing allocated) and writes a well-formed table."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,5 +20,8 @@ def test_memory_estimate_writes_pi0_and_reconvla_rows(tmp_path):
     ]
     assert [row[1].strip() for row in rows] == ["pi0", "reconvla"]
     (_, _, _, pi0_weights, _, _, pi0_sample, *_), (_, _, _, recon_weights, _, _, recon_sample, *_) = rows
-    # The head adds weights and, with the backbone checkpointed, most of the activations.
-    assert float(recon_weights) > float(pi0_weights) and float(recon_sample) > float(pi0_sample) > 0
+    # The head adds weights and activations; checkpointed like the backbone, its activations stay small:
+    # with only the backbone checkpointed, ReconVLA took about 1.46x pi0's memory at batch 8.
+    assert float(recon_weights) > float(pi0_weights) and float(recon_sample) >= float(pi0_sample) > 0
+    ratio = float(re.search(r"checkpointing, batch 8: ([0-9.]+)", out.read_text()).group(1))
+    assert 1.0 < ratio < 1.2

@@ -27,15 +27,28 @@ def test_memory_keys_on_cuda():
     del held
 
 
+def counted(forward, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    return wrapper
+
+
 def test_gradient_checkpointing_keeps_every_gradient_exact():
-    # pi0 recomputes each checkpointed layer in backward; the hook that captures the backbone's hidden
-    # states for the head must not change what reaches any parameter.
-    grads = {}
+    # pi0 recomputes each checkpointed layer in backward, and the head each DiT block; neither the hook
+    # that captures the backbone's hidden states nor the recomputation may change what reaches a parameter.
+    grads, block_runs = {}, {}
     for checkpointing in (False, True):
         torch.manual_seed(0)
         config = tiny_config(gradient_checkpointing=checkpointing)
         policy = ReconVLAPolicy(config).train()
         assert policy.model.gradient_checkpointing_enabled is checkpointing
+        dit = policy.model.recon_head.dit
+        assert dit.is_gradient_checkpointing is checkpointing
+        runs = []  # calls of the blocks' forward (module hooks do not fire when checkpointing recomputes)
+        for block in dit.blocks:
+            block.forward = counted(block.forward, runs)
         batch = make_reconvla_pre_post_processors(config)[0](raw_batch())
         fixed = dict(
             noise=torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(1)),
@@ -45,7 +58,9 @@ def test_gradient_checkpointing_keeps_every_gradient_exact():
         )
         loss, _ = policy.forward(batch, **fixed)
         loss.backward()
+        block_runs[checkpointing] = len(runs)
         grads[checkpointing] = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
+    assert block_runs == {False: len(dit.blocks), True: 2 * len(dit.blocks)}  # forward, and again in backward
     assert grads[True].keys() == grads[False].keys()
     assert any(".recon_head." in name for name in grads[True])
     for name, grad in grads[False].items():

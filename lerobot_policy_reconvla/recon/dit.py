@@ -76,7 +76,9 @@ class ReconDiT(ModelMixin, ConfigMixin):
             ReconVLA's head).
     """
 
-    _supports_gradient_checkpointing = False
+    _supports_gradient_checkpointing = (
+        True  # each block recomputed in backward: `enable_gradient_checkpointing`
+    )
 
     @register_to_config
     def __init__(
@@ -120,6 +122,7 @@ class ReconDiT(ModelMixin, ConfigMixin):
         else:
             self.language_norm = self.language_proj = None
         self.blocks = nn.ModuleList(ReconDiTBlock(width, num_heads, mlp_ratio) for _ in range(depth))
+        self.gradient_checkpointing = False
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_ln_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.output_proj = nn.Linear(width, in_channels)
@@ -198,9 +201,12 @@ class ReconDiT(ModelMixin, ConfigMixin):
         cond = self.project_condition(cond_tokens, language_embedding)  # (N / R, T, D)
         cond = cond.repeat_interleave(cond_repeats, dim=0) + t_emb[:, None]  # (N, T, D)
 
-        # 3. Transformer blocks.
+        # 3. Transformer blocks; under checkpointing only each block's input is kept for backward.
         for block in self.blocks:
-            x = block(x, cond)
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                x = self._gradient_checkpointing_func(block, x, cond)
+            else:
+                x = block(x, cond)
 
         # 4. Modulated output projection.
         shift, scale = self.ada_ln_out(cond).chunk(2, dim=-1)
