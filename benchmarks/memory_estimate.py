@@ -2,7 +2,8 @@
 
 Nothing is allocated and no weights are needed: both policies are built with `torch.device("meta")`,
 so every parameter has its real shape, dtype and trainability (pi0's bf16 cast keeps the vision tower
-and norms in fp32; ReconVLA's head is fp32), and one forward + backward runs on meta tensors.
+and norms in fp32; ReconVLA's head is fp32 and computes in `--recon-head-dtype`, fp32 by default), and one
+forward + backward runs on meta tensors.
 
 Per setup (full fine-tune or LoRA; AdamW or 8-bit AdamW; gradient checkpointing on or off):
 
@@ -89,7 +90,7 @@ def features(image_side: int) -> tuple[dict, dict]:
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
 
 
-def build(kind: str, setup: Setup, variant: str, expert_variant: str):
+def build(kind: str, setup: Setup, variant: str, expert_variant: str, head_dtype: str = "float32"):
     """The policy on the meta device, trainable as `setup` says (LoRA through LeRobot's own wrap_with_peft)."""
     inputs, outputs = features(224)
     common = dict(
@@ -101,7 +102,9 @@ def build(kind: str, setup: Setup, variant: str, expert_variant: str):
     else:
         # `pixels` at 16 px has the VAE target's token grid (16 x 16) and nearly its channels (3 vs 4),
         # so the head's activations are the VAE setup's; the VAE itself runs without grad.
-        config = ReconVLAConfig(**common, recon_target="pixels", recon_image_size=16)
+        config = ReconVLAConfig(
+            **common, recon_target="pixels", recon_image_size=16, recon_head_dtype=head_dtype
+        )
     # Set after validation (LeRobot's configs accept real devices only); pi0 moves its model there.
     config.device = "meta"
     if setup.lora:
@@ -173,9 +176,10 @@ def saved_activation_bytes(policy, batch: int) -> int:
 
     recon = hasattr(core, "recon_head")
     if recon:
-        # The policy runs its fp32 head under bf16 autocast, which has no meta device: emulate it with
-        # bf16 head weights (weights and optimizer state were counted before).
-        core.recon_head.to(torch.bfloat16)
+        # The head computes in `recon_head_dtype`: fp32 (the default) as its weights are, or bf16 under
+        # autocast, which has no meta device: emulate that with bf16 head weights (weights and optimizer
+        # state were counted before).
+        core.recon_head.to(core.recon_head.compute_dtype)
     args, kwargs = core_inputs(batch, core.config, recon=recon)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast_off_on_meta():
         out = core(*args, **kwargs)
@@ -280,6 +284,10 @@ def main(argv=None) -> int:
     # pi0 hard-codes PaliGemma's 2048-wide image projection, so gemma_2b is its only backbone width.
     parser.add_argument("--variant", default="gemma_2b", choices=["gemma_2b"])
     parser.add_argument("--expert-variant", default="gemma_300m", choices=["gemma_2b", "gemma_300m"])
+    parser.add_argument(
+        "--recon-head-dtype", default="float32", choices=["float32", "bfloat16"],
+        help="the precision the head computes in (the policy's recon_head_dtype)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the markdown report here (default: stdout)")
     parser.add_argument(
         "--setups", type=int, nargs="+", default=list(range(len(SETUPS))),
@@ -291,11 +299,11 @@ def main(argv=None) -> int:
     rows = []
     for setup in (SETUPS[index] for index in args.setups):
         for kind in ("pi0", "reconvla"):
-            policy = build(kind, setup, args.variant, args.expert_variant)
+            policy = build(kind, setup, args.variant, args.expert_variant, args.recon_head_dtype)
             trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
             element_sizes = {
                 id(p): p.element_size() for p in policy.parameters()
-            }  # before the head's bf16 cast
+            }  # before any cast of the head
             b1, b4 = (activation_bytes(policy, batch) for batch in (1, 4))
             per_sample = (b4 - b1) / 3
             per_step = max(b1 - per_sample, 0)
@@ -311,11 +319,12 @@ def main(argv=None) -> int:
         "parameters and the tensors autograd saves, not GPU measurements (`torch.cuda.max_memory_allocated`).",
         "",
         f"- command: `python benchmarks/memory_estimate.py --variant {args.variant} "
-        f"--expert-variant {args.expert_variant}"
+        f"--expert-variant {args.expert_variant} --recon-head-dtype {args.recon_head_dtype}"
         f"{'' if len(args.setups) == len(SETUPS) else ' --setups ' + ' '.join(map(str, args.setups))}"
         f"{' --out ' + str(args.out) if args.out else ''}`",
         f"- model: PaliGemma `{args.variant}` + expert `{args.expert_variant}`, bf16 (pi0's cast: vision tower "
-        "and norms fp32), ReconVLA head at full size (DiT 1024 x 3, fp32 weights, bf16 autocast); 3 cameras "
+        f"and norms fp32), ReconVLA head at full size (DiT 1024 x 3, fp32 weights, computing in "
+        f"{args.recon_head_dtype}); 3 cameras "
         "at 224 px, prompt 48 tokens, chunk 50",
         "- LoRA: LeRobot's `--peft.*` defaults (r=16) on each policy's default targets "
         "(ReconVLA: PaliGemma attention + pi0's targets, the DiT fully trained as modules_to_save)",
