@@ -76,9 +76,8 @@ class ReconDiT(ModelMixin, ConfigMixin):
             ReconVLA's head).
     """
 
-    _supports_gradient_checkpointing = (
-        True  # each block recomputed in backward: `enable_gradient_checkpointing`
-    )
+    # Each block is recomputed in backward after `enable_gradient_checkpointing()`.
+    _supports_gradient_checkpointing = True
 
     @register_to_config
     def __init__(
