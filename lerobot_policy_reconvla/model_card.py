@@ -23,7 +23,7 @@ from lerobot import __version__ as lerobot_version
 from lerobot.utils.constants import OBS_IMAGES
 
 from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
-from .envs.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
+from .envs.constants import SCENE_CAMERAS, TASKS, task_instructions
 
 if TYPE_CHECKING:
     from lerobot.configs.train import TrainPipelineConfig
@@ -104,7 +104,7 @@ def _evaluation(config: ReconVLAConfig, dataset: dict | None) -> dict:
         "prompt": prompt,
         # aloha_multicam renders gym-aloha's scene cameras under their own names (top, left_wrist, ...).
         "sim_env": all(camera in SCENE_CAMERAS for camera in cameras),
-        "sim_task": next((name for name, text in TASK_DESCRIPTIONS.items() if text == prompt), "insertion"),
+        "sim_task": next((name for name in TASKS if prompt in task_instructions(name)), "insertion"),
         # The aloha / aloha_sim robots name their cameras as the real ALOHA does.
         "aloha_robot": all(camera in REAL_ALOHA_CAMERAS for camera in cameras),
     }

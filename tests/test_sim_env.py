@@ -45,7 +45,7 @@ def test_scene_camera_list_matches_the_mujoco_model(cube_env):
 def test_unknown_camera_or_task_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown camera\(s\) \['cam_high'\]; valid cameras: \['left_pillar'.*'right_wrist'\]"):
         AlohaMultiCamEnv(task="insertion", cameras=["top", "cam_high"])
-    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named'\]"):
         AlohaMultiCamEnv(task="stack")
     # The LeRobot config refuses them too, before any simulator is built.
     with pytest.raises(ValueError, match="valid cameras"):
@@ -123,7 +123,7 @@ def test_box_is_absent_when_the_object_is_out_of_view():
 
 
 def test_insertion_box_is_the_union_of_peg_and_socket():
-    env = AlohaMultiCamEnv(task="insertion", cameras=["top"], image_size=(240, 320))
+    env = AlohaMultiCamEnv(task="insertion", cameras=["top"], image_size=(240, 320), gaze_min_size=0)
     _, info = env.reset(seed=2)
     physics = env.physics
     peg = gaze_box(physics, "top", object_geom_ids(physics, ["peg"]), (240, 320))

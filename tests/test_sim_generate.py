@@ -84,7 +84,7 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--task", "stack", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x"])
-    assert exit_info.value.code == 2 and "valid tasks: ['insertion', 'transfer_cube']" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
               "--cameras", "cam_high"])

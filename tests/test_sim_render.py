@@ -26,7 +26,7 @@ def scenes(task: str, seed: int, steps=(60, 150)):
     episode = scripted_episode(task, seed, episode_length=max(steps))
     envs = [make_task_environment(task), make_task_environment(task)]
     for env in envs:
-        env.task.object_pose = episode.object_pose
+        episode.scene.apply(env)
         env.reset()
     for t, action in enumerate(episode.actions, start=1):
         for env in envs:

@@ -29,6 +29,7 @@ from .constants import (
     TASK_DESCRIPTIONS,
     check_cameras,
     check_task,
+    default_episode_length,
 )
 
 __all__ = ["AlohaMultiCamEnvConfig", "DEFAULT_CAMERAS", "GYM_ID", "SCENE_CAMERAS", "TASK_DESCRIPTIONS"]
@@ -47,9 +48,10 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     ``preprocess_observation`` turns into ``observation.images.<cam>`` and ``observation.state``.
     """
 
-    task: str = "insertion"  # "insertion" | "transfer_cube"
+    task: str = "insertion"  # "insertion" | "transfer_cube" | "lift" | "lift_named"
     fps: int = FPS
-    episode_length: int = 400  # ACT / gym-aloha episode length
+    # None: the task's (EPISODE_LENGTHS: 400 as ACT / gym-aloha for the bimanual tasks, 150 for the lifts).
+    episode_length: int | None = None
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
     # 224 x 224: the resolution PaliGemma consumes and the generator's default, so eval matches training.
     observation_height: int = 224
@@ -63,6 +65,8 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     def __post_init__(self):
         check_task(self.task)
         check_cameras(self.cameras)
+        if self.episode_length is None:
+            self.episode_length = default_episode_length(self.task)
         if self.observation_height <= 0 or self.observation_width <= 0:
             raise ValueError(
                 f"observation_height/observation_width must be positive, got "
@@ -92,6 +96,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
 
     @property
     def task_description(self) -> str:
+        # lift_named: a template ("Pick up the {colour} cube."); each episode's env fills in its colour.
         return TASK_DESCRIPTIONS[self.task]
 
     @property

@@ -3,13 +3,15 @@
     import os; os.environ.setdefault("MUJOCO_GL", "egl")   # before dm_control is imported
     from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
 
-    env = AlohaMultiCamEnv(task="transfer_cube", cameras=["top", "left_wrist"], image_size=(224, 224))
-    obs, info = env.reset(seed=0)         # same object poses as gym-aloha for the same seed
+    env = AlohaMultiCamEnv(task="lift_named", cameras=["top", "left_wrist"], image_size=(224, 224))
+    obs, info = env.reset(seed=0)         # the seed's scene (sim.tasks.scene_for_seed); gym-aloha's poses
+    env.task_description                  # this episode's task string, e.g. "Pick up the green cube."
     obs["pixels"]["top"]                  # (224, 224, 3) uint8 RGB
     obs["agent_pos"]                      # (14,) joint positions, grippers normalised (0 closed, 1 open)
     info["gaze_boxes"]["top"]             # (4,) float32 [x0, y0, x1, y1] in [0, 1], or [-1]*4 if out of view
     obs, reward, terminated, truncated, info = env.step(action)   # action: (14,) joint targets
-    info["is_success"]                    # reward == 4 (gym-aloha's success)
+    info["is_success"]                    # reward == the task's max reward (gym-aloha's 4; lifts: 3)
+    info["first_lifted"]                  # lift tasks: colour of the first cube picked up so far, or ""
 
 Also registered with gymnasium as ``lerobot_policy_reconvla/AlohaMultiCam-v0`` (see ``envs/__init__``).
 The scenes and their physics come from ``sim.tasks``, the gaze boxes from ``sim.gaze``.
@@ -17,6 +19,7 @@ The scenes and their physics come from ``sim.tasks``, the gaze boxes from ``sim.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -27,21 +30,23 @@ import numpy as np
 from gymnasium import spaces
 
 from ..aloha_joints import JOINT_NAMES
-from ..sim.gaze import gaze_box, object_geom_ids
+from ..sim.gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from ..sim.render import MultiCameraRenderer
-from ..sim.tasks import SUCCESS_REWARD, TASK_SPECS, make_task_environment, object_pose_for_seed
-from .constants import DEFAULT_CAMERAS, EPISODE_LENGTH, FPS, TASK_DESCRIPTIONS, check_cameras, check_task
+from ..sim.tasks import Scene, lifted_cubes, make_task_environment, scene_for_seed
+from .constants import CUBE_COLOURS, DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 
 
 class AlohaMultiCamEnv(gym.Env):
-    """gym-aloha's insertion / transfer-cube scenes (joint-position control) with several cameras.
+    """gym-aloha's ALOHA scenes (joint-position control) with several cameras.
 
     Args:
-        task: "insertion" or "transfer_cube".
+        task: "insertion", "transfer_cube", "lift" or "lift_named" (``constants.TASKS``).
         cameras: any cameras of the scene (see ``constants.SCENE_CAMERAS``); default top + both wrists.
         image_size: (height, width) of every camera image.
-        episode_length: steps before ``truncated`` (400, like ACT and gym-aloha).
+        episode_length: steps before ``truncated``; None: the task's (400 like ACT and gym-aloha; lifts 150).
         gaze_boxes: compute ``info["gaze_boxes"]`` every step (cheap: no rendering involved).
+        gaze_min_size: smallest side of a gaze box, as a fraction of the image's short side
+            (``sim.gaze``): a small object's box grows around its centre to keep its surroundings.
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
     """
@@ -53,10 +58,11 @@ class AlohaMultiCamEnv(gym.Env):
         task: str = "insertion",
         cameras: Sequence[str] = DEFAULT_CAMERAS,
         image_size: Sequence[int] = (224, 224),
-        episode_length: int = EPISODE_LENGTH,
+        episode_length: int | None = None,
         render_mode: str = "rgb_array",
         gaze_boxes: bool = True,
         shadows: bool = True,
+        gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -65,19 +71,24 @@ class AlohaMultiCamEnv(gym.Env):
             raise ValueError(f"image_size must be (height, width) with positive values, got {image_size}")
         if render_mode != "rgb_array":
             raise ValueError(f"render_mode must be 'rgb_array', got {render_mode!r}")
+        if not 0 <= gaze_min_size <= 1:
+            raise ValueError(f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.episode_length = int(episode_length)
+        self.episode_length = int(episode_length or default_episode_length(self.task))
         self.render_mode = render_mode
         self.compute_gaze_boxes = gaze_boxes
-        self.task_description = TASK_DESCRIPTIONS[self.task]
+        self.gaze_min_size = float(gaze_min_size)
         self.joint_names = JOINT_NAMES
+        self.scene: Scene = scene_for_seed(self.task, 0)  # replaced at every reset
+        self.task_description = self.scene.instruction  # read by lerobot-eval every step: this episode's
 
         self._env = make_task_environment(self.task, mocap=False)
         # Persistent cameras for every step (built before anything renders this physics).
         self._renderer = MultiCameraRenderer(self.physics, self.cameras, self.image_size, shadows=shadows)
         self._last_images: dict[str, np.ndarray] | None = None  # of the current state, for render()
-        self._geom_ids = object_geom_ids(self.physics, TASK_SPECS[self.task].object_bodies)
+        self._geom_ids = object_geom_ids(self.physics, self.scene.gaze_bodies)
         self._step = 0
+        self._first_lifted = ""
 
         h, w = self.image_size
         self.observation_space = spaces.Dict(
@@ -102,29 +113,47 @@ class AlohaMultiCamEnv(gym.Env):
 
     def gaze_boxes(self) -> dict[str, np.ndarray]:
         """{cam: (4,) float32} normalised [x0, y0, x1, y1] of the task objects, [-1]*4 when absent."""
-        return {cam: gaze_box(self.physics, cam, self._geom_ids, self.image_size) for cam in self.cameras}
+        return {
+            cam: gaze_box(self.physics, cam, self._geom_ids, self.image_size, min_size=self.gaze_min_size)
+            for cam in self.cameras
+        }
 
     def _observation(self, raw: dict) -> dict:
         return {"pixels": self.render_cameras(), "agent_pos": raw["qpos"].copy()}
 
     def _info(self, is_success: bool) -> dict:
         info = {"is_success": bool(is_success)}
+        if self.scene.target is not None:
+            colours = CUBE_COLOURS if self.task == "lift_named" else ("red",)
+            if not self._first_lifted:
+                lifted = lifted_cubes(self.physics, colours)
+                self._first_lifted = lifted[0] if lifted else ""
+            info["first_lifted"] = self._first_lifted  # which cube the policy went for (wrong-object rate)
         if self.compute_gaze_boxes:
             info["gaze_boxes"] = self.gaze_boxes()
         return info
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        """Options: ``object_pose`` (7,) / (14,) to place the objects explicitly instead of by seed."""
+        """The scene of `seed` (``sim.tasks.scene_for_seed``). Options: ``scene`` (a ``Scene``) to set it
+        explicitly, or ``object_pose`` to move the seed's objects elsewhere."""
         super().reset(seed=seed)
         options = options or {}
-        if "object_pose" in options:
-            pose = np.asarray(options["object_pose"], dtype=np.float64)
+        if "scene" in options:
+            scene = options["scene"]
         else:
             # Unseeded resets draw a seed from the env's RNG, so a seeded first reset fixes the sequence.
             episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
-            pose = object_pose_for_seed(self.task, episode_seed)
-        self._env.task.object_pose = pose
+            scene = scene_for_seed(self.task, episode_seed)
+        if "object_pose" in options:
+            scene = dataclasses.replace(scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64))
+        if scene.task != self.task:
+            raise ValueError(f"options['scene'] is a {scene.task!r} scene, this env runs {self.task!r}")
+        self.scene = scene
+        self.task_description = scene.instruction
+        self._geom_ids = object_geom_ids(self.physics, scene.gaze_bodies)
+        scene.apply(self._env)
         self._step = 0
+        self._first_lifted = ""
         self._last_images = None
         ts = self._env.reset()
         return self._observation(ts.observation), self._info(False)
@@ -137,7 +166,7 @@ class AlohaMultiCamEnv(gym.Env):
         ts = self._env.step(action)
         self._step += 1
         reward = float(ts.reward)
-        is_success = reward == SUCCESS_REWARD
+        is_success = reward == self._env.task.max_reward
         terminated = is_success  # like gym-aloha: the episode ends on success
         truncated = self._step >= self.episode_length
         return self._observation(ts.observation), reward, terminated, truncated, self._info(is_success)

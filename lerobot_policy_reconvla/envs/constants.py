@@ -12,11 +12,21 @@ FPS = 50  # gym-aloha DT = 0.02 s
 EPISODE_LENGTH = 400
 
 # The env's task description == the dataset's task string, so eval prompts match training prompts.
+# `lift_named` names one of several cubes per episode: its description is a template, filled by the
+# scene (`task_instructions` lists every string it can take).
 TASK_DESCRIPTIONS = {
     "insertion": "Insert the peg into the socket.",
     "transfer_cube": "Pick up the cube with the right arm and transfer it to the left arm.",
+    "lift": "Pick up the cube.",
+    "lift_named": "Pick up the {colour} cube.",
 }
 TASKS = tuple(TASK_DESCRIPTIONS)
+
+# Cubes of the lift tasks, in the scene's order (qpos, object_pose): gym-aloha's red cube first.
+CUBE_COLOURS = ("red", "green", "blue")
+
+# Steps per episode: ACT's 400 for the bimanual tasks; the one-arm lifts finish in well under 150.
+EPISODE_LENGTHS = {"insertion": 400, "transfer_cube": 400, "lift": 150, "lift_named": 150}
 
 # Every camera in gym-aloha's scenes (scene.xml + the two wrist cameras of vx300s_left/right.xml).
 SCENE_CAMERAS = ("left_pillar", "right_pillar", "top", "angle", "front_close", "left_wrist", "right_wrist")
@@ -28,6 +38,18 @@ def check_task(task: str) -> str:
     if task not in TASK_DESCRIPTIONS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
     return task
+
+
+def task_instructions(task: str) -> tuple[str, ...]:
+    """Every task string an episode of `task` can carry (one, except for `lift_named`)."""
+    check_task(task)
+    if task == "lift_named":
+        return tuple(TASK_DESCRIPTIONS[task].format(colour=colour) for colour in CUBE_COLOURS)
+    return (TASK_DESCRIPTIONS[task],)
+
+
+def default_episode_length(task: str) -> int:
+    return EPISODE_LENGTHS[check_task(task)]
 
 
 def check_cameras(cameras: Sequence[str]) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Self
 
 import numpy as np
 
-from ..envs.constants import EPISODE_LENGTH, TASK_DESCRIPTIONS
+from .gaze import DEFAULT_GAZE_MIN_SIZE
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ class EpisodeSpec:
     task: str
     cameras: Sequence[str]
     image_size: tuple[int, int]
-    episode_length: int = EPISODE_LENGTH
+    episode_length: int | None = None  # None: the task's
     keep_failed: bool = False
+    gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE  # fraction of the image's short side (sim.gaze.widen_box)
+    shadows: bool = True  # False renders ~3x faster; evaluate with --env.shadows=false then
 
 
 @dataclass
@@ -52,6 +54,7 @@ class SimulatedEpisode:
     # task) when the episode is kept, else None (not rendered).
     frames: list[dict] | None = field(default=None, repr=False)
     success: bool = False  # the rendered replay reached success
+    instruction: str = ""  # the episode's task string
 
 
 @dataclass
@@ -68,8 +71,9 @@ def make_env(spec: EpisodeSpec):
     from ..envs.aloha_multicam import AlohaMultiCamEnv
 
     return AlohaMultiCamEnv(
-        task=spec.task, cameras=spec.cameras, image_size=spec.image_size, episode_length=spec.episode_length
-    )
+        task=spec.task, cameras=spec.cameras, image_size=spec.image_size, episode_length=spec.episode_length,
+        gaze_min_size=spec.gaze_min_size, shadows=spec.shadows,
+    )  # fmt: skip
 
 
 def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
@@ -79,9 +83,9 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
     episode = scripted_episode(spec.task, seed, spec.episode_length)
     scripted_ok = replay(episode).success  # physics only: skip rendering what won't be kept
     if not (scripted_ok or spec.keep_failed):
-        return SimulatedEpisode(seed, scripted_ok)
-    task_string = TASK_DESCRIPTIONS[spec.task]
-    obs, info = env.reset(seed=seed, options={"object_pose": episode.object_pose})
+        return SimulatedEpisode(seed, scripted_ok, instruction=episode.scene.instruction)
+    task_string = episode.scene.instruction
+    obs, info = env.reset(seed=seed, options={"scene": episode.scene})
     frames, success = [], False
     for action in episode.actions:
         frame = {
@@ -95,7 +99,7 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
         frames.append(frame)
         obs, _, _, _, info = env.step(action)
         success |= info["is_success"]
-    return SimulatedEpisode(seed, scripted_ok, frames, bool(success))
+    return SimulatedEpisode(seed, scripted_ok, frames, bool(success), task_string)
 
 
 def _worker_main(conn, spec: EpisodeSpec) -> None:

@@ -21,6 +21,11 @@ import numpy as np
 
 ABSENT_BOX = np.full(4, -1.0, dtype=np.float32)
 
+# Smallest side of a gaze box, as a fraction of the image's short side: a tight box around a 4 cm cube
+# is a few pixels in the top camera, and a crop of it alone shows a blob of colour; at a quarter of the
+# short side the crop keeps the object's surroundings (gripper, neighbouring cubes) and its identity.
+DEFAULT_GAZE_MIN_SIZE = 0.25
+
 # The 12 edges of a box, as pairs of corner indices; corner i has signs from the bits of i.
 _CORNER_SIGNS = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], dtype=np.float64) * 2 - 1
 _EDGES = [(i, i | (1 << b)) for i in range(8) for b in range(3) if not i & (1 << b)]
@@ -39,8 +44,31 @@ def _geom_corners_world(physics, geom_ids: np.ndarray) -> np.ndarray:
     return np.einsum("gij,gkj->gki", xmat, local) + physics.data.geom_xpos[geom_ids][:, None]
 
 
-def gaze_box(physics, camera: str, geom_ids: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+def widen_box(box: np.ndarray, image_size: tuple[int, int], min_size: float) -> np.ndarray:
+    """Grow `box` (normalised [x0, y0, x1, y1]) about its centre so each side spans at least
+    ``min_size`` x the image's short side, shifted (not clipped) to stay inside the image.
+
+    >>> widen_box(np.array([0.5, 0.5, 0.52, 0.52]), (96, 128), 0.25)   # 2.6 x 1.9 px -> 24 x 24 px
+    array([0.41625, 0.385  , 0.60375, 0.635  ], dtype=float32)
+    """
+    if min_size <= 0 or box[0] < 0:  # nothing asked, or absent
+        return box
+    height, width = image_size
+    side = min_size * min(height, width)  # pixels
+    out = np.asarray(box, dtype=np.float64).copy()
+    for lo, hi, extent in ((0, 2, width), (1, 3, height)):
+        span = max(out[hi] - out[lo], min(side / extent, 1.0))
+        centre = np.clip((out[lo] + out[hi]) / 2, span / 2, 1 - span / 2)
+        out[lo], out[hi] = centre - span / 2, centre + span / 2
+    return out.astype(np.float32)
+
+
+def gaze_box(
+    physics, camera: str, geom_ids: np.ndarray, image_size: tuple[int, int], min_size: float = 0.0
+) -> np.ndarray:
     """Normalised [x0, y0, x1, y1] (x right, y down) of the geoms seen by `camera`, or ABSENT_BOX.
+
+    ``min_size``: see :func:`widen_box` (0: the tight box).
 
     Pinhole model as MuJoCo renders it: camera frame columns of ``cam_xmat`` (x right, y up, looking
     along -z), vertical field of view ``cam_fovy``, square pixels, near plane ``znear * extent``.
@@ -72,4 +100,4 @@ def gaze_box(physics, camera: str, geom_ids: np.ndarray, image_size: tuple[int, 
     x0, x1, y0, y1 = u.min(), u.max(), v.min(), v.max()
     if x1 <= 0 or x0 >= 1 or y1 <= 0 or y0 >= 1:  # entirely outside the image
         return ABSENT_BOX.copy()
-    return np.clip([x0, y0, x1, y1], 0.0, 1.0).astype(np.float32)
+    return widen_box(np.clip([x0, y0, x1, y1], 0.0, 1.0).astype(np.float32), image_size, min_size)

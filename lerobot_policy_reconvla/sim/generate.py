@@ -12,7 +12,13 @@ physics-only replay, and (if successful, or with ``--keep-failed``) replayed aga
     observation.state           (14,) float32   joint positions before the action
     action                      (14,) float32   joint targets
     observation.gaze_box.<cam>  (4,) float32    [x0, y0, x1, y1] in [0, 1], [-1]*4 when out of view
-    task                        "Insert the peg into the socket." / "Pick up the cube with ..."
+    task                        the episode's task string ("Insert the peg into the socket.",
+                                "Pick up the green cube.", ...)
+
+Tasks: ``insertion`` and ``transfer_cube`` (bimanual, 400 steps), ``lift`` and ``lift_named`` (right
+arm, 150 steps; ``lift_named`` places three cubes and names one per episode). Gaze boxes are the task
+objects' (``lift_named``: the named cube's), widened to at least ``--gaze-min-size`` of the image's
+short side (default 0.25, ``sim.gaze.DEFAULT_GAZE_MIN_SIZE``; 0 keeps them tight).
 
 Episodes are simulated and rendered by ``--workers`` processes (default: the cores available) and
 written by this one in seed order (``sim.episodes``), so the dataset is the one a single process
@@ -40,9 +46,10 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from ..aloha_joints import JOINT_NAMES
-from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASK_DESCRIPTIONS, TASKS
-from ..envs.constants import EPISODE_LENGTH, check_cameras, check_task
+from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASKS
+from ..envs.constants import check_cameras, check_task, default_episode_length, task_instructions
 from .episodes import default_workers
+from .gaze import DEFAULT_GAZE_MIN_SIZE
 from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred
 from .recovery import write_sidecar
 
@@ -77,7 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="first seed (object placement, as gym-aloha)")
     p.add_argument("--keep-failed", action="store_true", help="also save episodes the script failed")
     p.add_argument("--images", action="store_true", help="store PNG images instead of MP4 videos")
-    p.add_argument("--episode-length", type=int, default=EPISODE_LENGTH, help="steps per episode (400)")
+    p.add_argument("--episode-length", type=int, default=None,
+                   help="steps per episode (default: the task's, 400 for the bimanual tasks, 150 for the lifts)")
+    p.add_argument("--no-shadows", dest="shadows", action="store_false",
+                   help="render without shadows (~3x faster; evaluate with --env.shadows=false to match)")
+    p.add_argument("--gaze-min-size", type=float, default=DEFAULT_GAZE_MIN_SIZE,
+                   help="smallest gaze-box side as a fraction of the image's short side (0: tight boxes)")
     p.add_argument("--max-attempts", type=int, default=None, help="give up after this many seeds (3 x episodes)")
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="processes simulating and rendering episodes in parallel (default: the cores available)")
@@ -95,6 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--num-episodes must be positive")
     if args.workers <= 0:
         p.error(f"--workers must be positive, got {args.workers}")
+    if not 0 <= args.gaze_min_size <= 1:
+        p.error(f"--gaze-min-size is a fraction of the image's short side in [0, 1], got {args.gaze_min_size}")
+    args.episode_length = args.episode_length or default_episode_length(args.task)
     return args
 
 
@@ -122,8 +137,8 @@ def _check_compatible(meta, features: dict, task: str) -> None:
     if extra:
         raise SystemExit(f"refusing to resume: the existing dataset also has {extra}; pass the same --cameras")
     tasks = set(meta.tasks.index) if meta.tasks is not None else set()
-    if tasks and tasks != {TASK_DESCRIPTIONS[task]}:
-        raise SystemExit(f"refusing to resume: the existing dataset's tasks are {sorted(tasks)}, not {task!r}")
+    if not tasks <= set(task_instructions(task)):
+        raise SystemExit(f"refusing to resume: the existing dataset's tasks are {sorted(tasks)}, not {task!r}'s")
     if meta.fps != FPS:
         raise SystemExit(f"refusing to resume: existing fps {meta.fps} != {FPS}")
 
@@ -154,6 +169,12 @@ def open_dataset(args, features: dict):
             )
         if state.get("task") != args.task:
             raise SystemExit(f"refusing to resume: {root} was generated for task {state.get('task')!r}")
+        if state.get("shadows", True) != args.shadows:
+            raise SystemExit(f"refusing to resume: {root} was rendered with shadows={state.get('shadows', True)}, "
+                             f"this run asks for shadows={args.shadows} (--no-shadows)")
+        if state.get("gaze_min_size", 0.0) != args.gaze_min_size:
+            raise SystemExit(f"refusing to resume: {root} was generated with --gaze-min-size "
+                             f"{state.get('gaze_min_size', 0.0)}, this run asks for {args.gaze_min_size}")
         return reopen(root), state, reopen
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"refusing to write: {root} exists, is not empty and holds no LeRobot dataset (meta/info.json)")
@@ -162,7 +183,8 @@ def open_dataset(args, features: dict):
         return LeRobotDataset.create(repo_id=args.repo_id, fps=FPS, features=features, root=path, robot_type="aloha",
                                      use_videos=not args.images, **writer_kwargs)
 
-    state = {"task": args.task, "cameras": args.cameras, "next_seed": args.seed, "episodes": []}
+    state = {"task": args.task, "cameras": args.cameras, "gaze_min_size": args.gaze_min_size, "shadows": args.shadows,
+             "next_seed": args.seed, "episodes": []}
     return create_committed(root, create, state, reopen), state, reopen
 
 
@@ -193,7 +215,8 @@ def main(argv=None) -> int:
     dataset, state, reopen = open_dataset(args, features)
     start_count = dataset.meta.total_episodes
     max_attempts = args.max_attempts or 3 * args.num_episodes
-    spec = EpisodeSpec(args.task, tuple(args.cameras), tuple(args.image_size), args.episode_length, args.keep_failed)
+    spec = EpisodeSpec(args.task, tuple(args.cameras), tuple(args.image_size), args.episode_length, args.keep_failed,
+                       args.gaze_min_size, args.shadows)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     attempts = successes = frames = 0
@@ -217,7 +240,8 @@ def main(argv=None) -> int:
                     dataset.add_frame(frame)
                 with signals_deferred():  # saved and committed as one step (sim.recovery)
                     dataset.save_episode()
-                    state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed, "success": result.success})
+                    state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed,
+                                              "success": result.success, "task": result.instruction})
                     state["next_seed"] = seed + 1
                     dataset = commit_episode(dataset, state, reopen)
                 frames += len(result.frames)

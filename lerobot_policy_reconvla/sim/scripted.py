@@ -1,4 +1,4 @@
-"""Scripted bimanual demonstrations for gym-aloha's insertion and transfer-cube scenes.
+"""Scripted demonstrations for gym-aloha's insertion and transfer-cube scenes and the one-arm lifts.
 
 The ACT recipe (Zhao et al. 2023, sim data): end-effector waypoints, linearly interpolated, drive the
 mocap-welded grippers of the *end-effector* scene; the joint positions that result (and the commanded
@@ -10,7 +10,8 @@ scene in both simulations and in ``AlohaMultiCamEnv.reset(seed=...)``.
 
     episode = scripted_episode("insertion", seed=3)     # mocap rollout, no rendering (~0.2 s)
     episode.actions                                      # (400, 14) float64 joint targets, action[t]
-    episode.object_pose                                  # (14,) peg + socket poses
+                                                         # (the lift tasks: 150 steps, right arm only)
+    episode.scene.object_pose                            # (14,) peg + socket poses
     result = replay(episode)                             # joint-space replay, no rendering
     result.success                                       # gym-aloha's success (reward 4) reached
 
@@ -31,8 +32,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 from gym_aloha.constants import normalize_puppet_gripper_position
 
-from ..envs.constants import EPISODE_LENGTH, check_task
-from .tasks import SUCCESS_REWARD, make_task_environment, object_pose_for_seed
+from ..envs.constants import CUBE_COLOURS, check_task, default_episode_length
+from .tasks import Scene, make_task_environment, scene_for_seed
 
 # --- quaternions (w, x, y, z), as MuJoCo stores them -------------------------------------------------
 
@@ -152,7 +153,38 @@ def insertion_waypoints(start_left, start_right, object_pose):
     return left, right
 
 
-WAYPOINT_FNS = {"insertion": insertion_waypoints, "transfer_cube": transfer_cube_waypoints}
+def lift_waypoints(start_left, start_right, cube_pose):
+    """Right arm picks the cube and lifts it 10 cm; the left arm stays where it starts."""
+    cube = np.asarray(cube_pose[:3])
+    pick = quat_mul(start_right[3:], quat_from_axis_angle([0, 1, 0], -60))  # as transfer_cube's grasp
+    W = Waypoint
+    left = [W(0, start_left[:3], start_left[3:], 0), W(150, start_left[:3], start_left[3:], 0)]
+    right = [
+        W(0, start_right[:3], start_right[3:], 0),
+        W(55, cube + [0, 0, 0.08], pick, 1),  # above the cube, open
+        W(90, cube + [0, 0, -0.015], pick, 1),  # down around it
+        W(105, cube + [0, 0, -0.015], pick, 0),  # close
+        W(115, cube + [0, 0, -0.015], pick, 0),  # let the joint-space replay's fingers settle on it
+        W(140, cube + [0, 0, 0.1], pick, 0),  # lift
+        W(150, cube + [0, 0, 0.1], pick, 0),
+    ]
+    return left, right
+
+
+WAYPOINT_FNS = {
+    "insertion": insertion_waypoints,
+    "transfer_cube": transfer_cube_waypoints,
+    "lift": lift_waypoints,
+    "lift_named": lift_waypoints,
+}
+
+
+def scripted_object_pose(scene: Scene) -> np.ndarray:
+    """The pose(s) the script moves to: every object, or for the lift tasks the named cube's (7,)."""
+    if scene.target is None:
+        return scene.object_pose
+    i = CUBE_COLOURS.index(scene.target) if scene.task == "lift_named" else 0
+    return scene.object_pose[7 * i : 7 * i + 7]
 
 
 # --- mocap rollout -> joint trajectory -------------------------------------------------------------
@@ -183,13 +215,13 @@ def stiffen_mocap_welds(physics, torquescale: float | None = None) -> None:
 class ScriptedEpisode:
     task: str
     seed: int
-    object_pose: np.ndarray  # (7,) or (14,)
+    scene: Scene  # object poses, task string, named cube
     actions: np.ndarray  # (T, 14) joint targets; grippers normalised as the joint env expects
     ee_success: bool  # success already reached in the mocap scene
     ee_max_reward: float
 
 
-def scripted_episode(task: str, seed: int, episode_length: int = EPISODE_LENGTH) -> ScriptedEpisode:
+def scripted_episode(task: str, seed: int, episode_length: int | None = None) -> ScriptedEpisode:
     """Roll the waypoint script out in the mocap scene; return the joint targets to replay.
 
     action[t] = the arm joint positions the mocap scene reached *after* its step t, with the grippers
@@ -197,11 +229,15 @@ def scripted_episode(task: str, seed: int, episode_length: int = EPISODE_LENGTH)
     so a closing gripper keeps squeezing in the replay.
     """
     check_task(task)
+    episode_length = episode_length or default_episode_length(task)
     env = make_task_environment(task, mocap=True)
     stiffen_mocap_welds(env.physics)
-    env.task.object_pose = object_pose = object_pose_for_seed(task, seed)
+    scene = scene_for_seed(task, seed)
+    scene.apply(env)
     ts = env.reset()
-    left, right = WAYPOINT_FNS[task](ts.observation["mocap_pose_left"], ts.observation["mocap_pose_right"], object_pose)
+    left, right = WAYPOINT_FNS[task](
+        ts.observation["mocap_pose_left"], ts.observation["mocap_pose_right"], scripted_object_pose(scene)
+    )
 
     actions = np.zeros((episode_length, 14))  # (T, 14)
     rewards = []
@@ -216,9 +252,9 @@ def scripted_episode(task: str, seed: int, episode_length: int = EPISODE_LENGTH)
     return ScriptedEpisode(
         task=task,
         seed=seed,
-        object_pose=np.asarray(object_pose, dtype=np.float64),
+        scene=scene,
         actions=actions,
-        ee_success=bool(max(rewards) == SUCCESS_REWARD),
+        ee_success=bool(max(rewards) == env.task.max_reward),
         ee_max_reward=float(max(rewards)),
     )
 
@@ -234,7 +270,7 @@ class ReplayResult:
 def replay(episode: ScriptedEpisode) -> ReplayResult:
     """Replay the joint targets in the joint-space scene, physics only (no rendering)."""
     env = make_task_environment(episode.task, mocap=False)
-    env.task.object_pose = episode.object_pose
+    episode.scene.apply(env)
     ts = env.reset()
     states, rewards = [], []
     for action in episode.actions:
@@ -243,7 +279,7 @@ def replay(episode: ScriptedEpisode) -> ReplayResult:
         rewards.append(ts.reward)
     rewards = np.asarray(rewards, dtype=np.float64)
     return ReplayResult(
-        success=bool(rewards.max() == SUCCESS_REWARD),
+        success=bool(rewards.max() == env.task.max_reward),
         max_reward=float(rewards.max()),
         rewards=rewards,
         states=np.asarray(states),
@@ -257,7 +293,7 @@ class ScriptedPolicy:
     reset with the same seed. After the last step the final action is held.
     """
 
-    def __init__(self, task: str, seed: int, episode_length: int = EPISODE_LENGTH):
+    def __init__(self, task: str, seed: int, episode_length: int | None = None):
         self.episode = scripted_episode(task, seed, episode_length)
 
     def __len__(self) -> int:

@@ -43,7 +43,7 @@ class AlohaSim(Robot):
         # Camera name -> scene camera. LeRobot's CLIs size image writers with len(robot.cameras).
         self.cameras = {name: SIM_CAMERAS[name] for name in config.cameras}
         self.substeps = config.substeps  # physics steps (0.02 s) per control step
-        self.task_description = TASK_DESCRIPTIONS[config.task]
+        self.task_description = TASK_DESCRIPTIONS[config.task]  # the scene's own once connected (lift_named)
         self._env = None
         self._renderer = None  # sim.render.MultiCameraRenderer of the connected scene
         self.scene_seed: int | None = None
@@ -90,10 +90,12 @@ class AlohaSim(Robot):
         logger.info("%s connected (task %s, seed %d, %d Hz).", self, self.config.task, self.config.seed, self.config.fps)
 
     def _start_scene(self, seed: int) -> None:
-        from ...sim.tasks import object_pose_for_seed
+        from ...sim.tasks import scene_for_seed
 
         self.scene_seed = seed
-        self._env.task.object_pose = object_pose_for_seed(self.config.task, seed)
+        scene = scene_for_seed(self.config.task, seed)
+        scene.apply(self._env)
+        self.task_description = scene.instruction
         self._timestep = self._env.reset()
         self._target = np.asarray(self._timestep.observation["qpos"], dtype=np.float64).copy()  # (14,)
         self.sim_step, self.reward, self.is_success = 0, 0.0, False
