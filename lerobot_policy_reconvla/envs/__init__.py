@@ -59,6 +59,8 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     render_mode: str = "rgb_array"
     # gym-aloha renders shadows; false is ~3x faster on a CPU but the images differ: match the training data.
     shadows: bool = True
+    # Place every episode as this seed does (one scene, evaluated again and again); None: by episode seed.
+    scene_seed: int | None = None
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=dict)
 
@@ -108,6 +110,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
             "episode_length": self.episode_length,
             "render_mode": self.render_mode,
             "shadows": self.shadows,
+            "scene_seed": self.scene_seed,
             # Consumed by gym.make: wraps the env in TimeLimit, which lerobot-eval reads.
             "max_episode_steps": self.episode_length,
         }

@@ -47,6 +47,8 @@ class AlohaMultiCamEnv(gym.Env):
         gaze_boxes: compute ``info["gaze_boxes"]`` every step (cheap: no rendering involved).
         gaze_min_size: smallest side of a gaze box, as a fraction of the image's short side
             (``sim.gaze``): a small object's box grows around its centre to keep its surroundings.
+        scene_seed: place every episode as this seed does, whatever seed ``reset`` gets (one scene
+            evaluated again and again, e.g. whether a policy fits the placement it was trained on).
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
     """
@@ -63,6 +65,7 @@ class AlohaMultiCamEnv(gym.Env):
         gaze_boxes: bool = True,
         shadows: bool = True,
         gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE,
+        scene_seed: int | None = None,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -78,6 +81,7 @@ class AlohaMultiCamEnv(gym.Env):
         self.render_mode = render_mode
         self.compute_gaze_boxes = gaze_boxes
         self.gaze_min_size = float(gaze_min_size)
+        self.scene_seed = scene_seed
         self.joint_names = JOINT_NAMES
         self.scene: Scene = scene_for_seed(self.task, 0)  # replaced at every reset
         self.task_description = self.scene.instruction  # read by lerobot-eval every step: this episode's
@@ -143,7 +147,7 @@ class AlohaMultiCamEnv(gym.Env):
         else:
             # Unseeded resets draw a seed from the env's RNG, so a seeded first reset fixes the sequence.
             episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
-            scene = scene_for_seed(self.task, episode_seed)
+            scene = scene_for_seed(self.task, episode_seed if self.scene_seed is None else self.scene_seed)
         if "object_pose" in options:
             scene = dataclasses.replace(scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64))
         if scene.task != self.task:
