@@ -1,16 +1,15 @@
 """The main job, end to end through LeRobot's own CLIs, offline on the CPU.
 
-1. generate a small three-camera ALOHA sim dataset with gaze boxes (scripted transfer-cube demos),
-2. train the tiny ReconVLA on it with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
-   evaluating in `aloha_multicam` during training,
-3. evaluate the last checkpoint with `lerobot-eval`,
-4. write the reconstruction pictures of the last checkpoint,
-5. print where everything is and the figures (losses, success rate, seconds).
+1. generate three-camera ALOHA sim demonstrations with gaze boxes (scripted one-arm cube lifts at
+   random placements, seeds 0, 1, ...),
+2. train the tiny ReconVLA on them with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
+   saving a checkpoint at every point of the curve,
+3. evaluate every checkpoint with `lerobot-eval` in `aloha_multicam` on held-out placements (LeRobot's
+   evaluation seeds, 1000 upwards, which no demonstration used),
+4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
+5. print where everything is and the figures (losses, success rates, seconds).
 
-    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--steps 150] [--episodes 2]
-
-The tiny model trained for minutes on two demonstrations does not solve the task (expect 0 %
-success); the demo shows the whole pipeline working, not a result.
+    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--task lift] [--steps 1200]
 
 Every stage is a subprocess running the command a user would type; its full log is kept next to its
 outputs, and the command lines are printed so any stage can be rerun by hand.
@@ -30,25 +29,34 @@ import sys
 import time
 from pathlib import Path
 
+from .envs.constants import TASKS, default_episode_length
 from .presets import preset_path
+
+# Chosen from timed runs on 2 CPU cores (docs/sim.md, "Learning the lift"): the tiny preset's success on
+# held-out lift placements rises above zero within this budget.
+DEFAULT_EPISODES = 30
+DEFAULT_STEPS = 1200
 
 MARKER = ".reconvla_demo"
 # What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
 STAGE_OUTPUTS = ("train", "eval", "reconstructions", "data.log", "train.log", "eval.log", "reconstructions.log",
-                 "summary.json")  # fmt: skip
-TRAIN_EVAL_LINE = re.compile(r"Suite overall aggregated: \{.*?'pc_success': ([\d.]+)")
+                 "summary.json", "success_curve.png")  # fmt: skip
 STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
 
 
-def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float]) -> str:
-    """Runs one stage, teeing its output to `log_path`; fails loudly with the log's tail."""
+def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
+    """Runs one stage, writing its output to `log_path` (after what is there with `append`); fails loudly
+    with the log's tail; returns this stage's output."""
     print(f"\n[{name}] $ {' '.join(command)}", flush=True)
     start = time.perf_counter()
     env = dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    with open(log_path, "w") as log:
+    offset = log_path.stat().st_size if append and log_path.exists() else 0
+    with open(log_path, "a" if append else "w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
     timings[name] = time.perf_counter() - start
-    output = log_path.read_text()
+    with open(log_path) as log:
+        log.seek(offset)
+        output = log.read()
     if result.returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
         raise SystemExit(f"[{name}] failed (exit {result.returncode}); last lines of {log_path}:\n{tail}")
@@ -87,28 +95,72 @@ def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
     return [(int(s), float(l), float(a), float(r)) for s, l, a, r in STEP_LINE.findall(train_log)]
 
 
+def checkpoint_steps(steps: int, points: int) -> list[int]:
+    """Training steps at which the curve is measured: multiples of ``steps // points`` (lerobot-train's
+    --save_freq), the last one `steps` (lerobot-train always saves the last step).
+
+    >>> checkpoint_steps(1200, 3), checkpoint_steps(1000, 3)
+    ([400, 800, 1200], [333, 666, 1000])
+    """
+    if points < 1 or steps < points:
+        raise ValueError(f"need 1 <= curve points <= steps, got {points} points for {steps} steps")
+    every = steps // points
+    return [every * (i + 1) for i in range(points - 1)] + [steps]
+
+
+def plot_success_curve(curve: list[tuple[int, float]], n_episodes: int, task: str, path: Path) -> None:
+    """Success rate (%) on held-out placements against the training step, one point per checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, success = zip(*curve, strict=True)
+    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
+    axis.plot(steps, success, marker="o")
+    axis.set_xlabel("training step")
+    axis.set_ylabel(f"success (%) over {n_episodes} episodes")
+    axis.set_ylim(-5, 105)
+    axis.set_title(f"tiny ReconVLA, {task}, held-out placements")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/demo"))
-    parser.add_argument("--steps", type=int, default=150, help="training steps")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--episodes", type=int, default=2, help="scripted demonstrations to generate")
-    parser.add_argument("--eval-episodes", type=int, default=1, help="lerobot-eval episodes")
-    parser.add_argument("--episode-length", type=int, default=400, help="sim steps per episode")
-    parser.add_argument("--task", default="transfer_cube", choices=["transfer_cube", "insertion"])
+    parser.add_argument("--task", default="lift", choices=list(TASKS))
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scripted demonstrations to generate")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--curve-points", type=int, default=3, help="checkpoints evaluated (the last at --steps)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="lerobot-eval episodes per checkpoint")
+    parser.add_argument("--episode-length", type=int, default=None, help="sim steps per episode (the task's)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
+    parser.add_argument("--image-resolution", type=int, default=112,
+                        help="side the policy resizes each camera to (tokens per camera: (side // 14)^2)")
+    parser.add_argument("--shadows", action="store_true", help="render shadows (about 3x slower on a CPU)")
+    parser.add_argument("--seed", type=int, default=1000, help="lerobot-train's seed (model init, batch order)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="dataset directory of the demonstrations (default: <output-dir>/data); runs that "
+                             "differ only in training can share one")
     args = parser.parse_args(argv)
+    curve_steps = checkpoint_steps(args.steps, args.curve_points)
+    episode_length = args.episode_length or default_episode_length(args.task)
 
     out = args.output_dir.resolve()
     prepare_output_dir(out)
     timings: dict[str, float] = {}
     repo_id = f"local/aloha_sim_{args.task}_3cam"
-    data_root = out / "data"
+    data_root = args.data_root.resolve() if args.data_root else out / "data"
     train_dir = out / "train"
     height, width = args.image_size
+    shadows = "true" if args.shadows else "false"
     env_args = [
         "--env.type=aloha_multicam", f"--env.task={args.task}", f"--env.observation_height={height}",
-        f"--env.observation_width={width}", f"--env.episode_length={args.episode_length}",
+        f"--env.observation_width={width}", f"--env.episode_length={episode_length}", f"--env.shadows={shadows}",
     ]  # fmt: skip
 
     # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
@@ -116,50 +168,63 @@ def main(argv: list[str] | None = None) -> dict:
     generate = [
         sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={args.task}",
         f"--num-episodes={args.episodes}", f"--root={data_root}", f"--repo-id={repo_id}",
-        "--image-size", str(height), str(width), f"--episode-length={args.episode_length}",
+        "--image-size", str(height), str(width), f"--episode-length={episode_length}",
     ]  # fmt: skip
-    if args.episode_length < 400:
+    if not args.shadows:
+        generate.append("--no-shadows")
+    if episode_length < default_episode_length(args.task):
         generate.append("--keep-failed")  # a shortened episode cannot finish the task
     run_stage("data", generate, out / "data.log", timings)
 
-    # 2. Train, with one evaluation episode in aloha_multicam at the end of training.
+    # 2. Train, saving a checkpoint at every point of the curve.
+    save_freq = args.steps // args.curve_points
     train_log = run_stage(
         "train",
         [
             lerobot_cli("lerobot-train"), f"--config_path={preset_path('reconvla_tiny')}",
             f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--output_dir={train_dir}",
-            f"--steps={args.steps}", f"--batch_size={args.batch_size}", f"--save_freq={args.steps}",
+            f"--steps={args.steps}", f"--batch_size={args.batch_size}", f"--save_freq={save_freq}",
             f"--log_freq={max(1, args.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
-            *env_args, f"--env_eval_freq={args.steps}", "--eval.n_episodes=1", "--eval.batch_size=1",
+            f"--policy.image_resolution=[{args.image_resolution},{args.image_resolution}]",
+            f"--seed={args.seed}", "--env_eval_freq=0",
         ],  # fmt: skip
         out / "train.log",
         timings,
     )
     losses = parse_losses(train_log)
-    train_evals = [float(pc) for pc in TRAIN_EVAL_LINE.findall(train_log)]
-    checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
+    from lerobot.common.train_utils import get_step_checkpoint_dir
 
-    # 3. Evaluate the last checkpoint.
-    eval_dir = out / "eval"
-    run_stage(
-        "eval",
-        [
-            lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
-            f"--eval.n_episodes={args.eval_episodes}", "--eval.batch_size=1", f"--output_dir={eval_dir}",
-        ],  # fmt: skip
-        out / "eval.log",
-        timings,
-    )
-    eval_info = json.loads((eval_dir / "eval_info.json").read_text())
-    success = eval_info["overall"]["pc_success"]
-    videos = sorted(eval_dir.rglob("*.mp4"))
+    checkpoints = {step: get_step_checkpoint_dir(train_dir, args.steps, step) / "pretrained_model" for step in curve_steps}
+
+    # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
+    curve: list[tuple[int, float]] = []
+    eval_log = ""
+    for step, checkpoint in checkpoints.items():
+        eval_dir = out / "eval" / f"{step:06d}"
+        eval_log += run_stage(
+            f"eval step {step}",
+            [
+                lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
+                f"--eval.n_episodes={args.eval_episodes}", "--eval.batch_size=1", f"--output_dir={eval_dir}",
+            ],  # fmt: skip
+            out / "eval.log",
+            timings,
+            append=True,
+        )
+        curve.append((step, json.loads((eval_dir / "eval_info.json").read_text())["overall"]["pc_success"]))
+    success = curve[-1][1]
+    final_eval = out / "eval" / f"{args.steps:06d}"
+    videos = sorted(final_eval.rglob("*.mp4"))
+    curve_png = out / "success_curve.png"
+    plot_success_curve(curve, args.eval_episodes, args.task, curve_png)
 
     # 4. Reconstructions of the trained head.
+    checkpoint = checkpoints[args.steps]
     run_stage(
         "reconstructions",
         [
             sys.executable, "-m", "lerobot_policy_reconvla.visualize", f"--policy-path={checkpoint}",
-            f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", f"--frame-index={args.episode_length // 2}",
+            f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", f"--frame-index={episode_length // 2}",
             f"--out-dir={out / 'reconstructions'}",
         ],  # fmt: skip
         out / "reconstructions.log",
@@ -169,11 +234,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 5. Summary.
     summary = {
+        "task": args.task,
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
-        "train_eval_success_pc": train_evals,
+        "eval_episodes": args.eval_episodes,
         "eval_success_pc": success,
+        "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
+        "success_curve_png": str(curve_png),
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,
@@ -181,10 +249,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n==================== ReconVLA demo ====================")
-    print(f"dataset          {data_root}")
+    print(f"dataset          {data_root} ({args.episodes} scripted {args.task} demonstrations)")
     print(f"checkpoint       {checkpoint}")
-    print(f"eval in training success {', '.join(f'{pc:.0f}%' for pc in train_evals)} (1 episode at step {args.steps})")
-    print(f"eval             {eval_dir}  success {success:.0f}% over {args.eval_episodes} episode(s)")
+    print(f"success          {success:.0f}% over {args.eval_episodes} held-out placements at step {args.steps}")
+    print("success curve    " + ", ".join(f"step {step}: {pc:.0f}%" for step, pc in curve) + f"  ({curve_png})")
     for video in videos:
         print(f"eval video       {video}")
     for picture in pictures:
@@ -193,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         (s0, l0, a0, r0), (s1, l1, a1, r1) = losses[0], losses[-1]
         print(f"loss             step {s0}: {l0:.3f} (action {a0:.3f}, recon {r0:.3f})")
         print(f"                 step {s1}: {l1:.3f} (action {a1:.3f}, recon {r1:.3f})")
-    print("seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    print("seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}")
     print(f"summary          {out / 'summary.json'}")
     return summary
 

@@ -24,7 +24,7 @@ def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
     assert (out / MARKER).is_file()
     for name in ("data/meta", "train/checkpoints", "eval/videos", "reconstructions"):
         (out / name).mkdir(parents=True)
-    for name in ("data/meta/info.json", "train.log", "summary.json", "notes.txt"):
+    for name in ("data/meta/info.json", "train.log", "summary.json", "success_curve.png", "notes.txt"):
         (out / name).write_text("{}")
     prepare_output_dir(out)  # a previous demo output
     assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "data", "notes.txt"])
@@ -40,23 +40,25 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "lerobot_policy_reconvla.demo", f"--output-dir={out}", "--episodes=1",
-         "--episode-length=40", "--steps=4", "--batch-size=2"],
+         "--episode-length=30", "--steps=4", "--batch-size=2", "--curve-points=2", "--eval-episodes=1",
+         "--image-size", "48", "64"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"data", "train", "eval", "reconstructions"}
-    eval_info = json.loads((out / "eval" / "eval_info.json").read_text())
-    assert eval_info["overall"]["n_episodes"] == 1
-    # The summary reports lerobot-eval's figure; a 40-step episode cannot transfer the cube.
-    assert summary["eval_success_pc"] == eval_info["overall"]["pc_success"] == 0.0
+    assert set(summary["seconds"]) == {"data", "train", "eval step 2", "eval step 4", "reconstructions"}
+    # One lerobot-eval per checkpoint; the summary reports lerobot-eval's figures, in training order.
+    for point in summary["success_curve"]:
+        eval_info = json.loads((out / "eval" / f"{point['step']:06d}" / "eval_info.json").read_text())
+        assert eval_info["overall"]["n_episodes"] == 1
+        assert point["success_pc"] == eval_info["overall"]["pc_success"]
+    assert [p["step"] for p in summary["success_curve"]] == [2, 4]
+    assert summary["eval_success_pc"] == summary["success_curve"][-1]["success_pc"] == 0.0  # 30 steps cannot lift
+    assert Image.open(out / "success_curve.png").width > 0
     assert summary["losses_first"][0] == 1 and summary["losses_last"][0] == 4
     assert (out / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
-    # lerobot-train evaluated in aloha_multicam once, at its last step, then lerobot-eval on the checkpoint.
-    assert "Eval policy at step 4" in (out / "train.log").read_text()
-    assert summary["train_eval_success_pc"] == [0.0]
     assert len(summary["reconstructions"]) == 3
     for path in summary["reconstructions"]:
         assert Image.open(path).height == 256 + 18
-    assert "ReconVLA demo" in result.stdout and "success" in result.stdout
+    assert "ReconVLA demo" in result.stdout and "success curve" in result.stdout
     assert (out / MARKER).is_file()

@@ -1,5 +1,6 @@
 """The three-camera ALOHA env: cameras, errors, gaze boxes checked against MuJoCo's segmentation."""
 
+import json
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -153,3 +154,60 @@ def test_env_config_features_follow_the_cameras():
     assert vec.call("task_description") == (TASK_DESCRIPTIONS["insertion"],)
     assert vec.call("_max_episode_steps") == (2,)
     vec.close()
+
+
+def test_gaze_boxes_grow_to_the_minimum_size_around_their_centre():
+    from lerobot_policy_reconvla.sim.gaze import widen_box
+
+    size = (96, 128)  # (H, W): short side 96 px, 0.25 of it = 24 px
+    box = widen_box(np.array([0.5, 0.5, 0.52, 0.52], dtype=np.float32), size, 0.25)
+    np.testing.assert_allclose([(box[2] - box[0]) * 128, (box[3] - box[1]) * 96], [24, 24], atol=1e-4)
+    np.testing.assert_allclose([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], [0.51, 0.51], atol=1e-6)
+    corner = widen_box(np.array([0.97, 0.0, 1.0, 0.02], dtype=np.float32), size, 0.25)  # shifted inside
+    np.testing.assert_allclose(corner, [1 - 24 / 128, 0.0, 1.0, 0.25], atol=1e-6)
+    large = np.array([0.1, 0.2, 0.6, 0.9], dtype=np.float32)
+    np.testing.assert_array_equal(widen_box(large, size, 0.25), large)
+    np.testing.assert_array_equal(widen_box(ABSENT_BOX, size, 0.25), ABSENT_BOX)
+    np.testing.assert_array_equal(widen_box(box, size, 0.0), box)
+
+
+def test_lift_named_names_one_cube_and_gazes_at_it():
+    from lerobot_policy_reconvla.envs.constants import CUBE_COLOURS, task_instructions
+    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, NAMED_MIN_SEPARATION
+
+    env = AlohaMultiCamEnv(task="lift_named", cameras=["top"], image_size=(96, 128), gaze_min_size=0)
+    named = set()
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        target = env.scene.target
+        named.add(target)
+        assert env.task_description == f"Pick up the {target} cube." in task_instructions("lift_named")
+        centres = env.physics.data.qpos[16:].reshape(len(CUBE_COLOURS), 7)[:, :2]  # (3, 2) cube x, y
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(3, 1)]
+        assert gaps.min() >= NAMED_MIN_SEPARATION
+        expected = gaze_box(env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128))
+        np.testing.assert_array_equal(info["gaze_boxes"]["top"], expected)
+        assert info["first_lifted"] == ""  # the cubes drop into place at reset: nothing is lifted
+    assert len(named) > 1  # the seed picks the cube
+
+
+def test_outcome_log_records_each_finished_episode(tmp_path):
+    from lerobot_policy_reconvla.sim.scripted import scripted_episode
+
+    log = tmp_path / "outcomes.jsonl"
+    env = AlohaMultiCamEnv(task="lift_named", cameras=["top"], image_size=(8, 8), gaze_boxes=False,
+                           outcome_log=str(log))  # fmt: skip
+    episode = scripted_episode("lift_named", 2)
+    env.reset(seed=2)
+    for action in episode.actions:
+        *_, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    env.reset(seed=3)
+    for _ in range(env.episode_length):  # standing still: nothing lifted, truncated
+        env.step(episode.actions[0])
+    first, second = [json.loads(line) for line in log.read_text().splitlines()]
+    assert first == {"seed": 2, "task": episode.scene.instruction, "target": episode.scene.target, "success": True,
+                     "steps": first["steps"], "first_lifted": episode.scene.target}  # fmt: skip
+    assert first["steps"] < 150 and terminated
+    assert second["seed"] == 3 and not second["success"] and second["first_lifted"] == "" and second["steps"] == 150

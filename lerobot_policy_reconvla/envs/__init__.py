@@ -61,6 +61,8 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     shadows: bool = True
     # Place every episode as this seed does (one scene, evaluated again and again); None: by episode seed.
     scene_seed: int | None = None
+    # Append one JSON line per finished episode here (seed, task string, success, first cube lifted).
+    outcome_log: str | None = None
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=dict)
 
@@ -111,6 +113,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
             "render_mode": self.render_mode,
             "shadows": self.shadows,
             "scene_seed": self.scene_seed,
+            "outcome_log": self.outcome_log,
             # Consumed by gym.make: wraps the env in TimeLimit, which lerobot-eval reads.
             "max_episode_steps": self.episode_length,
         }

@@ -20,6 +20,7 @@ The scenes and their physics come from ``sim.tasks``, the gaze boxes from ``sim.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 
@@ -49,6 +50,8 @@ class AlohaMultiCamEnv(gym.Env):
             (``sim.gaze``): a small object's box grows around its centre to keep its surroundings.
         scene_seed: place every episode as this seed does, whatever seed ``reset`` gets (one scene
             evaluated again and again, e.g. whether a policy fits the placement it was trained on).
+        outcome_log: a file to append one JSON line to per finished episode: its seed, task string,
+            success, steps and (lift tasks) the first cube lifted; a wrong-object rate counts those lines.
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
     """
@@ -66,6 +69,7 @@ class AlohaMultiCamEnv(gym.Env):
         shadows: bool = True,
         gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE,
         scene_seed: int | None = None,
+        outcome_log: str | None = None,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -82,6 +86,9 @@ class AlohaMultiCamEnv(gym.Env):
         self.compute_gaze_boxes = gaze_boxes
         self.gaze_min_size = float(gaze_min_size)
         self.scene_seed = scene_seed
+        self.outcome_log = outcome_log
+        self._episode_seed: int | None = None
+        self._succeeded = False
         self.joint_names = JOINT_NAMES
         self.scene: Scene = scene_for_seed(self.task, 0)  # replaced at every reset
         self.task_description = self.scene.instruction  # read by lerobot-eval every step: this episode's
@@ -143,11 +150,12 @@ class AlohaMultiCamEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         if "scene" in options:
-            scene = options["scene"]
+            scene, self._episode_seed = options["scene"], None
         else:
             # Unseeded resets draw a seed from the env's RNG, so a seeded first reset fixes the sequence.
             episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
-            scene = scene_for_seed(self.task, episode_seed if self.scene_seed is None else self.scene_seed)
+            self._episode_seed = episode_seed if self.scene_seed is None else self.scene_seed
+            scene = scene_for_seed(self.task, self._episode_seed)
         if "object_pose" in options:
             scene = dataclasses.replace(scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64))
         if scene.task != self.task:
@@ -158,6 +166,7 @@ class AlohaMultiCamEnv(gym.Env):
         scene.apply(self._env)
         self._step = 0
         self._first_lifted = ""
+        self._succeeded = False
         self._last_images = None
         ts = self._env.reset()
         return self._observation(ts.observation), self._info(False)
@@ -173,7 +182,17 @@ class AlohaMultiCamEnv(gym.Env):
         is_success = reward == self._env.task.max_reward
         terminated = is_success  # like gym-aloha: the episode ends on success
         truncated = self._step >= self.episode_length
-        return self._observation(ts.observation), reward, terminated, truncated, self._info(is_success)
+        info = self._info(is_success)
+        if (terminated or truncated) and self.outcome_log and not self._succeeded:
+            self._log_outcome(is_success, info)
+        self._succeeded |= is_success
+        return self._observation(ts.observation), reward, terminated, truncated, info
+
+    def _log_outcome(self, success: bool, info: dict) -> None:
+        record = {"seed": self._episode_seed, "task": self.task_description, "target": self.scene.target,
+                  "success": bool(success), "steps": self._step, "first_lifted": info.get("first_lifted")}  # fmt: skip
+        with open(self.outcome_log, "a") as log:
+            log.write(json.dumps(record) + "\n")
 
     def render(self):
         """The first camera at the observation size (used by lerobot-eval's videos)."""
