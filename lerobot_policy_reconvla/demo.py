@@ -34,8 +34,9 @@ from .presets import preset_path
 
 # Chosen from timed runs on 2 CPU cores (docs/sim.md, "Learning the lift"): the tiny preset's success on
 # held-out lift placements rises above zero within this budget.
-DEFAULT_EPISODES = 30
-DEFAULT_STEPS = 1200
+DEFAULT_EPISODES = 20
+OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
+DEFAULT_STEPS = 1000
 
 MARKER = ".reconvla_demo"
 # What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
@@ -95,6 +96,20 @@ def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
     return [(int(s), float(l), float(a), float(r)) for s, l, a, r in STEP_LINE.findall(train_log)]
 
 
+def read_outcomes(path: Path) -> list[dict]:
+    """The env's outcome log (one JSON line per finished episode, ``--env.outcome_log``)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wrong_object_pc(outcomes: list[dict]) -> float | None:
+    """Percent of episodes whose first lifted cube was not the named one (lift tasks; None otherwise)."""
+    named = [o for o in outcomes if o.get("target")]
+    if not named:
+        return None
+    wrong = sum(bool(o["first_lifted"]) and o["first_lifted"] != o["target"] for o in named)
+    return 100.0 * wrong / len(named)
+
+
 def checkpoint_steps(steps: int, points: int) -> list[int]:
     """Training steps at which the curve is measured: multiples of ``steps // points`` (lerobot-train's
     --save_freq), the last one `steps` (lerobot-train always saves the last step).
@@ -135,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scripted demonstrations to generate")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--curve-points", type=int, default=3, help="checkpoints evaluated (the last at --steps)")
+    parser.add_argument("--curve-points", type=int, default=2, help="checkpoints evaluated (the last at --steps)")
+    parser.add_argument("--n-action-steps", type=int, default=10,
+                        help="actions executed per predicted chunk (the preset's chunk is 20): replanning more often")
     parser.add_argument("--eval-episodes", type=int, default=10, help="lerobot-eval episodes per checkpoint")
     parser.add_argument("--episode-length", type=int, default=None, help="sim steps per episode (the task's)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
@@ -186,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"--steps={args.steps}", f"--batch_size={args.batch_size}", f"--save_freq={save_freq}",
             f"--log_freq={max(1, args.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
             f"--policy.image_resolution=[{args.image_resolution},{args.image_resolution}]",
-            f"--seed={args.seed}", "--env_eval_freq=0",
+            f"--seed={args.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={args.n_action_steps}",
         ],  # fmt: skip
         out / "train.log",
         timings,
@@ -205,7 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"eval step {step}",
             [
                 lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
-                f"--eval.n_episodes={args.eval_episodes}", "--eval.batch_size=1", f"--output_dir={eval_dir}",
+                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={args.eval_episodes}",
+                "--eval.batch_size=1", f"--output_dir={eval_dir}",
             ],  # fmt: skip
             out / "eval.log",
             timings,
@@ -214,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
         curve.append((step, json.loads((eval_dir / "eval_info.json").read_text())["overall"]["pc_success"]))
     success = curve[-1][1]
     final_eval = out / "eval" / f"{args.steps:06d}"
+    outcomes = read_outcomes(final_eval / OUTCOMES)
     videos = sorted(final_eval.rglob("*.mp4"))
     curve_png = out / "success_curve.png"
     plot_success_curve(curve, args.eval_episodes, args.task, curve_png)
@@ -242,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_success_pc": success,
         "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
         "success_curve_png": str(curve_png),
+        "wrong_object_pc": wrong_object_pc(outcomes),
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,
@@ -252,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"dataset          {data_root} ({args.episodes} scripted {args.task} demonstrations)")
     print(f"checkpoint       {checkpoint}")
     print(f"success          {success:.0f}% over {args.eval_episodes} held-out placements at step {args.steps}")
+    if summary["wrong_object_pc"] is not None:
+        print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
     print("success curve    " + ", ".join(f"step {step}: {pc:.0f}%" for step, pc in curve) + f"  ({curve_png})")
     for video in videos:
         print(f"eval video       {video}")

@@ -75,7 +75,7 @@ from .configuration_reconvla import (
 from .memory import cuda_memory_metrics
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
-from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae
+from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,9 @@ class ReconVLAPolicy(PI0Policy):
         with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
             super().__init__(config, **kwargs)
         self._warned_missing_gaze_boxes: set[str] = set()
+        self._warned_malformed_gaze_boxes: set[str] = set()
         self._checked_training_setup = False
+        _check_gaze_box_stats(kwargs.get("dataset_stats"))
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -390,6 +392,26 @@ class ReconVLAPolicy(PI0Policy):
                 "making the visual tokens carry it."
             )
 
+    def _check_box_values(self, box_key: str, box: Tensor) -> None:
+        """Malformed boxes (not in [0, 1], NaN, inverted) would silently train on the whole image: an
+        error when most of a batch's are, a warning (once per camera) when some are."""
+        bad = malformed_box_mask(box)  # (B,)
+        if not bad.any():
+            return
+        fraction = bad.float().mean().item()
+        examples = box[bad][:3].tolist()
+        message = (
+            f"{box_key}: {bad.sum().item()} of {len(bad)} boxes in this batch are malformed, e.g. {examples}; "
+            "expected [x0, y0, x1, y1] normalised to [0, 1] with x0 < x1 and y0 < y1, or [-1, -1, -1, -1] "
+            "for an object out of view. Pixel coordinates? Divide x0, x1 by the image width and y0, y1 by "
+            "its height."
+        )
+        if fraction > 0.5:
+            raise ValueError(message)
+        if box_key not in self._warned_malformed_gaze_boxes:
+            self._warned_malformed_gaze_boxes.add(box_key)
+            logger.warning("%s Those frames reconstruct the whole image (%.0f%% of this batch).", message, 100 * fraction)
+
     def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
         """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
         boxes = []
@@ -409,6 +431,8 @@ class ReconVLAPolicy(PI0Policy):
                 raise ValueError(
                     f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]"
                 )
+            if box is not None:
+                self._check_box_values(box_key, box.detach().reshape(-1, 4).float())
             boxes.append(boxes_or_whole_image(box, batch_size, batch[key].device))
         return boxes
 
@@ -655,6 +679,22 @@ def _training_config_holding(policy_config: ReconVLAConfig) -> TrainPipelineConf
                 return value
         frame = frame.f_back
     return None
+
+
+def _check_gaze_box_stats(dataset_stats: dict | None) -> None:
+    """Refuse, before anything is built, a dataset whose gaze boxes are not normalised on average (pixel
+    coordinates, the usual mistake with detector output): its meta/stats.json mean lies outside [0, 1]."""
+    for key, stats in (dataset_stats or {}).items():
+        if not key.startswith(f"{OBS_GAZE_BOX}.") or "mean" not in stats:
+            continue
+        mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
+        if not torch.isfinite(mean).all() or (mean > 1).any() or (mean < -1).any():
+            high = torch.as_tensor(stats.get("max", mean), dtype=torch.float32).tolist()
+            raise ValueError(
+                f"{key}: the dataset's boxes average {mean.tolist()} (max {high}), expected [x0, y0, x1, y1] "
+                "normalised to [0, 1] (or [-1, -1, -1, -1] when absent). Pixel coordinates? Divide x0, x1 by "
+                "the image width and y0, y1 by its height."
+            )
 
 
 def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:

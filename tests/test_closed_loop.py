@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from lerobot_policy_reconvla.recon.target import malformed_box_mask
 from tests.fixtures.playback import PlaybackPolicy, identity_processors
 
 TASK = "lift_named"
@@ -75,6 +76,9 @@ def test_replay_through_lerobot_eval_reaches_what_the_script_reached(replay_data
         steps = len(data["action"])  # the rollout ends at success, before the recorded episode does
         assert 0 < steps < len(rows)
         recorded = rows[:steps]
+        for cam in CAMERAS:  # the generator's boxes are all usable or absent, never malformed
+            boxes = torch.stack([r[f"observation.gaze_box.{cam}"] for r in rows])  # (T, 4)
+            assert not malformed_box_mask(boxes).any(), cam
         for key in ("action", "observation.state"):
             np.testing.assert_allclose(data[key], torch.stack([r[key] for r in recorded]), atol=1e-4, err_msg=key)
         for cam in CAMERAS:  # CPU rasterisation differs in a handful of edge pixels from run to run

@@ -198,6 +198,41 @@ def test_missing_gaze_boxes_fall_back_to_whole_image_and_say_so_once(policy_and_
     assert all(torch.equal(b, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)) for b in boxes)
 
 
+def test_malformed_gaze_boxes_stop_training_or_are_named_once(policy_and_processors, caplog):
+    policy, pre, _ = policy_and_processors
+    # Pixel coordinates (a detector's output on a 128 x 96 image) in every row: refused with the fix.
+    pixels = pre(raw_batch())
+    pixels["observation.gaze_box.top"] = torch.tensor([[30.0, 20.0, 70.0, 60.0]] * 2)
+    with pytest.raises(ValueError, match=r"observation.gaze_box.top: 2 of 2 boxes .*malformed.*30\.0.*"
+                                         r"Divide x0, x1 by the image width and y0, y1 by its height"):
+        policy.forward(pixels)
+    for bad in ([float("nan")] * 4, [0.6, 0.2, 0.4, 0.8]):  # NaN, inverted
+        batch = pre(raw_batch())
+        batch["observation.gaze_box.left_wrist"] = torch.tensor([bad] * 2)
+        with pytest.raises(ValueError, match="observation.gaze_box.left_wrist: 2 of 2"):
+            policy.forward(batch)
+    # A few malformed boxes among valid ones: trained (whole image there), warned once per camera.
+    few = pre(raw_batch(batch_size=4))
+    few["observation.gaze_box.top"] = torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 3 + [[30.0, 20.0, 70.0, 60.0]])
+    with caplog.at_level(logging.WARNING):
+        policy.forward(few)
+        policy.forward(few)
+    warned = [r.message for r in caplog.records if "malformed" in r.message]
+    assert len(warned) == 1 and "1 of 4" in warned[0] and "25%" in warned[0]
+    # Absent markers are not malformed.
+    absent = pre(raw_batch())
+    absent["observation.gaze_box.top"] = torch.full((2, 4), -1.0)
+    policy.forward(absent)
+
+
+def test_pixel_coordinate_boxes_in_the_dataset_stats_are_refused_before_building():
+    stats = {"observation.gaze_box.top": {"mean": [52.0, 31.0, 80.0, 60.0], "max": [120.0, 90.0, 128.0, 96.0]}}
+    with pytest.raises(ValueError, match=r"observation.gaze_box.top: the dataset's boxes average .*Divide x0"):
+        ReconVLAPolicy(tiny_config(), dataset_stats=stats)
+    fine = {"observation.gaze_box.top": {"mean": [0.3, 0.3, 0.5, 0.6], "max": [0.9, 0.9, 1.0, 1.0]}}
+    ReconVLAPolicy(tiny_config(), dataset_stats=fine)
+
+
 def test_save_load_gives_identical_actions(policy_and_processors, tmp_path):
     policy, pre, _ = policy_and_processors
     batch = pre(raw_batch())

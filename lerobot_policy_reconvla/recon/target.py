@@ -39,6 +39,17 @@ def valid_box_mask(boxes: Tensor) -> Tensor:
     return torch.isfinite(boxes).all(-1) & inside & (x1 > x0) & (y1 > y0)
 
 
+def malformed_box_mask(boxes: Tensor) -> Tensor:
+    """True where a box is neither usable nor the absent marker [-1, -1, -1, -1]: outside [0, 1] (e.g.
+    pixel coordinates), NaN, inverted or empty.
+
+    >>> malformed_box_mask(torch.tensor([[0.1, 0.2, 0.5, 0.6], [-1.0, -1.0, -1.0, -1.0], [30.0, 20, 70, 60]])).tolist()
+    [False, False, True]
+    """
+    absent = (boxes == -1).all(-1)
+    return ~valid_box_mask(boxes) & ~absent
+
+
 def boxes_or_whole_image(boxes: Tensor | None, batch_size: int, device: torch.device) -> Tensor:
     """(B, 4) boxes with every invalid or missing box replaced by the whole image."""
     whole = torch.tensor(WHOLE_IMAGE_BOX, device=device).expand(batch_size, 4)

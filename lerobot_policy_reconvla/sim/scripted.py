@@ -229,10 +229,15 @@ def scripted_episode(task: str, seed: int, episode_length: int | None = None) ->
     so a closing gripper keeps squeezing in the replay.
     """
     check_task(task)
+    return scripted_episode_for_scene(scene_for_seed(task, seed), seed, episode_length)
+
+
+def scripted_episode_for_scene(scene: Scene, seed: int = -1, episode_length: int | None = None) -> ScriptedEpisode:
+    """:func:`scripted_episode` for any scene (e.g. objects placed by hand); `seed` is only recorded."""
+    task = scene.task
     episode_length = episode_length or default_episode_length(task)
     env = make_task_environment(task, mocap=True)
     stiffen_mocap_welds(env.physics)
-    scene = scene_for_seed(task, seed)
     scene.apply(env)
     ts = env.reset()
     left, right = WAYPOINT_FNS[task](
