@@ -101,10 +101,10 @@ def read_outcomes(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def wrong_object_pc(outcomes: list[dict]) -> float | None:
-    """Percent of episodes whose first lifted cube was not the named one (lift tasks; None otherwise)."""
+def wrong_object_pc(task: str, outcomes: list[dict]) -> float | None:
+    """Percent of episodes whose first lifted cube was not the named one (``lift_named``; None otherwise)."""
     named = [o for o in outcomes if o.get("target")]
-    if not named:
+    if task != "lift_named" or not named:
         return None
     wrong = sum(bool(o["first_lifted"]) and o["first_lifted"] != o["target"] for o in named)
     return 100.0 * wrong / len(named)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_success_pc": success,
         "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
         "success_curve_png": str(curve_png),
-        "wrong_object_pc": wrong_object_pc(outcomes),
+        "wrong_object_pc": wrong_object_pc(args.task, outcomes),
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,

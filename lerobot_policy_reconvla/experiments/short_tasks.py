@@ -28,11 +28,11 @@ from ..envs.constants import TASKS
 FIRST_TRAIN_SEED = 1000  # lerobot-train's default seed; seed k is FIRST_TRAIN_SEED + k
 
 
-def run_task(task: str, seeds: int, work_dir: Path, passthrough: list[str]) -> list[dict]:
+def run_task(task: str, seeds: int, work_dir: Path, passthrough: list[str], first_seed: int = FIRST_TRAIN_SEED) -> list[dict]:
     """The demo's summary for each training seed of `task` (one shared dataset)."""
     summaries = []
     for k in range(seeds):
-        seed = FIRST_TRAIN_SEED + k
+        seed = first_seed + k
         started = time.perf_counter()
         summary = demo.main([
             f"--task={task}", f"--seed={seed}", f"--output-dir={work_dir / task / f'seed_{seed}'}",
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["lift", "lift_named"], choices=list(TASKS))
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per task")
+    parser.add_argument("--first-seed", type=int, default=FIRST_TRAIN_SEED, help="lerobot-train seed of the first run")
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/short_tasks"))
     parser.add_argument("--out", type=Path, default=None, help="write the report here (markdown)")
     args, passthrough = parser.parse_known_args(argv)  # the rest goes to the demo (--steps, --episodes, ...)
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     command = "python -m lerobot_policy_reconvla.experiments.short_tasks " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    results = {task: run_task(task, args.seeds, args.work_dir, passthrough) for task in args.tasks}
+    results = {task: run_task(task, args.seeds, args.work_dir, passthrough, args.first_seed) for task in args.tasks}
     text = report(results, command)
     print(text)
     if args.out:
