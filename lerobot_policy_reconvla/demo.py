@@ -9,7 +9,7 @@
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
-    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--task lift] [--steps 1200]
+    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--task lift] [--steps 1000]
 
 Every stage is a subprocess running the command a user would type; its full log is kept next to its
 outputs, and the command lines are printed so any stage can be rerun by hand.
@@ -32,11 +32,11 @@ from pathlib import Path
 from .envs.constants import TASKS, default_episode_length
 from .presets import preset_path
 
-# Chosen from timed runs on 2 CPU cores (docs/sim.md, "Learning the lift"): the tiny preset's success on
-# held-out lift placements rises above zero within this budget.
+# Chosen from timed runs on 2 CPU cores (docs/results.md): the tiny preset's success on held-out lift
+# placements rose above zero within this budget.
 DEFAULT_EPISODES = 20
-OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 DEFAULT_STEPS = 1000
+OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
 MARKER = ".reconvla_demo"
 # What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
@@ -215,10 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
     curve: list[tuple[int, float]] = []
-    eval_log = ""
     for step, checkpoint in checkpoints.items():
         eval_dir = out / "eval" / f"{step:06d}"
-        eval_log += run_stage(
+        run_stage(
             f"eval step {step}",
             [
                 lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
@@ -230,8 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
             append=True,
         )
         curve.append((step, json.loads((eval_dir / "eval_info.json").read_text())["overall"]["pc_success"]))
-    success = curve[-1][1]
-    final_eval = out / "eval" / f"{args.steps:06d}"
+    success, final_eval = curve[-1][1], eval_dir  # the last checkpoint's
     outcomes = read_outcomes(final_eval / OUTCOMES)
     videos = sorted(final_eval.rglob("*.mp4"))
     curve_png = out / "success_curve.png"

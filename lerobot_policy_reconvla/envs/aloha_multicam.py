@@ -33,8 +33,8 @@ from gymnasium import spaces
 from ..aloha_joints import JOINT_NAMES
 from ..sim.gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from ..sim.render import MultiCameraRenderer
-from ..sim.tasks import Scene, lifted_cubes, make_task_environment, scene_for_seed
-from .constants import CUBE_COLOURS, DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
+from ..sim.tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
+from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 
 
 class AlohaMultiCamEnv(gym.Env):
@@ -135,9 +135,8 @@ class AlohaMultiCamEnv(gym.Env):
     def _info(self, is_success: bool) -> dict:
         info = {"is_success": bool(is_success)}
         if self.scene.target is not None:
-            colours = CUBE_COLOURS if self.task == "lift_named" else ("red",)
             if not self._first_lifted:
-                lifted = lifted_cubes(self.physics, colours)
+                lifted = lifted_cubes(self.physics, scene_cubes(self.task))
                 self._first_lifted = lifted[0] if lifted else ""
             info["first_lifted"] = self._first_lifted  # which cube the policy went for (wrong-object rate)
         if self.compute_gaze_boxes:

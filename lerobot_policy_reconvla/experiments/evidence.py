@@ -32,12 +32,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from ..demo import lerobot_cli, parse_losses
+from . import checkout_commit
 from ..presets import preset_path
 
 ARMS = {
@@ -302,10 +302,7 @@ def write_report(
     per_task: dict,
     seconds: float,
 ) -> None:
-    git = partial(subprocess.run, check=False, capture_output=True, text=True)
-    commit = git(["git", "rev-parse", "HEAD"]).stdout.strip() or "unknown (not a git checkout)"
-    if git(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip():
-        commit += " with uncommitted changes"
+    commit = checkout_commit()
     device = torch.cuda.get_device_name(0) if preset.device == "cuda" and torch.cuda.is_available() else "cpu"
     lines = [
         "# Evidence: ReconVLA against pi0, same data, same steps",

@@ -17,12 +17,12 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .. import demo
+from . import checkout_commit
 from ..envs.constants import TASKS
 
 FIRST_TRAIN_SEED = 1000  # lerobot-train's default seed; seed k is FIRST_TRAIN_SEED + k
@@ -50,22 +50,13 @@ def _mean_spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f} ± {statistics.stdev(values):.0f}"
 
 
-def _commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-        return commit.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
 def report(results: dict[str, list[dict]], command: str) -> str:
     first = next(iter(results.values()))[0]
     lines = [
         "# Short tasks: success of the tiny preset",
         "",
         f"Command: `{command}`  ",
-        f"Commit: {_commit()}  ",
+        f"Commit: {checkout_commit()}  ",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, CPU only; "
         f"{len(first['success_curve'])} checkpoint evaluated per run  ",
         f"Evaluation: lerobot-eval, {first['eval_episodes']} held-out placements per run (seeds 1000 upwards; "

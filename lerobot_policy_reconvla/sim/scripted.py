@@ -32,8 +32,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 from gym_aloha.constants import normalize_puppet_gripper_position
 
-from ..envs.constants import CUBE_COLOURS, check_task, default_episode_length
-from .tasks import Scene, make_task_environment, scene_for_seed
+from ..envs.constants import check_task, default_episode_length
+from .tasks import Scene, make_task_environment, scene_cubes, scene_for_seed
 
 # --- quaternions (w, x, y, z), as MuJoCo stores them -------------------------------------------------
 
@@ -183,7 +183,7 @@ def scripted_object_pose(scene: Scene) -> np.ndarray:
     """The pose(s) the script moves to: every object, or for the lift tasks the named cube's (7,)."""
     if scene.target is None:
         return scene.object_pose
-    i = CUBE_COLOURS.index(scene.target) if scene.task == "lift_named" else 0
+    i = scene_cubes(scene.task).index(scene.target)
     return scene.object_pose[7 * i : 7 * i + 7]
 
 

@@ -10,7 +10,7 @@
     ts.reward == env.task.max_reward                      # success
 
 Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and two one-arm lifts in the same scene:
-``lift`` (gym-aloha's red cube, at transfer_cube's placements) and ``lift_named`` (red, green and blue
+``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area) and ``lift_named`` (red, green and blue
 cubes placed at random; the task string names one, and only that cube lifted is success).
 
 Shared by the gym env (``envs.aloha_multicam``), the scripted demonstrations (``sim.scripted``) and the
@@ -76,6 +76,12 @@ TASK_SPECS = {
     "lift": TaskSpec(*_CUBE_XMLS, ("box",)),
     "lift_named": TaskSpec(*_CUBE_XMLS, tuple(CUBE_BODIES[c] for c in CUBE_COLOURS)),
 }
+
+
+def scene_cubes(task: str) -> tuple[str, ...]:
+    """Colours of the cubes in `task`'s scene, in qpos order (none for insertion)."""
+    bodies = TASK_SPECS[check_task(task)].object_bodies
+    return tuple(colour for colour in CUBE_COLOURS if CUBE_BODIES[colour] in bodies)
 
 
 @dataclass(frozen=True)
