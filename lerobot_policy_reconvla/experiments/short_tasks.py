@@ -28,20 +28,26 @@ from ..envs.constants import TASKS
 FIRST_TRAIN_SEED = 1000  # lerobot-train's default seed; seed k is FIRST_TRAIN_SEED + k
 
 
-def run_task(task: str, seeds: int, work_dir: Path, passthrough: list[str], first_seed: int = FIRST_TRAIN_SEED) -> list[dict]:
-    """The demo's summary for each training seed of `task` (one shared dataset)."""
-    summaries = []
-    for k in range(seeds):
-        seed = first_seed + k
-        started = time.perf_counter()
-        summary = demo.main([
-            f"--task={task}", f"--seed={seed}", f"--output-dir={work_dir / task / f'seed_{seed}'}",
-            f"--data-root={work_dir / task / 'data'}", "--curve-points=1", *passthrough,
-        ])  # fmt: skip
-        summary["seed"] = seed
-        summary["wall_seconds"] = time.perf_counter() - started
-        summaries.append(summary)
-    return summaries
+def run_seed(task: str, seed: int, work_dir: Path, passthrough: list[str]) -> dict:
+    """The demo's summary for one training seed of `task` (the task's runs share one dataset).
+
+    A run that finished before (its ``result.json`` is there) is read back, not repeated: an interrupted
+    table resumes where it stopped.
+    """
+    out = work_dir / task / f"seed_{seed}"
+    finished = out / "result.json"
+    if finished.is_file():
+        print(f"[{task} seed {seed}] finished before: {finished}", flush=True)
+        return json.loads(finished.read_text())
+    started = time.perf_counter()
+    summary = demo.main([
+        f"--task={task}", f"--seed={seed}", f"--output-dir={out}",
+        f"--data-root={work_dir / task / 'data'}", "--curve-points=1", *passthrough,
+    ])  # fmt: skip
+    summary["seed"] = seed
+    summary["wall_seconds"] = time.perf_counter() - started
+    finished.write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 def _mean_spread(values: list[float]) -> str:
@@ -103,12 +109,16 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     command = "python -m lerobot_policy_reconvla.experiments.short_tasks " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    results = {task: run_task(task, args.seeds, args.work_dir, passthrough, args.first_seed) for task in args.tasks}
-    text = report(results, command)
+    # Seed-major order, the report rewritten after every run: a table cut short still covers every task.
+    results: dict[str, list[dict]] = {task: [] for task in args.tasks}
+    for k in range(args.seeds):
+        for task in args.tasks:
+            results[task].append(run_seed(task, args.first_seed + k, args.work_dir, passthrough))
+            text = report({t: runs for t, runs in results.items() if runs}, command)
+            if args.out:
+                args.out.write_text(text)
+                (args.work_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(text)
-    if args.out:
-        args.out.write_text(text)
-        (args.work_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
