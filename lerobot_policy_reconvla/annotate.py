@@ -30,9 +30,11 @@ from the saved episodes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -47,6 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .configuration_reconvla import OBS_GAZE_BOX
+from .processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -561,6 +564,11 @@ def _to_hwc_uint8(image: torch.Tensor) -> np.ndarray:
     return image.permute(1, 2, 0).numpy()
 
 
+def _decoding_worker_init(parent_pid: int, worker_id: int) -> None:
+    # torch's own watchdog notices a dead parent only at its next poll; the kernel kills at once.
+    die_with_parent(parent_pid)
+
+
 def detect_episode(
     plan: Plan, dataset, detector: Detector, cameras: list[str], config: AnnotateConfig, progress
 ) -> dict:
@@ -573,6 +581,7 @@ def detect_episode(
     loader = DataLoader(
         Subset(dataset, plan.indices[frames].tolist()), batch_size=config.batch_size,
         num_workers=config.num_workers, collate_fn=list,
+        worker_init_fn=functools.partial(_decoding_worker_init, os.getpid()),
     )  # fmt: skip
     start = 0
     for items in loader:

@@ -329,6 +329,7 @@ class ReconVLAPolicy(PI0Policy):
     name = "reconvla"
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
+        _check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
         train_config = _training_config_holding(config)
         if train_config is not None and config.recon_weight > 0:
             # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
@@ -340,7 +341,6 @@ class ReconVLAPolicy(PI0Policy):
         self._warned_missing_gaze_boxes: set[str] = set()
         self._warned_malformed_gaze_boxes: set[str] = set()
         self._checked_training_setup = False
-        _check_gaze_box_stats(kwargs.get("dataset_stats"))
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)

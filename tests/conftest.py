@@ -17,9 +17,31 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("WANDB_MODE", "offline")
 
 from tests.fixtures.aloha_rig import arms  # noqa: E402,F401  (fixture: four fake Dynamixel buses)
+from tests.fixtures.processes import leftovers_after, mark_test_run, marked_processes  # noqa: E402
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset  # noqa: E402
 from tests.fixtures.tiny_policy import tiny_config  # noqa: E402
 from tests.fixtures.tiny_vae import save_tiny_vae  # noqa: E402
+
+
+# Set before any test module captures os.environ for its commands.
+TEST_RUN = mark_test_run()
+LEFTOVER_GRACE_SECONDS = 15  # a killed parent's workers get this long to notice and exit
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session():
+    yield
+    leftovers = leftovers_after(TEST_RUN, before=set(), grace=LEFTOVER_GRACE_SECONDS)
+    assert not leftovers, f"processes of this test run still alive at its end (killed now): {leftovers}"
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    """Fails the test (and kills them) if processes it started are alive after it."""
+    before = set(marked_processes(TEST_RUN))
+    yield
+    leftovers = leftovers_after(TEST_RUN, before, grace=LEFTOVER_GRACE_SECONDS)
+    assert not leftovers, f"processes started by this test outlived it (killed now): {leftovers}"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the evaluation use a deterministic detector that finds the synthetic datasets' c
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 from tests.fixtures.cli import lerobot_cli
 from tests.fixtures.tiny_policy import TINY_CLI
+from tests.fixtures import processes
 from lerobot.datasets import LeRobotDataset
 
 from lerobot_policy_reconvla.annotate import (
@@ -483,16 +483,16 @@ def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_groun
         "--root", str(video_source), "--object", "red cube", "--detector-model", str(tiny_grounding_dino),
         "--box-threshold", "0", "--stride", "5", "--output-root", str(output), "--preview", str(preview),
     ]  # fmt: skip
-    result = subprocess.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
+    result = processes.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "top              box in 100.0% of frames" in result.stdout
     assert preview.stat().st_size > 0 and (output / "meta" / "gaze_annotation.json").exists()
 
     # Rerunning into the same output is refused with the reason.
-    again = subprocess.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
+    again = processes.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 2 and "already exists" in again.stderr
 
-    train = subprocess.run(
+    train = processes.run(
         [lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
          "--dataset.repo_id=local/annotate_video_gaze", f"--dataset.root={output}", f"--output_dir={tmp_path / 'run'}",
          "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1", "--num_workers=0", "--wandb.enable=false"],
@@ -502,3 +502,4 @@ def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_groun
     assert train.returncode == 0, log[-5000:]
     assert log.count("recon_loss:") >= 2
     assert "reconstructs its whole image" not in log  # the policy found a gaze box for every camera
+    assert "malformed" not in log  # the written boxes pass the policy's checks (dataset stats, every batch)

@@ -1,10 +1,10 @@
 """The benchmark script runs end to end and writes a well-formed report (no assertion on any timing)."""
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     out = tmp_path / "bench.md"
-    proc = subprocess.run(
+    proc = processes.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_vs_pi0.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )  # fmt: skip

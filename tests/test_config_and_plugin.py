@@ -1,6 +1,5 @@
 """Plugin discovery through LeRobot, config validation, and the variants' architectures."""
 
-import subprocess
 import sys
 import textwrap
 
@@ -14,6 +13,7 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
 from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, TINY_VOCAB_SIZE, ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from tests.fixtures.tiny_policy import tiny_config
+from tests.fixtures import processes
 
 
 def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
@@ -35,7 +35,7 @@ def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
         print("discovered")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = processes.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "discovered" in result.stdout
 

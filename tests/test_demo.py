@@ -1,13 +1,13 @@
 """The README's main job, shortened: every stage runs through LeRobot's CLIs and reports its figures."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
 from lerobot_policy_reconvla.demo import MARKER, prepare_output_dir
+from tests.fixtures import processes
 
 
 def test_demo_refuses_a_directory_it_did_not_create(tmp_path):
@@ -38,7 +38,7 @@ def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
 @pytest.mark.slow
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, "-m", "lerobot_policy_reconvla.demo", f"--output-dir={out}", "--episodes=1",
          "--episode-length=30", "--steps=4", "--batch-size=2", "--curve-points=2", "--eval-episodes=1",
          "--image-size", "48", "64"],

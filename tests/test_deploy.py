@@ -1,6 +1,7 @@
 """Deployment: LeRobot's async inference (policy server + robot client), real-time chunking through
 lerobot-rollout, and the Hub model card, all on a tiny ReconVLA and the simulated ALOHA."""
 
+import contextlib
 import inspect
 import json
 import os
@@ -25,6 +26,7 @@ from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPy
 from lerobot_policy_reconvla.recon.head import ReconHead
 from lerobot_policy_reconvla.recon.target import ReconTarget
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset
+from tests.fixtures import processes
 
 TASK = "Insert the peg into the socket."
 ALOHA_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -42,7 +44,7 @@ def aloha_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deploy_data") / "aloha_cams"
     write_synthetic_dataset(root, repo_id="local/aloha_cams", cameras=ALOHA_CAMERAS, height=H, width=W)
     run = tmp_path_factory.mktemp("deploy_train") / "run"
-    result = subprocess.run(
+    result = processes.run(
         [
             lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
             "--dataset.repo_id=local/aloha_cams", f"--dataset.root={root}", f"--output_dir={run}",
@@ -124,16 +126,12 @@ def wait_until(condition, timeout: float, process: subprocess.Popen, what: str) 
         time.sleep(0.5)
 
 
-def interrupt(process: subprocess.Popen | None, timeout: float = 60) -> None:
-    """Ctrl-C, as a user stops either process; killed if it does not exit in time."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+def interrupt(process: subprocess.Popen, timeout: float = 60) -> None:
+    """Ctrl-C, as a user stops either process (killed on leaving its `processes.started` block if it has not stopped)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
 
 
 @pytest.mark.slow
@@ -146,33 +144,34 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
         tmp_path / "client.log",
         tmp_path / "robot.json",
     )
-    server = client = None
-    try:
-        with open(server_log, "w") as server_out, open(client_log, "w") as client_out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "lerobot_policy_reconvla.policy_server", "--host=127.0.0.1",
-                 f"--port={port}", "--fps=10", "--obs_queue_timeout=1"],
-                cwd=tmp_path, stdout=server_out, stderr=subprocess.STDOUT, env=subprocess_env(),
-            )  # fmt: skip
-            wait_until(lambda: f"PolicyServer started on 127.0.0.1:{port}" in server_log.read_text(), 120, server,
-                       "the policy server")  # fmt: skip
-            client = subprocess.Popen(
-                [sys.executable, str(RECORDER), "--robot.type=aloha_sim", "--robot.task=insertion",
-                 "--robot.fps=10", f"--robot.image_height={H}", f"--robot.image_width={W}", f"--task={TASK}",
-                 f"--server_address=127.0.0.1:{port}", "--policy_type=reconvla",
-                 f"--pretrained_name_or_path={aloha_checkpoint}", "--policy_device=cpu",
-                 f"--actions_per_chunk={CHUNK}", "--fps=10"],
-                cwd=tmp_path, stdout=client_out, stderr=subprocess.STDOUT,
-                env=dict(subprocess_env(), ROBOT_RECORDER_OUT=str(recorded)),
-            )  # fmt: skip
-            wait_until(
-                lambda: server_log.read_text().count("Action chunk #") >= 3, 300, client, "three chunks"
-            )
-            time.sleep(5)  # a few seconds of control with chunks flowing
-            interrupt(client)
-    finally:
-        interrupt(client)
-        interrupt(server)
+    # Each stopped with Ctrl-C as a user would; whatever either leaves is killed on leaving its block.
+    with open(server_log, "w") as server_out, open(client_log, "w") as client_out:
+        with processes.started(
+            [sys.executable, "-m", "lerobot_policy_reconvla.policy_server", "--host=127.0.0.1",
+             f"--port={port}", "--fps=10", "--obs_queue_timeout=1"],
+            cwd=tmp_path, stdout=server_out, stderr=subprocess.STDOUT, env=subprocess_env(),
+        ) as server:  # fmt: skip
+            try:
+                wait_until(lambda: f"PolicyServer started on 127.0.0.1:{port}" in server_log.read_text(), 120, server,
+                           "the policy server")  # fmt: skip
+                with processes.started(
+                    [sys.executable, str(RECORDER), "--robot.type=aloha_sim", "--robot.task=insertion",
+                     "--robot.fps=10", f"--robot.image_height={H}", f"--robot.image_width={W}", f"--task={TASK}",
+                     f"--server_address=127.0.0.1:{port}", "--policy_type=reconvla",
+                     f"--pretrained_name_or_path={aloha_checkpoint}", "--policy_device=cpu",
+                     f"--actions_per_chunk={CHUNK}", "--fps=10"],
+                    cwd=tmp_path, stdout=client_out, stderr=subprocess.STDOUT,
+                    env=dict(subprocess_env(), ROBOT_RECORDER_OUT=str(recorded)),
+                ) as client:  # fmt: skip
+                    try:
+                        wait_until(
+                            lambda: server_log.read_text().count("Action chunk #") >= 3, 300, client, "three chunks"
+                        )
+                        time.sleep(5)  # a few seconds of control with chunks flowing
+                    finally:
+                        interrupt(client)
+            finally:
+                interrupt(server)
 
     server_text, client_text = server_log.read_text(), client_log.read_text()
     assert "Policy type: reconvla" in server_text and "not supported" not in server_text
@@ -197,7 +196,7 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
 @pytest.mark.slow
 def test_rtc_rollout_drives_aloha_sim(aloha_checkpoint, tmp_path):
     root = tmp_path / "rollout_rtc"
-    result = subprocess.run(
+    result = processes.run(
         [
             lerobot_cli("lerobot-rollout"), "--strategy.type=episodic", "--inference.type=rtc",
             "--inference.rtc.execution_horizon=4", "--inference.queue_threshold=4",

@@ -8,12 +8,12 @@ VAE on its first step. Only the main process logs and writes checkpoints.
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from tests.fixtures.cli import lerobot_cli, train_args
 from tests.fixtures.tiny_policy import TINY_CLI
+from tests.fixtures import processes
 from safetensors import safe_open
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
@@ -27,9 +27,10 @@ def accelerate_train(args: list[str], timeout: int = 600) -> str:
     launch = [
         lerobot_cli("accelerate"), "launch", "--config_file", str(DDP_CONFIG),
         "--num_processes", "2", "--mixed_precision", "no", "--num_cpu_threads_per_process", "1",
+        "--main_process_port", "0",  # a free port: two runs on one machine never share a rendezvous
     ]  # fmt: skip
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
-    result = subprocess.run(
+    result = processes.run(
         [*launch, lerobot_cli("lerobot-train"), *args],
         capture_output=True,
         text=True,

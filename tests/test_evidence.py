@@ -2,10 +2,10 @@
 
 import json
 import math
-import subprocess
 import sys
 
 import pytest
+from tests.fixtures import processes
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
         "--eval-episodes=1", "--image-size", "48", "64", "--image-resolution=56", "--probe-frames=30",
         "--heldout-frames=12",
     ]  # fmt: skip
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=1500)
+    result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
 
     text = report.read_text()

@@ -17,6 +17,7 @@ import torch
 
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.sim.recovery import SIDECAR
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -25,7 +26,7 @@ EPISODES, LENGTH = 3, 10
 KILLS = [
     ("commit", 1),  # creating the dataset: before the staging directory is renamed into place
     ("add_frame", 15),  # during the second episode (the first one committed)
-    ("encode_video", 1),  # saving it: parquet rows written, video encoded but not moved in place
+    ("encode_video", 2),  # saving it: parquet rows and the first camera's video in place, not the second's
     ("save_metadata", 1),  # saving it: data and video in place, no metadata yet
     ("finalize", 1),  # saved, files not closed: no parquet footer, episode metadata still buffered
     ("commit", 1),  # complete on disk, not committed
@@ -33,18 +34,24 @@ KILLS = [
 ]
 
 
-def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str]:
+def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, list[str]]:
+    """(exit code, output, processes of the run still alive 15 s after it ended)."""
+    # Two simulation workers, two cameras: the processes a killed run could leave behind.
     args = ["--task", "transfer_cube", "--num-episodes", EPISODES, "--root", root, "--repo-id", "local/kill",
-            "--cameras", "top", "--image-size", 24, 32, "--episode-length", LENGTH, "--keep-failed"]
+            "--cameras", "top", "left_wrist", "--image-size", 24, 32, "--episode-length", LENGTH, "--keep-failed",
+            "--workers", 2]
     if kill is None:
         cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate"]
     else:
         cmd = [sys.executable, str(REPO / "tests" / "fixtures" / "kill_at.py"), kill[0], str(kill[1]), "--"]
     # Output to a file, not a pipe: a pipe would also wait for any child the killed process left behind.
-    with log.open("w") as out:
-        code = subprocess.run([*cmd, *map(str, args)], cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=300).returncode
-    return code, log.read_text()
+    with log.open("w") as out, processes.started(
+        [*cmd, *map(str, args)], cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT
+    ) as process:
+        code = process.wait(timeout=300)
+        alive = processes.wait_for_no_command_process(process, within=15)
+        left = [f"{p.pid}: {' '.join(p.cmdline())[:200]}" for p in alive]
+    return code, log.read_text(), left
 
 
 def files(root: Path) -> list[str]:
@@ -54,17 +61,18 @@ def files(root: Path) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_at_every_stage_loses_nothing_and_the_result_equals_an_unkilled_run(tmp_path):
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
-    code, output = run(reference_root, None, tmp_path / "reference.log")
-    assert code == 0, output[-3000:]
+    code, output, left = run(reference_root, None, tmp_path / "reference.log")
+    assert code == 0 and not left, (left, output[-3000:])
 
     survived = []
     for i, kill in enumerate(KILLS):
-        code, output = run(killed_root, kill, tmp_path / f"kill{i}.log")
+        code, output, left = run(killed_root, kill, tmp_path / f"kill{i}.log")
         assert code == -signal.SIGKILL and f"KILL at {kill[0]} #{kill[1]}" in output, output[-3000:]
+        assert not left, f"alive 15 s after the kill at {kill}: {left}"  # workers die with the generator
         assert "Traceback" not in output, output[-3000:]  # the rollback of the previous kill went through
         survived.append(kill)
-    code, output = run(killed_root, None, tmp_path / "final.log")
-    assert code == 0 and "Traceback" not in output, output[-3000:]
+    code, output, left = run(killed_root, None, tmp_path / "final.log")
+    assert code == 0 and "Traceback" not in output and not left, (left, output[-3000:])
     assert len(survived) == len(KILLS)
 
     reference = LeRobotDataset("local/kill", root=reference_root)

@@ -1,16 +1,16 @@
 """The meta-device memory estimate runs at full size (nothing allocated) and writes a well-formed table."""
 
 import re
-import subprocess
 import sys
 from pathlib import Path
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_memory_estimate_writes_pi0_and_reconvla_rows(tmp_path):
     out = tmp_path / "memory.md"
-    proc = subprocess.run(
+    proc = processes.run(
         [sys.executable, str(REPO / "benchmarks" / "memory_estimate.py"), "--setups", "2", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import zipfile
@@ -14,6 +13,7 @@ from lerobot.configs.train import TrainPipelineConfig
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.presets import CONFIGS_DIR, available_presets, main, preset_path
 from tests.fixtures.cli import run_cli
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,9 +106,9 @@ def test_wheel_ships_the_presets(tmp_path):
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     offline = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    subprocess.run(
+    processes.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src],
-        check=True, capture_output=True, env=offline,
+        check=True, capture_output=True, env=offline, timeout=600,
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("lerobot_policy_reconvla-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -119,19 +119,20 @@ def test_wheel_ships_the_presets(tmp_path):
     # activated) and gets the wheel installed by pip: nothing is downloaded.
     venv = tmp_path / "venv"
     venv_python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-    purelib = subprocess.run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    processes.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=300)
+    purelib = processes.run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
     (Path(purelib) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
+    processes.run(
         [sys.executable, "-m", "pip", "--python", venv_python, "install", "--no-deps", wheel],
-        check=True, capture_output=True, env=offline,
+        check=True, capture_output=True, env=offline, timeout=600,
     )  # fmt: skip
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([venv_python, "-c", WHEEL_CHECK, venv], cwd=tmp_path, env=env, capture_output=True, text=True)
+    run = processes.run([venv_python, "-c", WHEEL_CHECK, venv], cwd=tmp_path, env=env, capture_output=True, text=True,
+                        timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(run.stdout.split()[0::3]) == sorted(available_presets())
-    listed = subprocess.run([venv_python, "-m", "lerobot_policy_reconvla.presets", "reconvla_tiny"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    listed = processes.run([venv_python, "-m", "lerobot_policy_reconvla.presets", "reconvla_tiny"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, check=True, timeout=300).stdout.strip()  # fmt: skip
     assert Path(listed).is_relative_to(venv) and Path(listed).name == "reconvla_tiny.json"

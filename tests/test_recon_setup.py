@@ -9,6 +9,7 @@ import pytest
 import torch
 from tests.fixtures.cli import lerobot_cli
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
+from tests.fixtures import processes
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.configs.default import DatasetConfig
@@ -109,7 +110,7 @@ def test_paper_preset_loads_through_lerobots_parser_and_builds_at_full_size():
 
 def _run_train(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    return subprocess.run([lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=900, env=env)
+    return processes.run([lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=900, env=env)
 
 
 @pytest.mark.slow

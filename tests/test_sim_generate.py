@@ -15,6 +15,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.envs.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -22,7 +23,7 @@ ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFF
 
 def generate(*args, check=True, timeout=300):
     cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", *map(str, args)]
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    proc = processes.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -60,6 +61,17 @@ def test_generated_dataset_loads_with_the_right_features_lengths_and_task(short_
     first = ds[0]
     np.testing.assert_allclose(first["observation.state"][:6].numpy(), [0, -0.96, 1.16, 0, -0.3, 0], atol=1e-4)
     assert json.loads((short_dataset / SIDECAR).read_text())["episodes"][1]["seed"] == 1
+
+
+def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
+    from lerobot_policy_reconvla.modeling_reconvla import _check_gaze_box_stats
+    from lerobot_policy_reconvla.recon.target import malformed_box_mask
+
+    ds = LeRobotDataset("local/cube", root=short_dataset)
+    _check_gaze_box_stats(ds.meta.stats)  # what lerobot-train's policy construction checks
+    for cam in ("top", "left_wrist"):
+        boxes = torch.as_tensor(np.stack(ds.hf_dataset[f"observation.gaze_box.{cam}"]))  # (N, 4)
+        assert len(boxes) == 24 and not malformed_box_mask(boxes).any(), cam  # what every batch checks
 
 
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset):
@@ -104,21 +116,20 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
            "--num-episodes", "50", "--root", str(root), "--repo-id", "local/killed", "--images",
            "--cameras", "top", "left_wrist", "right_wrist", "--image-size", "24", "24", "--episode-length", "120",
            "--keep-failed"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sidecar = root / SIDECAR
-    deadline = time.time() + 200
-    # Wait for the first saved episode, then for the second to be under way, and kill it mid-episode.
-    while time.time() < deadline:
-        if sidecar.exists() and json.loads(sidecar.read_text())["episodes"]:
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("no episode saved in time")
-    time.sleep(0.8)  # an episode takes a few seconds: this lands inside the next one
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    with processes.started(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.time() + 200
+        # Wait for the first saved episode, then for the second to be under way, and stop it mid-episode.
+        while time.time() < deadline:
+            if sidecar.exists() and json.loads(sidecar.read_text())["episodes"]:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        else:
+            pytest.fail("no episode saved in time")
+        time.sleep(0.8)  # an episode takes a few seconds: this lands inside the next one
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     saved = json.loads(sidecar.read_text())["episodes"]
     ds = LeRobotDataset("local/killed", root=root)

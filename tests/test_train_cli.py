@@ -1,13 +1,14 @@
 """`lerobot-train --policy.type=reconvla` end to end, as a user runs it (subprocess, tiny variant)."""
 
 import json
+import re
 
 import pytest
 import torch
 
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
-from tests.fixtures.cli import run_train, train_args
+from tests.fixtures.cli import run_cli, run_train, train_args
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch
 
 pytestmark = pytest.mark.slow
@@ -69,3 +70,18 @@ def test_resume_continues_step_optimizer_and_scheduler(tmp_path, dataset_3cam):
     assert steps == {5.0}  # Adam moments continued from step 3, not restarted
     moment = next(k for k in optimizer if k.endswith("/exp_avg"))
     assert not torch.equal(optimizer[moment], first_state[moment])
+
+
+def test_pixel_coordinate_gaze_boxes_are_refused_with_one_message_before_training(tmp_path):
+    from tests.fixtures.synthetic_dataset import write_synthetic_dataset
+
+    root = tmp_path / "pixel_boxes"
+    write_synthetic_dataset(root, repo_id="local/pixel_boxes", num_episodes=1, episode_length=4, pixel_boxes=True)
+    output = run_cli(
+        "lerobot-train",
+        ["--policy.type=reconvla", *TINY_CLI, *train_args(root, "local/pixel_boxes", tmp_path / "run")],
+        expect_ok=False,
+    )
+    refusals = re.findall(r"observation\.gaze_box\.\w+: the dataset's boxes average .*? Divide x0, x1 by", output)
+    assert len(refusals) == 1, output[-3000:]  # the first camera's, named once
+    assert "step:" not in output and not (tmp_path / "run" / "checkpoints").exists()

@@ -15,7 +15,8 @@ each), at most ``workers`` seeds ahead of the oldest undelivered one, so memory 
 (about ``2 x workers`` episodes of frames) and the results, hence a dataset written from them in
 order, are those of a single-process run. A worker that dies (killed, out of memory) costs the
 episode it was simulating: it is delivered as a :class:`LostEpisode` naming the seed and exit code,
-and a new worker takes over. Workers ignore SIGINT: Ctrl-C reaches the caller, which closes them.
+and a new worker takes over. Workers ignore SIGINT: Ctrl-C reaches the caller, which closes them; a
+caller killed outright takes them with it (``processes.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Self
 
 import numpy as np
 
+from ..processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
 
@@ -102,8 +104,9 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
     return SimulatedEpisode(seed, scripted_ok, frames, bool(success), task_string)
 
 
-def _worker_main(conn, spec: EpisodeSpec) -> None:
+def _worker_main(conn, spec: EpisodeSpec, parent_pid: int) -> None:
     """A worker process: one rendering env, then seeds in, episodes out, until None or EOF."""
+    die_with_parent(parent_pid)  # a parent killed with SIGKILL cannot close us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run; it closes us
     env = make_env(spec)
     while True:
@@ -123,7 +126,7 @@ def _worker_main(conn, spec: EpisodeSpec) -> None:
 class _Worker:
     def __init__(self, ctx, spec: EpisodeSpec):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, spec, os.getpid()), daemon=True)
         self.process.start()
         child.close()  # only the worker holds its end: its death shows here as EOF
         self.seed: int | None = None  # the seed it is simulating

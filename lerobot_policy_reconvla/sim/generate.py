@@ -239,7 +239,10 @@ def main(argv=None) -> int:
                 for frame in result.frames:
                     dataset.add_frame(frame)
                 with signals_deferred():  # saved and committed as one step (sim.recovery)
-                    dataset.save_episode()
+                    # Cameras encoded here, one after another (each encoder is multithreaded), not in
+                    # LeRobot's process pool: forked pool children would inherit the deferred handlers
+                    # (immune to SIGTERM) and the workers' pipes, and outlive a SIGKILL of this process.
+                    dataset.save_episode(parallel_encoding=False)
                     state["episodes"].append({"episode_index": dataset.meta.total_episodes - 1, "seed": seed,
                                               "success": result.success, "task": result.instruction})
                     state["next_seed"] = seed + 1
