@@ -4,6 +4,7 @@ Plain helpers (the tiny config, the CLI runner, the synthetic dataset writer, ..
 """
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ from tests.fixtures.tiny_vae import save_tiny_vae  # noqa: E402
 
 # Set before any test module captures os.environ for its commands.
 TEST_RUN = mark_test_run()
+# A suite started in the background (`cmd &`, nohup) inherits SIGINT ignored, and so would every command
+# it starts: a command a test stops with Ctrl-C would never see it. Commands get Python's default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 LEFTOVER_GRACE_SECONDS = 15  # a killed parent's workers get this long to notice and exit
 
 
