@@ -62,18 +62,37 @@ def test_dit_saves_and_loads_as_a_diffusers_model(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_crop_and_resize_returns_the_boxed_region():
+def test_a_wide_box_is_padded_to_a_square_not_stretched():
     image = torch.zeros(1, 3, 60, 80)
-    image[:, 0, 15:45, 20:60] = 1.0  # a red rectangle, 40 x 30 px
+    image[:, 0, 15:45, 20:60] = 1.0  # a red rectangle, 40 x 30 px, in the black image
     box = torch.tensor([[20 / 80, 15 / 60, 60 / 80, 45 / 60]])
     crop = crop_and_resize(image, box, size=16)
     assert crop.shape == (1, 3, 16, 16)
-    # Bilinear samples in the border bins touch the black neighbours a little; the inside is exact.
-    assert crop[:, 0].min() > 0.95
-    assert torch.allclose(crop[:, 0, 1:-1, 1:-1], torch.ones(1, 14, 14), atol=1e-5)
-    assert crop[:, 1:].abs().max() < 1e-5
+    # The 40 px square holds the 30 px tall box in rows 2-13 (16 * 5 / 40 = 2 rows of grey above and below).
+    assert torch.allclose(crop[:, 0, 3:13, 1:-1], torch.ones(1, 10, 14), atol=1e-5)  # bins inside the box
+    assert crop[:, 1:, 2:14].abs().max() < 1e-5
+    for band in (crop[:, :, :2], crop[:, :, 14:]):
+        assert torch.allclose(band, torch.full_like(band, 0.5)), band  # grey, not the neighbouring black
+
+
+def test_a_tall_box_and_a_four_by_three_whole_image_keep_their_shape():
+    image = torch.zeros(1, 3, 60, 80)
+    image[:, 2] = 1.0  # blue everywhere
+    image[:, :, 10:50, 30:40] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # a red bar, 10 wide x 40 tall
+    tall = crop_and_resize(image, torch.tensor([[30 / 80, 10 / 60, 40 / 80, 50 / 60]]), size=16)  # (1, 3, 16, 16)
+    # The bar fills columns 6-9 of the 40 px square (16 * 15 / 40 = 6 columns of grey either side); the
+    # blue around it in the image is not part of the crop (its bilinear samples touch the border bins a little).
+    red = torch.tensor([1.0, 0.0, 0.0])[None, :, None, None]
+    assert torch.allclose(tall[:, :, 1:-1, 7:9], red.expand(1, 3, 14, 2), atol=1e-5)
+    assert torch.allclose(tall[:, :, :, 6:10], red.expand(1, 3, 16, 4), atol=0.06)
+    for band in (tall[:, :, :, :6], tall[:, :, :, 10:]):
+        assert torch.allclose(band, torch.full_like(band, 0.5)), band
+
+    # No box: the 80 x 60 image, centred in an 80 px square (16 * 10 / 80 = 2 grey rows above and below).
     whole = crop_and_resize(image, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=16)
-    assert whole[:, 0].mean() < 0.5  # the whole image is mostly black
+    assert torch.allclose(whole[:, :, :2], torch.full_like(whole[:, :, :2], 0.5))
+    assert torch.allclose(whole[:, :, 14:], torch.full_like(whole[:, :, 14:], 0.5))
+    assert torch.allclose(whole[:, 2, 3:13, 0], torch.ones(10))  # the image's blue left edge, unsqueezed
 
 
 def test_pixel_targets_are_patchified_in_token_order():

@@ -1,7 +1,8 @@
 """Reconstruction targets: each camera's gaze crop, as frozen-VAE latents or as pixels, in token layout.
 
 The target of camera k is the region inside its gaze box ([x0, y0, x1, y1], normalised to [0, 1],
-x right, y down), or the whole image where no valid box is given. The crop is resized to
+x right, y down), or the whole image where no valid box is given. The crop is padded to a square with
+mid grey (its shape kept, as ReconVLA pads it) and resized to
 `image_size` px, encoded without gradient, and laid out as a `grid x grid` token grid so that target
 token i lines up with the backbone's image token i: with a latent (or pixel) grid of side `grid * p`,
 token i holds the `p x p` latents of grid cell i, channels ordered `(c p1 p2)`.
@@ -24,6 +25,9 @@ from torchvision.ops import roi_align  # torch's own vision ops: batched crop + 
 logger = logging.getLogger(__name__)
 
 WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
+# Mid grey around a crop padded to a square: 0 in the [-1, 1] range the VAE and the DiT see. ReconVLA pads
+# with its image processor's mean colour; a fixed grey keeps the target independent of any processor.
+PAD_GREY = 0.5
 
 
 def valid_box_mask(boxes: Tensor) -> Tensor:
@@ -59,23 +63,40 @@ def boxes_or_whole_image(boxes: Tensor | None, batch_size: int, device: torch.de
     return torch.where(valid_box_mask(boxes)[:, None], boxes, whole)
 
 
-def crop_and_resize(images: Tensor, boxes: Tensor, size: int) -> Tensor:
-    """Crops each image to its normalised box and resizes the crop to (size, size).
+def crop_and_resize(images: Tensor, boxes: Tensor, size: int, pad_value: float = PAD_GREY) -> Tensor:
+    """Crops each image to its normalised box, pads the crop to a square with `pad_value` (centred, as
+    ReconVLA pads each gaze crop before resizing) and resizes it to (size, size).
+
+    Padding instead of stretching keeps the object's shape: a tall box or a 4:3 whole image becomes a
+    square target with grey bands, not a squeezed one.
 
     Args:
-        images: (B, C, H, W) float.
-        boxes: (B, 4) normalised [x0, y0, x1, y1].
+        images: (B, C, H, W) float in [0, 1].
+        boxes: (B, 4) normalised [x0, y0, x1, y1], valid (see `boxes_or_whole_image`).
     Returns:
         (B, C, size, size)
     """
     batch_size, _, height, width = images.shape
     scale = torch.tensor([width, height, width, height], device=images.device, dtype=images.dtype)
+    x0, y0, x1, y1 = (boxes.to(images.dtype) * scale).unbind(-1)  # (B,) each, in pixels
+    side = torch.maximum(x1 - x0, y1 - y0)  # (B,)
+    left, top = (x0 + x1 - side) / 2, (y0 + y1 - side) / 2  # the square shares the box's centre
+    square = torch.stack([left, top, left + side, top + side], dim=1)  # (B, 4)
     batch_index = torch.arange(batch_size, device=images.device, dtype=images.dtype)[:, None]
-    rois = torch.cat([batch_index, boxes.to(images.dtype) * scale], dim=1)  # (B, 5) in pixels
+    rois = torch.cat([batch_index, square], dim=1)  # (B, 5)
     # sampling_ratio=-1 adapts the number of samples per output bin to the crop size (antialiasing).
-    return roi_align(
-        images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
-    )
+    # Shifted so that samples outside the image read as the pad value, not black.
+    crops = roi_align(
+        images - pad_value, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
+    )  # (B, C, S, S)
+    # Where each output pixel's centre falls in the image: inside the box keeps the crop, outside is padding.
+    centres = (torch.arange(size, device=images.device, dtype=images.dtype) + 0.5) / size  # (S,)
+    xs = left[:, None] + centres * side[:, None]  # (B, S)
+    ys = top[:, None] + centres * side[:, None]  # (B, S)
+    inside_x = (xs >= x0[:, None]) & (xs <= x1[:, None])
+    inside_y = (ys >= y0[:, None]) & (ys <= y1[:, None])
+    inside = inside_y[:, None, :, None] & inside_x[:, None, None, :]  # (B, 1, S, S)
+    return torch.where(inside, crops, torch.zeros_like(crops)) + pad_value
 
 
 def load_frozen_vae(
