@@ -412,8 +412,28 @@ class ReconVLAPolicy(PI0Policy):
             self._warned_malformed_gaze_boxes.add(box_key)
             logger.warning("%s Those frames reconstruct the whole image (%.0f%% of this batch).", message, 100 * fraction)
 
+    def _check_gaze_box_keys_follow_cameras(self, batch: dict[str, Tensor]) -> None:
+        """`--rename_map` renames the keys it names and no others: cameras renamed without their gaze-box
+        keys would silently reconstruct whole images. Say which keys to add instead."""
+        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
+        stray = sorted(
+            key.removeprefix(f"{OBS_GAZE_BOX}.")
+            for key in batch
+            if key.startswith(f"{OBS_GAZE_BOX}.") and key.removeprefix(f"{OBS_GAZE_BOX}.") not in cameras
+        )
+        without_box = [camera for camera in cameras if f"{OBS_GAZE_BOX}.{camera}" not in batch]
+        if stray and without_box:
+            raise ValueError(
+                f"The batch has gaze boxes for camera(s) {stray}, which this policy does not have, and none for "
+                f"its camera(s) {without_box}. Cameras renamed with --rename_map keep their gaze-box keys' old "
+                f"names: add the gaze-box keys to the map too, e.g. "
+                f'"{OBS_GAZE_BOX}.{stray[0]}": "{OBS_GAZE_BOX}.{without_box[0]}" next to '
+                f'"observation.images.{stray[0]}": "observation.images.{without_box[0]}".'
+            )
+
     def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
         """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
+        self._check_gaze_box_keys_follow_cameras(batch)
         boxes = []
         for key in self.config.camera_keys:
             camera = key.removeprefix("observation.images.")

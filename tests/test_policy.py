@@ -198,6 +198,20 @@ def test_missing_gaze_boxes_fall_back_to_whole_image_and_say_so_once(policy_and_
     assert all(torch.equal(b, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)) for b in boxes)
 
 
+def test_gaze_boxes_left_behind_by_a_camera_rename_are_named_with_the_keys_to_add(policy_and_processors):
+    """`--rename_map` renamed the image but not its gaze box: the box would be silently unused."""
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    batch["observation.gaze_box.cam_high"] = batch.pop("observation.gaze_box.top")
+    with pytest.raises(ValueError, match=r"gaze boxes for camera\(s\) \['cam_high'\].*none for its camera\(s\) "
+                                         r"\['top'\].*\"observation.gaze_box.cam_high\": \"observation.gaze_box.top\""):
+        policy.forward(batch)
+    # An extra camera's box beside a complete set is the dataset's business, not an error.
+    batch["observation.gaze_box.top"] = batch["observation.gaze_box.cam_high"]
+    loss, _ = policy.forward(batch)
+    assert torch.isfinite(loss)
+
+
 def test_malformed_gaze_boxes_stop_training_or_are_named_once(policy_and_processors, caplog):
     policy, pre, _ = policy_and_processors
     # Pixel coordinates (a detector's output on a 128 x 96 image) in every row: refused with the fix.

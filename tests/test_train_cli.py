@@ -85,3 +85,32 @@ def test_pixel_coordinate_gaze_boxes_are_refused_with_one_message_before_trainin
     refusals = re.findall(r"observation\.gaze_box\.\w+: the dataset's boxes average .*? Divide x0, x1 by", output)
     assert len(refusals) == 1, output[-3000:]  # the first camera's, named once
     assert "step:" not in output and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_rename_map_fine_tunes_a_checkpoint_on_renamed_cameras_with_their_gaze_boxes(tmp_path):
+    """A checkpoint trained on top/left_wrist/right_wrist, fine-tuned on a dataset whose cameras are named
+    as in ALOHA's raw recordings: images and gaze boxes renamed together, every box used."""
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+    from tests.fixtures.synthetic_dataset import write_synthetic_dataset
+    from tests.fixtures.tiny_policy import tiny_config
+
+    renamed = {"top": "cam_high", "left_wrist": "cam_left_wrist", "right_wrist": "cam_right_wrist"}
+    root = tmp_path / "raw_names"
+    write_synthetic_dataset(root, repo_id="local/raw_names", cameras=tuple(renamed.values()), num_episodes=1)
+    checkpoint = tmp_path / "checkpoint"
+    config = tiny_config()
+    ReconVLAPolicy(config).save_pretrained(checkpoint)
+    for processor in make_reconvla_pre_post_processors(config):
+        processor.save_pretrained(checkpoint)
+
+    rename_map = {}
+    for ours, theirs in renamed.items():
+        rename_map[f"observation.images.{theirs}"] = f"observation.images.{ours}"
+        rename_map[f"observation.gaze_box.{theirs}"] = f"observation.gaze_box.{ours}"
+    output = run_train([
+        f"--policy.path={checkpoint}", f"--rename_map={json.dumps(rename_map)}", "--policy.push_to_hub=false",
+        *train_args(root, "local/raw_names", tmp_path / "finetune", steps=2),
+    ])  # fmt: skip
+    assert re.findall(r"\bstep:(\d+) ", output) == ["1", "2"]
+    assert "recon_loss:" in output
+    assert "reconstructs its whole image" not in output  # every camera found its renamed box
