@@ -322,6 +322,10 @@ class ReconVLAPytorch(PI0Pytorch):
         return self._recon_condition(captured[0], lang_masks, num_cameras)
 
 
+# Seeds the noise and timesteps of a held-out loss (eval mode), so evaluations are comparable.
+EVAL_NOISE_SEED = 0
+
+
 class ReconVLAPolicy(PI0Policy):
     """pi0 + ReconVLA's reconstruction loss; inference is pi0's (the head is never called)."""
 
@@ -472,9 +476,29 @@ class ReconVLAPolicy(PI0Policy):
 
         Returns the loss (scalar, or (B,) with reduction="none") and {"action_loss", "recon_loss",
         "loss"} as floats. Steps marked in `action_is_pad` (past an episode's end) do not count.
+
+        In eval mode (lerobot-train's held-out `eval_loss`, `--dataset.eval_split` with `--eval_steps`) the
+        noise and timesteps not given are drawn from a fixed seed, so a batch scores the same at every
+        evaluation and `eval_loss` moves only when the weights do; the global RNG is left as it was.
         """
         if reduction not in ("mean", "none"):
             raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+        if self.training:
+            return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
+        device = next(self.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(EVAL_NOISE_SEED)
+            return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
+
+    def _loss(
+        self,
+        batch: dict[str, Tensor],
+        reduction: str,
+        noise: Tensor | None,
+        time: Tensor | None,
+        recon_noise: Tensor | None,
+        recon_timesteps: Tensor | None,
+    ) -> tuple[Tensor, dict]:
         images, img_masks = self._preprocess_images(batch)
         lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
         state = self.prepare_state(batch)

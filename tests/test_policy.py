@@ -180,6 +180,26 @@ def test_select_action_never_calls_recon_head_or_vae(tiny_vae_dir, monkeypatch):
     assert policy.model.recon_head.target._vae is not None
 
 
+def test_held_out_loss_in_eval_mode_is_the_same_at_every_evaluation(policy_and_processors):
+    """lerobot-train's eval_loss calls forward in eval mode: fixed noise and timesteps make two
+    evaluations of the same weights agree, without touching the training RNG."""
+    policy, pre, _ = policy_and_processors
+    batch = pre(raw_batch())
+    policy.eval()
+    rng_before = torch.get_rng_state()
+    first, first_terms = policy.forward(batch)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # training draws continue as if no eval ran
+    torch.randn(100)  # whatever happens between evaluations
+    second, second_terms = policy.forward(batch)
+    assert torch.equal(first, second) and first_terms == second_terms
+    assert first_terms["recon_loss"] > 0  # both parts of the loss are in it
+    assert first_terms["loss"] == pytest.approx(first_terms["action_loss"] + policy.config.recon_weight * first_terms["recon_loss"], rel=1e-5)
+    policy.train()
+    trained_a, _ = policy.forward(batch)
+    trained_b, _ = policy.forward(batch)
+    assert not torch.equal(trained_a, trained_b)  # training keeps drawing fresh noise
+
+
 def test_missing_gaze_boxes_fall_back_to_whole_image_and_say_so_once(policy_and_processors, caplog):
     policy, pre, _ = policy_and_processors
     batch = pre(raw_batch(gaze_boxes=False))

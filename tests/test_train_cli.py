@@ -114,3 +114,16 @@ def test_rename_map_fine_tunes_a_checkpoint_on_renamed_cameras_with_their_gaze_b
     assert re.findall(r"\bstep:(\d+) ", output) == ["1", "2"]
     assert "recon_loss:" in output
     assert "reconstructs its whole image" not in output  # every camera found its renamed box
+
+
+def test_held_out_episodes_give_an_eval_loss_during_training(tmp_path, dataset_3cam):
+    """--dataset.eval_split holds out the last episode; --eval_steps scores it (action + recon loss)."""
+    output = run_train([
+        "--policy.type=reconvla", *TINY_CLI, "--dataset.eval_split=0.5", "--eval_steps=1",
+        *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2),
+    ])  # fmt: skip
+    logged = re.findall(r"step (\d+): eval_loss=(\d+\.\d+)", output)
+    assert [step for step, _ in logged] == ["1", "2"], output[-3000:]
+    eval_losses = [float(loss) for _, loss in logged]
+    assert all(loss > 0 for loss in eval_losses)
+    assert eval_losses[0] != eval_losses[1]  # a training step came between them
