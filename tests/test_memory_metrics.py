@@ -39,13 +39,20 @@ def test_gradient_checkpointing_keeps_every_gradient_exact():
     # pi0 recomputes each checkpointed layer in backward, and the head each DiT block; neither the hook
     # that captures the backbone's hidden states nor the recomputation may change what reaches a parameter.
     grads, block_runs = {}, {}
-    for checkpointing in (False, True):
+    for run, (checkpointing, recon_weight) in {"eager": (False, 1.0), "checkpointed": (True, 1.0),
+                                               "action only": (False, 0.0)}.items():  # fmt: skip
         torch.manual_seed(0)
-        config = tiny_config(gradient_checkpointing=checkpointing)
+        config = tiny_config(gradient_checkpointing=checkpointing, recon_weight=recon_weight)
         policy = ReconVLAPolicy(config).train()
         assert policy.model.gradient_checkpointing_enabled is checkpointing
         dit = policy.model.recon_head.dit
         assert dit.is_gradient_checkpointing is checkpointing
+        # Off its zero init, the head sends the recon loss's gradient back through the captured hidden
+        # states into the backbone (at zero init it sends exactly none, and a lost capture would pass).
+        perturb = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for parameter in policy.model.recon_head.parameters():
+                parameter.add_(0.05 * torch.randn(parameter.shape, generator=perturb))
         runs = []  # calls of the blocks' forward (module hooks do not fire when checkpointing recomputes)
         for block in dit.blocks:
             block.forward = counted(block.forward, runs)
@@ -58,10 +65,16 @@ def test_gradient_checkpointing_keeps_every_gradient_exact():
         )
         loss, _ = policy.forward(batch, **fixed)
         loss.backward()
-        block_runs[checkpointing] = len(runs)
-        grads[checkpointing] = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
-    assert block_runs == {False: len(dit.blocks), True: 2 * len(dit.blocks)}  # forward, and again in backward
-    assert grads[True].keys() == grads[False].keys()
-    assert any(".recon_head." in name for name in grads[True])
-    for name, grad in grads[False].items():
-        assert torch.allclose(grads[True][name], grad, atol=1e-6), name
+        block_runs[run] = len(runs)
+        grads[run] = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
+    assert block_runs["eager"] == len(dit.blocks)
+    assert block_runs["checkpointed"] == 2 * len(dit.blocks)  # forward, and again in backward
+    assert grads["checkpointed"].keys() == grads["eager"].keys()
+    assert any(".recon_head." in name for name in grads["checkpointed"])
+    for name, grad in grads["eager"].items():
+        assert torch.allclose(grads["checkpointed"][name], grad, atol=1e-6), name
+    # What is compared carries the recon loss into the backbone: without it, the backbone's gradients differ.
+    backbone = [name for name in grads["action only"] if ".paligemma." in name]
+    assert backbone and any(
+        not torch.allclose(grads["eager"][name], grads["action only"][name], atol=1e-6) for name in backbone
+    )

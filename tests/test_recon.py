@@ -150,7 +150,16 @@ def test_schedule_is_ddpm_cosine_eps_and_head_loss_is_per_sample():
     timesteps = torch.randint(0, 1000, (24,), generator=torch.Generator().manual_seed(0))
     fixed = recon(cond, clean, 3, noise=noise, timesteps=timesteps)
     x0 = clean.repeat_interleave(4, dim=0)  # ((B K R), T, C)
-    eps_hat = recon.dit(scheduler.add_noise(x0, noise, timesteps), timesteps, cond.repeat_interleave(4, dim=0))
+    # The cosine schedule in closed form (Nichol & Dhariwal, s = 0.008, betas capped at 0.999), not
+    # through the scheduler under test: x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps.
+    steps = torch.arange(1001, dtype=torch.float64) / 1000
+    alpha_bar = torch.cos((steps + 0.008) / 1.008 * math.pi / 2) ** 2  # (1001,)
+    betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)  # (1000,)
+    alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+    torch.testing.assert_close(scheduler.alphas_cumprod.double(), alphas_cumprod, atol=1e-6, rtol=0)
+    a_t = alphas_cumprod[timesteps].float()[:, None, None]  # ((B K R), 1, 1)
+    x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * noise
+    eps_hat = recon.dit(x_t, timesteps, cond.repeat_interleave(4, dim=0))
     expected = (eps_hat - noise).pow(2).mean(dim=(1, 2)).reshape(2, 3 * 4).mean(dim=1)  # (B,)
     torch.testing.assert_close(fixed, expected)
     assert torch.equal(fixed, recon(cond, clean, 3, noise=noise, timesteps=timesteps))
