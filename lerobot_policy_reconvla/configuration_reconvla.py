@@ -146,6 +146,10 @@ class ReconVLAConfig(PI0Config):
     recon_head_dtype: str = "float32"
     # Learning-rate multiplier of the head's parameter group (the head starts from scratch).
     recon_lr_scale: float = 1.0
+    # Every this many training steps, log the first sample's input with its gaze box, target crop and
+    # sampled reconstruction (50 DDPM steps) per camera to wandb, under train/reconstruction/<camera>
+    # (with --wandb.enable=true; main process only). 0: off, and nothing is sampled.
+    recon_log_images_freq: int = 0
     # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
     # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
     optimizer_type: str = "adamw"
@@ -191,6 +195,8 @@ class ReconVLAConfig(PI0Config):
             raise ValueError(
                 f"recon_dit_width={self.recon_dit_width} must be divisible by recon_dit_heads={self.recon_dit_heads}"
             )
+        if self.recon_log_images_freq < 0:
+            raise ValueError(f"recon_log_images_freq={self.recon_log_images_freq}; expected >= 0 (0 is off)")
         if self.recon_lr_scale <= 0:
             raise ValueError(f"recon_lr_scale={self.recon_lr_scale}; expected > 0")
         if self.optimizer_type not in PRESET_OPTIMIZER_TYPES:

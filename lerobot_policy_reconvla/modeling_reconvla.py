@@ -73,6 +73,7 @@ from .configuration_reconvla import (
     ReconVLAConfig,
 )
 from .memory import cuda_memory_metrics
+from .reconstruction_pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
@@ -345,6 +346,7 @@ class ReconVLAPolicy(PI0Policy):
         self._warned_missing_gaze_boxes: set[str] = set()
         self._warned_malformed_gaze_boxes: set[str] = set()
         self._checked_training_setup = False
+        self._training_steps = 0  # training forwards so far: the step of logged reconstructions
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -484,6 +486,9 @@ class ReconVLAPolicy(PI0Policy):
         if reduction not in ("mean", "none"):
             raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
         if self.training:
+            self._training_steps += 1
+            if self.config.recon_log_images_freq and self._training_steps % self.config.recon_log_images_freq == 0:
+                log_to_active_wandb_run(self, batch, self._training_steps)
             return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
         device = next(self.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -14,46 +14,13 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, ImageDraw
 
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
 from .checkpoint_files import IncompleteCheckpointError
 from .modeling_reconvla import ReconVLAPolicy
-
-PANEL = 256  # px, height of every panel in the picture
-
-
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) in [0, 1] -> PIL RGB."""
-    array = (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    return Image.fromarray(array)
-
-
-def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch.Tensor, recon: torch.Tensor) -> Image.Image:
-    """Input with its gaze box | target crop | reconstruction, side by side, titled."""
-    source = _to_pil(image)
-    scale = PANEL / source.height
-    source = source.resize((round(source.width * scale), PANEL))
-    x0, y0, x1, y1 = (box.cpu() * torch.tensor([source.width, PANEL, source.width, PANEL])).tolist()
-    ImageDraw.Draw(source).rectangle([x0, y0, x1, y1], outline=(255, 220, 0), width=3)
-    panels = [
-        ("input + gaze box", source),
-        ("target (gaze crop)", _to_pil(target).resize((PANEL, PANEL), Image.NEAREST)),
-        ("reconstruction", _to_pil(recon).resize((PANEL, PANEL), Image.NEAREST)),
-    ]
-    title = 18
-    canvas = Image.new("RGB", (sum(p.width for _, p in panels) + 8 * (len(panels) - 1), PANEL + title), "white")
-    x = 0
-    draw = ImageDraw.Draw(canvas)
-    for name, panel in panels:
-        canvas.paste(panel, (x, title))
-        draw.text((x + 4, 3), name, fill=(0, 0, 0))
-        x += panel.width + 8
-    return canvas
+from .reconstruction_pictures import first_sample_pictures
 
 
 def write_reconstructions(
@@ -61,11 +28,8 @@ def write_reconstructions(
 ) -> list[Path]:
     """Writes one PNG per camera for the first sample of a preprocessed batch; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator(device=batch[policy.config.camera_keys[0]].device).manual_seed(seed)
-    per_camera = policy.reconstruct(batch, num_inference_steps=num_inference_steps, generator=generator)
     paths = []
-    for camera, parts in per_camera.items():
-        picture = reconstruction_picture(parts["image"][0], parts["box"][0], parts["target"][0], parts["reconstruction"][0])
+    for camera, picture in first_sample_pictures(policy, batch, num_inference_steps, seed).items():
         path = out_dir / f"{prefix}{camera}.png"
         picture.save(path)
         paths.append(path)

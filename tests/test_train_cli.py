@@ -127,3 +127,22 @@ def test_held_out_episodes_give_an_eval_loss_during_training(tmp_path, dataset_3
     eval_losses = [float(loss) for _, loss in logged]
     assert all(loss > 0 for loss in eval_losses)
     assert eval_losses[0] != eval_losses[1]  # a training step came between them
+
+
+def test_reconstructions_are_logged_to_wandb_as_images_every_n_steps(tmp_path, dataset_3cam):
+    """wandb in offline mode: with --policy.recon_log_images_freq=2, step 2's pictures (one per camera) are
+    in the run's files; the losses lerobot-train logs beside them are plain numbers, none dropped."""
+    output = run_train([
+        "--policy.type=reconvla", *TINY_CLI, "--policy.recon_log_images_freq=2", "--save_checkpoint=false",
+        *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=3),
+        "--wandb.enable=true", "--wandb.mode=offline", "--wandb.project=reconvla_test",
+    ])  # fmt: skip
+    assert "was ignored as its type" not in output  # LeRobot's logger drops anything not int/float/str
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    images = sorted(p.name for p in (run_dir / "files" / "media" / "images" / "train" / "reconstruction").iterdir())
+    # One picture per camera in 3 steps: logged at step 2 only.
+    assert [name.rsplit("_", 2)[0] for name in images] == ["left_wrist", "right_wrist", "top"], images
+    from PIL import Image
+
+    picture = Image.open(next((run_dir / "files" / "media" / "images").rglob("top_*.png")))
+    assert picture.height == 256 + 18 and picture.width > 3 * 256  # input | target | reconstruction
