@@ -411,6 +411,45 @@ def test_prefix_only_condition_equals_the_training_forwards(policy_and_processor
     assert torch.allclose(cond, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("layer", [-1, 0])
+def test_captured_hidden_states_are_transformers_own_output_hidden_states(layer):
+    """The hooks inside pi0's joint (prefix + action) training forward capture exactly what transformers
+    returns as `hidden_states` for the prefix alone: the output of layer `layer` (the last one after the
+    final norm)."""
+    from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+
+    from lerobot_policy_reconvla.modeling_reconvla import capture_prefix_hidden_states
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+
+    torch.manual_seed(0)
+    config = tiny_config(recon_layer=layer)
+    policy = ReconVLAPolicy(config).eval()
+    batch = make_reconvla_pre_post_processors(config)[0](raw_batch())
+    images, img_masks = policy._preprocess_images(batch)
+    tokens, masks = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+    language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
+    assert len(language_model.layers) > 1  # so that layer 0 is not also the last
+    with torch.no_grad(), capture_prefix_hidden_states(language_model, layer) as captured:
+        policy.model(images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch))
+
+    prefix_embs, pad_masks, att_masks = policy.model.embed_prefix(images, img_masks, tokens, masks)
+    with torch.no_grad():
+        output = language_model(
+            inputs_embeds=prefix_embs,
+            attention_mask=prepare_attention_masks_4d(make_att_2d_masks(pad_masks, att_masks)),
+            position_ids=torch.cumsum(pad_masks, dim=1) - 1,
+            use_cache=False,
+            output_hidden_states=True,
+        )
+    # hidden_states[i] enters layer i; the last entry is the final norm's output.
+    expected = output.hidden_states[-1] if layer == -1 else output.hidden_states[layer + 1]
+    assert captured[0].shape == expected.shape
+    valid = pad_masks  # (B, L_prefix): padded prompt positions attend to nothing and feed nothing
+    torch.testing.assert_close(captured[0][valid], expected[valid], atol=1e-4, rtol=1e-4)
+    neighbour = output.hidden_states[-2] if layer == -1 else output.hidden_states[layer]  # the layer's input
+    assert not torch.allclose(neighbour[valid], expected[valid], atol=1e-2)  # so a layer off by one would fail
+
+
 def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, tmp_path):
     from PIL import Image
 
