@@ -102,7 +102,7 @@ class ReconVLAConfig(PI0Config):
     # --- Reconstruction head (training only; never built into the inference graph) ---
     # Defaults: ReconVLA's head and loss with a VAE anyone can download. Where the official
     # (OpenHelix-Team/ReconVLA) differs, the comment says so; configs/policy/reconvla_paper.json sets
-    # the official values throughout.
+    # the official head, target, frozen SigLIP and optimizer values (not its schedule: see docs/design.md).
     #
     # loss = L_action + recon_weight * L_recon (official: `loss = loss + vm_loss`, i.e. 1.0).
     recon_weight: float = 1.0
@@ -114,7 +114,7 @@ class ReconVLAConfig(PI0Config):
     recon_target: str = "vae"
     # Local path or Hub repo of a diffusers AutoencoderKL (frozen, not saved with the checkpoint,
     # loaded at the first training step only). Default: the VAE of DiT / Stable Diffusion (4 latent
-    # channels, no licence to accept). The official uses FLUX.1's 16-channel VAE (a gated repo).
+    # channels, no licence to accept). The official uses FLUX.1-dev's 16-channel VAE, from an ungated copy.
     recon_vae: str | None = "stabilityai/sd-vae-ft-ema"
     # Folder of `recon_vae` that holds the VAE, for VAEs inside a pipeline repo (FLUX.1's: `vae`).
     recon_vae_subfolder: str | None = None
