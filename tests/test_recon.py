@@ -29,8 +29,12 @@ def test_dit_starts_as_adaln_zero_and_then_uses_each_tokens_condition():
     model = _tiny_dit()
     x, t = torch.randn(2, 16, 12), torch.tensor([10, 900])
     cond_a, cond_b = torch.randn(2, 16, 20), torch.randn(2, 16, 20)
-    # Zero-initialised modulation: the condition has no effect yet.
-    assert torch.allclose(model(x, t, cond_a), model(x, t, cond_b))
+    # Zero-initialised modulation: the condition has no effect yet. The output layer is moved off its zero
+    # init first, so that the output is not zero whatever the condition.
+    torch.nn.init.normal_(model.output_proj.weight, std=0.05)
+    before = model(x, t, cond_a)
+    assert before.abs().mean() > 1e-3
+    assert torch.allclose(before, model(x, t, cond_b))
     for param in model.parameters():  # stand-in for training having moved the gates
         torch.nn.init.normal_(param, std=0.05)
     out = model(x, t, cond_a)
@@ -296,6 +300,18 @@ def test_dit_condition_is_time_plus_linear_of_silu_of_parameter_free_layernorm()
     assert torch.allclose(seen[0], reference, atol=1e-5)
 
 
+def _assert_xavier_uniform(weight, fan_in: int, fan_out: int):
+    """Drawn from U(-a, a), a = sqrt(6 / (fan_in + fan_out)): inside the bound, reaching close to it, with
+    its standard deviation a / sqrt(3) (PyTorch's default, U(+-1/sqrt(fan_in)), fails both for these layers)."""
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    values = weight.detach().flatten()
+    assert values.abs().max() <= bound
+    assert values.abs().max() > 0.95 * bound
+    expected_std = bound / math.sqrt(3)
+    standard_error = expected_std / math.sqrt(2 * values.numel())  # of a sample std, near enough for U
+    assert abs(values.std().item() - expected_std) < 4 * standard_error, (values.std().item(), expected_std)
+
+
 def test_dit_and_head_start_at_exactly_zero_with_the_official_init():
     torch.manual_seed(0)
     model = _tiny_dit()
@@ -303,8 +319,8 @@ def test_dit_and_head_start_at_exactly_zero_with_the_official_init():
     assert all(not linear.weight.any() and not linear.bias.any() for linear in zeroed)
     # xavier elsewhere (q, k, v drawn as timm's fused (3D, D) matrix), N(0, 0.02) for the condition.
     assert not model.input_proj.bias.any()
-    assert model.input_proj.weight.abs().max() <= math.sqrt(6 / (12 + 32))
-    assert model.blocks[0].attn.to_q.weight.abs().max() <= math.sqrt(6 / (32 + 3 * 32))
+    _assert_xavier_uniform(model.input_proj.weight, fan_in=12, fan_out=32)
+    _assert_xavier_uniform(model.blocks[0].attn.to_q.weight, fan_in=32, fan_out=3 * 32)
     assert 0.015 < model.cond_proj.weight.std().item() < 0.025
 
     cond = torch.randn(2 * 3, 16, 20, requires_grad=True)
