@@ -8,7 +8,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from .dit import ReconDiT
-from .target import ReconTarget
+from .target import ReconTarget, autocast_available
 
 
 def make_train_scheduler(num_train_timesteps: int) -> DDPMScheduler:
@@ -59,7 +59,7 @@ class ReconHead(nn.Module):
 
     def _precision(self, device: torch.device):
         """The DiT's autocast region: off for fp32 (also inside a caller's bf16 region), bf16 otherwise."""
-        if not torch.amp.is_autocast_available(device.type):
+        if not autocast_available(device.type):
             return nullcontext()
         if self.compute_dtype == torch.float32:
             return torch.autocast(device.type, enabled=False)

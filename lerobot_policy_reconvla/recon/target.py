@@ -128,13 +128,14 @@ def load_frozen_vae(
     return vae
 
 
+@torch.compiler.assume_constant_result  # a fixed fact per device type: no graph break under torch.compile
+def autocast_available(device_type: str) -> bool:
+    return torch.amp.is_autocast_available(device_type)
+
+
 def _without_autocast(device: torch.device):
     """Targets are computed in the VAE's own precision (fp32), whatever autocast region surrounds them."""
-    return (
-        torch.autocast(device.type, enabled=False)
-        if torch.amp.is_autocast_available(device.type)
-        else nullcontext()
-    )
+    return torch.autocast(device.type, enabled=False) if autocast_available(device.type) else nullcontext()
 
 
 class ReconTarget:

@@ -1,0 +1,117 @@
+"""torch.compile of the tiny ReconVLA on the CPU, as `--policy.compile_model=true` applies it (pi0's own
+compile of the core model's `forward` and `sample_actions`, with the hidden-state capture inside).
+
+Dynamo's findings are compared with stock pi0's on the same weights (benchmarks/pi0_pair.py turns a
+ReconVLA into LeRobot's pi0 classes): ReconVLA may not add a graph break of its own.
+"""
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import torch._dynamo
+
+from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+from tests.fixtures.tiny_policy import CHUNK, raw_batch, tiny_config
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+from pi0_pair import make_pi0_twin  # noqa: E402
+
+MAX_ACTION_DIM = 32  # pi0 pads actions to this width
+
+
+def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, dict]:
+    """The core model's training-forward arguments, with fixed flow-matching noise and time."""
+    images, img_masks = policy._preprocess_images(batch)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(2, CHUNK, MAX_ACTION_DIM, generator=generator)  # (B, chunk, max_action_dim)
+    time = torch.rand(2, generator=generator) * 0.9 + 0.05  # (B,)
+    args = (images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK],
+            policy.prepare_state(batch), policy.prepare_action(batch), noise, time)  # fmt: skip
+    return args, {}
+
+
+def _recon_inputs(policy, batch: dict) -> dict:
+    cameras = policy.config.camera_keys
+    return {"recon_images": [batch[key] for key in cameras], "recon_boxes": policy._gaze_boxes(batch, 2)}
+
+
+def _break_reasons(function, *args, **kwargs) -> Counter:
+    """Dynamo's graph breaks in one call, counted by kind (a reason's first line, not its call site)."""
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(function)(*args, **kwargs)
+    return Counter(str(reason.reason).strip().splitlines()[0] for reason in explanation.break_reasons)
+
+
+@pytest.mark.slow
+def test_dynamo_finds_no_graph_break_that_pi0_lacks_and_the_cache_holds_over_steps():
+    torch.manual_seed(0)
+    config = tiny_config()
+    recon = ReconVLAPolicy(config).train()
+    pi0 = make_pi0_twin(recon).train()
+    preprocessor = make_reconvla_pre_post_processors(config)[0]
+    batch = preprocessor(raw_batch())
+    args, _ = _core_inputs(recon, batch)
+
+    pi0_breaks = _break_reasons(pi0.model.forward, *args)
+    recon_breaks = _break_reasons(recon.model.forward, *args, **_recon_inputs(recon, batch))
+    assert not recon_breaks - pi0_breaks, f"graph breaks pi0 does not have: {recon_breaks - pi0_breaks}"
+    inference = args[:5]  # images, masks, tokens, token masks, state
+    recon_breaks = _break_reasons(recon.model.sample_actions, *inference)
+    assert not recon_breaks - _break_reasons(pi0.model.sample_actions, *inference), recon_breaks
+
+    # Training steps (new batch values, new noise, updated weights) reuse the graphs of the first.
+    torch._dynamo.reset()
+    compiled = torch.compile(recon.model.forward, backend="eager")
+    optimizer = torch.optim.SGD(recon.parameters(), lr=1e-3)
+    graphs = []
+    for step in range(3):
+        step_batch = preprocessor(raw_batch(seed=step))
+        step_args, _ = _core_inputs(recon, step_batch, seed=step)
+        action_losses, recon_losses = compiled(*step_args, **_recon_inputs(recon, step_batch))
+        (action_losses.mean() + recon_losses.mean()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    assert graphs[0] > 0 and graphs[1] == graphs[0] and graphs[2] == graphs[0], graphs
+
+
+@pytest.mark.slow
+def test_compile_model_trains_as_eager_does():
+    """`compile_model=true` (inductor) against the same weights in eager mode: one training step's loss
+    and every gradient agree."""
+    torch.manual_seed(0)
+    eager = ReconVLAPolicy(tiny_config()).train()
+    compiled = ReconVLAPolicy(tiny_config(compile_model=True, compile_mode="default")).train()
+    compiled.load_state_dict(eager.state_dict())
+    batch = make_reconvla_pre_post_processors(tiny_config())[0](raw_batch())
+    # Off its zero init, the head's gradient reaches the backbone through the captured hidden states.
+    perturb = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for a, b in zip(eager.model.recon_head.parameters(), compiled.model.recon_head.parameters(), strict=True):
+            a.add_(0.05 * torch.randn(a.shape, generator=perturb))
+            b.copy_(a)
+    fixed = dict(
+        noise=torch.randn(2, CHUNK, MAX_ACTION_DIM, generator=torch.Generator().manual_seed(1)),
+        time=torch.full((2,), 0.5),
+        recon_noise=torch.randn(2 * 3 * 4, 256, 12, generator=torch.Generator().manual_seed(2)),
+        recon_timesteps=torch.full((2 * 3 * 4,), 500),
+    )
+    losses = {}
+    for name, policy in (("eager", eager), ("compiled", compiled)):
+        loss, terms = policy.forward(batch, **fixed)
+        loss.backward()
+        losses[name] = terms
+    assert losses["compiled"]["recon_loss"] > 0
+    for term in ("action_loss", "recon_loss", "loss"):
+        assert losses["compiled"][term] == pytest.approx(losses["eager"][term], rel=1e-4), term
+    compiled_grads = dict(compiled.named_parameters())
+    for name, parameter in eager.named_parameters():
+        if parameter.grad is None:
+            assert compiled_grads[name].grad is None, name
+            continue
+        torch.testing.assert_close(compiled_grads[name].grad, parameter.grad, atol=1e-5, rtol=1e-3, msg=name)
