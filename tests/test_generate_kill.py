@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -50,7 +51,12 @@ def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, 
     ) as process:
         code = process.wait(timeout=300)
         alive = processes.wait_for_no_command_process(process, within=15)
-        left = [f"{p.pid}: {' '.join(p.cmdline())[:200]}" for p in alive]
+        left = []
+        for leftover in alive:
+            try:
+                left.append(processes.describe(leftover))
+            except psutil.NoSuchProcess:  # exited since
+                continue
     return code, log.read_text(), left
 
 
