@@ -59,10 +59,12 @@ def test_augmentation_that_keeps_the_boxes_right_is_accepted(policy_overrides, i
 
 
 def test_policy_built_outside_training_is_not_checked():
-    # A training config that would be refused sits in this frame, but it holds another policy config.
+    # A training config that would be refused sits in this frame: the policy config it holds is checked,
+    # an equal one built apart from it (as lerobot-eval and scripts build theirs) is not.
     other = _train_config(_config_with_gaze_boxes(), ImageTransformsConfig(enable=True))
-    policy = ReconVLAPolicy(_config_with_gaze_boxes())
-    assert policy.config is not other.policy
+    with pytest.raises(ValueError, match="would move pixels"):
+        ReconVLAPolicy(other.policy)
+    assert isinstance(ReconVLAPolicy(_config_with_gaze_boxes()), ReconVLAPolicy)
 
 
 def test_training_traps_are_said_once(caplog):
