@@ -44,7 +44,13 @@ def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch
 def first_sample_pictures(policy, batch: dict, num_inference_steps: int = 50, seed: int = 0) -> dict[str, Image.Image]:
     """{camera: picture} for the first sample of a preprocessed batch."""
     device = batch[policy.config.camera_keys[0]].device
-    first = {key: value[:1] if isinstance(value, torch.Tensor | list) else value for key, value in batch.items()}
+    batch_size = batch[policy.config.camera_keys[0]].shape[0]
+
+    def first_only(value):  # the first sample: a training batch is sampled once, not B times
+        batched = isinstance(value, list) or (isinstance(value, torch.Tensor) and value.ndim > 0)
+        return value[:1] if batched and len(value) == batch_size else value
+
+    first = {key: first_only(value) for key, value in batch.items()}
     generator = torch.Generator(device=device).manual_seed(seed)
     per_camera = policy.reconstruct(first, num_inference_steps=num_inference_steps, generator=generator)
     return {
