@@ -129,6 +129,10 @@ class ReconVLAConfig(PI0Config):
     # token. Default 128 px: one 4-channel latent per token. Official: 256 px through a 16-channel VAE,
     # 2 x 2 latents = 64 channels per token (sixteen times the target per token, four times the VAE cost).
     recon_image_size: int = 128
+    # Pad each gaze crop (and the whole-image fallback) to a square with mid grey before resizing, as the
+    # official pads every target, instead of stretching it. Off by default: the tiny preset's results
+    # (docs/results.md) and the closed-loop tests were measured with stretched crops; the paper preset sets it.
+    recon_pad_to_square: bool = False
     # ReconDiT size; full size as the official `denoiser_vit3x`: depth 3, width 1024, 16 heads.
     recon_dit_depth: int = 3
     recon_dit_width: int = 1024

@@ -196,6 +196,7 @@ class ReconVLAPytorch(PI0Pytorch):
             vae_downsample=config.recon_vae_downsample,
             vae_latent_channels=config.recon_vae_latent_channels,
             sample_posterior=config.recon_vae_sample_posterior,
+            pad_to_square=config.recon_pad_to_square,
         )
         dit = ReconDiT(
             in_channels=target.token_channels,

@@ -70,7 +70,7 @@ def test_a_wide_box_is_padded_to_a_square_not_stretched():
     image = torch.zeros(1, 3, 60, 80)
     image[:, 0, 15:45, 20:60] = 1.0  # a red rectangle, 40 x 30 px, in the black image
     box = torch.tensor([[20 / 80, 15 / 60, 60 / 80, 45 / 60]])
-    crop = crop_and_resize(image, box, size=16)
+    crop = crop_and_resize(image, box, size=16, pad_to_square=True)
     assert crop.shape == (1, 3, 16, 16)
     # The 40 px square holds the 30 px tall box in rows 2-13 (16 * 5 / 40 = 2 rows of grey above and below).
     assert torch.allclose(crop[:, 0, 3:13, 1:-1], torch.ones(1, 10, 14), atol=1e-5)  # bins inside the box
@@ -83,7 +83,8 @@ def test_a_tall_box_and_a_four_by_three_whole_image_keep_their_shape():
     image = torch.zeros(1, 3, 60, 80)
     image[:, 2] = 1.0  # blue everywhere
     image[:, :, 10:50, 30:40] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # a red bar, 10 wide x 40 tall
-    tall = crop_and_resize(image, torch.tensor([[30 / 80, 10 / 60, 40 / 80, 50 / 60]]), size=16)  # (1, 3, 16, 16)
+    tall_box = torch.tensor([[30 / 80, 10 / 60, 40 / 80, 50 / 60]])
+    tall = crop_and_resize(image, tall_box, size=16, pad_to_square=True)  # (1, 3, 16, 16)
     # The bar fills columns 6-9 of the 40 px square (16 * 15 / 40 = 6 columns of grey either side); the
     # blue around it in the image is not part of the crop (its bilinear samples touch the border bins a little).
     red = torch.tensor([1.0, 0.0, 0.0])[None, :, None, None]
@@ -93,10 +94,16 @@ def test_a_tall_box_and_a_four_by_three_whole_image_keep_their_shape():
         assert torch.allclose(band, torch.full_like(band, 0.5)), band
 
     # No box: the 80 x 60 image, centred in an 80 px square (16 * 10 / 80 = 2 grey rows above and below).
-    whole = crop_and_resize(image, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=16)
+    whole = crop_and_resize(image, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=16, pad_to_square=True)
     assert torch.allclose(whole[:, :, :2], torch.full_like(whole[:, :, :2], 0.5))
     assert torch.allclose(whole[:, :, 14:], torch.full_like(whole[:, :, 14:], 0.5))
     assert torch.allclose(whole[:, 2, 3:13, 0], torch.ones(10))  # the image's blue left edge, unsqueezed
+
+    # Without padding (the default) the same bar is stretched over the whole target.
+    stretched = crop_and_resize(image, tall_box, size=16)
+    assert torch.allclose(stretched[:, :, 1:-1, 1:-1], red.expand(1, 3, 14, 14), atol=1e-5)
+    target = ReconTarget("pixels", 16, 4, pad_to_square=True)
+    assert torch.allclose(target.tokens_to_images(target([image], [tall_box])), tall, atol=1e-6)
 
 
 def test_pixel_targets_are_patchified_in_token_order():

@@ -97,6 +97,7 @@ OFFICIAL_SETTINGS = {
     "recon_vae_subfolder": ("vae", "README.md, mm_pixel_decoder"),
     "recon_vae_latent_channels": (16, "recon/model/pixel_decoder/flux_decoder.py: latent_dim = latent_channels * 4"),
     "recon_vae_sample_posterior": (True, "recon/recon_arch.py: posterior.sample() - shift_factor"),
+    "recon_pad_to_square": (True, "train_vla.py: expand2square(target_image, processor.image_mean)"),
     "recon_weight": (1.0, "recon/model/language_model/recon_qwen.py: loss = loss + vm_loss"),
     "freeze_vision_encoder": (True, "train_vla.py: unfreeze_mm_vision_tower = False"),
     "recon_head_dtype": ("float32", "flux_decoder.py / recon_arch.py: the head and VAE in fp32"),

@@ -1,8 +1,8 @@
 """Reconstruction targets: each camera's gaze crop, as frozen-VAE latents or as pixels, in token layout.
 
 The target of camera k is the region inside its gaze box ([x0, y0, x1, y1], normalised to [0, 1],
-x right, y down), or the whole image where no valid box is given. The crop is padded to a square with
-mid grey (its shape kept, as ReconVLA pads it) and resized to
+x right, y down), or the whole image where no valid box is given. The crop is resized to (optionally
+padded to a square with mid grey first, its shape kept, as ReconVLA's training code pads it)
 `image_size` px, encoded without gradient, and laid out as a `grid x grid` token grid so that target
 token i lines up with the backbone's image token i: with a latent (or pixel) grid of side `grid * p`,
 token i holds the `p x p` latents of grid cell i, channels ordered `(c p1 p2)`.
@@ -63,12 +63,14 @@ def boxes_or_whole_image(boxes: Tensor | None, batch_size: int, device: torch.de
     return torch.where(valid_box_mask(boxes)[:, None], boxes, whole)
 
 
-def crop_and_resize(images: Tensor, boxes: Tensor, size: int, pad_value: float = PAD_GREY) -> Tensor:
-    """Crops each image to its normalised box, pads the crop to a square with `pad_value` (centred, as
-    ReconVLA pads each gaze crop before resizing) and resizes it to (size, size).
+def crop_and_resize(
+    images: Tensor, boxes: Tensor, size: int, pad_to_square: bool = False, pad_value: float = PAD_GREY
+) -> Tensor:
+    """Crops each image to its normalised box and resizes the crop to (size, size): stretched, or first
+    padded to a square with `pad_value` (centred, as ReconVLA's training code pads every target).
 
-    Padding instead of stretching keeps the object's shape: a tall box or a 4:3 whole image becomes a
-    square target with grey bands, not a squeezed one.
+    Padding keeps the object's shape: a tall box or a 4:3 whole image becomes a square target with grey
+    bands, not a squeezed one.
 
     Args:
         images: (B, C, H, W) float in [0, 1].
@@ -78,13 +80,16 @@ def crop_and_resize(images: Tensor, boxes: Tensor, size: int, pad_value: float =
     """
     batch_size, _, height, width = images.shape
     scale = torch.tensor([width, height, width, height], device=images.device, dtype=images.dtype)
+    batch_index = torch.arange(batch_size, device=images.device, dtype=images.dtype)[:, None]
+    if not pad_to_square:
+        rois = torch.cat([batch_index, boxes.to(images.dtype) * scale], dim=1)  # (B, 5) in pixels
+        # sampling_ratio=-1 adapts the number of samples per output bin to the crop size (antialiasing).
+        return roi_align(images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
     x0, y0, x1, y1 = (boxes.to(images.dtype) * scale).unbind(-1)  # (B,) each, in pixels
     side = torch.maximum(x1 - x0, y1 - y0)  # (B,)
     left, top = (x0 + x1 - side) / 2, (y0 + y1 - side) / 2  # the square shares the box's centre
     square = torch.stack([left, top, left + side, top + side], dim=1)  # (B, 4)
-    batch_index = torch.arange(batch_size, device=images.device, dtype=images.dtype)[:, None]
     rois = torch.cat([batch_index, square], dim=1)  # (B, 5)
-    # sampling_ratio=-1 adapts the number of samples per output bin to the crop size (antialiasing).
     # Shifted so that samples outside the image read as the pad value, not black.
     crops = roi_align(
         images - pad_value, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
@@ -166,6 +171,7 @@ class ReconTarget:
         vae_downsample: int = 8,
         vae_latent_channels: int = 4,
         sample_posterior: bool = True,
+        pad_to_square: bool = False,
     ):
         if mode not in ("vae", "pixels"):
             raise ValueError(f"recon_target={mode!r}; expected 'vae' or 'pixels'")
@@ -180,6 +186,7 @@ class ReconTarget:
         self.image_size = image_size
         self.grid_size = grid_size
         self.sample_posterior = sample_posterior
+        self.pad_to_square = pad_to_square
         self._vae_loader = vae_loader
         self._vae: AutoencoderKL | None = None
         self.downsample = vae_downsample if mode == "vae" else 1
@@ -272,7 +279,7 @@ class ReconTarget:
         with _without_autocast(images[0].device):
             crops = torch.stack(
                 [
-                    crop_and_resize(img.float(), box, self.image_size)
+                    crop_and_resize(img.float(), box, self.image_size, self.pad_to_square)
                     for img, box in zip(images, boxes, strict=True)
                 ],
                 dim=1,
