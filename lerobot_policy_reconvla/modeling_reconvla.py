@@ -423,12 +423,10 @@ class ReconVLAPolicy(PI0Policy):
         """`--rename_map` renames the keys it names and no others: cameras renamed without their gaze-box
         keys would silently reconstruct whole images. Say which keys to add instead."""
         cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
-        stray = sorted(
-            key.removeprefix(f"{OBS_GAZE_BOX}.")
-            for key in batch
-            if key.startswith(f"{OBS_GAZE_BOX}.") and key.removeprefix(f"{OBS_GAZE_BOX}.") not in cameras
-        )
-        without_box = [camera for camera in cameras if f"{OBS_GAZE_BOX}.{camera}" not in batch]
+        prefix = f"{OBS_GAZE_BOX}."
+        with_box = {key.removeprefix(prefix) for key in batch if key.startswith(prefix)}
+        stray = sorted(with_box - set(cameras))
+        without_box = [camera for camera in cameras if camera not in with_box]
         if stray and without_box:
             raise ValueError(
                 f"The batch has gaze boxes for camera(s) {stray}, which this policy does not have, and none for "

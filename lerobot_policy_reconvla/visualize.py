@@ -14,7 +14,6 @@ import argparse
 import logging
 from pathlib import Path
 
-
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 

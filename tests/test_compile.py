@@ -16,7 +16,7 @@ import torch._dynamo
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
-from tests.fixtures.tiny_policy import CHUNK, raw_batch, tiny_config
+from tests.fixtures.tiny_policy import CHUNK, fixed_training_noise, perturb_head_, raw_batch, tiny_config
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 from pi0_pair import make_pi0_twin  # noqa: E402
@@ -89,21 +89,11 @@ def test_compile_model_trains_as_eager_does():
     compiled = ReconVLAPolicy(tiny_config(compile_model=True, compile_mode="default")).train()
     compiled.load_state_dict(eager.state_dict())
     batch = make_reconvla_pre_post_processors(tiny_config())[0](raw_batch())
-    # Off its zero init, the head's gradient reaches the backbone through the captured hidden states.
-    perturb = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for a, b in zip(eager.model.recon_head.parameters(), compiled.model.recon_head.parameters(), strict=True):
-            a.add_(0.05 * torch.randn(a.shape, generator=perturb))
-            b.copy_(a)
-    fixed = dict(
-        noise=torch.randn(2, CHUNK, MAX_ACTION_DIM, generator=torch.Generator().manual_seed(1)),
-        time=torch.full((2,), 0.5),
-        recon_noise=torch.randn(2 * 3 * 4, 256, 12, generator=torch.Generator().manual_seed(2)),
-        recon_timesteps=torch.full((2 * 3 * 4,), 500),
-    )
+    for policy in (eager, compiled):  # the same weights, off the head's zero init: its gradient reaches the backbone
+        perturb_head_(policy)
     losses = {}
     for name, policy in (("eager", eager), ("compiled", compiled)):
-        loss, terms = policy.forward(batch, **fixed)
+        loss, terms = policy.forward(batch, **fixed_training_noise(max_action_dim=MAX_ACTION_DIM))
         loss.backward()
         losses[name] = terms
     assert losses["compiled"]["recon_loss"] > 0

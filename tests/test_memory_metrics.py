@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tests.fixtures.tiny_policy import raw_batch, tiny_config
+from tests.fixtures.tiny_policy import fixed_training_noise, perturb_head_, raw_batch, tiny_config
 
 from lerobot_policy_reconvla.memory import cuda_memory_metrics
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
@@ -47,23 +47,12 @@ def test_gradient_checkpointing_keeps_every_gradient_exact():
         assert policy.model.gradient_checkpointing_enabled is checkpointing
         dit = policy.model.recon_head.dit
         assert dit.is_gradient_checkpointing is checkpointing
-        # Off its zero init, the head sends the recon loss's gradient back through the captured hidden
-        # states into the backbone (at zero init it sends exactly none, and a lost capture would pass).
-        perturb = torch.Generator().manual_seed(3)
-        with torch.no_grad():
-            for parameter in policy.model.recon_head.parameters():
-                parameter.add_(0.05 * torch.randn(parameter.shape, generator=perturb))
+        perturb_head_(policy)  # so that the recon loss's gradient reaches the backbone through the capture
         runs = []  # calls of the blocks' forward (module hooks do not fire when checkpointing recomputes)
         for block in dit.blocks:
             block.forward = counted(block.forward, runs)
         batch = make_reconvla_pre_post_processors(config)[0](raw_batch())
-        fixed = dict(
-            noise=torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(1)),
-            time=torch.full((2,), 0.5),
-            recon_noise=torch.randn(2 * 3 * 4, 256, 12, generator=torch.Generator().manual_seed(2)),
-            recon_timesteps=torch.full((2 * 3 * 4,), 500),
-        )
-        loss, _ = policy.forward(batch, **fixed)
+        loss, _ = policy.forward(batch, **fixed_training_noise())
         loss.backward()
         block_runs[run] = len(runs)
         grads[run] = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
