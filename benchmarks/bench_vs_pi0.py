@@ -268,6 +268,8 @@ def parse_args(argv):
                    help="policy dtype; default float32 on CPU, bfloat16 on CUDA")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 2 (tiny), 1 8 32 (full)")
     p.add_argument("--compile", choices=("off", "on", "both"), default="off")
+    p.add_argument("--compile-mode", default="max-autotune",
+                   help="torch.compile mode of both policies (pi0's default: max-autotune, which autotunes for minutes on a CPU)")
     p.add_argument("--recon-targets", nargs="+", choices=("pixels", "vae"), default=["pixels", "vae"])
     p.add_argument("--recon-head-dtype", choices=("float32", "bfloat16"), default="float32",
                    help="precision the reconstruction head computes in (the config's recon_head_dtype)")

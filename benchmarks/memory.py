@@ -97,7 +97,7 @@ def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
            "--recon-head-dtype", args.recon_head_dtype,
            "--image-shape", *map(str, args.image_shape), "--memory-steps", str(args.memory_steps)]  # fmt: skip
     if compile_on:
-        cmd.append("--compile-on")
+        cmd += ["--compile-on", "--compile-mode", args.compile_mode]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ENTRY_POINT.parents[1])
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):

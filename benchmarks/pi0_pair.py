@@ -64,6 +64,7 @@ def make_config(args, recon_target: str, vae_path: str | None):
         recon_target=recon_target,
         recon_head_dtype=args.recon_head_dtype,
         compile_model=False,  # applied after the pi0 copy is made (see module docstring)
+        compile_mode=args.compile_mode,
         push_to_hub=False,
     )
     if args.variant == "tiny":

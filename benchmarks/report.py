@@ -116,7 +116,8 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
         f"- torch threads: {args.threads} (`torch.set_num_threads` and every Timer's `num_threads`)",
         f"- variant: `{args.variant}` ({'gemma_2b + gemma_300m, DiT 1024x3' if args.variant == 'full' else 'tiny: language and expert 256x2, SigLIP 128x2, DiT 64x2'}), "
         f"recon head computing in {args.recon_head_dtype}, "
-        f"dtype {args.dtype}, device {args.device}, compile: {args.compile}",
+        f"dtype {args.dtype}, device {args.device}, compile: {args.compile}"
+        f"{f' (torch.compile mode {args.compile_mode}, inductor, both policies)' if args.compile != 'off' else ''}",
         f"- inputs: 3 cameras ({', '.join(CAMERAS)}) of {tuple(args.image_shape)} padded to 224 px by pi0, "
         f"state/action {STATE_DIM}-D, prompt {PROMPT_TOKENS} tokens padded to 48, chunk {args.chunk_size}, "
         f"{args.num_steps} denoising steps; gaze box {GAZE_BOX} on every camera",

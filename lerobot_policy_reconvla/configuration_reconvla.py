@@ -154,6 +154,10 @@ class ReconVLAConfig(PI0Config):
     # sampled reconstruction (50 DDPM steps) per camera to wandb, under train/reconstruction/<camera>
     # (with --wandb.enable=true; main process only). 0: off, and nothing is sampled.
     recon_log_images_freq: int = 0
+    # A latent cache built by `reconvla-cache-latents` (its directory): training reads each frame's VAE
+    # posterior from it instead of running the VAE on the gaze crops. Checked against the settings above and,
+    # every step, against the batch's boxes and crops (a changed dataset or an augmentation is refused).
+    recon_latent_cache: str | None = None
     # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
     # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
     optimizer_type: str = "adamw"
@@ -198,6 +202,11 @@ class ReconVLAConfig(PI0Config):
         if self.recon_dit_width % self.recon_dit_heads != 0:
             raise ValueError(
                 f"recon_dit_width={self.recon_dit_width} must be divisible by recon_dit_heads={self.recon_dit_heads}"
+            )
+        if self.recon_latent_cache is not None and self.recon_target != "vae":
+            raise ValueError(
+                f"recon_latent_cache={self.recon_latent_cache!r} holds VAE posteriors, but recon_target="
+                f"{self.recon_target!r}: pixel targets need no cache (drop --policy.recon_latent_cache)"
             )
         if self.recon_log_images_freq < 0:
             raise ValueError(f"recon_log_images_freq={self.recon_log_images_freq}; expected >= 0 (0 is off)")

@@ -76,7 +76,14 @@ from .memory import cuda_memory_metrics
 from .reconstruction_pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
-from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
+from .latent_cache import LatentCache, LatentCacheError, crop_signature
+from .recon.target import (
+    CachedPosteriors,
+    ReconTarget,
+    boxes_or_whole_image,
+    load_frozen_vae,
+    malformed_box_mask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +173,27 @@ def capture_prefix_hidden_states(language_model: nn.Module, layer: int):
         handle.remove()
 
 
+def make_recon_target(config: ReconVLAConfig) -> ReconTarget:
+    """The policy's target encoder (the VAE is loaded when first needed)."""
+    vae_loader = partial(
+        load_frozen_vae,
+        config.recon_vae,
+        config.recon_vae_latent_channels,
+        config.recon_vae_downsample,
+        subfolder=config.recon_vae_subfolder,
+    )
+    return ReconTarget(
+        mode=config.recon_target,
+        image_size=config.recon_image_size,
+        grid_size=config.recon_token_grid,
+        vae_loader=vae_loader if config.recon_target == "vae" else None,
+        vae_downsample=config.recon_vae_downsample,
+        vae_latent_channels=config.recon_vae_latent_channels,
+        sample_posterior=config.recon_vae_sample_posterior,
+        pad_to_square=config.recon_pad_to_square,
+    )
+
+
 class ReconVLAPytorch(PI0Pytorch):
     """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
 
@@ -180,24 +208,7 @@ class ReconVLAPytorch(PI0Pytorch):
         language = get_gemma_config_with_tiny(config.paligemma_variant)
 
         grid = config.recon_token_grid
-        uses_vae = config.recon_target == "vae"
-        vae_loader = partial(
-            load_frozen_vae,
-            config.recon_vae,
-            config.recon_vae_latent_channels,
-            config.recon_vae_downsample,
-            subfolder=config.recon_vae_subfolder,
-        )
-        target = ReconTarget(
-            mode=config.recon_target,
-            image_size=config.recon_image_size,
-            grid_size=grid,
-            vae_loader=vae_loader if uses_vae else None,
-            vae_downsample=config.recon_vae_downsample,
-            vae_latent_channels=config.recon_vae_latent_channels,
-            sample_posterior=config.recon_vae_sample_posterior,
-            pad_to_square=config.recon_pad_to_square,
-        )
+        target = make_recon_target(config)
         dit = ReconDiT(
             in_channels=target.token_channels,
             cond_dim=language.width,
@@ -238,6 +249,7 @@ class ReconVLAPytorch(PI0Pytorch):
         recon_boxes: list[Tensor] | None = None,
         recon_noise: Tensor | None = None,
         recon_timesteps: Tensor | None = None,
+        recon_posteriors: CachedPosteriors | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """pi0's training forward plus the reconstruction loss.
 
@@ -249,6 +261,7 @@ class ReconVLAPytorch(PI0Pytorch):
                 order of `images`; None skips the recon branch.
             recon_boxes: K resolved gaze boxes (B, 4).
             recon_noise, recon_timesteps: fix the head's DDPM randomness (tests).
+            recon_posteriors: the targets' VAE posteriors from a latent cache (the VAE is then not run).
         Returns:
             action losses (B, chunk, max_action_dim) and the per-sample recon loss (B,) or None.
         """
@@ -271,7 +284,10 @@ class ReconVLAPytorch(PI0Pytorch):
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
 
         cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
-        target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), fp32, no grad
+        if recon_posteriors is not None:  # drawn at the same point as an encoded target's: the same sample
+            target_tokens = self.recon_head.target.tokens_from_posterior(*recon_posteriors)  # ((B K), T, C)
+        else:
+            target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), fp32, no grad
         # The head computes in recon_head_dtype (fp32 as the official, whatever the backbone's dtype);
         # its loss is reduced in fp32.
         recon_losses = self.recon_head(
@@ -342,12 +358,19 @@ class ReconVLAPolicy(PI0Policy):
             # move the objects out of their gaze boxes.
             gaze_box_keys = _dataset_gaze_box_keys(config, kwargs.get("dataset_meta"))
             check_image_transforms_keep_gaze_boxes(train_config.dataset.image_transforms, gaze_box_keys)
+            if config.recon_latent_cache and train_config.dataset.image_transforms.enable:
+                raise LatentCacheError(
+                    f"recon_latent_cache={config.recon_latent_cache!r} with --dataset.image_transforms.enable=true: "
+                    "the cache holds the targets of the stored frames, not of augmented ones; train without one "
+                    "of them"
+                )
         with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
             super().__init__(config, **kwargs)
         self._warned_missing_gaze_boxes: set[str] = set()
         self._warned_malformed_gaze_boxes: set[str] = set()
         self._checked_training_setup = False
         self._training_steps = 0  # training forwards so far: the step of logged reconstructions
+        self._latent_cache: LatentCache | None = None  # opened at the first training step that needs it
 
     # ----------------------------------------------------------------------------------------------
     # Input checks (before any compute, with the field and what was expected)
@@ -510,16 +533,18 @@ class ReconVLAPolicy(PI0Policy):
         batch_size = actions.shape[0]
 
         use_recon = self.config.recon_weight > 0
-        recon_images = recon_boxes = None
+        recon_images = recon_boxes = recon_posteriors = None
         if use_recon:
             self._warn_about_training_setup_once()
             recon_images = [batch[key] for key in self.config.camera_keys]
             recon_boxes = self._gaze_boxes(batch, batch_size)
+            if self.config.recon_latent_cache:
+                recon_posteriors = self._cached_posteriors(batch, recon_images, recon_boxes)
 
         action_losses, recon_losses = self.model(
             images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
             recon_images=recon_images, recon_boxes=recon_boxes,
-            recon_noise=recon_noise, recon_timesteps=recon_timesteps,
+            recon_noise=recon_noise, recon_timesteps=recon_timesteps, recon_posteriors=recon_posteriors,
         )  # fmt: skip
 
         action_dim = self.config.output_features[ACTION].shape[0]
@@ -546,6 +571,24 @@ class ReconVLAPolicy(PI0Policy):
         loss_dict["action_loss"] = action_loss.item()
         loss_dict["loss"] = loss.item()
         return loss, loss_dict
+
+    @torch.no_grad()
+    def _cached_posteriors(
+        self, batch: dict[str, Tensor], images: list[Tensor], boxes: list[Tensor]
+    ) -> CachedPosteriors:
+        """The batch's target posteriors from `recon_latent_cache`, opened and checked on first use."""
+        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
+        if self._latent_cache is None:
+            cache = LatentCache(self.config.recon_latent_cache)
+            cache.check_fits(self.config, cameras)
+            self._latent_cache = cache
+        if "index" not in batch:
+            raise LatentCacheError(
+                "recon_latent_cache needs each frame's dataset `index` in the batch (LeRobotDataset provides it)"
+            )
+        signature = crop_signature(self.model.recon_head.target, images, boxes)
+        parameters = self._latent_cache.posteriors(batch["index"], cameras, boxes, signature)
+        return CachedPosteriors(parameters, self._latent_cache.vae_config)
 
     @torch.no_grad()
     def reconstruct(

@@ -15,9 +15,11 @@ that is expressible here (`image_size`, the VAE's own shift/scale, `sample_poste
 
 import logging
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import torch
 from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from einops import rearrange
 from torch import Tensor
 from torchvision.ops import roi_align  # torch's own vision ops: batched crop + antialiased resize
@@ -28,6 +30,13 @@ WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
 # Mid grey around a crop padded to a square: 0 in the [-1, 1] range the VAE and the DiT see. ReconVLA pads
 # with its image processor's mean colour; a fixed grey keeps the target independent of any processor.
 PAD_GREY = 0.5
+
+
+class CachedPosteriors(NamedTuple):
+    """VAE posteriors of targets computed earlier (a latent cache)."""
+
+    parameters: Tensor  # ((B K), 2 C, S/f, S/f): mean and log-variance, as DiagonalGaussianDistribution holds them
+    vae_config: dict  # the encoding VAE's scaling_factor and shift_factor
 
 
 def valid_box_mask(boxes: Tensor) -> Tensor:
@@ -241,28 +250,52 @@ class ReconTarget:
     # ----------------------------------------------------------------------------------------------
     # VAE latents, normalised as the diffusion model sees them
 
-    def encode(self, crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(N, 3, S, S) in [-1, 1] -> (N, C, S/f, S/f) latents, `(z - shift_factor) * scaling_factor`."""
+    def posterior(self, crops: Tensor) -> DiagonalGaussianDistribution:
+        """(N, 3, S, S) in [-1, 1] -> the VAE's posterior over (N, C, S/f, S/f) latents (its `parameters`,
+        mean and log-variance stacked on channels, are what a latent cache stores)."""
         vae = self.vae
         if next(vae.parameters()).device != crops.device:
             vae.to(crops.device)
-        posterior = vae.encode(crops.to(vae.dtype)).latent_dist
+        return vae.encode(crops.to(vae.dtype)).latent_dist
+
+    def latents(
+        self, posterior: DiagonalGaussianDistribution, vae_config, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """A posterior's latents as the diffusion model sees them, `(z - shift_factor) * scaling_factor`
+        with the encoding VAE's factors (from its config)."""
         latents = posterior.sample(generator) if self.sample_posterior else posterior.mode()
-        shift, scale = self._shift_and_scale(vae)
+        shift, scale = self._shift_and_scale(vae_config)
         return (latents.float() - shift) * scale
+
+    def encode(self, crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, 3, S, S) in [-1, 1] -> (N, C, S/f, S/f) normalised latents."""
+        return self.latents(self.posterior(crops), self.vae.config, generator)
 
     def decode(self, latents: Tensor) -> Tensor:
         """Undoes the normalisation, then decodes: (N, C, S/f, S/f) -> (N, 3, S, S), about [-1, 1]."""
         vae = self.vae
-        shift, scale = self._shift_and_scale(vae)
+        shift, scale = self._shift_and_scale(vae.config)
         return vae.decode((latents / scale + shift).to(vae.dtype)).sample.float()
 
     @staticmethod
-    def _shift_and_scale(vae: AutoencoderKL) -> tuple[float, float]:
+    def _shift_and_scale(vae_config) -> tuple[float, float]:
         # SD's VAEs have no shift_factor (None); FLUX.1's has one.
-        return vae.config.shift_factor or 0.0, vae.config.scaling_factor
+        return vae_config.get("shift_factor") or 0.0, vae_config["scaling_factor"]
 
     # ----------------------------------------------------------------------------------------------
+
+    def crops(self, images: list[Tensor], boxes: list[Tensor], size: int | None = None) -> Tensor:
+        """K cameras' gaze crops, batch-major: K x (B, 3, H_k, W_k) in [0, 1] and K x (B, 4) resolved boxes
+        -> ((B K), 3, size, size) in [-1, 1], as both the VAE and the DiT expect (size: image_size)."""
+        with _without_autocast(images[0].device):
+            crops = torch.stack(
+                [
+                    crop_and_resize(img.float(), box, size or self.image_size, self.pad_to_square)
+                    for img, box in zip(images, boxes, strict=True)
+                ],
+                dim=1,
+            )  # (B, K, 3, S, S)
+            return rearrange(crops, "b k c h w -> (b k) c h w") * 2.0 - 1.0
 
     @torch.no_grad()
     def __call__(
@@ -277,18 +310,26 @@ class ReconTarget:
             (B * K, grid * grid, token_channels) target tokens, batch-major ('(b k)'), fp32.
         """
         with _without_autocast(images[0].device):
-            crops = torch.stack(
-                [
-                    crop_and_resize(img.float(), box, self.image_size, self.pad_to_square)
-                    for img, box in zip(images, boxes, strict=True)
-                ],
-                dim=1,
-            )  # (B, K, 3, S, S)
-            crops = (
-                rearrange(crops, "b k c h w -> (b k) c h w") * 2.0 - 1.0
-            )  # [-1, 1], as both VAE and DiT expect
+            crops = self.crops(images, boxes)  # ((B K), 3, S, S)
             grid = self.encode(crops, generator) if self.mode == "vae" else crops  # (BK, C, G p, G p)
             return self.grid_to_tokens(grid)
+
+    @torch.no_grad()
+    def tokens_from_posterior(
+        self, parameters: Tensor, vae_config: dict, generator: torch.Generator | None = None
+    ) -> Tensor:  # ((B K), T, C)
+        """Target tokens from stored posterior parameters (a latent cache), without running the VAE: the
+        same draw as `__call__` makes from the same posterior and generator state.
+
+        Args:
+            parameters: ((B K), 2 C, S/f, S/f) the posterior's mean and log-variance, batch-major.
+            vae_config: the encoding VAE's config (its shift and scaling factors).
+        """
+        if self.mode != "vae":
+            raise ValueError("cached posteriors are VAE targets; recon_target='pixels' needs no cache")
+        with _without_autocast(parameters.device):
+            posterior = DiagonalGaussianDistribution(parameters.float())
+            return self.grid_to_tokens(self.latents(posterior, vae_config, generator))
 
     @torch.no_grad()
     def tokens_to_images(self, tokens: Tensor) -> Tensor:
