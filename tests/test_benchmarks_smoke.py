@@ -1,5 +1,6 @@
 """The benchmark script runs end to end and writes a well-formed report (no assertion on any timing)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,3 +28,41 @@ def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     assert "## Targets" in report and "not measured on a GPU yet" in report
     assert "MiB" in report.split("peak memory", 1)[1].splitlines()[0]  # the memory subprocesses reported
     assert "action chunks identical" in report  # the equivalence check ran
+
+
+@pytest.mark.slow
+def test_bench_latent_cache_quick_writes_its_section_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "bench.md"
+    out.write_text("# Report\n\nkept above\n")
+    for _ in range(2):  # the second run replaces its section instead of appending another
+        proc = processes.run(
+            [sys.executable, str(REPO / "benchmarks" / "bench_latent_cache.py"), "--quick", "--out", str(out)],
+            capture_output=True, text=True, cwd=REPO, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    report = out.read_text()
+    assert report.startswith("# Report\n\nkept above\n") and report.count("## Latent cache") == 1
+    (row,) = [line for line in report.splitlines() if line.startswith("| sd: ")]
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[1] == "1" and cells[8].startswith("rel. diff")  # the cached-vs-encoded loss check ran
+    assert float(cells[9]) > 0 and float(cells[10]) > 0  # build time and size per 1,000 frames
+
+
+@pytest.mark.slow
+def test_bench_gpu_runs_end_to_end_at_the_tiny_size(tmp_path):
+    # The GPU measurement through its launcher, on the CPU: every measurement and the report, compile included.
+    out = tmp_path / "bench_gpu.md"
+    proc = processes.run(
+        ["bash", str(REPO / "benchmarks" / "run_bench_gpu.sh"), "--variant", "tiny", "--device", "cpu", "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=900,
+        env=dict(os.environ, PYTHON=sys.executable, RECONVLA_BENCH_SITE=str(tmp_path / "site")),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = out.read_text()
+    latency = [line for line in report.splitlines() if line.startswith(("| eager |", "| compiled (default) |"))]
+    assert len(latency) == 2
+    train = [line.split("|")[1:-1] for line in report.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert {(row[0].strip(), row[1].strip()) for row in train} == {
+        (size, name) for size in ("1", "2") for name in ("pi0", "reconvla, VAE", "reconvla, latent cache")
+    }
