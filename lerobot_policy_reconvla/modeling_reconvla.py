@@ -540,6 +540,10 @@ class ReconVLAPolicy(PI0Policy):
             recon_boxes = self._gaze_boxes(batch, batch_size)
             if self.config.recon_latent_cache:
                 recon_posteriors = self._cached_posteriors(batch, recon_images, recon_boxes)
+            elif self.config.recon_target == "vae":
+                # Loaded here, outside the core model's forward: under compile_model=true, dynamo would
+                # otherwise trace into the VAE's from_pretrained and fail.
+                self.model.recon_head.target.vae  # noqa: B018 - loads it on first use
 
         action_losses, recon_losses = self.model(
             images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
