@@ -2,7 +2,6 @@
 lerobot-rollout, and the Hub model card, all on a tiny ReconVLA and the simulated ALOHA."""
 
 import contextlib
-import inspect
 import json
 import os
 import re
@@ -60,15 +59,14 @@ def aloha_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_policy_server_allow_list_holds_reconvla(tmp_path, monkeypatch):
-    """The server checks `policy_type in SUPPORTED_POLICIES` against the list object of `constants`,
-    which the plugin extends in place on import. Fails if LeRobot changes that mechanism."""
+    """The server checks `policy_type in SUPPORTED_POLICIES` against the list object of `constants`, which the
+    plugin extends in place on import (the next test sends it policy instructions: accepted for reconvla,
+    refused for an unlisted type)."""
     monkeypatch.chdir(tmp_path)  # the server module opens a log file under ./logs on import
     from lerobot.async_inference import constants, policy_server
 
     assert "reconvla" in constants.SUPPORTED_POLICIES
     assert policy_server.SUPPORTED_POLICIES is constants.SUPPORTED_POLICIES
-    check = inspect.getsource(policy_server.PolicyServer.SendPolicyInstructions)
-    assert "policy_specs.policy_type not in SUPPORTED_POLICIES" in check
     assert constants.SUPPORTED_POLICIES.count("reconvla") == 1  # importing again does not append twice
     from lerobot_policy_reconvla.policy_server import allow_reconvla_in_policy_server
 
