@@ -46,7 +46,7 @@ from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
-from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, make_recon_target
 
 GIB = 2**30
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -153,10 +153,9 @@ def core_inputs(batch: int, config, recon: bool) -> tuple[list, dict]:
     ]
     kwargs = {}
     if recon:
-        kwargs["recon_images"] = [torch.zeros(batch, 3, side, side, device="meta") for _ in CAMERAS]
-        kwargs["recon_boxes"] = [
-            torch.tensor([[0.2, 0.25, 0.6, 0.75]] * batch, device="meta") for _ in CAMERAS
-        ]
+        # The targets are computed before the core model's forward, without gradient: only their tokens enter.
+        grid, channels = config.recon_token_grid, make_recon_target(config).token_channels
+        kwargs["recon_targets"] = torch.zeros(batch * len(CAMERAS), grid * grid, channels, device="meta")
     return args, kwargs
 
 

@@ -78,7 +78,6 @@ from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .latent_cache import LatentCache, LatentCacheError, crop_signature
 from .recon.target import (
-    CachedPosteriors,
     ReconTarget,
     boxes_or_whole_image,
     load_frozen_vae,
@@ -245,11 +244,9 @@ class ReconVLAPytorch(PI0Pytorch):
         actions: Tensor,
         noise: Tensor | None = None,
         time: Tensor | None = None,
-        recon_images: list[Tensor] | None = None,
-        recon_boxes: list[Tensor] | None = None,
+        recon_targets: Tensor | None = None,
         recon_noise: Tensor | None = None,
         recon_timesteps: Tensor | None = None,
-        recon_posteriors: CachedPosteriors | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """pi0's training forward plus the reconstruction loss.
 
@@ -257,11 +254,10 @@ class ReconVLAPytorch(PI0Pytorch):
             images, img_masks, lang_tokens, lang_masks, state, actions: as pi0 (images in [-1, 1], the
                 real cameras first). actions: (B, chunk, max_action_dim).
             noise, time: flow-matching noise (B, chunk, max_action_dim) and time (B,); drawn if None.
-            recon_images: K raw camera images (B, 3, H_k, W_k) in [0, 1], one per real camera, in the
-                order of `images`; None skips the recon branch.
-            recon_boxes: K resolved gaze boxes (B, 4).
+            recon_targets: ((B K), T, C) target tokens of the K real cameras, batch-major, in the order of
+                `images` (`ReconVLAPolicy.recon_targets`: computed without gradient, outside this forward, so
+                that a compiled forward never holds the frozen VAE); None skips the recon branch.
             recon_noise, recon_timesteps: fix the head's DDPM randomness (tests).
-            recon_posteriors: the targets' VAE posteriors from a latent cache (the VAE is then not run).
         Returns:
             action losses (B, chunk, max_action_dim) and the per-sample recon loss (B,) or None.
         """
@@ -269,7 +265,7 @@ class ReconVLAPytorch(PI0Pytorch):
             noise = self.sample_noise(actions.shape, actions.device)
         if time is None:
             time = self.sample_time(actions.shape[0], actions.device)
-        if recon_images is None:
+        if recon_targets is None:
             return super().forward(
                 images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
             ), None
@@ -283,15 +279,12 @@ class ReconVLAPytorch(PI0Pytorch):
             raise RuntimeError(f"expected one prefix hidden-state capture per forward, got {len(captured)}")
         prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
 
-        cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, len(recon_images))
-        if recon_posteriors is not None:  # drawn at the same point as an encoded target's: the same sample
-            target_tokens = self.recon_head.target.tokens_from_posterior(*recon_posteriors)  # ((B K), T, C)
-        else:
-            target_tokens = self.recon_head.target(recon_images, recon_boxes)  # ((B K), T, C), fp32, no grad
+        num_cameras = recon_targets.shape[0] // actions.shape[0]
+        cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, num_cameras)
         # The head computes in recon_head_dtype (fp32 as the official, whatever the backbone's dtype);
         # its loss is reduced in fp32.
         recon_losses = self.recon_head(
-            cond_tokens, target_tokens, len(recon_images), language_embedding, recon_noise, recon_timesteps
+            cond_tokens, recon_targets, num_cameras, language_embedding, recon_noise, recon_timesteps
         )
         return action_losses, recon_losses
 
@@ -533,22 +526,14 @@ class ReconVLAPolicy(PI0Policy):
         batch_size = actions.shape[0]
 
         use_recon = self.config.recon_weight > 0
-        recon_images = recon_boxes = recon_posteriors = None
+        recon_targets = None
         if use_recon:
             self._warn_about_training_setup_once()
-            recon_images = [batch[key] for key in self.config.camera_keys]
-            recon_boxes = self._gaze_boxes(batch, batch_size)
-            if self.config.recon_latent_cache:
-                recon_posteriors = self._cached_posteriors(batch, recon_images, recon_boxes)
-            elif self.config.recon_target == "vae":
-                # Loaded here, outside the core model's forward: under compile_model=true, dynamo would
-                # otherwise trace into the VAE's from_pretrained and fail.
-                self.model.recon_head.target.vae  # noqa: B018 - loads it on first use
+            recon_targets = self.recon_targets(batch, self._gaze_boxes(batch, batch_size))  # ((B K), T, C)
 
         action_losses, recon_losses = self.model(
             images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
-            recon_images=recon_images, recon_boxes=recon_boxes,
-            recon_noise=recon_noise, recon_timesteps=recon_timesteps, recon_posteriors=recon_posteriors,
+            recon_targets=recon_targets, recon_noise=recon_noise, recon_timesteps=recon_timesteps,
         )  # fmt: skip
 
         action_dim = self.config.output_features[ACTION].shape[0]
@@ -577,10 +562,22 @@ class ReconVLAPolicy(PI0Policy):
         return loss, loss_dict
 
     @torch.no_grad()
-    def _cached_posteriors(
-        self, batch: dict[str, Tensor], images: list[Tensor], boxes: list[Tensor]
-    ) -> CachedPosteriors:
-        """The batch's target posteriors from `recon_latent_cache`, opened and checked on first use."""
+    def recon_targets(self, batch: dict[str, Tensor], boxes: list[Tensor]) -> Tensor:
+        """The head's targets for a batch: each camera's gaze crop through the frozen VAE (or as pixels), or the
+        stored posteriors of `recon_latent_cache`, sampled the same way.
+
+        Computed here, outside the core model's forward: under `compile_model=true` that forward is compiled,
+        and dynamo can neither load the VAE lazily nor draw its posterior sample with symbolic shapes.
+
+        Args:
+            boxes: K resolved gaze boxes (B, 4), one per camera (`_gaze_boxes`).
+        Returns:
+            ((B K), T, C) fp32 target tokens, batch-major.
+        """
+        images = [batch[key] for key in self.config.camera_keys]  # K x (B, 3, H_k, W_k) in [0, 1]
+        target = self.model.recon_head.target
+        if not self.config.recon_latent_cache:
+            return target(images, boxes)
         cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
         if self._latent_cache is None:
             cache = LatentCache(self.config.recon_latent_cache)
@@ -590,9 +587,9 @@ class ReconVLAPolicy(PI0Policy):
             raise LatentCacheError(
                 "recon_latent_cache needs each frame's dataset `index` in the batch (LeRobotDataset provides it)"
             )
-        signature = crop_signature(self.model.recon_head.target, images, boxes)
+        signature = crop_signature(target, images, boxes)
         parameters = self._latent_cache.posteriors(batch["index"], cameras, boxes, signature)
-        return CachedPosteriors(parameters, self._latent_cache.vae_config)
+        return target.tokens_from_posterior(parameters, self._latent_cache.vae_config)
 
     @torch.no_grad()
     def reconstruct(

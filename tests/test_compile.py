@@ -36,8 +36,7 @@ def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, dict]:
 
 
 def _recon_inputs(policy, batch: dict) -> dict:
-    cameras = policy.config.camera_keys
-    return {"recon_images": [batch[key] for key in cameras], "recon_boxes": policy._gaze_boxes(batch, 2)}
+    return {"recon_targets": policy.recon_targets(batch, policy._gaze_boxes(batch, 2))}
 
 
 def _break_reasons(function, *args, **kwargs) -> Counter:
@@ -108,23 +107,26 @@ def test_compile_model_trains_as_eager_does():
 
 
 def test_compile_model_with_the_vae_target_trains_as_eager_does(tiny_vae_dir):
-    """The VAE target under `compile_model=true`: the lazily loaded VAE stays out of the compiled graph, and
-    one training step's loss terms agree with eager (posterior mode and fixed noise: compiled random draws
-    differ from eager ones)."""
-    vae_target = dict(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128,
-                      recon_vae_sample_posterior=False)  # fmt: skip
+    """The VAE target under `compile_model=true`: the targets are made before the compiled forward (dynamo
+    could neither load the VAE lazily nor draw its posterior with symbolic shapes), and a training step's loss
+    terms agree with eager, at one batch size and then another (dynamic shapes)."""
+    vae_target = dict(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128)
     torch.manual_seed(0)
     eager = ReconVLAPolicy(tiny_config(**vae_target)).train()
     compiled = ReconVLAPolicy(tiny_config(compile_model=True, compile_mode="default", **vae_target)).train()
     compiled.load_state_dict(eager.state_dict())
-    batch = make_reconvla_pre_post_processors(tiny_config())[0](raw_batch())
-    noise = fixed_training_noise(max_action_dim=MAX_ACTION_DIM)
-    repeats = noise["recon_noise"].shape[0]  # a 16 x 16 grid of one 4-channel latent per token
-    noise |= dict(recon_noise=torch.randn(repeats, 256, 4, generator=torch.Generator().manual_seed(2)))
-    losses = {}
-    for name, policy in (("eager", eager), ("compiled", compiled)):
+    for policy in (eager, compiled):
         perturb_head_(policy)
-        losses[name] = policy.forward(batch, **noise)[1]
-    assert losses["compiled"]["recon_loss"] > 0
-    for term in ("action_loss", "recon_loss", "loss"):
-        assert losses["compiled"][term] == pytest.approx(losses["eager"][term], rel=1e-4), term
+    preprocessor = make_reconvla_pre_post_processors(tiny_config())[0]
+    for batch_size in (2, 3):
+        batch = preprocessor(raw_batch(batch_size=batch_size))
+        noise = fixed_training_noise(batch_size=batch_size, max_action_dim=MAX_ACTION_DIM)
+        repeats = noise["recon_noise"].shape[0]  # a 16 x 16 grid of one 4-channel latent per token
+        noise |= dict(recon_noise=torch.randn(repeats, 256, 4, generator=torch.Generator().manual_seed(2)))
+        losses = {}
+        for name, policy in (("eager", eager), ("compiled", compiled)):
+            torch.manual_seed(5)  # the posterior sample, drawn in eager code by both
+            losses[name] = policy.forward(batch, **noise)[1]
+        assert losses["compiled"]["recon_loss"] > 0
+        for term in ("action_loss", "recon_loss", "loss"):
+            assert losses["compiled"][term] == pytest.approx(losses["eager"][term], rel=1e-4), (batch_size, term)

@@ -21,11 +21,10 @@ def _recon_only_backward(policy, batch):
     """Backpropagates L_recon alone (the action loss is computed but not used)."""
     policy.zero_grad(set_to_none=True)
     images, img_masks = policy._preprocess_images(batch)
-    recon_images = [batch[f"observation.images.{cam}"] for cam in CAMERAS]
     _, recon_losses = policy.model(
         images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
         policy.prepare_state(batch), policy.prepare_action(batch),
-        recon_images=recon_images, recon_boxes=policy._gaze_boxes(batch, 2),
+        recon_targets=policy.recon_targets(batch, policy._gaze_boxes(batch, 2)),
     )  # fmt: skip
     recon_losses.mean().backward()
     return recon_losses

@@ -15,7 +15,6 @@ that is expressible here (`image_size`, the VAE's own shift/scale, `sample_poste
 
 import logging
 from contextlib import nullcontext
-from typing import NamedTuple
 
 import torch
 from diffusers import AutoencoderKL
@@ -30,13 +29,6 @@ WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
 # Mid grey around a crop padded to a square: 0 in the [-1, 1] range the VAE and the DiT see. ReconVLA pads
 # with its image processor's mean colour; a fixed grey keeps the target independent of any processor.
 PAD_GREY = 0.5
-
-
-class CachedPosteriors(NamedTuple):
-    """VAE posteriors of targets computed earlier (a latent cache)."""
-
-    parameters: Tensor  # ((B K), 2 C, S/f, S/f): mean and log-variance, as DiagonalGaussianDistribution holds them
-    vae_config: dict  # the encoding VAE's scaling_factor and shift_factor
 
 
 def valid_box_mask(boxes: Tensor) -> Tensor:
