@@ -311,6 +311,10 @@ def main(argv=None) -> None:
     if args.memory_worker:
         memory_worker(args)
         return
+    # Every policy of a run shares the code objects torch.compile guards on (pi0's and ReconVLA's twins, two
+    # targets, each batch size, calls with and without noise=): above dynamo's default of 8 entries per code
+    # object it would fall back to eager for the rest of the run.
+    torch._dynamo.config.recompile_limit = 64
     start = time.time()
     res = Results()
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
