@@ -58,6 +58,9 @@ from report import TARGETS, Results, Row, fmt_bytes, render, verdict_ratio  # no
 from timing import Stat, interleaved, oom_guard, ratio  # noqa: E402
 
 
+KEPT_FROM = "## Analysis"
+
+
 def timed(fns: dict, label: str, args, rounds: int | None = None) -> dict[str, Stat]:
     """`interleaved` with the command line's rounds, threads and minimum run time."""
     return interleaved(fns, label, rounds=rounds or args.rounds, threads=args.threads, min_run_time=args.min_run_time)
@@ -327,8 +330,11 @@ def main(argv=None) -> None:
                 run_size(args, res, batch_size, compile_on, vae_paths)
     report = render(args, res, argv, time.time() - start)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Sections written by hand or by other scripts (from "## Analysis" on) outlive a regeneration.
+        kept = out.read_text().partition(KEPT_FROM)[1:] if out.exists() else ("", "")
+        out.write_text(report + ("\n" + "".join(kept) if kept[0] else ""))
     print(report)
 
 
