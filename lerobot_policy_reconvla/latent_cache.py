@@ -257,16 +257,21 @@ def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, s
     return cameras
 
 
+def _refuse_other_inputs(directory: Path, identity: dict, what: str, remedy: str) -> None:
+    """Raises, naming the differing fields, if `directory`'s cache.json describes other inputs than `identity`."""
+    saved = json.loads((directory / METADATA_FILE).read_text())
+    if saved != identity:
+        changed = sorted(name for name in identity if saved.get(name) != identity[name])
+        raise LatentCacheError(f"{directory} holds {what} (differs in {changed}); {remedy}")
+
+
 def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> tuple[dict, int]:
     """Creates or reopens the arrays of an unfinished build; returns them and the frames already done."""
     if staging.exists():
-        saved = json.loads((staging / METADATA_FILE).read_text())
-        if saved != identity:
-            changed = sorted(key for key in identity if saved.get(key) != identity[key])
-            raise LatentCacheError(
-                f"{staging} holds an unfinished build of another cache (differs in {changed}); delete it to "
-                "start over, or run with the arguments it was started with"
-            )
+        _refuse_other_inputs(
+            staging, identity, "an unfinished build of another cache",
+            "delete it to start over, or run with the arguments it was started with",
+        )  # fmt: skip
         done = json.loads((staging / PROGRESS_FILE).read_text())["frames_done"]
         mode = "r+"
         logger.info("Resuming the unfinished build in %s: %d frames already cached", staging, done)
@@ -334,10 +339,7 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cfg.cache_dir) if cfg.cache_dir else Path(dataset.root) / CACHE_DIR_NAME / key
     if (directory / METADATA_FILE).is_file():
-        built = json.loads((directory / METADATA_FILE).read_text())
-        if built != identity:
-            changed = sorted(name for name in identity if built.get(name) != identity[name])
-            raise LatentCacheError(f"{directory} holds a cache of other inputs (differs in {changed}); choose another --cache_dir")
+        _refuse_other_inputs(directory, identity, "a cache of other inputs", "choose another --cache_dir")
         logger.info("%s is up to date", directory)
         return directory
 

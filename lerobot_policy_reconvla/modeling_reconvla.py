@@ -72,17 +72,12 @@ from .configuration_reconvla import (
     TINY_VOCAB_SIZE,
     ReconVLAConfig,
 )
+from .latent_cache import LatentCache, LatentCacheError, crop_signature
 from .memory import cuda_memory_metrics
 from .reconstruction_pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
-from .latent_cache import LatentCache, LatentCacheError, crop_signature
-from .recon.target import (
-    ReconTarget,
-    boxes_or_whole_image,
-    load_frozen_vae,
-    malformed_box_mask,
-)
+from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
 
 logger = logging.getLogger(__name__)
 
