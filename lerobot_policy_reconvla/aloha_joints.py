@@ -12,6 +12,7 @@ import math
 SIDES = ("left", "right")
 ARM_JOINTS = ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
 JOINT_NAMES = tuple(f"{side}_{joint}" for side in SIDES for joint in ARM_JOINTS)  # (14,)
+GRIPPER_INDICES = tuple(i for i, name in enumerate(JOINT_NAMES) if name.endswith("_gripper"))  # (6, 13)
 
 
 def joint_goals(action: dict[str, float], device: object) -> dict[str, float]:

@@ -35,7 +35,8 @@ from .presets import preset_path
 # Chosen from timed runs on 2 CPU cores (docs/results.md): the tiny preset's success on held-out lift
 # placements rose above zero within this budget.
 DEFAULT_EPISODES = 20
-DEFAULT_STEPS = 1000
+DEFAULT_STEPS = 600
+DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the script's path (sim.generate)
 OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
 MARKER = ".reconvla_demo"
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--task", default="lift", choices=list(TASKS))
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scripted demonstrations to generate")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps")
+    parser.add_argument("--action-noise", type=float, default=DEFAULT_ACTION_NOISE,
+                        help="std (rad) of the arms' perturbation while recording the demonstrations "
+                             "(sim.generate --action-noise; 0: exact scripted replays)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--curve-points", type=int, default=2, help="checkpoints evaluated (the last at --steps)")
     parser.add_argument("--n-action-steps", type=int, default=10,
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={args.task}",
         f"--num-episodes={args.episodes}", f"--root={data_root}", f"--repo-id={repo_id}",
         "--image-size", str(height), str(width), f"--episode-length={episode_length}",
+        f"--action-noise={args.action_noise}",
     ]  # fmt: skip
     if not args.shadows:
         generate.append("--no-shadows")
@@ -204,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"--log_freq={max(1, args.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
             f"--policy.image_resolution=[{args.image_resolution},{args.image_resolution}]",
             f"--seed={args.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={args.n_action_steps}",
+            f"--policy.scheduler_decay_steps={args.steps}",  # the learning rate anneals by the last step
         ],  # fmt: skip
         out / "train.log",
         timings,

@@ -17,21 +17,22 @@ ReconVLA and the `reconvla_paper` preset freeze it; pi0's default and the other 
 the backbone learns to look at what the task is about. At inference nothing of the head runs:
 `select_action` / `predict_action_chunk` are pi0's.
 
-pi0 is subclassed, not copied: every constructor is pi0's own (see `_rebind_in_pi0`), and the
-training forward is pi0's, observed through a forward hook.
+pi0 is subclassed, not copied: the core model's constructor is pi0's own (the `tiny` variant's towers
+come from `tiny.py`), the policy's runs pi0's few construction statements with ReconVLA's core model,
+and the training forward is pi0's, observed through a forward hook.
 """
 
 import builtins
-import copy
+import functools
+import inspect
 import json
 import logging
 import os
 import sys
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from unittest import mock
 
 import draccus
 import torch
@@ -50,26 +51,15 @@ from torch import Tensor, nn
 from lerobot.configs import PreTrainedConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
-from lerobot.policies.pi0 import modeling_pi0
-from lerobot.policies.pi0.modeling_pi0 import (
-    GemmaConfig,
-    PaliGemmaForConditionalGenerationWithPiGemma,
-    PaliGemmaWithExpertModel,
-    PI0Policy,
-    PI0Pytorch,
-    PiGemmaForCausalLM,
-    get_gemma_config,
-)
-from lerobot.policies.pretrained import T
+from lerobot.policies.pi0.modeling_pi0 import PI0Policy, PI0Pytorch
+from lerobot.policies.pretrained import PreTrainedPolicy, T
+from lerobot.utils.import_utils import require_package
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
 from .checkpoint_files import check_safetensors_file
 from .configuration_reconvla import (
     OBS_GAZE_BOX,
     check_image_transforms_keep_gaze_boxes,
-    TINY_GEMMA,
-    TINY_VISION,
-    TINY_VOCAB_SIZE,
     ReconVLAConfig,
 )
 from .latent_cache import LatentCache, LatentCacheError, crop_signature
@@ -78,67 +68,12 @@ from .reconstruction_pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
+from .tiny import get_gemma_config_with_tiny, init_pi0_core
 
 logger = logging.getLogger(__name__)
 
 SAFETENSORS_FILE = "model.safetensors"
 RECON_HEAD_PREFIX = "model.recon_head."
-
-
-def get_gemma_config_with_tiny(variant: str) -> GemmaConfig:
-    """pi0's `get_gemma_config`, plus the `tiny` variant (configuration_reconvla.TINY_GEMMA)."""
-    return GemmaConfig(**TINY_GEMMA) if variant == "tiny" else get_gemma_config(variant)
-
-
-class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
-    """pi0's PaliGemma + action expert with a small SigLIP tower and vocabulary (the `tiny` variant).
-
-    pi0's constructor hard-codes SigLIP so400m and PaliGemma's 257152-token vocabulary, which alone
-    are ~0.5B parameters. It runs here unchanged on the meta device (no memory, no init); then the two
-    towers it built are rebuilt from its own transformers configs with the sizes of TINY_VISION and
-    TINY_VOCAB_SIZE. Forward, dtype handling and freezing stay pi0's.
-    """
-
-    def __init__(
-        self,
-        vlm_config: GemmaConfig,
-        action_expert_config: GemmaConfig,
-        *,
-        precision: str = "bfloat16",
-        **kwargs,
-    ):
-        # pi0 passes everything but the two Gemma configs by keyword (PI0Pytorch.__init__).
-        with torch.device("meta"):
-            super().__init__(vlm_config, action_expert_config, precision=precision, **kwargs)
-
-        vlm_hf = copy.deepcopy(self.paligemma.config)
-        vlm_hf._vocab_size = TINY_VOCAB_SIZE  # noqa: SLF001 - the field pi0 itself sets
-        vlm_hf.image_token_index = TINY_VOCAB_SIZE
-        vlm_hf.text_config.vocab_size = TINY_VOCAB_SIZE
-        vlm_hf.vision_config.update(TINY_VISION)
-        # The projector must land in the language width (pi0 hard-codes gemma_2b's 2048).
-        vlm_hf.vision_config.projection_dim = vlm_config.width
-        expert_hf = copy.deepcopy(self.gemma_expert.config)
-        expert_hf.vocab_size = TINY_VOCAB_SIZE
-
-        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm_hf)
-        self.gemma_expert = PiGemmaForCausalLM(config=expert_hf)
-        self.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
-        self.to_bfloat16_for_selected_params(precision)
-        self._set_requires_grad()
-
-
-@contextmanager
-def _rebind_in_pi0(**names):
-    """Rebinds module-level names of `lerobot.policies.pi0.modeling_pi0` for one constructor call.
-
-    pi0's constructors name their parts directly (PI0Policy builds `PI0Pytorch`, PI0Pytorch builds
-    `PaliGemmaWithExpertModel` from `get_gemma_config(variant)`). Rebinding those names while one of
-    them runs lets ReconVLA run pi0's own constructors instead of retyping them; the names are restored
-    on exit, whatever happens.
-    """
-    with mock.patch.multiple(modeling_pi0, **names):
-        yield
 
 
 @contextmanager
@@ -192,13 +127,7 @@ class ReconVLAPytorch(PI0Pytorch):
     """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
 
     def __init__(self, config: ReconVLAConfig, rtc_processor=None):
-        # gemma_* go through pi0's constructor as they are; `tiny` needs pi0 to know its name and to
-        # build the small towers (see TinyPaliGemmaWithExpert).
-        tiny_parts = _rebind_in_pi0(
-            get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=TinyPaliGemmaWithExpert
-        )
-        with tiny_parts if config.paligemma_variant == "tiny" else nullcontext():
-            super().__init__(config, rtc_processor=rtc_processor)
+        init_pi0_core(self, config, rtc_processor)  # pi0's constructor (tiny.py: for the `tiny` variant too)
         language = get_gemma_config_with_tiny(config.paligemma_variant)
 
         grid = config.recon_token_grid
@@ -340,7 +269,7 @@ class ReconVLAPolicy(PI0Policy):
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
         _check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
-        train_config = _training_config_holding(config)
+        train_config = _lerobot_train_config(config)
         if train_config is not None and config.recon_weight > 0:
             # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
             # move the objects out of their gaze boxes.
@@ -352,8 +281,17 @@ class ReconVLAPolicy(PI0Policy):
                     "the cache holds the targets of the stored frames, not of augmented ones; train without one "
                     "of them"
                 )
-        with _rebind_in_pi0(PI0Pytorch=ReconVLAPytorch):  # pi0's constructor, building our core model
-            super().__init__(config, **kwargs)
+        # pi0's construction statements (PI0Policy.__init__), with ReconVLA's core model in pi0's place.
+        require_package("transformers", extra="pi")
+        PreTrainedPolicy.__init__(self, config)
+        config.validate_features()
+        self.config = config
+        self.init_rtc_processor()
+        self.model = ReconVLAPytorch(config, rtc_processor=self.rtc_processor)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.to(config.device)
+        self.reset()
         self._warned_missing_gaze_boxes: set[str] = set()
         self._warned_malformed_gaze_boxes: set[str] = set()
         self._checked_training_setup = False
@@ -751,21 +689,47 @@ class ReconVLAPolicy(PI0Policy):
             )  # fmt: skip
 
 
-def _training_config_holding(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
-    """The training config that is building this policy, if any (`cfg` of lerobot-train).
+LEROBOT_TRAIN_MODULE = "lerobot.scripts.lerobot_train"
+
+
+def _lerobot_train_config(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """lerobot-train's `cfg` while it is building this policy; None when no lerobot-train is running.
 
     LeRobot hands a policy its own config and the dataset's metadata, but the dataset's image
     transforms, which decide whether gaze boxes still frame their objects, sit in the training config.
-    That config is a local variable of whoever calls `make_policy` (lerobot_train.train's `cfg`); it is
-    found among the calling frames by the identity of its `policy` field, so no other config matches.
+    One place holds it: the frame of `lerobot_train.train(cfg)`, found by that function's code object
+    (nothing else matches), whose `cfg` must hold this very policy config. If lerobot-train is building
+    the policy but that no longer holds (LeRobot changed how it builds policies), the check is off: said
+    once, never silently.
     """
+    train_module = sys.modules.get(LEROBOT_TRAIN_MODULE)
+    if train_module is None:
+        return None  # lerobot-train never ran in this process
+    train_code = inspect.unwrap(train_module.train).__code__
     frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the caller stack cheaply
-    while frame is not None:
-        for value in frame.f_locals.values():
-            if isinstance(value, TrainPipelineConfig) and value.policy is policy_config:
-                return value
+    while frame is not None and frame.f_code is not train_code:
         frame = frame.f_back
+    if frame is None:
+        return None  # built outside lerobot-train's `train` (lerobot-eval, a notebook, a test)
+    return _train_config_in(frame.f_locals, policy_config)
+
+
+def _train_config_in(train_locals: dict, policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """`cfg` among the locals of lerobot-train's `train`, if it holds this very policy config; else None, said once."""
+    cfg = train_locals.get("cfg")
+    if isinstance(cfg, TrainPipelineConfig) and cfg.policy is policy_config:
+        return cfg
+    _warn_once(
+        "lerobot-train is building this policy, but its `cfg` does not hold the policy's config: image "
+        "augmentations (--dataset.image_transforms) are not checked against the gaze boxes. Make sure they "
+        "keep every object in its box (no crops, flips or affine moves)."
+    )
     return None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
 
 
 def _check_gaze_box_stats(dataset_stats: dict | None) -> None:

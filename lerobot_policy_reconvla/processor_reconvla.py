@@ -7,26 +7,34 @@
 # distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and limitations under the License.
 
-"""ReconVLA's processors: pi0's pipelines with the configured tokenizer.
+"""ReconVLA's processors: pi0's steps, in pi0's order, with the configured tokenizer.
 
-pi0's processor maker hard-codes PaliGemma's tokenizer (a Hub download). ReconVLA runs pi0's maker
-with only that step swapped for `ReconVLATokenizerProcessorStep`, which takes
-`config.resolved_tokenizer_name`: PaliGemma's for the gemma_* variants, the tokenizer shipped in this
+pi0's processor maker hard-codes PaliGemma's tokenizer (a Hub download). ReconVLA lists pi0's steps
+itself, as `processor_pi0.make_pi0_pre_post_processors` does, from LeRobot's public processor API and
+pi0's own `Pi0NewLineProcessor`, with `ReconVLATokenizerProcessorStep` as the tokenizer: it takes
+`config.resolved_tokenizer_name`, PaliGemma's for the gemma_* variants, the tokenizer shipped in this
 package for `tiny` (saved under a portable name and resolved to the installed files on load), or any
-local path / Hub repo set in `tokenizer_name`. Gaze boxes (`observation.gaze_box.*`) pass through
-untouched: they are not policy inputs.
+local path / Hub repo set in `tokenizer_name`. A test checks that the steps match pi0's one for one.
+Gaze boxes (`observation.gaze_box.*`) pass through untouched: they are not policy inputs.
 """
 
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import torch
 from transformers import AutoTokenizer
 
-from lerobot.policies.pi0 import processor_pi0
-from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors
-from lerobot.processor import PolicyAction, PolicyProcessorPipeline, ProcessorStepRegistry, TokenizerProcessorStep
+from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
+from lerobot.processor import (
+    AbsoluteActionsProcessorStep,
+    PolicyAction,
+    PolicyProcessorPipeline,
+    ProcessorStepRegistry,
+    RelativeActionsProcessorStep,
+    TokenizerProcessorStep,
+    make_default_policy_processor_steps,
+    make_policy_processor_pipelines,
+)
 
 from .configuration_reconvla import TINY_TOKENIZER, TINY_TOKENIZER_DIR, ReconVLAConfig
 
@@ -51,19 +59,33 @@ def make_reconvla_pre_post_processors(
     PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
     PolicyProcessorPipeline[PolicyAction, PolicyAction],
 ]:
-    """pi0's pre/post-processors (`make_pi0_pre_post_processors`) with the configured tokenizer.
+    """pi0's pre/post-processors with the configured tokenizer.
 
-    pi0's maker builds its tokenizer step by the name `TokenizerProcessorStep` in its module; that name
-    points at ReconVLA's step while the maker runs, so every other step, its settings and the order
-    stay pi0's.
+    OpenPI's order, as pi0: raw -> relative -> normalize -> model -> unnormalize -> absolute.
     """
-
-    def tokenizer_step(**pi0_kwargs) -> ReconVLATokenizerProcessorStep:
-        # pi0 passes PaliGemma's name; max_length and padding are kept as pi0 sets them.
-        return ReconVLATokenizerProcessorStep(**{**pi0_kwargs, "tokenizer_name": config.resolved_tokenizer_name})
-
-    with mock.patch.object(processor_pi0, "TokenizerProcessorStep", tokenizer_step):
-        preprocessor, postprocessor = make_pi0_pre_post_processors(config, dataset_stats)
-    if not any(isinstance(step, ReconVLATokenizerProcessorStep) for step in preprocessor.steps):
-        raise RuntimeError("pi0's processor maker no longer builds its tokenizer step by name; update ReconVLA's swap")
-    return preprocessor, postprocessor
+    relative = RelativeActionsProcessorStep(
+        enabled=config.use_relative_actions,
+        exclude_joints=config.relative_exclude_joints,
+        action_names=config.action_feature_names,
+    )
+    steps = make_default_policy_processor_steps(config, dataset_stats)
+    input_steps = [
+        steps.rename_observations,
+        steps.add_batch_dim,
+        Pi0NewLineProcessor(),  # PaliGemma's prompts end with a newline
+        ReconVLATokenizerProcessorStep(
+            tokenizer_name=config.resolved_tokenizer_name,
+            max_length=config.tokenizer_max_length,
+            padding_side="right",
+            padding="max_length",
+        ),
+        steps.to_device,
+        relative,
+        steps.normalize,
+    ]
+    output_steps = [
+        steps.unnormalize,
+        AbsoluteActionsProcessorStep(enabled=config.use_relative_actions, relative_step=relative),
+        steps.to_cpu,
+    ]
+    return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)

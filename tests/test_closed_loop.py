@@ -101,21 +101,23 @@ def test_replay_in_another_scene_does_not_succeed(replay_dataset):
 
 
 @pytest.mark.slow
-def test_tiny_reconvla_trained_on_one_placement_grasps_there(tmp_path):
-    """lerobot-train on the demonstration of one lift placement, lerobot-eval on that placement: the
-    tiny preset, replanning every 10 steps as the demo does, reproduces the grasp in most episodes.
+def test_tiny_reconvla_trained_on_one_placement_succeeds_there(tmp_path):
+    """lerobot-train on perturbed demonstrations of one lift placement, lerobot-eval on that placement: the
+    tiny preset, replanning every 10 steps as the demo does, lifts the cube in most episodes.
 
-    Measured with these settings: 5 of 5 episodes grasped the cube and held it off the table (reward 2),
-    twice; none raised it the full 5 cm of the task's success (at 400 steps: 3 of 5 did). So this rung
-    pins the grasp, and the success itself is left to the demo and docs/results.md."""
+    The demonstrations are the script's, executed with a smooth perturbation of the arms while the dataset
+    records the script's targets (the generator's --action-noise): from one unperturbed demonstration the
+    policy reproduces the demonstration's actions on its observations, but closed loop it falls a few steps
+    behind, grips the cube high and never lifts it (a state no demonstration shows). Measured with these
+    settings: 5 of 5 lifted; the same checkpoint with the arms' actions swapped in the env lifts 0 of 5."""
     from lerobot_policy_reconvla.presets import preset_path
     from lerobot_policy_reconvla.sim import generate
     from tests.fixtures.cli import run_cli, run_train
 
-    root, seed, size = tmp_path / "one_scene", 0, ("96", "128")  # the demo's image size
+    root, scene, size = tmp_path / "one_scene", 4, ("96", "128")  # scene 5 places the cube 8 cm away
     assert generate.main([
-        "--task=lift", "--num-episodes=1", f"--root={root}", "--repo-id=local/one_scene", f"--seed={seed}",
-        "--image-size", *size, "--no-shadows", "--workers=1",
+        "--task=lift", "--num-episodes=8", f"--root={root}", "--repo-id=local/one_scene", "--seed=100",
+        f"--scene-seed={scene}", "--action-noise=0.02", "--image-size", *size, "--no-shadows", "--workers=2",
     ]) == 0  # fmt: skip
     run_train([
         f"--config_path={preset_path('reconvla_tiny')}", "--dataset.repo_id=local/one_scene", f"--dataset.root={root}",
@@ -125,7 +127,7 @@ def test_tiny_reconvla_trained_on_one_placement_grasps_there(tmp_path):
     ], timeout=2400)  # fmt: skip
     # 200 steps, not the demonstration's 150: room for a policy that lags the script by a few steps.
     env = ["--env.type=aloha_multicam", "--env.task=lift", f"--env.observation_height={size[0]}",
-           f"--env.observation_width={size[1]}", "--env.shadows=false", f"--env.scene_seed={seed}",
+           f"--env.observation_width={size[1]}", "--env.shadows=false", f"--env.scene_seed={scene}",
            "--env.episode_length=200"]  # fmt: skip
     run_cli("lerobot-eval", [
         f"--policy.path={tmp_path / 'train/checkpoints/last/pretrained_model'}", *env, "--eval.n_episodes=5",
@@ -134,4 +136,4 @@ def test_tiny_reconvla_trained_on_one_placement_grasps_there(tmp_path):
     info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
     max_rewards = info["per_task"][0]["metrics"]["max_rewards"]  # 1 touched, 2 held off the table, 3 success
     assert info["overall"]["n_episodes"] == 5
-    assert sum(reward >= 2 for reward in max_rewards) >= 4, max_rewards
+    assert sum(info["per_task"][0]["metrics"]["successes"]) >= 4, max_rewards

@@ -147,3 +147,95 @@ def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
     config.cameras = ["cam_high"]
     with pytest.raises(ValueError, match=r"\['cam_high'\] not among the input cameras \['top', 'left_wrist'\]"):
         config.validate_features()
+
+
+def test_a_pi0_built_while_tiny_towers_are_built_gets_pi0s_own_classes():
+    """The tiny variant rebinds two of pi0's names while pi0's core constructor runs (tiny.py): a stock pi0
+    built at that very moment, in this thread or another, still gets pi0's classes and sizes."""
+    from lerobot_policy_reconvla.tiny import pi0_builds_tiny_towers
+
+    sizes = dict(paligemma_variant="gemma_2b", action_expert_variant="gemma_300m", dtype="bfloat16", device="cpu")
+    with torch.device("meta"):
+        reference = PI0Pytorch(PI0Config(**sizes))
+        with pi0_builds_tiny_towers():
+            during = PI0Pytorch(PI0Config(**sizes))
+    assert type(during.paligemma_with_expert) is modeling_pi0.PaliGemmaWithExpertModel
+    shapes = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in during.state_dict().items()} == shapes
+    assert modeling_pi0.get_gemma_config.__module__ == modeling_pi0.__name__  # restored on exit
+
+
+def test_pi0_and_tiny_reconvla_built_concurrently_each_get_their_own_classes():
+    import threading
+
+    from lerobot_policy_reconvla.tiny import TinyPaliGemmaWithExpert
+
+    sizes = dict(paligemma_variant="gemma_2b", action_expert_variant="gemma_300m", dtype="bfloat16", device="cpu")
+    start, built, errors = threading.Barrier(3), {}, []
+
+    def build(name, make):
+        try:
+            start.wait()
+            for round_ in range(2):
+                built[name, round_] = make()
+        except Exception as error:  # noqa: BLE001 - reported below with the thread's name
+            errors.append((name, error))
+
+    def pi0_core():
+        with torch.device("meta"):  # a thread-local default device: shapes only, no 3B allocation
+            return PI0Pytorch(PI0Config(**sizes))
+
+    threads = [threading.Thread(target=build, args=("pi0", pi0_core)),
+               threading.Thread(target=build, args=("tiny_a", lambda: ReconVLAPolicy(tiny_config()))),
+               threading.Thread(target=build, args=("tiny_b", lambda: ReconVLAPolicy(tiny_config())))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    for round_ in range(2):
+        assert type(built["pi0", round_].paligemma_with_expert) is modeling_pi0.PaliGemmaWithExpertModel
+        for name in ("tiny_a", "tiny_b"):
+            policy = built[name, round_]
+            assert type(policy.model) is ReconVLAPytorch
+            assert type(policy.model.paligemma_with_expert) is TinyPaliGemmaWithExpert
+            assert not any(p.is_meta for p in policy.parameters())
+    assert modeling_pi0.PaliGemmaWithExpertModel.__module__ == modeling_pi0.__name__
+
+
+def test_processors_are_pi0s_steps_one_for_one_with_the_configured_tokenizer(monkeypatch):
+    """ReconVLA lists pi0's processor steps itself (pi0's maker downloads PaliGemma's tokenizer): same steps,
+    same order, same settings, the tokenizer aside, which must be ours with pi0's tokenizer settings."""
+    from lerobot.policies.pi0 import processor_pi0
+    from lerobot.processor import ProcessorStep
+
+    from lerobot_policy_reconvla.processor_reconvla import (
+        ReconVLATokenizerProcessorStep,
+        make_reconvla_pre_post_processors,
+    )
+
+    class TokenizerSettings(ProcessorStep):  # stands in for pi0's tokenizer step, which fetches PaliGemma's
+        def __init__(self, **settings):
+            self.settings = settings
+
+        def __call__(self, transition):
+            return transition
+
+        def transform_features(self, features):
+            return features
+
+    monkeypatch.setattr(processor_pi0, "TokenizerProcessorStep", TokenizerSettings)
+    config = tiny_config(use_relative_actions=True)
+    pi0_pipelines = processor_pi0.make_pi0_pre_post_processors(config)
+    ours = make_reconvla_pre_post_processors(config)
+    for theirs, mine in zip(pi0_pipelines, ours, strict=True):
+        assert len(theirs.steps) == len(mine.steps)
+        for their_step, my_step in zip(theirs.steps, mine.steps, strict=True):
+            if isinstance(their_step, TokenizerSettings):
+                assert isinstance(my_step, ReconVLATokenizerProcessorStep)
+                expected = {**their_step.settings, "tokenizer_name": config.resolved_tokenizer_name}
+                assert {k: getattr(my_step, k) for k in expected} == expected
+                continue
+            assert type(my_step) is type(their_step)
+            if hasattr(their_step, "get_config"):
+                assert my_step.get_config() == their_step.get_config(), type(my_step).__name__

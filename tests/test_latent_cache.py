@@ -24,6 +24,7 @@ from lerobot_policy_reconvla.latent_cache import (
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 from lerobot_policy_reconvla.recon.target import ReconTarget
+from tests.fixtures.lerobot_train import build_as_lerobot_train_does
 from tests.fixtures.cli import run_cli, run_train, train_args
 from tests.fixtures.tiny_policy import CAMERAS, CHUNK, TINY_CLI, perturb_head_, tiny_config
 
@@ -158,7 +159,7 @@ def test_augmentation_with_a_cache_is_refused_before_anything_is_built(dataset_3
         dataset=DatasetConfig(repo_id=REPO_ID, image_transforms=augmenting), policy=config
     )
     with pytest.raises(LatentCacheError, match="image_transforms.enable=true"):
-        ReconVLAPolicy(train_config.policy)
+        build_as_lerobot_train_does(train_config, dataset_3cam, tmp_path / "train")
 
 
 def test_an_interrupted_build_resumes_and_ends_equal_to_an_uninterrupted_one(

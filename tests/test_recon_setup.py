@@ -8,6 +8,7 @@ import subprocess
 import pytest
 import torch
 from tests.fixtures.cli import lerobot_cli
+from tests.fixtures.lerobot_train import build_as_lerobot_train_does
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
 from tests.fixtures import processes
 
@@ -31,40 +32,42 @@ def _config_with_gaze_boxes(**overrides) -> ReconVLAConfig:
 
 
 def _train_config(policy: ReconVLAConfig, image_transforms: ImageTransformsConfig) -> TrainPipelineConfig:
-    dataset = DatasetConfig(repo_id="local/any", image_transforms=image_transforms)
+    dataset = DatasetConfig(repo_id="local/synthetic_3cam", image_transforms=image_transforms)
     return TrainPipelineConfig(dataset=dataset, policy=policy)
 
 
-def test_geometric_augmentation_with_gaze_boxes_is_refused_naming_the_safe_transforms():
-    # LeRobot's default transform set includes RandomAffine.
-    cfg = _train_config(_config_with_gaze_boxes(), ImageTransformsConfig(enable=True))
+def test_geometric_augmentation_with_gaze_boxes_is_refused_naming_the_safe_transforms(dataset_3cam, tmp_path):
+    # LeRobot's default transform set includes RandomAffine; the dataset has gaze boxes.
+    cfg = _train_config(tiny_config(), ImageTransformsConfig(enable=True))
     with pytest.raises(ValueError, match=r"would move pixels \(\{'affine': 'RandomAffine'\}\).*gaze boxes") as error:
-        ReconVLAPolicy(cfg.policy)
+        build_as_lerobot_train_does(cfg, dataset_3cam, tmp_path / "train")
     assert "ColorJitter" in str(error.value) and "--dataset.image_transforms.enable=false" in str(error.value)
+    assert not (tmp_path / "train" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
-    ("policy_overrides", "image_transforms", "boxes"),
+    ("recon_weight", "image_transforms", "boxes"),
     [
-        ({}, ImageTransformsConfig(enable=True, tfs=BRIGHTNESS), True),  # photometric only
-        ({}, ImageTransformsConfig(enable=False), True),  # the default set, but disabled
-        ({}, ImageTransformsConfig(enable=True), False),  # no boxes: the whole image moves with its target
-        ({"recon_weight": 0.0}, ImageTransformsConfig(enable=True), True),  # no recon loss
+        (1.0, ImageTransformsConfig(enable=True, tfs=BRIGHTNESS), True),  # photometric only
+        (1.0, ImageTransformsConfig(enable=False), True),  # the default set, but disabled
+        (1.0, ImageTransformsConfig(enable=True), False),  # no boxes: the whole image moves with its target
+        (0.0, ImageTransformsConfig(enable=True), True),  # no recon loss
     ],
 )
-def test_augmentation_that_keeps_the_boxes_right_is_accepted(policy_overrides, image_transforms, boxes):
-    policy_config = _config_with_gaze_boxes(**policy_overrides) if boxes else tiny_config(**policy_overrides)
-    cfg = _train_config(policy_config, image_transforms)
-    assert isinstance(ReconVLAPolicy(cfg.policy), ReconVLAPolicy)
+def test_augmentation_that_keeps_the_boxes_right_is_accepted(
+    recon_weight, image_transforms, boxes, dataset_3cam, dataset_3cam_no_boxes, tmp_path
+):
+    cfg = _train_config(tiny_config(recon_weight=recon_weight), image_transforms)
+    if not boxes:
+        cfg.dataset.repo_id = "local/synthetic_3cam_no_boxes"
+    build_as_lerobot_train_does(cfg, dataset_3cam if boxes else dataset_3cam_no_boxes, tmp_path / "train")
 
 
-def test_policy_built_outside_training_is_not_checked():
-    # A training config that would be refused sits in this frame: the policy config it holds is checked,
-    # an equal one built apart from it (as lerobot-eval and scripts build theirs) is not.
+def test_a_training_config_outside_lerobot_train_is_not_looked_at():
+    # Only lerobot-train's own `cfg` is read: a refusable training config in the caller's frame (as a
+    # script that builds its own) does not stop a policy built from its policy config.
     other = _train_config(_config_with_gaze_boxes(), ImageTransformsConfig(enable=True))
-    with pytest.raises(ValueError, match="would move pixels"):
-        ReconVLAPolicy(other.policy)
-    assert isinstance(ReconVLAPolicy(_config_with_gaze_boxes()), ReconVLAPolicy)
+    assert isinstance(ReconVLAPolicy(other.policy), ReconVLAPolicy)
 
 
 def test_training_traps_are_said_once(caplog):
@@ -169,3 +172,17 @@ def test_lerobot_train_with_gaze_boxes_trains_under_photometric_augmentation_and
     assert result.returncode != 0
     assert output.count("would move pixels ({'affine': 'RandomAffine'})") == 1, output[-5000:]
     assert "Creating policy" in output and "Start offline training" not in output
+
+
+def test_lerobot_train_config_that_does_not_hold_the_policy_config_is_said_once(caplog):
+    from lerobot_policy_reconvla.modeling_reconvla import _train_config_in
+
+    policy_config = tiny_config()
+    held = _train_config(policy_config, ImageTransformsConfig(enable=True))
+    assert _train_config_in({"cfg": held}, policy_config) is held
+    copied = _train_config(tiny_config(), ImageTransformsConfig(enable=True))  # as if LeRobot copied the config
+    with caplog.at_level(logging.WARNING):
+        assert _train_config_in({"cfg": copied}, policy_config) is None
+        assert _train_config_in({}, policy_config) is None
+    said = [r.getMessage() for r in caplog.records if "not checked against the gaze boxes" in r.getMessage()]
+    assert len(said) == 1

@@ -164,3 +164,48 @@ def test_workers_must_be_positive(tmp_path, capsys):
         main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
               "--workers", "0"])
     assert "--workers must be positive, got 0" in capsys.readouterr().err
+
+
+def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_path):
+    """--scene-seed places every episode alike; --action-noise moves the arms off the script's path while the
+    recorded action stays the script's target (what the policy learns to command from where it is)."""
+    from lerobot_policy_reconvla.sim.scripted import scripted_episode
+
+    root, steps = tmp_path / "one_scene", 40
+    args = ["--task", "lift", "--repo-id", "local/one", "--images", "--cameras", "top", "--image-size", 24, 32,
+            "--episode-length", steps, "--keep-failed", "--scene-seed", 3, "--workers", 1]
+    generate(*args, "--num-episodes", 2, "--root", root, "--action-noise", 0.05)
+    ds = LeRobotDataset("local/one", root=root)
+    episodes = [[ds[i] for i in range(len(ds)) if int(ds[i]["episode_index"]) == e] for e in (0, 1)]
+    script = torch.as_tensor(scripted_episode("lift", 3, steps).actions, dtype=torch.float32)  # (T, 14)
+    states = []
+    for rows in episodes:
+        torch.testing.assert_close(torch.stack([r["action"] for r in rows]), script)
+        states.append(torch.stack([r["observation.state"] for r in rows]))  # (T, 14)
+    torch.testing.assert_close(states[0][0], states[1][0])  # same start
+    arm_gap = (states[0] - states[1])[:, :6].abs().amax(dim=1)  # (T,) left arm, which the script holds still
+    assert arm_gap[-10:].min() > 0.005, arm_gap  # each episode's seed drew its own perturbation
+    sidecar = json.loads((root / SIDECAR).read_text())
+    assert sidecar["scene_seed"] == 3 and sidecar["action_noise"] == 0.05
+    assert [e["seed"] for e in sidecar["episodes"]] == [0, 1]
+
+    proc = generate(*args, "--num-episodes", 3, "--root", root, "--action-noise", 0.0, check=False)
+    assert proc.returncode != 0 and "--action-noise 0.05, this run asks for 0.0" in proc.stderr
+
+
+def test_arm_perturbation_is_smooth_seeded_and_leaves_the_grippers_alone():
+    from lerobot_policy_reconvla.sim.episodes import arm_perturbation
+
+    noise = arm_perturbation(seed=7, steps=20000, std=0.02)  # (T, 14)
+    assert noise.shape == (20000, 14) and not noise[:, [6, 13]].any()
+    assert 0.015 < noise[:, :6].std() < 0.025  # the stationary std asked for
+    arm = noise[:, 1]  # (T,) one joint
+
+    def autocorrelation(lag):
+        return np.corrcoef(arm[:-lag], arm[lag:])[0, 1]
+
+    # A drift, not per-step jitter (which has none): correlation e^(-lag / 20) for the default 20 steps.
+    assert autocorrelation(1) > 0.9 and 0.25 < autocorrelation(20) < 0.5
+    np.testing.assert_array_equal(noise, arm_perturbation(seed=7, steps=20000, std=0.02))
+    assert not np.allclose(noise, arm_perturbation(seed=8, steps=20000, std=0.02))
+    assert not arm_perturbation(seed=7, steps=10, std=0.0).any()

@@ -31,6 +31,7 @@ from typing import Self
 
 import numpy as np
 
+from ..aloha_joints import GRIPPER_INDICES
 from ..processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
@@ -46,6 +47,8 @@ class EpisodeSpec:
     keep_failed: bool = False
     gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE  # fraction of the image's short side (sim.gaze.widen_box)
     shadows: bool = True  # False renders ~3x faster; evaluate with --env.shadows=false then
+    scene_seed: int | None = None  # place every episode as this seed does (None: each episode's own seed)
+    action_noise: float = 0.0  # std (rad) of the perturbation added to the arms' executed targets
 
 
 @dataclass
@@ -78,18 +81,42 @@ def make_env(spec: EpisodeSpec):
     )  # fmt: skip
 
 
+def arm_perturbation(seed: int, steps: int, std: float, correlation_steps: float = 20.0) -> np.ndarray:
+    """(steps, 14) smooth noise for the arm joints (grippers 0): a stationary Ornstein-Uhlenbeck process of
+    standard deviation `std` rad whose correlation decays over `correlation_steps`, seeded by `seed`.
+
+    Smooth, because the arms' position control filters out per-step jitter: a drift that lasts tens of
+    steps moves the arm off the script's path, which is the state a policy must learn to recover from."""
+    noise = np.zeros((steps, 14))
+    if std == 0:
+        return noise
+    rng = np.random.default_rng(seed)
+    decay = np.exp(-1.0 / correlation_steps)
+    arms = [i for i in range(14) if i not in GRIPPER_INDICES]
+    noise[0, arms] = rng.normal(0.0, std, len(arms))
+    for t in range(1, steps):
+        noise[t, arms] = decay * noise[t - 1, arms] + np.sqrt(1 - decay**2) * rng.normal(0.0, std, len(arms))
+    return noise
+
+
 def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
-    """Script, check and (if kept) render the episode of `seed` in `env` (an ``AlohaMultiCamEnv``)."""
+    """Script, check and (if kept) render the episode of `seed` in `env` (an ``AlohaMultiCamEnv``).
+
+    With ``spec.action_noise``, the env executes the script's targets plus :func:`arm_perturbation`
+    while the frame records the script's target as ``action`` (DART, Laskey et al. 2017): the
+    demonstrations then show the way back to the script's path from where the perturbation led. Such an
+    episode is kept only if it still succeeds (or with ``keep_failed``)."""
     from .scripted import replay, scripted_episode
 
-    episode = scripted_episode(spec.task, seed, spec.episode_length)
+    episode = scripted_episode(spec.task, seed if spec.scene_seed is None else spec.scene_seed, spec.episode_length)
     scripted_ok = replay(episode).success  # physics only: skip rendering what won't be kept
     if not (scripted_ok or spec.keep_failed):
         return SimulatedEpisode(seed, scripted_ok, instruction=episode.scene.instruction)
     task_string = episode.scene.instruction
     obs, info = env.reset(seed=seed, options={"scene": episode.scene})
+    executed = episode.actions + arm_perturbation(seed, len(episode.actions), spec.action_noise)  # (T, 14)
     frames, success = [], False
-    for action in episode.actions:
+    for action, command in zip(episode.actions, executed, strict=True):
         frame = {
             "observation.state": obs["agent_pos"].astype(np.float32),  # (14,)
             "action": action.astype(np.float32),  # (14,)
@@ -99,8 +126,10 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
             frame[f"observation.images.{cam}"] = image  # (H, W, 3) uint8
             frame[f"observation.gaze_box.{cam}"] = info["gaze_boxes"][cam]  # (4,)
         frames.append(frame)
-        obs, _, _, _, info = env.step(action)
+        obs, _, _, _, info = env.step(command)
         success |= info["is_success"]
+    if spec.action_noise and not (success or spec.keep_failed):
+        return SimulatedEpisode(seed, False, instruction=task_string)  # the perturbation spoilt it: not kept
     return SimulatedEpisode(seed, scripted_ok, frames, bool(success), task_string)
 
 

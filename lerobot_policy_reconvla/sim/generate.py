@@ -2,7 +2,8 @@
 
     MUJOCO_GL=egl python -m lerobot_policy_reconvla.sim.generate --task insertion --num-episodes 50 \
         --root data/aloha_sim_insertion_3cam --repo-id local/aloha_sim_insertion_3cam \
-        [--cameras top left_wrist right_wrist] [--image-size 224 224] [--images] [--keep-failed] [--workers N]
+        [--cameras top left_wrist right_wrist] [--image-size 224 224] [--images] [--keep-failed] [--workers N] \
+        [--scene-seed S] [--action-noise STD]
 
 Per episode: the scripted policy is rolled out in the mocap scene (``sim.scripted``), checked by a
 physics-only replay, and (if successful, or with ``--keep-failed``) replayed again in
@@ -19,6 +20,11 @@ Tasks: ``insertion`` and ``transfer_cube`` (bimanual, 400 steps), ``lift`` and `
 arm, 150 steps; ``lift_named`` places three cubes and names one per episode). Gaze boxes are the task
 objects' (``lift_named``: the named cube's), widened to at least ``--gaze-min-size`` of the image's
 short side (default 0.25, ``sim.gaze.DEFAULT_GAZE_MIN_SIZE``; 0 keeps them tight).
+
+``--scene-seed S`` places every episode as seed S does (many demonstrations of one scene), and
+``--action-noise STD`` perturbs the arms while recording the script's targets (``sim.episodes``,
+DART): each episode's own seed draws its perturbation, so the demonstrations of one scene differ and
+show the way back to the script's path. A perturbed episode that fails is not kept.
 
 Episodes are simulated and rendered by ``--workers`` processes (default: the cores available) and
 written by this one in seed order (``sim.episodes``), so the dataset is the one a single process
@@ -90,6 +96,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="render without shadows (~3x faster; evaluate with --env.shadows=false to match)")
     p.add_argument("--gaze-min-size", type=float, default=DEFAULT_GAZE_MIN_SIZE,
                    help="smallest gaze-box side as a fraction of the image's short side (0: tight boxes)")
+    p.add_argument("--scene-seed", type=int, default=None,
+                   help="place every episode as this seed does (several demonstrations of one scene)")
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="std (rad) of a smooth perturbation of the arms' executed targets; the recorded action "
+                        "stays the script's, so the data shows recoveries (default 0: exact replays)")
     p.add_argument("--max-attempts", type=int, default=None, help="give up after this many seeds (3 x episodes)")
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="processes simulating and rendering episodes in parallel (default: the cores available)")
@@ -107,6 +118,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--num-episodes must be positive")
     if args.workers <= 0:
         p.error(f"--workers must be positive, got {args.workers}")
+    if args.action_noise < 0:
+        p.error(f"--action-noise is a standard deviation in rad (>= 0), got {args.action_noise}")
     if not 0 <= args.gaze_min_size <= 1:
         p.error(f"--gaze-min-size is a fraction of the image's short side in [0, 1], got {args.gaze_min_size}")
     args.episode_length = args.episode_length or default_episode_length(args.task)
@@ -143,6 +156,9 @@ def _check_compatible(meta, features: dict, task: str) -> None:
         raise SystemExit(f"refusing to resume: existing fps {meta.fps} != {FPS}")
 
 
+_NEUTRAL = {"scene_seed": None, "action_noise": 0.0}  # what a sidecar without these settings was made with
+
+
 def open_dataset(args, features: dict):
     """(dataset, sidecar state, reopen): a new dataset, or the one at --root rolled back to its last commit
     and reopened for appending. `reopen(root)` resumes writing after a commit."""
@@ -175,6 +191,10 @@ def open_dataset(args, features: dict):
         if state.get("gaze_min_size", 0.0) != args.gaze_min_size:
             raise SystemExit(f"refusing to resume: {root} was generated with --gaze-min-size "
                              f"{state.get('gaze_min_size', 0.0)}, this run asks for {args.gaze_min_size}")
+        for name, flag in (("scene_seed", "--scene-seed"), ("action_noise", "--action-noise")):
+            before, now = state.get(name, _NEUTRAL[name]), getattr(args, name)
+            if before != now:
+                raise SystemExit(f"refusing to resume: {root} was generated with {flag} {before}, this run asks for {now}")
         return reopen(root), state, reopen
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"refusing to write: {root} exists, is not empty and holds no LeRobot dataset (meta/info.json)")
@@ -184,7 +204,7 @@ def open_dataset(args, features: dict):
                                      use_videos=not args.images, **writer_kwargs)
 
     state = {"task": args.task, "cameras": args.cameras, "gaze_min_size": args.gaze_min_size, "shadows": args.shadows,
-             "next_seed": args.seed, "episodes": []}
+             "scene_seed": args.scene_seed, "action_noise": args.action_noise, "next_seed": args.seed, "episodes": []}
     return create_committed(root, create, state, reopen), state, reopen
 
 
@@ -216,7 +236,7 @@ def main(argv=None) -> int:
     start_count = dataset.meta.total_episodes
     max_attempts = args.max_attempts or 3 * args.num_episodes
     spec = EpisodeSpec(args.task, tuple(args.cameras), tuple(args.image_size), args.episode_length, args.keep_failed,
-                       args.gaze_min_size, args.shadows)
+                       args.gaze_min_size, args.shadows, args.scene_seed, args.action_noise)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     attempts = successes = frames = 0
