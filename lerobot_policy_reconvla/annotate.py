@@ -48,14 +48,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .configuration_reconvla import OBS_GAZE_BOX
+from .gaze_box import ABSENT_BOX, OBS_GAZE_BOX, gaze_box_feature, gaze_box_key, is_present
 from .processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
 IMAGE_PREFIX = "observation.images."
-ABSENT = np.full(4, -1.0, dtype=np.float32)
-BOX_FEATURE = {"dtype": "float32", "shape": (4,), "names": ["x0", "y0", "x1", "y1"]}
 ANNOTATION_META = "meta/gaze_annotation.json"
 STAGING_SUFFIX = ".partial"
 
@@ -257,7 +255,7 @@ def fill_boxes(
     >>> fill_boxes(5, {0: hit(0.0), 2: hit(0.2), 4: None}, np.zeros(5), max_gap=1)[0][4].tolist()
     [-1.0, -1.0, -1.0, -1.0]
     """
-    boxes = np.tile(ABSENT, (num_frames, 1))  # (T, 4)
+    boxes = np.tile(ABSENT_BOX, (num_frames, 1))  # (T, 4)
     scores = np.full(num_frames, np.nan, dtype=np.float32)  # (T,)
     frames = sorted(detected)
     for index, frame in enumerate(frames):
@@ -295,11 +293,6 @@ def pad_boxes(boxes: np.ndarray, pad: float) -> np.ndarray:
     size = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)  # (N, 4) = [w, h, w, h]
     grown = np.clip(boxes + pad * size * np.array([-1, -1, 1, 1]), 0.0, 1.0)
     return np.where(present[:, None], grown, boxes).astype(np.float32)
-
-
-def is_present(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) -> (N,) bool: False for the absent marker (any negative coordinate)."""
-    return (boxes >= 0).all(axis=-1)
 
 
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -491,7 +484,7 @@ def check_inputs(config: AnnotateConfig, dataset) -> tuple[list[str], dict[str, 
                 f"(names: {names or 'feature absent'}); set --gripper-key / --gripper-names"
             )
 
-    gaze_keys = [f"{OBS_GAZE_BOX}.{cam}" for cam in cameras]
+    gaze_keys = [gaze_box_key(cam) for cam in cameras]
     if config.output_root is not None:
         existing = [key for key in gaze_keys if key in dataset.meta.features]
         if existing:
@@ -576,7 +569,7 @@ def detect_episode(
     from torch.utils.data import DataLoader, Subset
 
     frames = plan.detect_at
-    boxes = np.tile(ABSENT, (len(frames), len(cameras), 1))  # (N, K, 4)
+    boxes = np.tile(ABSENT_BOX, (len(frames), len(cameras), 1))  # (N, K, 4)
     scores = np.full((len(frames), len(cameras)), np.nan, dtype=np.float32)  # (N, K)
     loader = DataLoader(
         Subset(dataset, plan.indices[frames].tolist()), batch_size=config.batch_size,
@@ -689,7 +682,7 @@ def _detect_all(plans, dataset, detector, cameras, config, staging: Path) -> dic
 
 def _fill_all(plans, detections, cameras, config, num_frames) -> tuple[dict, dict]:
     """Per camera: boxes (N, 4) and scores (N,) in dataset index order."""
-    boxes = {cam: np.tile(ABSENT, (num_frames, 1)) for cam in cameras}
+    boxes = {cam: np.tile(ABSENT_BOX, (num_frames, 1)) for cam in cameras}
     scores = {cam: np.full(num_frames, np.nan, dtype=np.float32) for cam in cameras}
     for plan in plans:
         found = detections[plan.episode]
@@ -753,7 +746,7 @@ def _write_dataset(config, dataset, cameras, boxes, report, staging: Path) -> No
     from lerobot.datasets.dataset_tools import add_features
     from lerobot.datasets.io_utils import load_stats, write_stats
 
-    features = {f"{OBS_GAZE_BOX}.{cam}": (boxes[cam], dict(BOX_FEATURE)) for cam in cameras}
+    features = {gaze_box_key(cam): (boxes[cam], gaze_box_feature()) for cam in cameras}
     target = staging / "dataset"
     if target.exists():  # left by a crash while writing: the detections are safe, write again
         shutil.rmtree(target)

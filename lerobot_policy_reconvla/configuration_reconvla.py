@@ -22,6 +22,7 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from .gaze_box import is_gaze_box_key
 from .optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
 
 # Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
@@ -49,8 +50,6 @@ def _paligemma_patch_size() -> int:
     return PaliGemmaConfig().vision_config.patch_size
 
 
-# Training-only batch keys: [x0, y0, x1, y1] of the gaze region, normalised to [0, 1].
-OBS_GAZE_BOX = "observation.gaze_box"
 
 # Image transforms (LeRobot's `--dataset.image_transforms.tfs.<name>.type`: torchvision v2 classes and
 # LeRobot's own) that leave every pixel where it was, so a gaze box still frames its object. Anything
@@ -304,7 +303,7 @@ class ReconVLAConfig(PI0Config):
     def validate_features(self) -> None:
         # Gaze boxes are training targets, not policy inputs: keep them out of input_features so they
         # are neither normalised nor required at inference (the dataset still delivers them).
-        for key in [key for key in self.input_features if key.startswith(f"{OBS_GAZE_BOX}.")]:
+        for key in [key for key in self.input_features if is_gaze_box_key(key)]:
             del self.input_features[key]
         if self.cameras is not None:
             self._select_cameras()

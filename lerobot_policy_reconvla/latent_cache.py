@@ -234,7 +234,7 @@ def _vae_fingerprint(vae) -> str:
 
 def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, str | None]]:
     """(policy camera name, dataset image key, dataset gaze-box key or None) for every camera to cache."""
-    from .configuration_reconvla import OBS_GAZE_BOX
+    from .gaze_box import gaze_box_key
 
     renamed = {cfg.rename_map.get(key, key): key for key in dataset.meta.features}
     image_prefix = "observation.images."
@@ -250,9 +250,9 @@ def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, s
     cameras = []
     for key in wanted:
         camera = key.removeprefix(image_prefix)
-        box_key = renamed.get(f"{OBS_GAZE_BOX}.{camera}")
+        box_key = renamed.get(gaze_box_key(camera))
         if box_key is None:
-            logger.warning("No %s.%s in the dataset: camera %r caches its whole image.", OBS_GAZE_BOX, camera, camera)
+            logger.warning("No %s in the dataset: camera %r caches its whole image.", gaze_box_key(camera), camera)
         cameras.append((camera, renamed[key], box_key))
     return cameras
 

@@ -22,7 +22,8 @@ from huggingface_hub.utils import validate_repo_id
 from lerobot import __version__ as lerobot_version
 from lerobot.utils.constants import OBS_IMAGES
 
-from .configuration_reconvla import OBS_GAZE_BOX, ReconVLAConfig
+from .configuration_reconvla import ReconVLAConfig
+from .gaze_box import gaze_box_key
 from .envs.constants import SCENE_CAMERAS, TASKS, task_instructions
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def gaze_boxes_per_camera(
     if dataset_meta is None:
         return None
     cameras = [key.removeprefix(f"{OBS_IMAGES}.") for key in config.camera_keys]
-    return {camera: f"{OBS_GAZE_BOX}.{camera}" in dataset_meta.features for camera in cameras}
+    return {camera: gaze_box_key(camera) in dataset_meta.features for camera in cameras}
 
 
 def _dataset_facts(dataset_repo_id: str | None, dataset_meta: LeRobotDatasetMetadata | None) -> dict | None:

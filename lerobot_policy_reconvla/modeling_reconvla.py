@@ -25,26 +25,14 @@ and the training forward is pi0's, observed through a forward hook.
 import builtins
 import functools
 import inspect
-import json
 import logging
-import os
 import sys
-import tempfile
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import draccus
 import torch
 from einops import rearrange
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    HFValidationError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -56,11 +44,18 @@ from lerobot.policies.pretrained import PreTrainedPolicy, T
 from lerobot.utils.import_utils import require_package
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from .checkpoint_files import check_safetensors_file
 from .configuration_reconvla import (
-    OBS_GAZE_BOX,
     check_image_transforms_keep_gaze_boxes,
     ReconVLAConfig,
+)
+from .gaze_box import camera_of, gaze_box_key, is_gaze_box_key
+from .loading import (
+    SAFETENSORS_FILE,
+    check_safetensors_file,
+    checkpoint_config_fields,
+    load_checked,
+    parse_reconvla_config,
+    resolve_file,
 )
 from .latent_cache import LatentCache, LatentCacheError, crop_signature
 from .memory import cuda_memory_metrics
@@ -72,7 +67,6 @@ from .tiny import get_gemma_config_with_tiny, init_pi0_core
 
 logger = logging.getLogger(__name__)
 
-SAFETENSORS_FILE = "model.safetensors"
 RECON_HEAD_PREFIX = "model.recon_head."
 
 
@@ -372,8 +366,7 @@ class ReconVLAPolicy(PI0Policy):
         """`--rename_map` renames the keys it names and no others: cameras renamed without their gaze-box
         keys would silently reconstruct whole images. Say which keys to add instead."""
         cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
-        prefix = f"{OBS_GAZE_BOX}."
-        with_box = {key.removeprefix(prefix) for key in batch if key.startswith(prefix)}
+        with_box = {camera_of(key) for key in batch if is_gaze_box_key(key)}
         stray = sorted(with_box - set(cameras))
         without_box = [camera for camera in cameras if camera not in with_box]
         if stray and without_box:
@@ -381,7 +374,7 @@ class ReconVLAPolicy(PI0Policy):
                 f"The batch has gaze boxes for camera(s) {stray}, which this policy does not have, and none for "
                 f"its camera(s) {without_box}. Cameras renamed with --rename_map keep their gaze-box keys' old "
                 f"names: add the gaze-box keys to the map too, e.g. "
-                f'"{OBS_GAZE_BOX}.{stray[0]}": "{OBS_GAZE_BOX}.{without_box[0]}" next to '
+                f'"{gaze_box_key(stray[0])}": "{gaze_box_key(without_box[0])}" next to '
                 f'"observation.images.{stray[0]}": "observation.images.{without_box[0]}".'
             )
 
@@ -391,7 +384,7 @@ class ReconVLAPolicy(PI0Policy):
         boxes = []
         for key in self.config.camera_keys:
             camera = key.removeprefix("observation.images.")
-            box_key = f"{OBS_GAZE_BOX}.{camera}"
+            box_key = gaze_box_key(camera)
             box = batch.get(box_key)
             if box is None and box_key not in self._warned_missing_gaze_boxes:
                 self._warned_missing_gaze_boxes.add(box_key)
@@ -632,22 +625,23 @@ class ReconVLAPolicy(PI0Policy):
             revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
             token=token, local_files_only=local_files_only,
         )  # fmt: skip
-        source_type, source_fields = _checkpoint_config_fields(pretrained_name_or_path, **hub_kwargs)
+        source_type, source_fields = checkpoint_config_fields(pretrained_name_or_path, **hub_kwargs)
         if config is None:
-            config = _parse_reconvla_config(source_fields)
+            config = parse_reconvla_config(source_fields)
         if not isinstance(config, ReconVLAConfig):
             raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
 
         # Checked before the model is built: a truncated or missing file fails in one line naming it.
         model_file = check_safetensors_file(
-            _resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
+            resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
         )
         policy = cls(config, **kwargs)
         state_dict = load_file(model_file)
         if source_type == "pi0":
             state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)  # pi0's own key fixes
             state_dict = {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
-        policy._load_checked(
+        load_checked(
+            policy,
             state_dict,
             pretrained_name_or_path,
             fresh_prefix=RECON_HEAD_PREFIX if source_type == "pi0" else None,
@@ -656,37 +650,6 @@ class ReconVLAPolicy(PI0Policy):
         policy.eval()
         return policy
 
-    def _load_checked(
-        self, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None
-    ) -> None:
-        own = self.state_dict(keep_vars=True)
-        mismatched = [
-            f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-            for k, v in state_dict.items()
-            if k in own and own[k].shape != v.shape
-        ]
-        if mismatched:
-            raise ValueError(
-                f"checkpoint {source} does not fit this ReconVLA config ({len(mismatched)} tensors of another "
-                f"shape, e.g. {mismatched[:3]}). Check paligemma_variant / action_expert_variant "
-                f"({self.config.paligemma_variant}/{self.config.action_expert_variant}), max_state_dim, "
-                "max_action_dim and the recon_* sizes against the checkpoint's config.json."
-            )
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        # Tied tensors (PaliGemma's lm_head / embed_tokens) are saved once: not missing.
-        missing = [k for k in missing if not _is_tied_duplicate(own, k, state_dict)]
-        fresh = [k for k in missing if fresh_prefix and k.startswith(fresh_prefix)]
-        missing = [k for k in missing if k not in fresh]
-        if missing or unexpected:
-            raise ValueError(
-                f"checkpoint {source} does not match the model: {len(missing)} missing keys "
-                f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}"
-            )
-        if fresh:
-            logger.warning(
-                "Loaded every pi0 weight from %s; the recon head starts fresh (%d tensors under %s).",
-                source, len(fresh), fresh_prefix,
-            )  # fmt: skip
 
 
 LEROBOT_TRAIN_MODULE = "lerobot.scripts.lerobot_train"
@@ -736,7 +699,7 @@ def _check_gaze_box_stats(dataset_stats: dict | None) -> None:
     """Refuse, before anything is built, a dataset whose gaze boxes are not normalised on average (pixel
     coordinates, the usual mistake with detector output): its meta/stats.json mean lies outside [0, 1]."""
     for key, stats in (dataset_stats or {}).items():
-        if not key.startswith(f"{OBS_GAZE_BOX}.") or "mean" not in stats:
+        if not is_gaze_box_key(key) or "mean" not in stats:
             continue
         mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
         if not torch.isfinite(mean).all() or (mean > 1).any() or (mean < -1).any():
@@ -751,61 +714,4 @@ def _check_gaze_box_stats(dataset_stats: dict | None) -> None:
 def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:
     """The dataset's gaze-box features (from its metadata, else from the features given to the config)."""
     features = dataset_meta.features if dataset_meta is not None else config.input_features
-    return [key for key in features if key.startswith(f"{OBS_GAZE_BOX}.")]
-
-
-def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, Tensor]) -> bool:
-    """True if the model's `key` shares storage with another tensor that the checkpoint does provide."""
-    pointer = own[key].data_ptr()
-    return any(other != key and other in state_dict and t.data_ptr() == pointer for other, t in own.items())
-
-
-def _resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
-    """Path of `filename` in a saved policy: a local directory, else a Hub repo id."""
-    if os.path.isdir(name_or_path):
-        path = Path(name_or_path) / filename
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: {name_or_path} is not a saved policy")
-        return str(path)
-    if os.path.exists(name_or_path):
-        raise NotADirectoryError(f"{name_or_path} is a file; expected the directory of a saved policy")
-    try:
-        validate_repo_id(str(name_or_path))
-    except HFValidationError:
-        raise FileNotFoundError(
-            f"{name_or_path} does not exist (no such local directory, and not a Hub repo id 'owner/name')"
-        ) from None
-    try:
-        return hf_hub_download(repo_id=str(name_or_path), filename=filename, **hub_kwargs)
-    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise FileNotFoundError(
-            f"{name_or_path} is not a local directory, and its {filename} could not be fetched from the Hub "
-            f"({type(error).__name__}: {error})"
-        ) from error
-
-
-def _checkpoint_config_fields(name_or_path: str | Path, **hub_kwargs) -> tuple[str, dict]:
-    """(type, fields) of a saved policy's config.json; only `reconvla` and `pi0` checkpoints fit."""
-    with open(_resolve_file(name_or_path, "config.json", **hub_kwargs)) as f:
-        fields = json.load(f)
-    source_type = fields.pop("type", None)
-    if source_type not in ("reconvla", "pi0"):
-        raise ValueError(
-            f"{name_or_path} holds a {source_type!r} policy; ReconVLA loads 'reconvla' or 'pi0' checkpoints"
-        )
-    return source_type, fields
-
-
-def _parse_reconvla_config(fields: dict) -> ReconVLAConfig:
-    """Parses saved config fields as a ReconVLAConfig, the way LeRobot parses config.json (draccus).
-
-    A pi0 config has a subset of our fields, so it parses as ReconVLA with default recon settings
-    (also for the `tiny` variant, which PI0Config itself would reject).
-    """
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(fields, f)
-    try:
-        with draccus.config_type("json"):
-            return draccus.parse(ReconVLAConfig, f.name, args=[])
-    finally:
-        os.unlink(f.name)
+    return [key for key in features if is_gaze_box_key(key)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
-from .checkpoint_files import IncompleteCheckpointError
+from .loading import IncompleteCheckpointError
 from .modeling_reconvla import ReconVLAPolicy
 from .reconstruction_pictures import first_sample_pictures
 

@@ -20,7 +20,6 @@ from tests.fixtures import processes
 from lerobot.datasets import LeRobotDataset
 
 from lerobot_policy_reconvla.annotate import (
-    ABSENT,
     AnnotateConfig,
     AnnotateError,
     Detection,
@@ -32,6 +31,7 @@ from lerobot_policy_reconvla.annotate import (
     gripper_stages,
     main,
 )
+from lerobot_policy_reconvla.gaze_box import ABSENT_BOX as ABSENT
 
 TASK = "Insert the peg into the socket."
 CAMERAS = ("top", "left_wrist", "right_wrist")

@@ -12,7 +12,7 @@ from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
 
 from tests.fixtures.tiny_policy import tiny_config
 from tests.fixtures import processes
-from lerobot_policy_reconvla.checkpoint_files import IncompleteCheckpointError, check_safetensors_file
+from lerobot_policy_reconvla.loading import IncompleteCheckpointError, check_safetensors_file
 
 REPO = Path(__file__).resolve().parent.parent
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -88,6 +88,6 @@ def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_polic
     assert proc.returncode != 0
     last_line = proc.stderr.strip().splitlines()[-1]
     assert last_line.startswith(
-        f"lerobot_policy_reconvla.checkpoint_files.IncompleteCheckpointError: {damaged / 'model.safetensors'} is truncated"
+        f"lerobot_policy_reconvla.loading.IncompleteCheckpointError: {damaged / 'model.safetensors'} is truncated"
     ), proc.stderr[-3000:]
     assert not (tmp_path / "eval" / "eval_info.json").exists()

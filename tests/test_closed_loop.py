@@ -101,7 +101,7 @@ def test_replay_in_another_scene_does_not_succeed(replay_dataset):
 
 
 @pytest.mark.slow
-def test_tiny_reconvla_trained_on_one_placement_succeeds_there(tmp_path):
+def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_loop_broken(tmp_path, monkeypatch):
     """lerobot-train on perturbed demonstrations of one lift placement, lerobot-eval on that placement: the
     tiny preset, replanning every 10 steps as the demo does, lifts the cube in most episodes.
 
@@ -109,7 +109,9 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there(tmp_path):
     records the script's targets (the generator's --action-noise): from one unperturbed demonstration the
     policy reproduces the demonstration's actions on its observations, but closed loop it falls a few steps
     behind, grips the cube high and never lifts it (a state no demonstration shows). Measured with these
-    settings: 5 of 5 lifted; the same checkpoint with the arms' actions swapped in the env lifts 0 of 5."""
+    settings: 5 of 5 lifted (and 5 of 5 at scene 0). The same checkpoint, with the loop broken on purpose,
+    lifts 0 of 5 each time: the arms' actions swapped in the env, the camera images rotated among the keys,
+    or the scene placed by seed 5 (the cube 8 cm away)."""
     from lerobot_policy_reconvla.presets import preset_path
     from lerobot_policy_reconvla.sim import generate
     from tests.fixtures.cli import run_cli, run_train
@@ -137,3 +139,52 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there(tmp_path):
     max_rewards = info["per_task"][0]["metrics"]["max_rewards"]  # 1 touched, 2 held off the table, 3 success
     assert info["overall"]["n_episodes"] == 5
     assert sum(info["per_task"][0]["metrics"]["successes"]) >= 4, max_rewards
+
+    # The same checkpoint with the loop broken on purpose: none of it may still lift the cube.
+    from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+    from lerobot_policy_reconvla.sim.render import MultiCameraRenderer
+
+    checkpoint = tmp_path / "train/checkpoints/last/pretrained_model"
+    step, render = AlohaMultiCamEnv.step, MultiCameraRenderer.render
+
+    def arms_swapped(env, action):  # the left arm's seven targets sent to the right arm and back
+        return step(env, np.concatenate([action[7:], action[:7]]))
+
+    def cameras_rotated(renderer, cameras=None):  # each key gets the next camera's image
+        images = render(renderer, cameras)
+        names = list(images)
+        return {name: images[names[(i + 1) % len(names)]] for i, name in enumerate(names)}
+
+    with monkeypatch.context() as broken:
+        broken.setattr(AlohaMultiCamEnv, "step", arms_swapped)
+        assert _successes(checkpoint, scene, size) == 0, "arms swapped"
+    with monkeypatch.context() as broken:
+        broken.setattr(MultiCameraRenderer, "render", cameras_rotated)
+        assert _successes(checkpoint, scene, size) == 0, "cameras rotated"
+    assert _successes(checkpoint, scene + 1, size) == 0, "the next seed's scene"
+
+
+def _successes(checkpoint, scene: int, size, episodes: int = 2) -> int:
+    """Successes of `checkpoint` in `episodes` lift episodes of `scene`, through lerobot-eval's own loop and
+    processors (in this process, so the env can be broken on purpose)."""
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.envs.factory import make_env, make_env_pre_post_processors
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    from lerobot.scripts.lerobot_eval import eval_policy
+
+    from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
+
+    env_config = AlohaMultiCamEnvConfig(task="lift", observation_height=int(size[0]), observation_width=int(size[1]),
+                                        shadows=False, scene_seed=scene, episode_length=200)  # fmt: skip
+    policy_config = PreTrainedConfig.from_pretrained(checkpoint)
+    policy_config.pretrained_path = checkpoint
+    policy = make_policy(policy_config, env_cfg=env_config)
+    preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=checkpoint)
+    env_preprocessor, env_postprocessor = make_env_pre_post_processors(env_config, policy.config)
+    env = make_env(env_config)["aloha_multicam"][0]
+    try:
+        info = eval_policy(env, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
+                           n_episodes=episodes, start_seed=1000)  # fmt: skip
+    finally:
+        env.close()
+    return sum(episode["success"] for episode in info["per_episode"])

@@ -7,6 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
+import torch
 
 from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
 from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
@@ -211,3 +212,19 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
                      "steps": first["steps"], "first_lifted": episode.scene.target}  # fmt: skip
     assert first["steps"] < 150 and terminated
     assert second["seed"] == 3 and not second["success"] and second["first_lifted"] == "" and second["steps"] == 150
+
+
+def test_gaze_box_convention_is_one_definition():
+    from lerobot_policy_reconvla import gaze_box
+
+    assert gaze_box.gaze_box_key("top") == "observation.gaze_box.top"
+    assert gaze_box.camera_of("observation.gaze_box.left_wrist") == "left_wrist"
+    with pytest.raises(ValueError, match="'observation.images.top' is not a gaze-box key"):
+        gaze_box.camera_of("observation.images.top")
+    boxes = np.stack([gaze_box.ABSENT_BOX, np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)])  # (2, 4)
+    assert gaze_box.is_present(boxes).tolist() == [False, True]
+    assert gaze_box.is_present(torch.as_tensor(boxes)).tolist() == [False, True]
+    feature = gaze_box.gaze_box_feature()
+    assert feature == {"dtype": "float32", "shape": (4,), "names": ["x0", "y0", "x1", "y1"]}
+    feature["names"].append("edited")  # LeRobot may edit what it is given: the next spec is untouched
+    assert gaze_box.gaze_box_feature()["names"] == ["x0", "y0", "x1", "y1"]

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from ..demo import lerobot_cli, parse_losses
+from ..gaze_box import is_gaze_box_key
 from . import checkout_commit
 from ..presets import preset_path
 
@@ -115,7 +116,7 @@ def without_gaze_boxes(root: Path, out_root: Path) -> None:
     from lerobot.datasets.dataset_tools import remove_feature
 
     dataset = LeRobotDataset(f"local/{root.name}", root=root)
-    boxes = [key for key in dataset.meta.features if key.startswith("observation.gaze_box.")]
+    boxes = [key for key in dataset.meta.features if is_gaze_box_key(key)]
     remove_feature(dataset, boxes, output_dir=out_root, repo_id=f"local/{out_root.name}")
 
 
@@ -223,7 +224,7 @@ def offline_metrics(
             )  # single frames, no chunk
             frame = dict(preprocessor(frames[heldout_indices[len(heldout_indices) // 2]]))
             if arm == "whole":  # this arm never saw a box: its target is the whole image
-                frame = {k: v for k, v in frame.items() if not k.startswith("observation.gaze_box.")}
+                frame = {k: v for k, v in frame.items() if not is_gaze_box_key(k)}
             write_reconstructions(policy, frame, recon_dir, prefix=f"{arm}_")
     return results
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Subset
 from lerobot.datasets import LeRobotDataset
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from ..configuration_reconvla import OBS_GAZE_BOX
+from ..gaze_box import gaze_box_key
 from ..recon.target import valid_box_mask
 
 PROBE_GRID = 8  # visual tokens are average-pooled to at most 8 x 8 per camera before the probe
@@ -92,7 +92,7 @@ def camera_features(
         for k, cam in enumerate(cameras):
             tokens = cond[:, k].transpose(1, 2).unflatten(2, (grid, grid))  # (B, D, grid, grid)
             features[cam].append(F.adaptive_avg_pool2d(tokens, pooled).flatten(1).cpu())  # (B, D * pooled^2)
-            boxes = raw[f"{OBS_GAZE_BOX}.{cam}"].float()  # (B, 4)
+            boxes = raw[gaze_box_key(cam)].float()  # (B, 4)
             centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
             centre[~valid_box_mask(boxes)] = float("nan")
             centres[cam].append(centre)

@@ -32,6 +32,7 @@ from typing import Self
 import numpy as np
 
 from ..aloha_joints import GRIPPER_INDICES
+from ..gaze_box import gaze_box_key
 from ..processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
@@ -124,7 +125,7 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
         }
         for cam, image in obs["pixels"].items():
             frame[f"observation.images.{cam}"] = image  # (H, W, 3) uint8
-            frame[f"observation.gaze_box.{cam}"] = info["gaze_boxes"][cam]  # (4,)
+            frame[gaze_box_key(cam)] = info["gaze_boxes"][cam]  # (4,)
         frames.append(frame)
         obs, _, _, _, info = env.step(command)
         success |= info["is_success"]

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-ABSENT_BOX = np.full(4, -1.0, dtype=np.float32)
+from ..gaze_box import ABSENT_BOX
+
 
 # Smallest side of a gaze box, as a fraction of the image's short side: a tight box around a 4 cm cube
 # is a few pixels in the top camera, and a crop of it alone shows a blob of colour; at a quarter of the

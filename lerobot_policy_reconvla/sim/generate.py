@@ -52,15 +52,13 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from ..aloha_joints import JOINT_NAMES
+from ..gaze_box import gaze_box_feature, gaze_box_key
 from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASKS
 from ..envs.constants import check_cameras, check_task, default_episode_length, task_instructions
 from .episodes import default_workers
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred
 from .recovery import write_sidecar
-
-BOX_NAMES = ["x0", "y0", "x1", "y1"]
-
 
 def dataset_features(cameras, image_size, use_videos: bool) -> dict:
     """LeRobot feature spec of the generated datasets (also what the policy side can expect)."""
@@ -75,7 +73,7 @@ def dataset_features(cameras, image_size, use_videos: bool) -> dict:
     features["observation.state"] = {"dtype": "float32", "shape": (14,), "names": list(JOINT_NAMES)}
     features["action"] = {"dtype": "float32", "shape": (14,), "names": list(JOINT_NAMES)}
     for cam in cameras:
-        features[f"observation.gaze_box.{cam}"] = {"dtype": "float32", "shape": (4,), "names": BOX_NAMES}
+        features[gaze_box_key(cam)] = gaze_box_feature()
     return features
 
 
