@@ -37,7 +37,7 @@ MODES = ("before", "after", "no_shadows")
 
 def _frames(mode: str, task: str, size: tuple[int, int], frames: int, start, results) -> None:
     """One worker: warm up, wait for the others, time `frames` frames, report (frames, t0, t1, cpu)."""
-    from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+    from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
     from lerobot_policy_reconvla.sim.gaze import gaze_box, object_geom_ids
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
     from lerobot_policy_reconvla.sim.tasks import TASK_SPECS, make_task_environment, object_pose_for_seed

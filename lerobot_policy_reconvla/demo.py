@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from .envs.constants import TASKS, default_episode_length
+from .sim.constants import TASKS, default_episode_length
 from .presets import preset_path
 
 # Chosen from timed runs on 2 CPU cores: the whole demo in under 15 minutes (13.5 measured, install

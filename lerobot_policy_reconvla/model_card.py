@@ -24,7 +24,7 @@ from lerobot.utils.constants import OBS_IMAGES
 
 from .configuration_reconvla import ReconVLAConfig
 from .gaze_box import gaze_box_key
-from .envs.constants import SCENE_CAMERAS, TASKS, task_instructions
+from .sim.constants import SCENE_CAMERAS, TASKS, task_instructions
 
 if TYPE_CHECKING:
     from lerobot.configs.train import TrainPipelineConfig

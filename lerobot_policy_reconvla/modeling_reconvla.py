@@ -58,7 +58,6 @@ from .loading import (
     resolve_file,
 )
 from .latent_cache import LatentCache, LatentCacheError, crop_signature
-from .memory import cuda_memory_metrics
 from .reconstruction_pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
@@ -68,6 +67,26 @@ from .tiny import get_gemma_config_with_tiny, init_pi0_core
 logger = logging.getLogger(__name__)
 
 RECON_HEAD_PREFIX = "model.recon_head."
+
+
+GIB = 2**30
+
+
+def cuda_memory_metrics(device: torch.device) -> dict[str, float]:
+    """{'gpu_mem_alloc_gb', 'gpu_mem_fwd_peak_gb'} in GiB on a CUDA device; {} on any other device.
+
+    LeRobot's `lerobot-train` resets CUDA's peak-memory counter at the start of every step and logs the
+    whole step's peak as `mem_gb`. The policy adds, from the end of its forward pass, what is allocated
+    there (weights, gradients still held, optimizer state, the activations saved for backward) and the
+    forward pass's own peak: the two numbers that tell a user whether a larger batch would fit. The
+    training loop logs every float of the policy's output dict, so these need no change to LeRobot.
+    """
+    if device.type != "cuda":
+        return {}
+    return {
+        "gpu_mem_alloc_gb": torch.cuda.memory_allocated(device) / GIB,
+        "gpu_mem_fwd_peak_gb": torch.cuda.max_memory_allocated(device) / GIB,
+    }
 
 
 @contextmanager

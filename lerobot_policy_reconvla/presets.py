@@ -5,9 +5,8 @@
 
     lerobot-train --config_path=$(python -m lerobot_policy_reconvla.presets reconvla_tiny) --dataset.repo_id=...
 
-In a source checkout the same files also sit at the top level (`configs/policy/`, `configs/env/`), so
-`--config_path=configs/policy/reconvla_tiny.json` works from the repository root; a test keeps the two
-copies identical.
+In a source checkout, `configs/policy/` and `configs/env/` at the top level are links to these folders,
+so `--config_path=configs/policy/reconvla_tiny.json` works from the repository root too.
 """
 
 import sys

@@ -141,7 +141,7 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
     assert sum(info["per_task"][0]["metrics"]["successes"]) >= 4, max_rewards
 
     # The same checkpoint with the loop broken on purpose: none of it may still lift the cube.
-    from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+    from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
     from lerobot_policy_reconvla.sim.render import MultiCameraRenderer
 
     checkpoint = tmp_path / "train/checkpoints/last/pretrained_model"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from tests.fixtures.tiny_policy import fixed_training_noise, perturb_head_, raw_batch, tiny_config
 
-from lerobot_policy_reconvla.memory import cuda_memory_metrics
+from lerobot_policy_reconvla.modeling_reconvla import cuda_memory_metrics
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 

@@ -67,15 +67,14 @@ def test_lerobot_refuses_a_config_path_that_does_not_exist(tmp_path):
 
 
 def test_top_level_presets_are_the_shipped_ones():
-    """`configs/` (used from a checkout) and `lerobot_policy_reconvla/configs/` (in the wheel) hold the same files."""
-    shipped = {path.relative_to(CONFIGS_DIR): path.read_bytes() for path in CONFIGS_DIR.rglob("*.json")}
-    top_level = {path.relative_to(REPO / "configs"): path.read_bytes() for path in (REPO / "configs").rglob("*.json")}
-    assert shipped, f"no presets in {CONFIGS_DIR}"
-    for name in sorted(set(shipped) | set(top_level)):
-        assert shipped.get(name) == top_level.get(name), (
-            f"configs/{name} and lerobot_policy_reconvla/configs/{name} differ or one is missing: "
-            "edit one, copy it over the other"
-        )
+    """`configs/policy` and `configs/env` (for `--config_path=configs/...` from a checkout) are links to the
+    presets shipped in the package: one copy of each file."""
+    for kind in ("policy", "env"):
+        top_level = REPO / "configs" / kind
+        assert top_level.is_symlink(), f"{top_level} must link to {CONFIGS_DIR / kind}"
+        assert top_level.resolve() == (CONFIGS_DIR / kind).resolve()
+        assert sorted(p.name for p in top_level.glob("*.json")) == sorted(p.name for p in (CONFIGS_DIR / kind).glob("*.json"))
+        assert any(top_level.glob("*.json")), top_level
 
 
 WHEEL_CHECK = """

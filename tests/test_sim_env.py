@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
-from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
-from lerobot_policy_reconvla.envs.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
+from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
+from lerobot_policy_reconvla.sim.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.gaze import ABSENT_BOX, gaze_box, object_geom_ids
 from lerobot_policy_reconvla.sim.tasks import TASK_SPECS
 
@@ -173,7 +173,7 @@ def test_gaze_boxes_grow_to_the_minimum_size_around_their_centre():
 
 
 def test_lift_named_names_one_cube_and_gazes_at_it():
-    from lerobot_policy_reconvla.envs.constants import CUBE_COLOURS, task_instructions
+    from lerobot_policy_reconvla.sim.constants import CUBE_COLOURS, task_instructions
     from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, NAMED_MIN_SEPARATION
 
     env = AlohaMultiCamEnv(task="lift_named", cameras=["top"], image_size=(96, 128), gaze_min_size=0)

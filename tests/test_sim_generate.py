@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot_policy_reconvla.envs.constants import TASK_DESCRIPTIONS
+from lerobot_policy_reconvla.sim.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
 from tests.fixtures import processes
 

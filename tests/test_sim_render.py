@@ -7,7 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import pytest
 
-from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
 from lerobot_policy_reconvla.sim.render import MultiCameraRenderer
 from lerobot_policy_reconvla.sim.scripted import scripted_episode
 from lerobot_policy_reconvla.sim.tasks import make_task_environment

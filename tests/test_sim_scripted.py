@@ -11,7 +11,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import pytest
 
-from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
 from lerobot_policy_reconvla.sim.scripted import (
     ScriptedPolicy,
     quat_from_axis_angle,
@@ -66,7 +66,7 @@ def test_scripted_policy_steps_and_holds_the_last_action():
 
 
 def test_lift_named_script_lifts_the_named_cube_and_leaves_the_others():
-    from lerobot_policy_reconvla.envs.constants import CUBE_COLOURS
+    from lerobot_policy_reconvla.sim.constants import CUBE_COLOURS
     from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, CUBE_REST_Z, lifted_cubes, make_task_environment
 
     episode = scripted_episode("lift_named", 4)

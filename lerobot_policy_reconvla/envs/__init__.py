@@ -11,7 +11,7 @@ or, from a preset file (see ``configs/env/`` and ``docs/sim.md``):
 
     lerobot-eval --config_path=configs/env/aloha_multicam_insertion.json --policy.path=...
 
-The env itself: :class:`lerobot_policy_reconvla.envs.aloha_multicam.AlohaMultiCamEnv`.
+The env itself: :class:`lerobot_policy_reconvla.sim.env.AlohaMultiCamEnv`.
 """
 
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
-from .constants import (
+from ..sim.constants import (
     DEFAULT_CAMERAS,
     FPS,
     GYM_ID,
@@ -36,7 +36,7 @@ __all__ = ["AlohaMultiCamEnvConfig", "DEFAULT_CAMERAS", "GYM_ID", "SCENE_CAMERAS
 
 # A string entry point keeps MuJoCo out of import time; gym.make imports the module on first use.
 if GYM_ID not in gym.registry:
-    gym.register(id=GYM_ID, entry_point="lerobot_policy_reconvla.envs.aloha_multicam:AlohaMultiCamEnv")
+    gym.register(id=GYM_ID, entry_point="lerobot_policy_reconvla.sim.env:AlohaMultiCamEnv")
 
 
 @EnvConfig.register_subclass("aloha_multicam")

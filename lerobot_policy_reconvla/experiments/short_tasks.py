@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import demo
 from . import checkout_commit
-from ..envs.constants import TASKS
+from ..sim.constants import TASKS
 
 FIRST_TRAIN_SEED = 1000  # lerobot-train's default seed; seed k is FIRST_TRAIN_SEED + k
 

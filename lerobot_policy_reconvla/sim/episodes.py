@@ -74,7 +74,7 @@ class LostEpisode:
 
 
 def make_env(spec: EpisodeSpec):
-    from ..envs.aloha_multicam import AlohaMultiCamEnv
+    from .env import AlohaMultiCamEnv
 
     return AlohaMultiCamEnv(
         task=spec.task, cameras=spec.cameras, image_size=spec.image_size, episode_length=spec.episode_length,

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..envs.constants import TASKS, check_task
+from .constants import TASKS, check_task
 from .scripted import replay, scripted_episode, scripted_episode_for_scene
 from .tasks import LIFT_X_RANGE, LIFT_Y_RANGE, scene_for_seed
 

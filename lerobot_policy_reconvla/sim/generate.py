@@ -53,8 +53,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from ..aloha_joints import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
-from ..envs.constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASKS
-from ..envs.constants import check_cameras, check_task, default_episode_length, task_instructions
+from .constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASKS
+from .constants import check_cameras, check_task, default_episode_length, task_instructions
 from .episodes import default_workers
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred

@@ -32,7 +32,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 from gym_aloha.constants import normalize_puppet_gripper_position
 
-from ..envs.constants import check_task, default_episode_length
+from .constants import check_task, default_episode_length
 from .tasks import Scene, make_task_environment, scene_cubes, scene_for_seed
 
 # --- quaternions (w, x, y, z), as MuJoCo stores them -------------------------------------------------

@@ -13,7 +13,7 @@ Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and two one-arm
 ``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area) and ``lift_named`` (red, green and blue
 cubes placed at random; the task string names one, and only that cube lifted is success).
 
-Shared by the gym env (``envs.aloha_multicam``), the scripted demonstrations (``sim.scripted``) and the
+Shared by the gym env (``sim.env``), the scripted demonstrations (``sim.scripted``) and the
 ``aloha_sim`` robot. Rendering and gaze boxes live elsewhere (``sim.render``, ``sim.gaze``).
 """
 
@@ -32,7 +32,7 @@ from gym_aloha.tasks.sim import InsertionTask, TransferCubeTask
 from gym_aloha.tasks.sim_end_effector import InsertionEndEffectorTask, TransferCubeEndEffectorTask
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
-from ..envs.constants import CUBE_COLOURS, TASK_DESCRIPTIONS, check_task
+from .constants import CUBE_COLOURS, TASK_DESCRIPTIONS, check_task
 
 SUCCESS_REWARD = 4  # gym-aloha's max_reward of insertion and transfer_cube
 LIFT_SUCCESS_REWARD = 3  # lift tasks: 1 touched by the right gripper, 2 off the table, 3 lifted LIFT_HEIGHT

@@ -25,7 +25,7 @@ from lerobot.robots.robot import Robot
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
 from ...aloha_joints import JOINT_NAMES, cap_joint_goals, joint_goals  # the sim's qpos order is the real robot's feature order
-from ...envs.constants import TASK_DESCRIPTIONS
+from ...sim.constants import TASK_DESCRIPTIONS
 from .config_aloha_sim import SIM_CAMERAS, AlohaSimConfig
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lerobot.robots.config import RobotConfig
 
-from ...envs.constants import EPISODE_LENGTH, FPS, check_task
+from ...sim.constants import EPISODE_LENGTH, FPS, check_task
 from ..aloha.config_aloha import DEFAULT_CAMERAS, check_camera_names, check_max_relative_target
 
 # Real ALOHA camera name -> camera of gym-aloha's scene.

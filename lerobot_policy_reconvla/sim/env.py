@@ -1,7 +1,7 @@
 """A gymnasium env over gym-aloha's MuJoCo scenes that renders several cameras and gaze boxes per step.
 
     import os; os.environ.setdefault("MUJOCO_GL", "egl")   # before dm_control is imported
-    from lerobot_policy_reconvla.envs.aloha_multicam import AlohaMultiCamEnv
+    from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
 
     env = AlohaMultiCamEnv(task="lift_named", cameras=["top", "left_wrist"], image_size=(224, 224))
     obs, info = env.reset(seed=0)         # the seed's scene (sim.tasks.scene_for_seed); gym-aloha's poses
@@ -31,9 +31,9 @@ import numpy as np
 from gymnasium import spaces
 
 from ..aloha_joints import JOINT_NAMES
-from ..sim.gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
-from ..sim.render import MultiCameraRenderer
-from ..sim.tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
+from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
+from .render import MultiCameraRenderer
+from .tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
 from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 
 
