@@ -60,6 +60,7 @@ from .gaze import DEFAULT_GAZE_MIN_SIZE
 from .recovery import SIDECAR, commit_episode, create_committed, read_sidecar, recover, signals_deferred
 from .recovery import write_sidecar
 
+
 def dataset_features(cameras, image_size, use_videos: bool) -> dict:
     """LeRobot feature spec of the generated datasets (also what the policy side can expect)."""
     h, w = image_size
@@ -154,7 +155,8 @@ def _check_compatible(meta, features: dict, task: str) -> None:
         raise SystemExit(f"refusing to resume: existing fps {meta.fps} != {FPS}")
 
 
-_NEUTRAL = {"scene_seed": None, "action_noise": 0.0}  # what a sidecar without these settings was made with
+# Settings a resumed run must repeat, each with what a sidecar written before it existed was made with.
+_RESUME_SETTINGS = {"gaze_min_size": 0.0, "scene_seed": None, "action_noise": 0.0}
 
 
 def open_dataset(args, features: dict):
@@ -186,11 +188,9 @@ def open_dataset(args, features: dict):
         if state.get("shadows", True) != args.shadows:
             raise SystemExit(f"refusing to resume: {root} was rendered with shadows={state.get('shadows', True)}, "
                              f"this run asks for shadows={args.shadows} (--no-shadows)")
-        if state.get("gaze_min_size", 0.0) != args.gaze_min_size:
-            raise SystemExit(f"refusing to resume: {root} was generated with --gaze-min-size "
-                             f"{state.get('gaze_min_size', 0.0)}, this run asks for {args.gaze_min_size}")
-        for name, flag in (("scene_seed", "--scene-seed"), ("action_noise", "--action-noise")):
-            before, now = state.get(name, _NEUTRAL[name]), getattr(args, name)
+        for name, neutral in _RESUME_SETTINGS.items():
+            before, now = state.get(name, neutral), getattr(args, name)
+            flag = "--" + name.replace("_", "-")
             if before != now:
                 raise SystemExit(f"refusing to resume: {root} was generated with {flag} {before}, this run asks for {now}")
         return reopen(root), state, reopen
