@@ -23,7 +23,7 @@ from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
 from .gaze_box import is_gaze_box_key
-from .optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
+from .training.optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
 
 # Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
 # vocabulary) so CPU tests run the real model. gemma_* are built by pi0's own constructors; `tiny` takes

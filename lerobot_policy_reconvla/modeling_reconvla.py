@@ -57,8 +57,8 @@ from .loading import (
     parse_reconvla_config,
     resolve_file,
 )
-from .latent_cache import LatentCache, LatentCacheError, crop_signature
-from .reconstruction_pictures import log_to_active_wandb_run
+from .data.latent_cache import LatentCache, LatentCacheError, crop_signature
+from .recon.pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
 from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
@@ -609,7 +609,7 @@ class ReconVLAPolicy(PI0Policy):
 
     def generate_model_card(self, dataset_repo_id, model_type, license, tags, cfg=None, dataset_meta=None):
         """ReconVLA's Hub card (base model, recon settings, gaze boxes, eval commands): `model_card.py`."""
-        from .model_card import reconvla_model_card
+        from .deploy.model_card import reconvla_model_card
 
         return reconvla_model_card(
             self.config, dataset_repo_id, license, tags, cfg=cfg, dataset_meta=dataset_meta

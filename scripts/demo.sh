@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 export HF_HUB_OFFLINE=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
-exec .venv/bin/python -m lerobot_policy_reconvla.demo "$@"
+exec .venv/bin/python -m lerobot_policy_reconvla.tools.demo "$@"

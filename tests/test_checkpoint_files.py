@@ -68,7 +68,7 @@ def test_from_pretrained_names_the_truncated_or_missing_weight_file(saved_policy
 
 
 def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path):
-    from lerobot_policy_reconvla.visualize import main
+    from lerobot_policy_reconvla.tools.visualize import main
 
     for keep_bytes, says in ((1000, "is truncated or corrupt"), (None, "does not exist")):
         damaged = damaged_copy(saved_policy, tmp_path / str(keep_bytes), keep_bytes)

@@ -112,7 +112,7 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
     settings: 5 of 5 lifted (and 5 of 5 at scene 0). The same checkpoint, with the loop broken on purpose,
     lifts 0 of 5 each time: the arms' actions swapped in the env, the camera images rotated among the keys,
     or the scene placed by seed 5 (the cube 8 cm away)."""
-    from lerobot_policy_reconvla.presets import preset_path
+    from lerobot_policy_reconvla.tools.presets import preset_path
     from lerobot_policy_reconvla.sim import generate
     from tests.fixtures.cli import run_cli, run_train
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 from PIL import Image
 
-from lerobot_policy_reconvla.demo import MARKER, prepare_output_dir
+from lerobot_policy_reconvla.tools.demo import MARKER, prepare_output_dir
 from tests.fixtures import processes
 
 
@@ -39,7 +39,7 @@ def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     result = processes.run(
-        [sys.executable, "-m", "lerobot_policy_reconvla.demo", f"--output-dir={out}", "--episodes=1",
+        [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output-dir={out}", "--episodes=1",
          "--episode-length=30", "--steps=4", "--batch-size=2", "--curve-points=2", "--eval-episodes=1",
          "--image-size", "48", "64"],
         capture_output=True, text=True, timeout=900,

@@ -68,7 +68,7 @@ def test_policy_server_allow_list_holds_reconvla(tmp_path, monkeypatch):
     assert "reconvla" in constants.SUPPORTED_POLICIES
     assert policy_server.SUPPORTED_POLICIES is constants.SUPPORTED_POLICIES
     assert constants.SUPPORTED_POLICIES.count("reconvla") == 1  # importing again does not append twice
-    from lerobot_policy_reconvla.policy_server import allow_reconvla_in_policy_server
+    from lerobot_policy_reconvla.deploy.policy_server import allow_reconvla_in_policy_server
 
     allow_reconvla_in_policy_server()
     assert constants.SUPPORTED_POLICIES.count("reconvla") == 1
@@ -145,7 +145,7 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
     # Each stopped with Ctrl-C as a user would; whatever either leaves is killed on leaving its block.
     with open(server_log, "w") as server_out, open(client_log, "w") as client_out:
         with processes.started(
-            [sys.executable, "-m", "lerobot_policy_reconvla.policy_server", "--host=127.0.0.1",
+            [sys.executable, "-m", "lerobot_policy_reconvla.deploy.policy_server", "--host=127.0.0.1",
              f"--port={port}", "--fps=10", "--obs_queue_timeout=1"],
             cwd=tmp_path, stdout=server_out, stderr=subprocess.STDOUT, env=subprocess_env(),
         ) as server:  # fmt: skip
@@ -378,13 +378,13 @@ def test_model_card_for_real_aloha_cameras_gives_rollout_rtc_and_async_commands(
     assert "Unknown: the card was generated without the dataset's metadata." in card.text
     assert "lerobot-rollout --strategy.type=base --robot.type=aloha --robot.id=aloha_follower" in card.text
     assert "--inference.type=rtc --inference.rtc.execution_horizon=10" in card.text
-    assert "python -m lerobot_policy_reconvla.policy_server --host=0.0.0.0 --port=8080" in card.text
+    assert "python -m lerobot_policy_reconvla.deploy.policy_server --host=0.0.0.0 --port=8080" in card.text
     assert "--policy_type=reconvla --pretrained_name_or_path=<hf_user>/<policy_repo_id>" in card.text
     assert "lerobot-eval" not in card.text
 
 
 def test_model_card_base_model_of_a_local_checkpoint_is_text_not_metadata(policy_and_processors, tmp_path):
-    from lerobot_policy_reconvla.model_card import base_model_of
+    from lerobot_policy_reconvla.deploy.model_card import base_model_of
 
     policy, _, _ = policy_and_processors
     policy.save_pretrained(tmp_path / "local")
@@ -436,7 +436,7 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
             assert cfg.policy_type == "reconvla" and cfg.pretrained_name_or_path == str(checkpoint)
             assert isinstance(cfg.robot, aloha) and cfg.actions_per_chunk == CHUNK
             seen.append("robot_client")
-        elif command[:3] == ["python", "-m", "lerobot_policy_reconvla.policy_server"]:
+        elif command[:3] == ["python", "-m", "lerobot_policy_reconvla.deploy.policy_server"]:
             draccus.parse(PolicyServerConfig, args=command[3:])
             seen.append("policy_server")
     assert seen == [

@@ -452,7 +452,7 @@ def test_captured_hidden_states_are_transformers_own_output_hidden_states(layer)
 def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, tmp_path):
     from PIL import Image
 
-    from lerobot_policy_reconvla.visualize import write_reconstructions
+    from lerobot_policy_reconvla.tools.visualize import write_reconstructions
 
     policy, pre, _ = policy_and_processors
     paths = write_reconstructions(policy, pre(raw_batch()), tmp_path, num_inference_steps=2)

@@ -11,7 +11,7 @@ import pytest
 
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
-from lerobot_policy_reconvla.presets import CONFIGS_DIR, available_presets, main, preset_path
+from lerobot_policy_reconvla.tools.presets import CONFIGS_DIR, available_presets, main, preset_path
 from tests.fixtures.cli import run_cli
 from tests.fixtures import processes
 
@@ -84,7 +84,7 @@ from pathlib import Path
 from lerobot.configs.train import TrainPipelineConfig
 
 import lerobot_policy_reconvla
-from lerobot_policy_reconvla.presets import available_presets, preset_path
+from lerobot_policy_reconvla.tools.presets import available_presets, preset_path
 
 venv = Path(sys.argv[1])
 assert Path(lerobot_policy_reconvla.__file__).is_relative_to(venv), lerobot_policy_reconvla.__file__
@@ -132,6 +132,6 @@ def test_wheel_ships_the_presets(tmp_path):
                         timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(run.stdout.split()[0::3]) == sorted(available_presets())
-    listed = processes.run([venv_python, "-m", "lerobot_policy_reconvla.presets", "reconvla_tiny"], cwd=tmp_path,
+    listed = processes.run([venv_python, "-m", "lerobot_policy_reconvla.tools.presets", "reconvla_tiny"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, check=True, timeout=300).stdout.strip()  # fmt: skip
     assert Path(listed).is_relative_to(venv) and Path(listed).name == "reconvla_tiny.json"

@@ -18,7 +18,7 @@ from lerobot.configs.train import TrainPipelineConfig
 from lerobot.transforms import ImageTransformConfig, ImageTransformsConfig
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
-from lerobot_policy_reconvla.presets import preset_path
+from lerobot_policy_reconvla.tools.presets import preset_path
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 
 BRIGHTNESS = {"brightness": ImageTransformConfig(type="ColorJitter", kwargs={"brightness": (0.8, 1.2)})}

@@ -21,7 +21,7 @@ from tests.fixtures.fake_dynamixel import (
     INST_SYNC_WRITE,
 )
 
-from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
+from lerobot_policy_reconvla.embodiment.aloha import JOINT_NAMES
 from lerobot_policy_reconvla.robots import AlohaConfig
 from lerobot_policy_reconvla.robots.aloha.aloha import Aloha
 from lerobot_policy_reconvla.robots.aloha.arms import MOTOR_IDS, torque_off_at_exit

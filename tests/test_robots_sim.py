@@ -13,7 +13,7 @@ import pytest
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
 
-from lerobot_policy_reconvla.aloha_joints import JOINT_NAMES
+from lerobot_policy_reconvla.embodiment.aloha import JOINT_NAMES
 from lerobot_policy_reconvla.robots import AlohaConfig, AlohaSimConfig
 from lerobot_policy_reconvla.robots.aloha.aloha import Aloha
 from lerobot_policy_reconvla.robots.aloha_sim.aloha_sim import AlohaSim

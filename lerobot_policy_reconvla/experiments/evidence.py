@@ -36,10 +36,10 @@ from pathlib import Path
 
 import torch
 
-from ..demo import lerobot_cli, parse_losses
+from ..tools.demo import lerobot_cli, parse_losses
 from ..gaze_box import is_gaze_box_key
 from . import checkout_commit
-from ..presets import preset_path
+from ..tools.presets import preset_path
 
 ARMS = {
     "pi0": "pi0: recon_weight=0",
@@ -182,7 +182,7 @@ def offline_metrics(
     from lerobot.policies.factory import make_pre_post_processors
 
     from ..modeling_reconvla import ReconVLAPolicy
-    from ..visualize import write_reconstructions
+    from ..tools.visualize import write_reconstructions
     from . import metrics
 
     fps = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root).meta.fps

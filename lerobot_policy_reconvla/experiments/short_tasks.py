@@ -4,7 +4,7 @@
         --out docs/results.md [--work-dir outputs/short_tasks] [--steps 1200] [--episodes 30]
 
 Per task, the demonstrations are generated once (seeds 0, 1, ...); each training seed then runs the
-demo's train and evaluate stages on them (``lerobot_policy_reconvla.demo`` with ``--seed``): the same
+demo's train and evaluate stages on them (``lerobot_policy_reconvla.tools.demo`` with ``--seed``): the same
 data, a different model initialisation and batch order. Success is lerobot-eval's, on held-out
 placements (evaluation seeds 1000 upwards); for ``lift_named`` the env's outcome log also gives the
 wrong-object rate (episodes whose first lifted cube was not the named one). The report states the
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import demo
+from ..tools import demo
 from . import checkout_commit
 from ..sim.constants import TASKS
 

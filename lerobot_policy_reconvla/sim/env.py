@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..aloha_joints import JOINT_NAMES
+from ..embodiment.aloha import JOINT_NAMES
 from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from .render import MultiCameraRenderer
 from .tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed

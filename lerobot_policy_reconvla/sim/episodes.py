@@ -31,9 +31,9 @@ from typing import Self
 
 import numpy as np
 
-from ..aloha_joints import GRIPPER_INDICES
+from ..embodiment.aloha import GRIPPER_INDICES
 from ..gaze_box import gaze_box_key
-from ..processes import die_with_parent
+from ..data.processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
 

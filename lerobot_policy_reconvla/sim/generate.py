@@ -51,7 +51,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from ..aloha_joints import JOINT_NAMES
+from ..embodiment.aloha import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
 from .constants import DEFAULT_CAMERAS, FPS, SCENE_CAMERAS, TASKS
 from .constants import check_cameras, check_task, default_episode_length, task_instructions

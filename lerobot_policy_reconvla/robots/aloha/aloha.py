@@ -22,7 +22,7 @@ from lerobot.motors.dynamixel import OperatingMode
 from lerobot.robots.robot import Robot
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...aloha_joints import cap_joint_goals, joint_goals
+from ...embodiment.aloha import cap_joint_goals, joint_goals
 from .arms import POWERED_DEVICES, FOLLOWER_MODELS, TwoArms, to_bus_units
 from .config_aloha import AlohaConfig
 

@@ -39,7 +39,7 @@ import weakref
 from lerobot.motors import Motor, MotorCalibration, MotorNormMode
 from lerobot.motors.dynamixel import DynamixelMotorsBus, OperatingMode, TorqueMode
 
-from ...aloha_joints import ARM_JOINTS, JOINT_NAMES, SIDES
+from ...embodiment.aloha import ARM_JOINTS, JOINT_NAMES, SIDES
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from lerobot.cameras import CameraConfig
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots.config import RobotConfig
 
-from ...aloha_joints import JOINT_NAMES
+from ...embodiment.aloha import JOINT_NAMES
 
 CAMERA_NAMES = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")

@@ -24,7 +24,7 @@ from functools import cached_property
 from lerobot.teleoperators.teleoperator import Teleoperator
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...aloha_joints import JOINT_NAMES
+from ...embodiment.aloha import JOINT_NAMES
 from .config_aloha_scripted import AlohaScriptedConfig
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ The server script itself, unlike LeRobot's robot client and ``lerobot-*`` comman
 plugins. This module's ``main`` does what those do (``register_third_party_plugins``) and then runs
 LeRobot's own ``serve`` with the same command-line flags::
 
-    python -m lerobot_policy_reconvla.policy_server --host=127.0.0.1 --port=8080 --fps=30
+    python -m lerobot_policy_reconvla.deploy.policy_server --host=127.0.0.1 --port=8080 --fps=30
 """
 
 from lerobot.utils.import_utils import _grpc_available
@@ -37,7 +37,7 @@ def allow_reconvla_in_policy_server() -> None:
 
 
 def main() -> None:
-    """``python -m lerobot_policy_reconvla.policy_server``: LeRobot's policy server with plugins imported."""
+    """``python -m lerobot_policy_reconvla.deploy.policy_server``: LeRobot's policy server with plugins imported."""
     from lerobot.utils.import_utils import register_third_party_plugins
 
     # `python -m` has already imported this package (so `reconvla` is allowed); this imports any other

@@ -22,9 +22,9 @@ from huggingface_hub.utils import validate_repo_id
 from lerobot import __version__ as lerobot_version
 from lerobot.utils.constants import OBS_IMAGES
 
-from .configuration_reconvla import ReconVLAConfig
-from .gaze_box import gaze_box_key
-from .sim.constants import SCENE_CAMERAS, TASKS, task_instructions
+from ..configuration_reconvla import ReconVLAConfig
+from ..gaze_box import gaze_box_key
+from ..sim.constants import SCENE_CAMERAS, TASKS, task_instructions
 
 if TYPE_CHECKING:
     from lerobot.configs.train import TrainPipelineConfig

@@ -4,7 +4,7 @@ Each PNG shows, left to right: the camera image with its gaze box drawn, the tar
 the head must reconstruct), and the head's reconstruction sampled from the policy's own visual tokens
 with ancestral DDPM sampling (50 steps by default).
 
-    python -m lerobot_policy_reconvla.visualize \\
+    python -m lerobot_policy_reconvla.tools.visualize \\
         --policy-path outputs/train/.../checkpoints/last/pretrained_model \\
         --dataset-repo-id local/aloha_sim_insertion_3cam --dataset-root data/insertion \\
         --frame-index 0 --out-dir outputs/reconstructions
@@ -17,9 +17,9 @@ from pathlib import Path
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
-from .loading import IncompleteCheckpointError
-from .modeling_reconvla import ReconVLAPolicy
-from .reconstruction_pictures import first_sample_pictures
+from ..loading import IncompleteCheckpointError
+from ..modeling_reconvla import ReconVLAPolicy
+from ..recon.pictures import first_sample_pictures
 
 
 def write_reconstructions(

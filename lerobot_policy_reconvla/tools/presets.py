@@ -1,9 +1,9 @@
 """Named presets for LeRobot's `--config_path`, shipped inside the package (`lerobot_policy_reconvla/configs/`).
 
-    python -m lerobot_policy_reconvla.presets                  # list them
-    python -m lerobot_policy_reconvla.presets reconvla_tiny    # print the file's path
+    python -m lerobot_policy_reconvla.tools.presets                  # list them
+    python -m lerobot_policy_reconvla.tools.presets reconvla_tiny    # print the file's path
 
-    lerobot-train --config_path=$(python -m lerobot_policy_reconvla.presets reconvla_tiny) --dataset.repo_id=...
+    lerobot-train --config_path=$(python -m lerobot_policy_reconvla.tools.presets reconvla_tiny) --dataset.repo_id=...
 
 In a source checkout, `configs/policy/` and `configs/env/` at the top level are links to these folders,
 so `--config_path=configs/policy/reconvla_tiny.json` works from the repository root too.
@@ -12,7 +12,7 @@ so `--config_path=configs/policy/reconvla_tiny.json` works from the repository r
 import sys
 from pathlib import Path
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 def available_presets() -> dict[str, Path]:

@@ -234,7 +234,7 @@ def _vae_fingerprint(vae) -> str:
 
 def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, str | None]]:
     """(policy camera name, dataset image key, dataset gaze-box key or None) for every camera to cache."""
-    from .gaze_box import gaze_box_key
+    from ..gaze_box import gaze_box_key
 
     renamed = {cfg.rename_map.get(key, key): key for key in dataset.meta.features}
     image_prefix = "observation.images."
@@ -299,9 +299,9 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from .configuration_reconvla import ReconVLAConfig
-    from .modeling_reconvla import make_recon_target
-    from .recon.target import boxes_or_whole_image
+    from ..configuration_reconvla import ReconVLAConfig
+    from ..modeling_reconvla import make_recon_target
+    from ..recon.target import boxes_or_whole_image
 
     cfg.output_dir = None  # nothing is trained or written there; lerobot-train's check must not refuse it
     cfg.validate()

@@ -9,7 +9,7 @@
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
-    python -m lerobot_policy_reconvla.demo [--output-dir outputs/demo] [--task lift] [--steps 600]
+    python -m lerobot_policy_reconvla.tools.demo [--output-dir outputs/demo] [--task lift] [--steps 600]
 
 Every stage is a subprocess running the command a user would type; its full log is kept next to its
 outputs, and the command lines are printed so any stage can be rerun by hand.
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from .sim.constants import TASKS, default_episode_length
+from ..sim.constants import TASKS, default_episode_length
 from .presets import preset_path
 
 # Chosen from timed runs on 2 CPU cores: the whole demo in under 15 minutes (13.5 measured, install
@@ -89,7 +89,7 @@ def prepare_output_dir(out: Path) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by python -m lerobot_policy_reconvla.demo; the demo may replace this directory's stage outputs\n")
+    (out / MARKER).write_text("written by python -m lerobot_policy_reconvla.tools.demo; the demo may replace this directory's stage outputs\n")
 
 
 def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     run_stage(
         "reconstructions",
         [
-            sys.executable, "-m", "lerobot_policy_reconvla.visualize", f"--policy-path={checkpoint}",
+            sys.executable, "-m", "lerobot_policy_reconvla.tools.visualize", f"--policy-path={checkpoint}",
             f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", f"--frame-index={episode_length // 2}",
             f"--out-dir={out / 'reconstructions'}",
         ],  # fmt: skip
