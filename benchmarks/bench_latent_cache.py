@@ -83,7 +83,7 @@ def write_frames(root: Path, num_frames: int, image_shape) -> None:
 def build_cache(root: Path, policy_config, cache_dir: Path) -> float:
     from lerobot.configs.default import DatasetConfig
 
-    from lerobot_policy_reconvla.data.latent_cache import CacheLatentsConfig, build_latent_cache
+    from lerobot_policy_reconvla.training.latent_cache import CacheLatentsConfig, build_latent_cache
 
     config = CacheLatentsConfig(dataset=DatasetConfig(repo_id="local/bench_latent_cache", root=str(root)),
                                 policy=copy.deepcopy(policy_config), cache_dir=cache_dir, batch_size=8, num_workers=0)  # fmt: skip

@@ -49,7 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .gaze_box import ABSENT_BOX, OBS_GAZE_BOX, gaze_box_feature, gaze_box_key, is_present
-from .data.processes import die_with_parent
+from .common.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 

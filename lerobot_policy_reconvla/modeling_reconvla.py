@@ -57,7 +57,7 @@ from .loading import (
     parse_reconvla_config,
     resolve_file,
 )
-from .data.latent_cache import LatentCache, LatentCacheError, crop_signature
+from .training.latent_cache import LatentCache, LatentCacheError, crop_signature
 from .recon.pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler

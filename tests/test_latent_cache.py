@@ -13,7 +13,7 @@ from lerobot.configs.default import DatasetConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.datasets import LeRobotDataset
 from lerobot.transforms import ImageTransformsConfig, SharpnessJitter
-from lerobot_policy_reconvla.data.latent_cache import (
+from lerobot_policy_reconvla.training.latent_cache import (
     PROGRESS_FILE,
     STAGING_SUFFIX,
     CacheLatentsConfig,

@@ -12,7 +12,7 @@ from tests.fixtures import processes
 # as under the OOM killer: no cleanup of its own runs.
 PARENT = """
 import multiprocessing as mp, os, signal, sys, time
-from lerobot_policy_reconvla.data.processes import die_with_parent
+from lerobot_policy_reconvla.common.processes import die_with_parent
 
 def worker(parent_pid, guarded):
     if guarded:

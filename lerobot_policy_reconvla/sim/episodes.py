@@ -33,7 +33,7 @@ import numpy as np
 
 from ..embodiment.aloha import GRIPPER_INDICES
 from ..gaze_box import gaze_box_key
-from ..data.processes import die_with_parent
+from ..common.processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
 

@@ -1,1 +1,1 @@
-"""Training options LeRobot's trainer gains from the plugin: the 8-bit AdamW optimizer type."""
+"""Training options the plugin adds: the 8-bit AdamW optimizer type and the VAE latent cache."""

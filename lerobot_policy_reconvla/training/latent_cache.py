@@ -38,7 +38,7 @@ from torch import Tensor
 from lerobot.configs import parser
 from lerobot.configs.train import TrainPipelineConfig
 
-from .processes import die_with_parent
+from ..common.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,92 @@
+"""Command-line entry points in LeRobot's style: a config dataclass parsed by draccus through LeRobot's
+``parser.wrap()`` (``--field=value``, dotted for nested fields, ``--config_path`` for a file), and the
+spellings of the earlier argparse flags still accepted for one release, with a deprecation message.
+
+    OLD_FLAGS = {"--output-root": OldFlag("new_root"), "--cameras": OldFlag("cameras", "list")}
+    def main(argv=None) -> int:
+        return run_entry_point(annotate_command, argv, prog="reconvla-annotate", old_flags=OLD_FLAGS)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .durable import ResumeRefused
+
+
+@dataclass(frozen=True)
+class OldFlag:
+    """An earlier argparse spelling and the draccus field that replaces it.
+
+    kind: "value" (``--old X`` / ``--old=X``), "list" (``--old a b c``, argparse's nargs="+"), "true" / "false"
+    (a switch that sets a boolean field).
+    """
+
+    field: str
+    kind: Literal["value", "list", "true", "false"] = "value"
+
+
+def translate_old_flags(argv: Sequence[str], old_flags: Mapping[str, OldFlag], prog: str) -> list[str]:
+    """`argv` with every earlier spelling rewritten as ``--field=value``; says once which ones were used."""
+    translated, used = [], []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        name, has_value, inline = arg.partition("=")
+        old = old_flags.get(name)
+        if old is None:
+            translated.append(arg)
+            index += 1
+            continue
+        index += 1
+        used.append(f"{name} -> --{old.field}")
+        if old.kind in ("true", "false"):
+            translated.append(f"--{old.field}={old.kind}")
+            continue
+        values = [inline] if has_value else []
+        while index < len(argv) and not argv[index].startswith("--") and (old.kind == "list" or not values):
+            values.append(argv[index])
+            index += 1
+        if old.kind == "list":
+            translated.append(f"--{old.field}=[{','.join(values)}]")
+        else:
+            translated.append(f"--{old.field}={values[0] if values else ''}")
+    if used:
+        print(
+            f"{prog}: deprecated flag spelling(s), still accepted in this release: {', '.join(used)}",
+            file=sys.stderr,
+        )
+    return translated
+
+
+def run_entry_point(
+    entry: Callable[[], object],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    old_flags: Mapping[str, OldFlag] | None = None,
+    refusals: tuple[type[Exception], ...] = (),
+) -> int:
+    """Runs a ``parser.wrap()``-decorated `entry` on `argv` (default: the process's arguments).
+
+    Returns 0, or 2 with one line on stderr when the entry raises ResumeRefused or one of `refusals`
+    (bad input found before any work); 130 on Ctrl-C. Anything else propagates with its traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if old_flags:
+        args = translate_old_flags(args, old_flags, prog)
+    saved_argv = sys.argv
+    sys.argv = [prog, *args]  # parser.wrap() reads the command line from sys.argv
+    try:
+        entry()
+    except (ResumeRefused, *refusals) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sys.argv = saved_argv
+    return 0

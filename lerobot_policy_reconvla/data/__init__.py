@@ -1,1 +1,0 @@
-"""Writing data that must survive a crash: the VAE latent cache, worker processes that die with their parent."""
