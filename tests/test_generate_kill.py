@@ -38,9 +38,9 @@ KILLS = [
 def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, list[str]]:
     """(exit code, output, processes of the run still alive 15 s after it ended)."""
     # Two simulation workers, two cameras: the processes a killed run could leave behind.
-    args = ["--task", "transfer_cube", "--num-episodes", EPISODES, "--root", root, "--repo-id", "local/kill",
-            "--cameras", "top", "left_wrist", "--image-size", 24, 32, "--episode-length", LENGTH, "--keep-failed",
-            "--workers", 2]
+    args = ["--task=transfer_cube", f"--num_episodes={EPISODES}", f"--root={root}", "--repo_id=local/kill",
+            "--cameras=[top,left_wrist]", "--image_size=[24,32]", f"--episode_length={LENGTH}", "--keep_failed=true",
+            "--workers=2"]
     if kill is None:
         cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate"]
     else:

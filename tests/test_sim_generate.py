@@ -33,8 +33,8 @@ def generate(*args, check=True, timeout=300):
 def short_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen") / "cube"
     # Short episodes cannot succeed, so --keep-failed; 2 cameras at 32 x 48 keep it quick.
-    generate("--task", "transfer_cube", "--num-episodes", 2, "--root", root, "--repo-id", "local/cube",
-             "--cameras", "top", "left_wrist", "--image-size", 32, 48, "--episode-length", 12, "--keep-failed")
+    generate("--task=transfer_cube", "--num_episodes=2", f"--root={root}", "--repo_id=local/cube",
+             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true")
     return root
 
 
@@ -75,47 +75,66 @@ def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
 
 
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset):
-    generate("--task", "transfer_cube", "--num-episodes", 3, "--root", short_dataset, "--repo-id", "local/cube",
-             "--cameras", "top", "left_wrist", "--image-size", 32, 48, "--episode-length", 12, "--keep-failed")
+    generate("--task=transfer_cube", "--num_episodes=3", f"--root={short_dataset}", "--repo_id=local/cube",
+             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true")
     ds = LeRobotDataset("local/cube", root=short_dataset)
     assert ds.meta.total_episodes == 3 and len(ds) == 36
     assert [e["seed"] for e in json.loads((short_dataset / SIDECAR).read_text())["episodes"]] == [0, 1, 2]
     assert int(ds[30]["episode_index"]) == 2
 
-    proc = generate("--task", "transfer_cube", "--num-episodes", 4, "--root", short_dataset, "--repo-id", "local/cube",
-                    "--cameras", "top", "--image-size", 32, 48, "--keep-failed", check=False)
+    proc = generate("--task=transfer_cube", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
+                    "--cameras=[top]", "--image_size=[32,48]", "--keep_failed=true", check=False)
     assert proc.returncode != 0 and "refusing to resume" in proc.stderr and "--cameras" in proc.stderr
-    proc = generate("--task", "insertion", "--num-episodes", 4, "--root", short_dataset, "--repo-id", "local/cube",
-                    "--cameras", "top", "left_wrist", "--image-size", 32, 48, check=False)
-    assert proc.returncode != 0 and "refusing to resume" in proc.stderr
+    proc = generate("--task=insertion", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
+                    "--cameras=[top,left_wrist]", "--image_size=[32,48]", check=False)
+    assert proc.returncode == 2 and "refusing to resume" in proc.stderr and "Traceback" not in proc.stderr
     assert LeRobotDataset("local/cube", root=short_dataset).meta.total_episodes == 3  # untouched
 
 
 def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
     from lerobot_policy_reconvla.sim.generate import main
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--task", "stack", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x"])
-    assert exit_info.value.code == 2 and "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named']" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
-              "--cameras", "cam_high"])
+    common = ["--num_episodes=1", f"--root={tmp_path / 'x'}", "--repo_id=local/x"]
+    assert main(["--task=stack", *common]) == 2
+    assert "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named']" in capsys.readouterr().err
+    assert main(["--task=insertion", *common, "--cameras=[cam_high]"]) == 2
     err = capsys.readouterr().err
     assert "unknown camera(s) ['cam_high']; valid cameras" in err and "left_wrist" in err
+    assert main(["--task=insertion", *common, "--workers=0"]) == 2
+    assert "--workers must be positive, got 0" in capsys.readouterr().err
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("not a dataset")
-    with pytest.raises(SystemExit, match="holds no LeRobot dataset"):
-        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "junk"), "--repo-id", "local/x"])
+    assert main(["--task=insertion", "--num_episodes=1", f"--root={tmp_path / 'junk'}", "--repo_id=local/x"]) == 2
+    assert "holds no LeRobot dataset" in capsys.readouterr().err
     assert (tmp_path / "junk" / "file.txt").read_text() == "not a dataset"
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_the_earlier_dashed_flags_parse_to_the_same_config_with_a_deprecation_line(tmp_path, capsys):
+    import draccus
+
+    from lerobot_policy_reconvla.common.cli import translate_old_flags
+    from lerobot_policy_reconvla.sim.generate import OLD_FLAGS, GenerateConfig
+
+    old = ["--task", "lift", "--num-episodes", "3", "--root", str(tmp_path), "--repo-id", "local/x", "--cameras", "top",
+           "left_wrist", "--image-size", "24", "32", "--images", "--keep-failed", "--no-shadows", "--scene-seed", "4",
+           "--action-noise", "0.02", "--gaze-min-size", "0", "--episode-length", "40", "--max-attempts", "9"]
+    new = ["--task=lift", "--num_episodes=3", f"--root={tmp_path}", "--repo_id=local/x", "--cameras=[top,left_wrist]",
+           "--image_size=[24,32]", "--images=true", "--keep_failed=true", "--shadows=false", "--scene_seed=4",
+           "--action_noise=0.02", "--gaze_min_size=0", "--episode_length=40", "--max_attempts=9"]
+    translated = translate_old_flags(old, OLD_FLAGS, "reconvla-generate")
+    assert "deprecated flag spelling(s)" in capsys.readouterr().err
+    assert draccus.parse(GenerateConfig, args=translated) == draccus.parse(GenerateConfig, args=new)
+    assert translate_old_flags(new, OLD_FLAGS, "reconvla-generate") == new  # the new spellings pass unchanged
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig):
     root = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", "--task", "transfer_cube",
-           "--num-episodes", "50", "--root", str(root), "--repo-id", "local/killed", "--images",
-           "--cameras", "top", "left_wrist", "right_wrist", "--image-size", "24", "24", "--episode-length", "120",
-           "--keep-failed"]
+    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", "--task=transfer_cube", "--num_episodes=50",
+           f"--root={root}", "--repo_id=local/killed", "--images=true", "--cameras=[top,left_wrist,right_wrist]",
+           "--image_size=[24,24]", "--episode_length=120", "--keep_failed=true"]
     sidecar = root / SIDECAR
     with processes.started(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         deadline = time.time() + 200
@@ -139,10 +158,10 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
 
 
 def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
-    args = ["--task", "transfer_cube", "--num-episodes", 3, "--repo-id", "local/par", "--images", "--cameras", "top",
-            "left_wrist", "--image-size", 24, 32, "--episode-length", 10, "--keep-failed", "--seed", 5]
-    generate(*args, "--root", tmp_path / "one", "--workers", 1)
-    generate(*args, "--root", tmp_path / "two", "--workers", 2)
+    args = ["--task=transfer_cube", "--num_episodes=3", "--repo_id=local/par", "--images=true", "--cameras=[top,left_wrist]",
+            "--image_size=[24,32]", "--episode_length=10", "--keep_failed=true", "--seed=5"]
+    generate(*args, f"--root={tmp_path / 'one'}", "--workers=1")
+    generate(*args, f"--root={tmp_path / 'two'}", "--workers=2")
     one, two = LeRobotDataset("local/par", root=tmp_path / "one"), LeRobotDataset("local/par", root=tmp_path / "two")
     assert one.meta.total_episodes == two.meta.total_episodes == 3 and len(one) == len(two) == 30
     for i in range(len(one)):
@@ -157,24 +176,15 @@ def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
     assert sidecars[0]["episodes"] == sidecars[1]["episodes"] and [e["seed"] for e in sidecars[0]["episodes"]] == [5, 6, 7]
 
 
-def test_workers_must_be_positive(tmp_path, capsys):
-    from lerobot_policy_reconvla.sim.generate import main
-
-    with pytest.raises(SystemExit):
-        main(["--task", "insertion", "--num-episodes", "1", "--root", str(tmp_path / "x"), "--repo-id", "local/x",
-              "--workers", "0"])
-    assert "--workers must be positive, got 0" in capsys.readouterr().err
-
-
 def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_path):
-    """--scene-seed places every episode alike; --action-noise moves the arms off the script's path while the
+    """--scene_seed places every episode alike; --action_noise moves the arms off the script's path while the
     recorded action stays the script's target (what the policy learns to command from where it is)."""
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
 
     root, steps = tmp_path / "one_scene", 40
-    args = ["--task", "lift", "--repo-id", "local/one", "--images", "--cameras", "top", "--image-size", 24, 32,
-            "--episode-length", steps, "--keep-failed", "--scene-seed", 3, "--workers", 1]
-    generate(*args, "--num-episodes", 2, "--root", root, "--action-noise", 0.05)
+    args = ["--task=lift", "--repo_id=local/one", "--images=true", "--cameras=[top]", "--image_size=[24,32]",
+            f"--episode_length={steps}", "--keep_failed=true", "--scene_seed=3", "--workers=1", f"--root={root}"]
+    generate(*args, "--num_episodes=2", "--action_noise=0.05")
     ds = LeRobotDataset("local/one", root=root)
     episodes = [[ds[i] for i in range(len(ds)) if int(ds[i]["episode_index"]) == e] for e in (0, 1)]
     script = torch.as_tensor(scripted_episode("lift", 3, steps).actions, dtype=torch.float32)  # (T, 14)
@@ -189,8 +199,8 @@ def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_pa
     assert sidecar["scene_seed"] == 3 and sidecar["action_noise"] == 0.05
     assert [e["seed"] for e in sidecar["episodes"]] == [0, 1]
 
-    proc = generate(*args, "--num-episodes", 3, "--root", root, "--action-noise", 0.0, check=False)
-    assert proc.returncode != 0 and "--action-noise 0.05, this run asks for 0.0" in proc.stderr
+    proc = generate(*args, "--num_episodes=3", "--action_noise=0.0", check=False)
+    assert proc.returncode == 2 and "--action_noise=0.05, this run asks for --action_noise=0.0" in proc.stderr
 
 
 def test_arm_perturbation_is_smooth_seeded_and_leaves_the_grippers_alone():

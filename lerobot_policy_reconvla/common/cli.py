@@ -17,6 +17,15 @@ from typing import Literal
 from .durable import ResumeRefused
 
 
+class UsageError(ValueError):
+    """A flag's value that cannot work, found before any work (one line naming the flag and what it expects).
+
+    Raised by a config's own check called first thing by the tool's library function, not from
+    ``__post_init__``: draccus turns an exception raised there into "Couldn't instantiate class ..." and
+    loses the message.
+    """
+
+
 @dataclass(frozen=True)
 class OldFlag:
     """An earlier argparse spelling and the draccus field that replaces it.
@@ -37,26 +46,30 @@ def translate_old_flags(argv: Sequence[str], old_flags: Mapping[str, OldFlag], p
         arg = argv[index]
         name, has_value, inline = arg.partition("=")
         old = old_flags.get(name)
-        if old is None:
+        # A flag whose name did not change is new-style when its value is given the new way.
+        follows = argv[index + 1] if index + 1 < len(argv) else ""
+        new_style = old is not None and name == f"--{old.field}" and (
+            has_value or old.kind == "value" or (old.kind == "list" and follows.startswith("["))
+        )
+        if old is None or new_style:
             translated.append(arg)
             index += 1
             continue
+        start = index
         index += 1
-        used.append(f"{name} -> --{old.field}")
         if old.kind in ("true", "false"):
             translated.append(f"--{old.field}={old.kind}")
-            continue
-        values = [inline] if has_value else []
-        while index < len(argv) and not argv[index].startswith("--") and (old.kind == "list" or not values):
-            values.append(argv[index])
-            index += 1
-        if old.kind == "list":
-            translated.append(f"--{old.field}=[{','.join(values)}]")
         else:
-            translated.append(f"--{old.field}={values[0] if values else ''}")
+            values = [inline] if has_value else []
+            while index < len(argv) and not argv[index].startswith("--") and (old.kind == "list" or not values):
+                values.append(argv[index])
+                index += 1
+            joined = f"[{','.join(values)}]" if old.kind == "list" else (values[0] if values else "")
+            translated.append(f"--{old.field}={joined}")
+        used.append(f"{' '.join(argv[start:index])} -> {translated[-1]}")
     if used:
         print(
-            f"{prog}: deprecated flag spelling(s), still accepted in this release: {', '.join(used)}",
+            f"{prog}: deprecated flag spelling(s), accepted in this release only: {'; '.join(used)}",
             file=sys.stderr,
         )
     return translated
@@ -72,7 +85,7 @@ def run_entry_point(
 ) -> int:
     """Runs a ``parser.wrap()``-decorated `entry` on `argv` (default: the process's arguments).
 
-    Returns 0, or 2 with one line on stderr when the entry raises ResumeRefused or one of `refusals`
+    Returns the entry's status if it returns an int, else 0; 2 with one line on stderr when the entry raises UsageError, ResumeRefused or one of `refusals`
     (bad input found before any work); 130 on Ctrl-C. Anything else propagates with its traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -81,12 +94,12 @@ def run_entry_point(
     saved_argv = sys.argv
     sys.argv = [prog, *args]  # parser.wrap() reads the command line from sys.argv
     try:
-        entry()
-    except (ResumeRefused, *refusals) as error:
+        status = entry()
+    except (UsageError, ResumeRefused, *refusals) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     finally:
         sys.argv = saved_argv
-    return 0
+    return status if isinstance(status, int) else 0

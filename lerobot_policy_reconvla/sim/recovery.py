@@ -19,7 +19,7 @@ goes to the Hub. So each episode is made a transaction, using LeRobot's public A
    interrupted episode's seed was never recorded as done, so it is generated again: episodes are
    deterministic in their seed, nothing is lost.
 
-A new dataset is created in a staging directory and renamed into place with its first commit, so the
+A new dataset is created in ``<root>.partial`` (``common.durable``) and renamed into place with its first commit, so the
 root either does not exist or is resumable. Cost: one data file, one episodes file and one MP4 per camera
 per episode (LeRobot's loaders take any number), and a metadata reload per episode that grows with the
 number of episodes (0.8 s after 1 episode, 1.6 s after 30 on 2 busy CPU cores:
@@ -30,12 +30,11 @@ This guards against the process being killed, not against power loss (nothing is
 from __future__ import annotations
 
 import base64
-import json
-import os
 import shutil
-import signal
-from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from ..common.durable import ResumeRefused, read_json, staging_path, write_json_atomically
 
 SIDECAR = "meta/scripted_generation.json"
 # Where LeRobot's writer puts files; anything of ours is under meta/ too. Other entries of the root are
@@ -45,20 +44,55 @@ SCRATCH_DIRS = ("images",)
 REWRITTEN_IN_PLACE = ("meta/info.json", "meta/stats.json", "meta/tasks.parquet")
 
 
-class UnrecoverableDataset(SystemExit):
+class UnrecoverableDataset(ResumeRefused):
     """A committed file was changed or removed behind the generator's back (one-line message)."""
 
 
-def read_sidecar(root: Path) -> dict | None:
-    path = root / SIDECAR
-    return json.loads(path.read_text()) if path.exists() else None
+@dataclass
+class GenerationLedger:
+    """The sidecar: how the dataset was generated, which seeds are done, and the last commit.
+
+    A sidecar written before a setting existed reads as that setting's neutral value (the field's default).
+    """
+
+    task: str
+    cameras: list[str] = field(default_factory=list)
+    shadows: bool = True
+    gaze_min_size: float = 0.0
+    scene_seed: int | None = None
+    action_noise: float = 0.0
+    next_seed: int = 0
+    episodes: list[dict] = field(default_factory=list)  # {episode_index, seed, success, task} per saved episode
+    lost_seeds: list[int] = field(default_factory=list)  # seeds whose worker died
+    committed: dict | None = None  # snapshot() at the last commit
+
+    # What a resumed run must repeat (the cameras and image size are checked against the dataset's features).
+    RESUME_SETTINGS = ("task", "shadows", "gaze_min_size", "scene_seed", "action_noise")
+
+    @classmethod
+    def read(cls, root: Path) -> GenerationLedger | None:
+        record = read_json(Path(root) / SIDECAR)
+        if record is None:
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in record.items() if name in known})
+
+    def settings(self) -> dict:
+        return {name: getattr(self, name) for name in self.RESUME_SETTINGS}
+
+    def record_episode(self, episode_index: int, seed: int, success: bool, task: str) -> None:
+        self.episodes.append({"episode_index": episode_index, "seed": seed, "success": success, "task": task})
+        self.next_seed = seed + 1
+
+    def skip_seed(self, seed: int, lost: bool) -> None:
+        if lost:
+            self.lost_seeds.append(seed)
+        self.next_seed = seed + 1
 
 
-def write_sidecar(root: Path, state: dict) -> None:
-    path = root / SIDECAR
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(path)  # atomic: a kill leaves the old or the new sidecar, never half of one
+def write_sidecar(root: Path, ledger: GenerationLedger) -> None:
+    """The commit point: a kill leaves the old sidecar or the new one, never half of one."""
+    write_json_atomically(Path(root) / SIDECAR, asdict(ledger))
 
 
 def _dataset_files(root: Path) -> list[str]:
@@ -75,68 +109,46 @@ def snapshot(root: Path) -> dict:
     return {"files": files, "copies": copies}
 
 
-@contextmanager
-def signals_deferred():
-    """Hold SIGINT/SIGTERM until the block is done: a Ctrl-C never lands inside a save or a commit.
+def commit_episode(dataset, ledger: GenerationLedger, image_writer_threads: int):
+    """Make the episode just saved durable; returns the dataset reopened for the next one."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    The handlers are swapped, not the signal mask: Python runs handlers in the main thread whichever
-    thread the signal reaches (LeRobot's image writer threads do not block it).
-    """
-    received = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            signal.raise_signal(received[0])  # delivered now, to the handler that was in place
-
-
-def commit_episode(dataset, state: dict, reopen):
-    """Make the episode just saved durable; returns the dataset reopened for the next one.
-
-    `state` is the sidecar (already updated with the episode's seed); `reopen(root)` resumes writing.
-    """
     root = Path(dataset.root)
     dataset.finalize()  # footers and buffered episode metadata reach disk
-    state["committed"] = snapshot(root)
-    write_sidecar(root, state)  # the commit point
-    return reopen(root)
+    ledger.committed = snapshot(root)
+    write_sidecar(root, ledger)  # the commit point
+    return LeRobotDataset.resume(dataset.repo_id, root=root, image_writer_threads=image_writer_threads)
 
 
-def create_committed(root: Path, create, state: dict, reopen):
-    """Create a dataset at `root` atomically: built in a staging directory, renamed into place when committed.
+def create_committed(root: Path, create, ledger: GenerationLedger, image_writer_threads: int):
+    """Create a dataset at `root` atomically: built in ``<root>.partial``, renamed into place when committed.
 
     `create(path)` makes the empty LeRobotDataset at `path` (which must not exist, LeRobot's rule).
     """
-    staging = staging_dir(root)
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from ..common.durable import publish
+
+    staging = staging_path(root)
     if staging.exists():
         shutil.rmtree(staging)  # a create that was killed before its rename
     dataset = create(staging)
     dataset.finalize()
-    state["committed"] = snapshot(staging)
-    write_sidecar(staging, state)
-    if root.exists():
-        root.rmdir()  # empty (checked by the caller); os.replace cannot replace a directory
-    os.replace(staging, root)
-    return reopen(root)
+    ledger.committed = snapshot(staging)
+    write_sidecar(staging, ledger)
+    publish(staging, root)  # `root` is absent or empty (checked by the caller)
+    return LeRobotDataset.resume(dataset.repo_id, root=root, image_writer_threads=image_writer_threads)
 
 
-def staging_dir(root: Path) -> Path:
-    return root.parent / f".{root.name}.creating"
-
-
-def recover(root: Path, state: dict) -> list[str]:
+def recover(root: Path, ledger: GenerationLedger) -> list[str]:
     """Roll `root` back to its last commit; returns the paths removed (an interrupted episode's files).
 
     Raises UnrecoverableDataset naming the file when a committed file is missing or has another size.
     """
-    stale = staging_dir(root)
+    stale = staging_path(root)
     if stale.exists():
         shutil.rmtree(stale)
-    record = state.get("committed")
+    record = ledger.committed
     if record is None:
         return []  # written before commits existed: resumed as it is
     for rel, size in record["files"].items():
@@ -144,7 +156,7 @@ def recover(root: Path, state: dict) -> list[str]:
         have = path.stat().st_size if path.exists() else None
         if have != size:
             found = "is missing" if have is None else f"has {have} bytes, committed with {size}"
-            seeds = [e["seed"] for e in state.get("episodes", [])]
+            seeds = [e["seed"] for e in ledger.episodes]
             raise UnrecoverableDataset(
                 f"cannot resume {root}: {rel} {found}, so the committed episodes (seeds {seeds}) cannot be "
                 f"trusted; move {root} away and run the same command again to regenerate them"
