@@ -31,6 +31,7 @@ from lerobot_policy_reconvla.annotate import (
     gripper_stages,
     main,
 )
+from lerobot_policy_reconvla.common.durable import ResumeRefused
 from lerobot_policy_reconvla.gaze_box import ABSENT_BOX as ABSENT
 
 TASK = "Insert the peg into the socket."
@@ -117,7 +118,7 @@ def hit(x: float, score: float = 0.8) -> Detection:
 def test_docstring_examples():
     import doctest
 
-    from lerobot_policy_reconvla import annotate as module
+    from lerobot_policy_reconvla.annotate import boxes as module
 
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted >= 8
@@ -212,7 +213,7 @@ def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source,
     output = tmp_path / "out"
     detector = SquareDetector()
     annotate(config(video_source, "local/annotate_video", object=None, objects=objects, gripper_threshold=0.0,
-                    max_gap=0, output_root=output), detector=detector)  # fmt: skip
+                    max_gap=0, new_root=output), detector=detector)  # fmt: skip
 
     # The expected switch, straight from the state: first frame a gripper is below 0 after being >= 0.
     state = read_data(video_source)
@@ -242,7 +243,7 @@ def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source,
 
 def test_written_dataset_keeps_the_source_and_adds_boxes(video_source, tmp_path):
     output = tmp_path / "annotated"
-    annotate(config(video_source, "local/annotate_video", output_root=output, stride=3, pad=0.1),
+    annotate(config(video_source, "local/annotate_video", new_root=output, stride=3, pad=0.1),
              detector=SquareDetector())  # fmt: skip
     dataset = LeRobotDataset("local/annotate_video_gaze", root=output)
     source = LeRobotDataset("local/annotate_video", root=video_source)
@@ -272,25 +273,23 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
     staging = tmp_path / "out.partial"
     # batch_size 16 > episode length: one detector call per camera per episode; stop in episode 2.
     with pytest.raises(KeyboardInterrupt):
-        annotate(config(video_source, "local/annotate_video", output_root=output, batch_size=16),
+        annotate(config(video_source, "local/annotate_video", new_root=output, batch_size=16),
                  detector=SquareDetector(interrupt_after=len(CAMERAS) + 1))  # fmt: skip
     assert not output.exists()
     assert [p.name for p in (staging / "detections").glob("*.npz")] == ["episode_000000.npz"]
 
-    with pytest.raises(AnnotateError, match=r"other settings \(differs in \['stride'\]\).*delete"):
+    with pytest.raises(ResumeRefused, match=r"other settings \(differs in \['stride'\]\).*delete"):
         annotate(
-            config(video_source, "local/annotate_video", output_root=output, stride=2),
+            config(video_source, "local/annotate_video", new_root=output, stride=2),
             detector=SquareDetector(),
         )
 
     resumed = SquareDetector()
-    annotate(
-        config(video_source, "local/annotate_video", output_root=output, batch_size=16), detector=resumed
-    )
+    annotate(config(video_source, "local/annotate_video", new_root=output, batch_size=16), detector=resumed)
     assert resumed.calls == len(CAMERAS)  # only episode 2 was detected again
     assert not staging.exists()
     clean = tmp_path / "clean"
-    annotate(config(video_source, "local/annotate_video", output_root=clean), detector=SquareDetector())
+    annotate(config(video_source, "local/annotate_video", new_root=clean), detector=SquareDetector())
     cam_key = "observation.gaze_box.left_wrist"
     np.testing.assert_array_equal(np.stack(read_data(output)[cam_key]), np.stack(read_data(clean)[cam_key]))
 
@@ -303,55 +302,93 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
 def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path):
     run = lambda **kw: annotate(config(video_source, "local/annotate_video", **kw), detector=SquareDetector())
     with pytest.raises(AnnotateError, match=r"unknown camera\(s\) \['cam_high'\]; the dataset has \['top'"):
-        run(cameras=["cam_high"], output_root=tmp_path / "a")
+        run(cameras=["cam_high"], new_root=tmp_path / "a")
 
     objects = tmp_path / "objects.json"
     objects.write_text(json.dumps({"Pick up the cube.": "cube"}))
     with pytest.raises(
         AnnotateError, match=r"no phrase for task\(s\) \['Insert the peg.*\n  \"Insert the peg"
     ):
-        run(object=None, objects=objects, output_root=tmp_path / "a")
+        run(object=None, objects=objects, new_root=tmp_path / "a")
 
     objects.write_text(json.dumps({TASK: ["a", "b", "c"]}))
     with pytest.raises(AnnotateError, match="expected a phrase or a list of one or two phrases"):
-        run(object=None, objects=objects, output_root=tmp_path / "a")
+        run(object=None, objects=objects, new_root=tmp_path / "a")
 
     objects.write_text(json.dumps({TASK: ["peg", "socket"]}))
     with pytest.raises(AnnotateError, match=r"needs the gripper signal.*no joint\(s\) \['gripper'\]"):
-        run(object=None, objects=objects, gripper_names=["gripper"], output_root=tmp_path / "a")
+        run(object=None, objects=objects, gripper_names=["gripper"], new_root=tmp_path / "a")
 
     (tmp_path / "exists").mkdir()
-    with pytest.raises(AnnotateError, match="--output-root .*exists.* already exists"):
-        run(output_root=tmp_path / "exists")
+    with pytest.raises(AnnotateError, match="--new_root .*exists.* already exists"):
+        run(new_root=tmp_path / "exists")
 
     with pytest.raises(AnnotateError, match=r"already has \['observation.gaze_box.top'"):
         annotate(
-            config(boxed_source, "local/annotate_boxed", output_root=tmp_path / "a"),
+            config(boxed_source, "local/annotate_boxed", new_root=tmp_path / "a"),
             detector=SquareDetector(),
         )
-    with pytest.raises(AnnotateError, match=r"--evaluate-against observation.gaze_box: the dataset has no"):
+    with pytest.raises(AnnotateError, match=r"--evaluate_against observation.gaze_box: the dataset has no"):
         run(evaluate_against="observation.gaze_box")
 
     with pytest.raises(
         AnnotateError,
-        match=r"(?s)--detector-model 'no-such/detector' cannot be loaded.*pass --detector-model a local directory",
+        match=r"(?s)--detector_model 'no-such/detector' cannot be loaded.*pass --detector_model a local directory",
     ):
-        annotate(config(video_source, "local/annotate_video", output_root=tmp_path / "a",
+        annotate(config(video_source, "local/annotate_video", new_root=tmp_path / "a",
                         detector_model="no-such/detector"))  # fmt: skip
     with pytest.raises(AnnotateError, match=r"dataset 'local/missing' cannot be loaded from root .*missing"):
         annotate(
-            config(tmp_path / "missing", "local/missing", output_root=tmp_path / "a"),
+            config(tmp_path / "missing", "local/missing", new_root=tmp_path / "a"),
             detector=SquareDetector(),
         )
     with pytest.raises(AnnotateError, match="exactly one of --object PHRASE or --objects FILE"):
         config(video_source, "local/annotate_video", object=None)
     with pytest.raises(AnnotateError, match="--stride 0: expected an integer >= 1"):
-        config(video_source, "local/annotate_video", stride=0, output_root=tmp_path / "a")
+        config(video_source, "local/annotate_video", stride=0, new_root=tmp_path / "a")
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
 
     # The CLI turns them into one line on stderr and exit status 2.
+    assert main(["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square",
+                 "--cameras=[cam_high]", f"--new_root={tmp_path / 'a'}"]) == 2  # fmt: skip
+
+
+def test_cli_takes_the_earlier_flag_spellings_with_a_deprecation_line(
+    video_source, tmp_path, monkeypatch, capsys
+):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--new_root" in capsys.readouterr().out
+    monkeypatch.setattr(ZeroShotDetector, "load", staticmethod(lambda *args, **kwargs: SquareDetector()))
+    output = tmp_path / "out"
     assert main(["--repo-id", "local/annotate_video", "--root", str(video_source), "--object", "square",
-                 "--cameras", "cam_high", "--output-root", str(tmp_path / "a")]) == 2  # fmt: skip
+                 "--cameras", "top", "left_wrist", "--output-root", str(output), "--max-gap", "3",
+                 "--batch-size", "16", "--gripper-closed-above"]) == 0  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert "deprecated flag spelling" in stderr and "--output-root" in stderr
+    meta = json.loads((output / "meta" / "gaze_annotation.json").read_text())
+    assert set(meta["cameras"]) == {"top", "left_wrist"} and meta["max_gap"] == 3
+    assert meta["gripper"]["closed"] == "above"
+
+
+def test_cli_interrupt_says_how_to_resume_and_refusals_exit_2(video_source, tmp_path, monkeypatch, capsys):
+    # The first run's detector stops in episode 2; later runs get fresh ones.
+    first = [SquareDetector(interrupt_after=len(CAMERAS) + 1)]
+    load = lambda *args, **kwargs: first.pop() if first else SquareDetector()
+    monkeypatch.setattr(ZeroShotDetector, "load", staticmethod(load))
+    output = tmp_path / "out"
+    args = ["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square", "--batch_size=16",
+            f"--new_root={output}"]  # fmt: skip
+    assert main(args) == 130
+    stderr = capsys.readouterr().err
+    assert f"finished episodes are kept in {output}.partial. Run the same command again to resume" in stderr
+    assert not output.exists()
+
+    assert main([*args, "--stride=2"]) == 2  # another detection setting: the interrupted run is not resumed
+    assert "other settings (differs in ['stride'])" in capsys.readouterr().err
+    assert main([*args, "--stride=0"]) == 2  # refused by the config's own check, in one line
+    assert "reconvla-annotate: error: --stride 0: expected an integer >= 1" in capsys.readouterr().err
+    assert main(args) == 0 and output.exists() and not output.with_name("out.partial").exists()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -439,7 +476,7 @@ def test_transformers_detector_loads_processes_post_processes_and_writes(
     # Random weights score every query above 0: with threshold 0 a frame lacks a box only where every
     # query's box is degenerate.
     report = annotate(config(video_source, "local/annotate_video", detector=family, detector_model=str(model_dir),
-                             box_threshold=0.0, stride=4, batch_size=4, output_root=output))  # fmt: skip
+                             box_threshold=0.0, stride=4, batch_size=4, new_root=output))  # fmt: skip
     assert report["detector"] == family and report["model"] == str(model_dir)
     dataset = LeRobotDataset("local/annotate_video_gaze", root=output)
     for cam in CAMERAS:
@@ -479,9 +516,9 @@ def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_groun
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
     output, preview = tmp_path / "annotated", tmp_path / "preview.png"
     annotate_cmd = [
-        sys.executable, "-m", "lerobot_policy_reconvla.annotate", "--repo-id", "local/annotate_video",
-        "--root", str(video_source), "--object", "red cube", "--detector-model", str(tiny_grounding_dino),
-        "--box-threshold", "0", "--stride", "5", "--output-root", str(output), "--preview", str(preview),
+        sys.executable, "-m", "lerobot_policy_reconvla.annotate", "--repo_id=local/annotate_video",
+        f"--root={video_source}", "--object=red cube", f"--detector_model={tiny_grounding_dino}",
+        "--box_threshold=0", "--stride=5", f"--new_root={output}", f"--preview={preview}",
     ]  # fmt: skip
     result = processes.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,9 +13,9 @@ from lerobot.configs.default import DatasetConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.datasets import LeRobotDataset
 from lerobot.transforms import ImageTransformsConfig, SharpnessJitter
+from lerobot_policy_reconvla.common.durable import STAGING_SUFFIX, ResumeRefused
 from lerobot_policy_reconvla.training.latent_cache import (
     PROGRESS_FILE,
-    STAGING_SUFFIX,
     CacheLatentsConfig,
     LatentCache,
     LatentCacheError,
@@ -195,7 +195,7 @@ def test_a_build_for_other_settings_does_not_resume_an_unfinished_one(dataset_3c
     with pytest.raises(KeyboardInterrupt):
         build(dataset_3cam, vae_config(tiny_vae_dir), tmp_path / "latents")
     monkeypatch.undo()
-    with pytest.raises(LatentCacheError, match=r"unfinished build of another cache \(differs in \['target'\]\)"):
+    with pytest.raises(ResumeRefused, match=r"unfinished build of another cache \(differs in \['target'\]\)"):
         build(dataset_3cam, vae_config(tiny_vae_dir, recon_pad_to_square=True), tmp_path / "latents")
 
 

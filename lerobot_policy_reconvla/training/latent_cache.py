@@ -38,13 +38,14 @@ from torch import Tensor
 from lerobot.configs import parser
 from lerobot.configs.train import TrainPipelineConfig
 
+from ..common.cli import run_entry_point
+from ..common.durable import publish, read_json, refuse_other_settings, staging_path, write_json_atomically
 from ..common.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CACHE_DIR_NAME = "reconvla_latents"
-STAGING_SUFFIX = ".partial"
 METADATA_FILE = "cache.json"
 PROGRESS_FILE = "progress.json"
 # The policy settings a VAE target depends on; a cache holds targets for exactly these values.
@@ -70,13 +71,6 @@ DETAIL_TOLERANCE = 0.02  # relative
 
 class LatentCacheError(ValueError):
     """A cache that does not fit the policy, the dataset or the batch (one clear line)."""
-
-
-def _write_json_atomically(path: Path, content: dict) -> None:
-    # Replacing a file is atomic; writing one is not: a kill never leaves a half-written file behind.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(content, indent=1))
-    os.replace(temporary, path)
 
 
 def target_settings(policy_config) -> dict:
@@ -105,7 +99,7 @@ class LatentCache:
         self.directory = Path(directory)
         metadata_path = self.directory / METADATA_FILE
         if not metadata_path.is_file():
-            staging = self.directory.with_name(self.directory.name + STAGING_SUFFIX)
+            staging = staging_path(self.directory)
             hint = (
                 f" {staging} holds an unfinished build: run reconvla-cache-latents again to finish it."
                 if staging.exists()
@@ -257,28 +251,20 @@ def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, s
     return cameras
 
 
-def _refuse_other_inputs(directory: Path, identity: dict, what: str, remedy: str) -> None:
-    """Raises, naming the differing fields, if `directory`'s cache.json describes other inputs than `identity`."""
-    saved = json.loads((directory / METADATA_FILE).read_text())
-    if saved != identity:
-        changed = sorted(name for name in identity if saved.get(name) != identity[name])
-        raise LatentCacheError(f"{directory} holds {what} (differs in {changed}); {remedy}")
-
-
 def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> tuple[dict, int]:
     """Creates or reopens the arrays of an unfinished build; returns them and the frames already done."""
     if staging.exists():
-        _refuse_other_inputs(
-            staging, identity, "an unfinished build of another cache",
-            "delete it to start over, or run with the arguments it was started with",
+        refuse_other_settings(
+            read_json(staging / METADATA_FILE), identity, what=f"{staging} holds an unfinished build of another cache",
+            remedy="delete it to start over, or run with the arguments it was started with",
         )  # fmt: skip
-        done = json.loads((staging / PROGRESS_FILE).read_text())["frames_done"]
+        done = read_json(staging / PROGRESS_FILE)["frames_done"]
         mode = "r+"
         logger.info("Resuming the unfinished build in %s: %d frames already cached", staging, done)
     else:
         staging.mkdir(parents=True)
-        _write_json_atomically(staging / METADATA_FILE, identity)
-        _write_json_atomically(staging / PROGRESS_FILE, {"frames_done": 0})
+        write_json_atomically(staging / METADATA_FILE, identity)
+        write_json_atomically(staging / PROGRESS_FILE, {"frames_done": 0})
         done, mode = 0, "w+"
     arrays = {}
     for camera in identity["cameras"]:
@@ -339,7 +325,10 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cfg.cache_dir) if cfg.cache_dir else Path(dataset.root) / CACHE_DIR_NAME / key
     if (directory / METADATA_FILE).is_file():
-        _refuse_other_inputs(directory, identity, "a cache of other inputs", "choose another --cache_dir")
+        refuse_other_settings(
+            read_json(directory / METADATA_FILE), identity, what=f"{directory} holds a cache of other inputs",
+            remedy="choose another --cache_dir",
+        )  # fmt: skip
         logger.info("%s is up to date", directory)
         return directory
 
@@ -354,7 +343,7 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     dtypes = {
         "posterior": CACHE_DTYPES[cfg.cache_dtype], "box": np.float32, "thumbnail": np.float16, "detail": np.float32,
     }  # fmt: skip
-    staging = directory.with_name(directory.name + STAGING_SUFFIX)
+    staging = staging_path(directory)
     arrays, done = _open_staging(staging, identity, shapes, dtypes)
 
     loader = DataLoader(
@@ -387,13 +376,12 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
                     array.flush()
             done += len(frames)
             # Progress is recorded only after the batch is on disk, so a resumed build never skips one.
-            _write_json_atomically(staging / PROGRESS_FILE, {"frames_done": done})
+            write_json_atomically(staging / PROGRESS_FILE, {"frames_done": done})
             progress.update(len(frames))
 
     del arrays  # closes the memory maps before the directory is renamed
     (staging / PROGRESS_FILE).unlink()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, directory)
+    publish(staging, directory)
     return directory
 
 
@@ -406,14 +394,16 @@ def cache_latents(cfg: CacheLatentsConfig) -> Path:
     return directory
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-cache-latents``: exit status 0 built, 2 refused (one line), 130 interrupted (resumable)."""
     from lerobot.utils.utils import init_logging
 
     init_logging()
-    try:
-        cache_latents()
-    except KeyboardInterrupt:
+    status = run_entry_point(cache_latents, argv, prog="reconvla-cache-latents", refusals=(LatentCacheError,))
+    if status == 130:
         print("\ninterrupted: run the same command again to resume from the last cached batch")
-        raise SystemExit(130) from None
-    except LatentCacheError as error:
-        raise SystemExit(f"reconvla-cache-latents: error: {error}") from None
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
