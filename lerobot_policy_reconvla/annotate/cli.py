@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from draccus.utils import ParsingError
 from lerobot.configs import parser
 
 from ..common.cli import OldFlag, run_entry_point
@@ -63,20 +62,9 @@ def annotate_command(cfg: AnnotateConfig) -> dict:
     return report
 
 
-def _annotate_command_line() -> dict:
-    """`annotate_command` on the process's arguments, with a config refused by its own checks raised as such."""
-    try:
-        return annotate_command()
-    except ParsingError as error:
-        # draccus wraps what AnnotateConfig.__post_init__ raises; its cause is the one-line refusal.
-        if isinstance(error.__cause__, AnnotateError):
-            raise error.__cause__ from None
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 bad input or a refused resume (one line on stderr), 130 interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_entry_point(
-        _annotate_command_line, argv, prog=PROG, old_flags=OLD_FLAGS, refusals=(AnnotateError,)
+        annotate_command, argv, prog=PROG, old_flags=OLD_FLAGS, refusals=(AnnotateError,)
     )

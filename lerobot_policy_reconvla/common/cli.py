@@ -14,15 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from draccus.utils import ParsingError
+
 from .durable import ResumeRefused
 
 
 class UsageError(ValueError):
     """A flag's value that cannot work, found before any work (one line naming the flag and what it expects).
 
-    Raised by a config's own check called first thing by the tool's library function, not from
-    ``__post_init__``: draccus turns an exception raised there into "Couldn't instantiate class ..." and
-    loses the message.
+    Raised by a config's checks (``__post_init__`` or a check its library function calls first);
+    :func:`run_entry_point` prints it as one line either way.
     """
 
 
@@ -93,10 +94,18 @@ def run_entry_point(
         args = translate_old_flags(args, old_flags, prog)
     saved_argv = sys.argv
     sys.argv = [prog, *args]  # parser.wrap() reads the command line from sys.argv
+    one_line = (UsageError, ResumeRefused, *refusals)
     try:
         status = entry()
-    except (UsageError, ResumeRefused, *refusals) as error:
+    except one_line as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except ParsingError as error:
+        # draccus reports what a config's __post_init__ raised as "Couldn't instantiate class ..."; the
+        # refusal itself is the cause.
+        if not isinstance(error.__cause__, one_line):
+            raise
+        print(f"{prog}: error: {error.__cause__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,91 @@
+"""The shared plumbing of the command-line tools: crash-safe writes, settings checks, entry points, old flags."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from lerobot.configs import parser
+from lerobot_policy_reconvla.common.cli import OldFlag, UsageError, run_entry_point, translate_old_flags
+from lerobot_policy_reconvla.common.durable import (
+    ResumeRefused,
+    publish,
+    read_json,
+    refuse_other_settings,
+    staging_path,
+    write_json_atomically,
+)
+
+
+@dataclass
+class ToolConfig:
+    # Where the output goes.
+    out: str
+    cameras: list[str] = field(default_factory=lambda: ["top"])
+    images: bool = False
+    steps: int = 1
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise UsageError(f"--steps must be >= 1, got {self.steps}")
+
+
+@parser.wrap()
+def tool(cfg: ToolConfig):
+    if cfg.out == "refuse":
+        refuse_other_settings({"steps": 1}, {"steps": cfg.steps}, what="out holds another run", remedy="delete it")
+    if cfg.out == "interrupt":
+        raise KeyboardInterrupt
+    return 7 if cfg.images else {"cameras": cfg.cameras}
+
+
+OLD = {"--camera-list": OldFlag("cameras", "list"), "--cameras": OldFlag("cameras", "list"),
+       "--images": OldFlag("images", "true"), "--num-steps": OldFlag("steps")}
+
+
+def test_entry_points_return_the_status_and_refuse_in_one_line(capsys):
+    assert run_entry_point(tool, ["--out=x"], prog="tool") == 0  # a non-int result means success
+    assert run_entry_point(tool, ["--out=x", "--images=true"], prog="tool") == 7
+    assert run_entry_point(tool, ["--out=x", "--steps=0"], prog="tool") == 2  # raised in __post_init__
+    assert capsys.readouterr().err == "tool: error: --steps must be >= 1, got 0\n"
+    assert run_entry_point(tool, ["--out=refuse", "--steps=3"], prog="tool") == 2
+    assert capsys.readouterr().err == "tool: error: out holds another run (differs in ['steps']); delete it\n"
+    assert run_entry_point(tool, ["--out=interrupt"], prog="tool") == 130
+
+
+def test_old_spellings_are_translated_and_named_once_new_ones_pass_unchanged(capsys):
+    old = ["--out", "x", "--cameras", "top", "left_wrist", "--images", "--num-steps", "-3"]
+    assert translate_old_flags(old, OLD, "tool") == ["--out", "x", "--cameras=[top,left_wrist]", "--images=true",
+                                                      "--steps=-3"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--cameras top left_wrist -> --cameras=[top,left_wrist]" in err
+    new = ["--out=x", "--cameras=[top]", "--cameras", "[a,b]", "--images=false", "--steps=2"]
+    assert translate_old_flags(new, OLD, "tool") == new
+    assert capsys.readouterr().err == ""
+    assert run_entry_point(tool, ["--out=x", "--camera-list", "a", "b"], prog="tool", old_flags=OLD) == 0
+
+
+def test_staged_output_is_published_whole_and_records_are_replaced_atomically(tmp_path):
+    output = tmp_path / "dataset"
+    staging = staging_path(output)
+    assert staging.name == "dataset.partial"
+    staging.mkdir()
+    write_json_atomically(staging / "progress.json", {"done": 1})
+    write_json_atomically(staging / "progress.json", {"done": 2})
+    assert read_json(staging / "progress.json") == {"done": 2} and read_json(staging / "missing.json") is None
+    assert sorted(p.name for p in staging.iterdir()) == ["progress.json"]  # no temporary left behind
+    output.mkdir()  # an empty directory may stand in the way (a user's mkdir), a full one may not
+    publish(staging, output)
+    assert not staging.exists() and read_json(output / "progress.json") == {"done": 2}
+    other = staging_path(tmp_path / "other")
+    other.mkdir()
+    with pytest.raises(OSError):
+        publish(other, output)
+    assert other.exists() and read_json(output / "progress.json") == {"done": 2}  # nothing lost
+
+
+def test_settings_check_names_every_difference_and_a_missing_record():
+    refuse_other_settings({"a": 1, "b": 2}, {"a": 1, "b": 2}, what="w", remedy="r")
+    with pytest.raises(ResumeRefused, match=r"^w \(differs in \['a', 'c'\]\); r$"):
+        refuse_other_settings({"a": 0, "b": 2}, {"a": 1, "b": 2, "c": 3}, what="w", remedy="r")
+    with pytest.raises(ResumeRefused, match=r"differs in \['a'\]"):
+        refuse_other_settings(None, {"a": 1}, what="w", remedy="r")
