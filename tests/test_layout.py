@@ -52,3 +52,23 @@ def test_subpackages_import_each_other_without_a_cycle():
 
     for start in sorted(edges):
         assert cycle_from(start, []) is None, f"import cycle: {' -> '.join(cycle_from(start, []))}"
+
+
+def test_the_package_root_holds_only_the_policy_and_its_own_helpers():
+    root_modules = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert root_modules == ["__init__.py", "configuration_reconvla.py", "gaze_box.py", "loading.py",
+                            "modeling_reconvla.py", "processor_reconvla.py", "tiny.py"]
+
+
+def test_shared_plumbing_knows_nothing_of_the_package():
+    for path in (PACKAGE / "common").rglob("*.py"):
+        outside = sorted(m for m in _imported_modules(path) if _subpackage(m) != "common")
+        assert not outside, f"{path.name} imports {outside}"
+
+
+def test_only_tiny_rebinds_names_with_mock():
+    patching = sorted(
+        path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+        if "unittest.mock" in path.read_text() or "mock.patch" in path.read_text()
+    )
+    assert patching == ["tiny.py"]
