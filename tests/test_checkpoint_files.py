@@ -67,15 +67,17 @@ def test_from_pretrained_names_the_truncated_or_missing_weight_file(saved_policy
         ReconVLAPolicy.from_pretrained(missing)
 
 
-def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path):
+def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path, capsys):
     from lerobot_policy_reconvla.tools.visualize import main
 
     for keep_bytes, says in ((1000, "is truncated or corrupt"), (None, "does not exist")):
         damaged = damaged_copy(saved_policy, tmp_path / str(keep_bytes), keep_bytes)
-        with pytest.raises(SystemExit) as exit_info:
-            main(["--policy-path", str(damaged), "--dataset-repo-id", "local/unused", "--out-dir", str(tmp_path / "out")])
-        message = str(exit_info.value.code)
-        assert message.startswith(f"{damaged / 'model.safetensors'} {says}") and "\n" not in message
+        status = main([f"--policy.path={damaged}", "--dataset.repo_id=local/unused", f"--output_dir={tmp_path / 'out'}"])
+        assert status == 2
+        err = capsys.readouterr().err
+        message = err.strip().splitlines()[-1]
+        assert message.startswith(f"reconvla-visualize: error: {damaged / 'model.safetensors'} {says}"), err
+        assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -118,8 +118,9 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
 
     root, scene, size = tmp_path / "one_scene", 4, ("96", "128")  # scene 5 places the cube 8 cm away
     assert generate.main([
-        "--task=lift", "--num-episodes=8", f"--root={root}", "--repo-id=local/one_scene", "--seed=100",
-        f"--scene-seed={scene}", "--action-noise=0.02", "--image-size", *size, "--no-shadows", "--workers=2",
+        "--task=lift", "--num_episodes=8", f"--root={root}", "--repo_id=local/one_scene", "--seed=100",
+        f"--scene_seed={scene}", "--action_noise=0.02", f"--image_size=[{size[0]},{size[1]}]", "--shadows=false",
+        "--workers=2",
     ]) == 0  # fmt: skip
     run_train([
         f"--config_path={preset_path('reconvla_tiny')}", "--dataset.repo_id=local/one_scene", f"--dataset.root={root}",

@@ -126,12 +126,17 @@ def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():
     assert ids[0] == tokenizer.bos_token_id and len(ids) < 48  # fits pi0's 48-token prompt
 
 
-def test_defaults_follow_pi0_and_reconvla():
-    config = ReconVLAConfig(device="cpu")
-    assert (config.chunk_size, config.num_inference_steps, config.max_action_dim) == (50, 10, 32)
-    assert (config.recon_dit_depth, config.recon_dit_width, config.recon_dit_heads) == (3, 1024, 16)
-    assert config.recon_weight == 1.0 and config.recon_timestep_repeats == 4 and config.recon_layer == -1
-    assert config.resolved_tokenizer_name == "google/paligemma-3b-pt-224"
+def test_every_pi0_setting_defaults_to_pi0s_value():
+    """A user switching --policy.type=pi0 to reconvla changes nothing of pi0's recipe; only recon_* is added."""
+    import dataclasses
+
+    ours, pi0 = ReconVLAConfig(device="cpu"), PI0Config(device="cpu")
+    differing = {f.name for f in dataclasses.fields(PI0Config) if getattr(ours, f.name) != getattr(pi0, f.name)}
+    assert differing == set()
+    added = {f.name for f in dataclasses.fields(ReconVLAConfig)} - {f.name for f in dataclasses.fields(PI0Config)}
+    assert added and all(name.startswith("recon_") or name in {"cameras", "tokenizer_name", "optimizer_type"}
+                         for name in added), added
+    assert ours.resolved_tokenizer_name == "google/paligemma-3b-pt-224"  # pi0's own tokenizer when none is set
 
 
 def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():

@@ -6,13 +6,15 @@ import sys
 import pytest
 from PIL import Image
 
+from lerobot_policy_reconvla.common.cli import UsageError
+from lerobot_policy_reconvla.tools import demo
 from lerobot_policy_reconvla.tools.demo import MARKER, prepare_output_dir
 from tests.fixtures import processes
 
 
 def test_demo_refuses_a_directory_it_did_not_create(tmp_path):
     (tmp_path / "thesis.tex").write_text("keep me")
-    with pytest.raises(SystemExit, match=rf"--output-dir {tmp_path} is not empty .*no {MARKER}"):
+    with pytest.raises(UsageError, match=rf"--output_dir={tmp_path} is not empty .*no {MARKER}"):
         prepare_output_dir(tmp_path)
     assert (tmp_path / "thesis.tex").read_text() == "keep me"
     assert not (tmp_path / MARKER).exists()
@@ -35,13 +37,27 @@ def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
     assert (tmp_path / "empty2" / MARKER).is_file()
 
 
+def test_demo_still_accepts_the_earlier_dashed_flags_with_a_deprecation_line(tmp_path, monkeypatch, capsys):
+    parsed = []
+    monkeypatch.setattr(demo, "run_demo", parsed.append)  # parse only: no stage runs
+    status = demo.main([f"--output-dir={tmp_path / 'demo'}", "--episodes", "3", "--image-size", "48", "64",
+                        "--shadows", "--n-action-steps=5", "--steps=40"])  # fmt: skip
+    assert status == 0
+    (cfg,) = parsed
+    assert (cfg.output_dir, cfg.num_episodes, cfg.image_size) == (tmp_path / "demo", 3, [48, 64])
+    assert (cfg.shadows, cfg.n_action_steps, cfg.steps) == (True, 5, 40)
+    err = capsys.readouterr().err
+    assert "reconvla-demo: deprecated flag spelling(s)" in err
+    assert "--episodes 3 -> --num_episodes=3" in err and "--image-size 48 64 -> --image_size=[48,64]" in err
+
+
 @pytest.mark.slow
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     result = processes.run(
-        [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output-dir={out}", "--episodes=1",
-         "--episode-length=30", "--steps=4", "--batch-size=2", "--curve-points=2", "--eval-episodes=1",
-         "--image-size", "48", "64"],
+        [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output_dir={out}", "--num_episodes=1",
+         "--episode_length=30", "--steps=4", "--batch_size=2", "--curve_points=2", "--eval_episodes=1",
+         "--image_size=[48,64]"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

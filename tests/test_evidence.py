@@ -13,10 +13,10 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     report = tmp_path / "docs" / "evidence.md"
     command = [
         sys.executable, "-m", "lerobot_policy_reconvla.experiments.evidence", "--preset=cpu", "--seeds=1",
-        f"--out={report}", f"--work-dir={tmp_path / 'work'}", "--arms", "pi0", "gaze",
-        "--steps=3", "--batch-size=2", "--train-episodes=2", "--heldout-episodes=1", "--episode-length=30",
-        "--eval-episodes=1", "--image-size", "48", "64", "--image-resolution=56", "--probe-frames=30",
-        "--heldout-frames=12",
+        f"--out={report}", f"--work_dir={tmp_path / 'work'}", "--arms=[pi0,gaze]",
+        "--steps=3", "--batch_size=2", "--train_episodes=2", "--heldout_episodes=1", "--episode_length=30",
+        "--eval_episodes=1", "--image_size=[48,64]", "--image_resolution=56", "--probe_frames=30",
+        "--heldout_frames=12",
     ]  # fmt: skip
     result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
@@ -49,11 +49,11 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     assert all(row[3] > 0.0 for row in saved["losses"]["gaze"][0])
 
 
-def test_one_training_episode_is_refused_before_any_work(tmp_path):
+def test_one_training_episode_is_refused_before_any_work(tmp_path, capsys):
     from lerobot_policy_reconvla.experiments.evidence import main
 
-    with pytest.raises(SystemExit):
-        main(["--train-episodes=1", f"--work-dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"])
+    assert main(["--train_episodes=1", f"--work_dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"]) == 2
+    assert "reconvla-evidence: error: --train_episodes=1: expected at least 2" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
 
 

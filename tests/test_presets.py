@@ -48,8 +48,11 @@ def test_unknown_preset_is_a_clear_error(capsys):
     assert "reconvla_tiny" in available_presets()
     with pytest.raises(KeyError, match=r"no preset named 'reconvla_huge'; available presets: \[.*'reconvla_aloha'"):
         preset_path("reconvla_huge")
-    assert main(["reconvla_huge"]) == 2
+    assert main(["--name=reconvla_huge"]) == 2
     assert "available presets" in capsys.readouterr().err
+    assert main(["reconvla_huge"]) == 2  # the earlier positional form, still accepted
+    err = capsys.readouterr().err
+    assert "deprecated" in err and "reconvla_huge -> --name=reconvla_huge" in err and "available presets" in err
 
 
 @pytest.mark.slow

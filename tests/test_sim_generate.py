@@ -33,8 +33,10 @@ def generate(*args, check=True, timeout=300):
 def short_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen") / "cube"
     # Short episodes cannot succeed, so --keep-failed; 2 cameras at 32 x 48 keep it quick.
+    # One worker (the simulation runs in the generator's process): workers do not change the data (tested below).
     generate("--task=transfer_cube", "--num_episodes=2", f"--root={root}", "--repo_id=local/cube",
-             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true")
+             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true",
+             "--workers=1")
     return root
 
 
@@ -74,17 +76,21 @@ def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
         assert len(boxes) == 24 and not malformed_box_mask(boxes).any(), cam  # what every batch checks
 
 
-def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset):
+def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
+    from lerobot_policy_reconvla.sim.generate import main
+
     generate("--task=transfer_cube", "--num_episodes=3", f"--root={short_dataset}", "--repo_id=local/cube",
-             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true")
+             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true",
+             "--workers=1")
     ds = LeRobotDataset("local/cube", root=short_dataset)
     assert ds.meta.total_episodes == 3 and len(ds) == 36
     assert [e["seed"] for e in json.loads((short_dataset / SIDECAR).read_text())["episodes"]] == [0, 1, 2]
     assert int(ds[30]["episode_index"]) == 2
 
-    proc = generate("--task=transfer_cube", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
-                    "--cameras=[top]", "--image_size=[32,48]", "--keep_failed=true", check=False)
-    assert proc.returncode != 0 and "refusing to resume" in proc.stderr and "--cameras" in proc.stderr
+    assert main(["--task=transfer_cube", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
+                 "--cameras=[top]", "--image_size=[32,48]", "--keep_failed=true"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "--cameras" in err
     proc = generate("--task=insertion", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
                     "--cameras=[top,left_wrist]", "--image_size=[32,48]", check=False)
     assert proc.returncode == 2 and "refusing to resume" in proc.stderr and "Traceback" not in proc.stderr
@@ -160,7 +166,9 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
 def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
     args = ["--task=transfer_cube", "--num_episodes=3", "--repo_id=local/par", "--images=true", "--cameras=[top,left_wrist]",
             "--image_size=[24,32]", "--episode_length=10", "--keep_failed=true", "--seed=5"]
-    generate(*args, f"--root={tmp_path / 'one'}", "--workers=1")
+    from lerobot_policy_reconvla.sim.generate import main
+
+    assert main([*args, f"--root={tmp_path / 'one'}", "--workers=1"]) == 0  # in this process
     generate(*args, f"--root={tmp_path / 'two'}", "--workers=2")
     one, two = LeRobotDataset("local/par", root=tmp_path / "one"), LeRobotDataset("local/par", root=tmp_path / "two")
     assert one.meta.total_episodes == two.meta.total_episodes == 3 and len(one) == len(two) == 30
@@ -176,7 +184,7 @@ def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
     assert sidecars[0]["episodes"] == sidecars[1]["episodes"] and [e["seed"] for e in sidecars[0]["episodes"]] == [5, 6, 7]
 
 
-def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_path):
+def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_path, capsys):
     """--scene_seed places every episode alike; --action_noise moves the arms off the script's path while the
     recorded action stays the script's target (what the policy learns to command from where it is)."""
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
@@ -199,8 +207,10 @@ def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_pa
     assert sidecar["scene_seed"] == 3 and sidecar["action_noise"] == 0.05
     assert [e["seed"] for e in sidecar["episodes"]] == [0, 1]
 
-    proc = generate(*args, "--num_episodes=3", "--action_noise=0.0", check=False)
-    assert proc.returncode == 2 and "--action_noise=0.05, this run asks for --action_noise=0.0" in proc.stderr
+    from lerobot_policy_reconvla.sim.generate import main
+
+    assert main([*args, "--num_episodes=3", "--action_noise=0.0"]) == 2
+    assert "--action_noise=0.05, this run asks for --action_noise=0.0" in capsys.readouterr().err
 
 
 def test_arm_perturbation_is_smooth_seeded_and_leaves_the_grippers_alone():

@@ -1,7 +1,10 @@
 """Does the reconstruction head change what the backbone learns? ReconVLA against pi0, same data and steps.
 
-    python -m lerobot_policy_reconvla.experiments.evidence --preset cpu [--seeds 3] [--out docs/evidence.md]
-    python -m lerobot_policy_reconvla.experiments.evidence --preset gpu
+    reconvla-evidence --preset=cpu [--seeds=3] [--out=docs/evidence.md]
+    reconvla-evidence --preset=gpu
+
+(or ``python -m lerobot_policy_reconvla.experiments.evidence ...``; the earlier dashed spellings still work
+for one release, with a deprecation message.)
 
 Three arms, identical data, seeds, steps, batch and optimizer, each trained by `lerobot-train`:
 
@@ -20,7 +23,6 @@ head reads, to the gaze box's centre; the untrained backbone is the floor), succ
 The report (markdown + PNGs) states the command, the commit and the machine.
 """
 
-import argparse
 import copy
 import json
 import math
@@ -31,21 +33,26 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
+from lerobot.configs import parser
 
-from ..tools.demo import lerobot_cli, parse_losses
+from ..common.cli import OldFlag, UsageError, run_entry_point
 from ..gaze_box import is_gaze_box_key
-from . import checkout_commit
+from ..tools.demo import lerobot_cli, parse_losses
 from ..tools.presets import preset_path
+from . import checkout_commit
 
 ARMS = {
     "pi0": "pi0: recon_weight=0",
     "gaze": "ReconVLA, gaze crops",
     "whole": "ReconVLA, whole image (no boxes)",
 }
+PROG = "reconvla-evidence"
+MODULE = "lerobot_policy_reconvla.experiments.evidence"
+EVIDENCE_TASKS = ("transfer_cube", "insertion")
 FIXED_NOISE_SEED = 1234  # the action-error noise draws, identical for every arm and seed
 EVAL_START_SEED = 100_000  # lerobot-eval's first env seed: the same initial states for every arm
 
@@ -102,11 +109,11 @@ def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Pres
     height, width = preset.image_size
     command = [
         sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={task}", f"--root={root}",
-        f"--repo-id=local/{root.name}", f"--num-episodes={episodes}", f"--seed={first_seed}",
-        "--image-size", str(height), str(width), f"--episode-length={preset.episode_length}",
+        f"--repo_id=local/{root.name}", f"--num_episodes={episodes}", f"--seed={first_seed}",
+        f"--image_size=[{height},{width}]", f"--episode_length={preset.episode_length}",
     ]  # fmt: skip
     if preset.episode_length < 400:
-        command.append("--keep-failed")  # a shortened episode cannot finish the task
+        command.append("--keep_failed=true")  # a shortened episode cannot finish the task
     run(command, log)
 
 
@@ -359,61 +366,103 @@ def write_report(
     out.write_text("\n".join(lines))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (0, 1, ...)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("docs/evidence.md"), help="the report; PNGs go beside it"
-    )
-    parser.add_argument(
-        "--work-dir", type=Path, default=Path("outputs/evidence"), help="data, checkpoints, logs"
-    )
-    # Overrides of the preset (the smoke test shrinks every one of them).
-    for name in (
-        "steps",
-        "batch_size",
-        "train_episodes",
-        "heldout_episodes",
-        "episode_length",
-        "eval_episodes",
-        "image_resolution",
-        "probe_frames",
-        "heldout_frames",
-    ):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int)
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS))
-    parser.add_argument("--tasks", nargs="+", choices=["transfer_cube", "insertion"])
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k in Preset.__dataclass_fields__ and v is not None}
-    if "image_size" in overrides:
-        overrides["image_size"] = tuple(overrides["image_size"])
-    preset = replace(PRESETS[args.preset], **overrides)
-    if args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected at least 1")
-    if preset.image_resolution % 14 or preset.image_resolution < 14:
-        parser.error(
-            f"--image-resolution {preset.image_resolution}: expected a multiple of the patch size 14"
-        )
-    if preset.train_episodes < 2:
-        parser.error(
-            f"--train-episodes {preset.train_episodes}: expected at least 2 (the probe's penalty is chosen by "
-            "holding out whole training episodes)"
-        )
-    seeds = list(range(args.seeds))
-    command = shlex.join(
-        ["python", "-m", "lerobot_policy_reconvla.experiments.evidence", *(argv or sys.argv[1:])]
-    )
+@dataclass
+class EvidenceConfig:
+    """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's value."""
+
+    # Size of the experiment: cpu (about 90 minutes on 2 cores with 3 seeds) or gpu.
+    preset: str = "cpu"
+    # Seeds per arm (0, 1, ...).
+    seeds: int = 3
+    # The report (markdown); its PNGs and results go to <out stem>_files/ beside it.
+    out: Path = Path("docs/evidence.md")
+    # Data, checkpoints and logs (emptied at the start of every run).
+    work_dir: Path = Path("outputs/evidence")
+    # Training steps per arm and seed.
+    steps: int | None = None
+    # Training batch size.
+    batch_size: int | None = None
+    # Scripted episodes trained on (at least 2: the probe's penalty is chosen on held-out training episodes).
+    train_episodes: int | None = None
+    # Held-out episodes (other seeds, never trained on).
+    heldout_episodes: int | None = None
+    # Sim steps per episode.
+    episode_length: int | None = None
+    # lerobot-eval episodes per arm and seed.
+    eval_episodes: int | None = None
+    # Side each camera is resized to for the policy: a multiple of the patch size 14.
+    image_resolution: int | None = None
+    # Training frames the probe is fitted on (evenly spaced).
+    probe_frames: int | None = None
+    # Held-out frames for the probe and the action error.
+    heldout_frames: int | None = None
+    # Camera image height and width.
+    image_size: list[int] | None = None
+    # Arms to train, any of pi0, gaze, whole.
+    arms: list[str] | None = None
+    # Tasks, any of transfer_cube, insertion.
+    tasks: list[str] | None = None
+
+    def resolved_preset(self) -> Preset:
+        """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""
+        if self.preset not in PRESETS:
+            raise UsageError(f"--preset={self.preset}: expected one of {sorted(PRESETS)}")
+        overrides = {f.name: getattr(self, f.name) for f in fields(Preset) if getattr(self, f.name, None) is not None}
+        if "image_size" in overrides:
+            if len(self.image_size) != 2 or min(self.image_size) <= 0:
+                raise UsageError(f"--image_size takes [H,W] (positive), got {self.image_size}")
+            overrides["image_size"] = tuple(self.image_size)
+        for name, allowed in (("arms", list(ARMS)), ("tasks", list(EVIDENCE_TASKS))):
+            unknown = [value for value in overrides.get(name, []) if value not in allowed]
+            if unknown or overrides.get(name) == []:
+                raise UsageError(f"--{name}={getattr(self, name)}: expected one or more of {allowed}")
+        preset = replace(PRESETS[self.preset], **overrides)
+        if self.seeds < 1:
+            raise UsageError(f"--seeds={self.seeds}: expected at least 1")
+        if preset.image_resolution % 14 or preset.image_resolution < 14:
+            raise UsageError(
+                f"--image_resolution={preset.image_resolution}: expected a multiple of the patch size 14"
+            )
+        if preset.train_episodes < 2:
+            raise UsageError(
+                f"--train_episodes={preset.train_episodes}: expected at least 2 (the probe's penalty is chosen "
+                "by holding out whole training episodes)"
+            )
+        return preset
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {
+    "--work-dir": OldFlag("work_dir"),
+    "--batch-size": OldFlag("batch_size"),
+    "--train-episodes": OldFlag("train_episodes"),
+    "--heldout-episodes": OldFlag("heldout_episodes"),
+    "--episode-length": OldFlag("episode_length"),
+    "--eval-episodes": OldFlag("eval_episodes"),
+    "--image-resolution": OldFlag("image_resolution"),
+    "--probe-frames": OldFlag("probe_frames"),
+    "--heldout-frames": OldFlag("heldout_frames"),
+    "--image-size": OldFlag("image_size", "list"),
+    "--arms": OldFlag("arms", "list"),
+    "--tasks": OldFlag("tasks", "list"),
+}
+
+
+def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
+    """Runs the experiment and writes the report to `cfg.out`; returns {task: (results, cameras)}.
+
+    `command`: the command line the report states. Raises UsageError before any work for a flag whose
+    value cannot work.
+    """
+    preset = cfg.resolved_preset()
+    seeds = list(range(cfg.seeds))
     started = time.perf_counter()
 
-    work = args.work_dir.resolve()
+    work = cfg.work_dir.resolve()
     if work.exists():
         shutil.rmtree(work)  # every run starts from nothing: no figure from an older run survives
     work.mkdir(parents=True)
-    out = args.out.resolve()
+    out = cfg.out.resolve()
     assets = out.parent / f"{out.stem}_files"
     if assets.exists():
         shutil.rmtree(assets)
@@ -461,10 +510,22 @@ def main(argv: list[str] | None = None) -> dict:
             {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()],
              "losses": curves}, indent=1))  # fmt: skip
 
-    write_report(out, assets, command, args.preset, preset, seeds, per_task, time.perf_counter() - started)
+    write_report(out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started)
     print(f"report {out}; plots and results in {assets}")
     return per_task
 
 
+@parser.wrap()
+def evidence_command(cfg: EvidenceConfig) -> int:
+    run_evidence(cfg, shlex.join(["python", "-m", MODULE, *sys.argv[1:]]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-evidence``: exit status 0, 2 with one line for a bad flag, 1 with the log's tail for a
+    stage that failed."""
+    return run_entry_point(evidence_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

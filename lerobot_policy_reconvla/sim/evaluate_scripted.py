@@ -1,21 +1,54 @@
 """Success rate of the scripted policies (joint-space replay, physics only, no rendering).
 
-    python -m lerobot_policy_reconvla.sim.evaluate_scripted --task insertion --num-seeds 50 [--seed 0]
-    python -m lerobot_policy_reconvla.sim.evaluate_scripted --task lift --num-seeds 50 --seed 1000 --blind
+    reconvla-eval-scripted --task=insertion --num_seeds=50 [--seed=0]
+    reconvla-eval-scripted --task=lift --num_seeds=50 --seed=1000 --blind=true
 
-Prints one line per seed (mocap success, replay success, max reward) and the rates. ``--blind`` (lift):
+(or ``python -m lerobot_policy_reconvla.sim.evaluate_scripted ...``; the earlier dashed spellings still
+work for one release, with a deprecation message.)
+
+Prints one line per seed (mocap success, replay success, max reward) and the rates. ``--blind=true`` (lift):
 replays one fixed trajectory, the script for a cube at the centre of the placement area, on every
 seed's scene: the success of a policy that ignores the images (the floor a learned policy must beat).
 """
 
-import argparse
 import dataclasses
 
 import numpy as np
+from lerobot.configs import parser
 
-from .constants import TASKS, check_task
+from ..common.cli import OldFlag, UsageError, run_entry_point
+from .constants import TASKS
 from .scripted import replay, scripted_episode, scripted_episode_for_scene
 from .tasks import LIFT_X_RANGE, LIFT_Y_RANGE, scene_for_seed
+
+PROG = "reconvla-eval-scripted"
+
+
+@dataclasses.dataclass
+class EvaluateScriptedConfig:
+    """Replays the scripted policy of every seed (physics only) and prints its success rate."""
+
+    # One of insertion, transfer_cube, lift, lift_named.
+    task: str
+    # Seeds evaluated, one episode each.
+    num_seeds: int = 50
+    # First seed.
+    seed: int = 0
+    # lift: replay the centre placement's script on every seed (the success of a policy blind to the images).
+    blind: bool = False
+
+    def check(self) -> None:
+        """Raises UsageError naming the first flag whose value cannot work."""
+        if self.task not in TASKS:
+            raise UsageError(f"--task={self.task}: expected one of {list(TASKS)}")
+        if self.num_seeds < 1:
+            raise UsageError(f"--num_seeds must be at least 1, got {self.num_seeds}")
+        if self.blind and self.task != "lift":
+            raise UsageError("--blind=true is defined for --task=lift (one cube, one placement area)")
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {"--num-seeds": OldFlag("num_seeds"), "--blind": OldFlag("blind", "true")}
 
 
 def centre_script(task: str) -> np.ndarray:
@@ -24,23 +57,13 @@ def centre_script(task: str) -> np.ndarray:
     return scripted_episode_for_scene(dataclasses.replace(scene_for_seed(task, 0), object_pose=centre)).actions
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lerobot_policy_reconvla.sim.evaluate_scripted")
-    p.add_argument("--task", required=True, help=f"one of {list(TASKS)}")
-    p.add_argument("--num-seeds", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--blind", action="store_true", help="lift: replay the centre placement's script everywhere")
-    args = p.parse_args(argv)
-    try:
-        check_task(args.task)
-    except ValueError as error:
-        p.error(str(error))
-    if args.blind and args.task != "lift":
-        p.error("--blind is defined for --task lift (one cube, one placement area)")
-    blind_actions = centre_script(args.task) if args.blind else None
+@parser.wrap()
+def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
+    cfg.check()
+    blind_actions = centre_script(cfg.task) if cfg.blind else None
     ee_ok = ok = 0
-    for seed in range(args.seed, args.seed + args.num_seeds):
-        episode = scripted_episode(args.task, seed)
+    for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
+        episode = scripted_episode(cfg.task, seed)
         if blind_actions is not None:
             episode = dataclasses.replace(episode, actions=blind_actions)
         result = replay(episode)
@@ -48,10 +71,15 @@ def main(argv=None) -> int:
         ok += result.success
         print(f"seed {seed}: mocap {'ok' if episode.ee_success else 'fail'}, replay "
               f"{'ok' if result.success else 'fail'} (max reward {result.max_reward:.0f})", flush=True)
-    n = args.num_seeds
-    what = "blind replay (the centre's script)" if args.blind else "replay"
-    print(f"{args.task}: {what} success {ok}/{n} = {100 * ok / n:.0f}% (mocap {ee_ok}/{n} = {100 * ee_ok / n:.0f}%)")
+    n = cfg.num_seeds
+    what = "blind replay (the centre's script)" if cfg.blind else "replay"
+    print(f"{cfg.task}: {what} success {ok}/{n} = {100 * ok / n:.0f}% (mocap {ee_ok}/{n} = {100 * ee_ok / n:.0f}%)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-eval-scripted``: exit status 0, or 2 with one line for a bad flag."""
+    return run_entry_point(evaluate_scripted_command, argv, prog=PROG, old_flags=OLD_FLAGS)
 
 
 if __name__ == "__main__":

@@ -101,8 +101,8 @@ class GenerateConfig:
     action_noise: float = 0.0
     # Give up after this many seeds (default: 3 x num_episodes).
     max_attempts: int | None = None
-    # Processes simulating and rendering episodes in parallel (default: the cores available).
-    workers: int = field(default_factory=default_workers)
+    # Processes simulating and rendering episodes in parallel (default: the cores available; 1: in this process).
+    workers: int | None = None
 
     def check(self) -> None:
         """Raises UsageError naming the first flag whose value cannot work; fills the defaults that depend on others."""
@@ -117,6 +117,8 @@ class GenerateConfig:
             raise UsageError(f"--image_size takes [H,W] (positive), got {self.image_size}")
         if self.num_episodes <= 0:
             raise UsageError(f"--num_episodes must be positive, got {self.num_episodes}")
+        if self.workers is None:
+            self.workers = default_workers()
         if self.workers <= 0:
             raise UsageError(f"--workers must be positive, got {self.workers}")
         if self.action_noise < 0:

@@ -9,17 +9,18 @@
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
-    python -m lerobot_policy_reconvla.tools.demo [--output-dir outputs/demo] [--task lift] [--steps 600]
+    reconvla-demo [--output_dir=outputs/demo] [--task=lift] [--steps=600]
 
-Every stage is a subprocess running the command a user would type; its full log is kept next to its
-outputs, and the command lines are printed so any stage can be rerun by hand.
+(or ``python -m lerobot_policy_reconvla.tools.demo ...``; the earlier dashed spellings still work for one
+release, with a deprecation message.) Every stage is a subprocess running the command a user would type;
+its full log is kept next to its outputs, and the command lines are printed so any stage can be rerun by
+hand.
 
-The demo writes only into `--output-dir`. It refuses a directory that is not empty unless a previous
+The demo writes only into `--output_dir`. It refuses a directory that is not empty unless a previous
 demo run made it (the `.reconvla_demo` marker); then it keeps the generated data (the generator resumes
 it, adding episodes only if more are asked for) and replaces only the outputs of the later stages.
 """
 
-import argparse
 import json
 import os
 import re
@@ -27,10 +28,16 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lerobot.configs import parser
+
+from ..common.cli import OldFlag, UsageError, run_entry_point
 from ..sim.constants import TASKS, default_episode_length
 from .presets import preset_path
+
+PROG = "reconvla-demo"
 
 # Chosen from timed runs on 2 CPU cores: the whole demo in under 15 minutes (13.5 measured, install
 # excluded) with the tiny preset's success on held-out lift placements above zero (docs/results.md).
@@ -44,6 +51,74 @@ MARKER = ".reconvla_demo"
 STAGE_OUTPUTS = ("train", "eval", "reconstructions", "data.log", "train.log", "eval.log", "reconstructions.log",
                  "summary.json", "success_curve.png")  # fmt: skip
 STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
+
+
+@dataclass
+class DemoConfig:
+    """Generates demonstrations, trains the tiny ReconVLA, evaluates its checkpoints, draws reconstructions."""
+
+    # Directory the demo writes into (new, empty, or an earlier demo run's).
+    output_dir: Path = Path("outputs/demo")
+    # One of insertion, transfer_cube, lift, lift_named.
+    task: str = "lift"
+    # Scripted demonstrations to generate.
+    num_episodes: int = DEFAULT_EPISODES
+    # Training steps.
+    steps: int = DEFAULT_STEPS
+    # Std (rad) of the arms' perturbation while recording the demonstrations (the generator's
+    # --action_noise; 0: exact scripted replays).
+    action_noise: float = DEFAULT_ACTION_NOISE
+    # Training batch size.
+    batch_size: int = 8
+    # Checkpoints evaluated, evenly spaced (the last at --steps).
+    curve_points: int = 2
+    # Actions executed per predicted chunk (the preset's chunk is 20): replanning more often.
+    n_action_steps: int = 10
+    # lerobot-eval episodes per checkpoint.
+    eval_episodes: int = 10
+    # Sim steps per episode (default: the task's).
+    episode_length: int | None = None
+    # Camera image height and width.
+    image_size: list[int] = field(default_factory=lambda: [96, 128])
+    # Side the policy resizes each camera to (tokens per camera: (side // 14)^2).
+    image_resolution: int = 112
+    # Render shadows (about 3x slower on a CPU).
+    shadows: bool = False
+    # lerobot-train's seed (model initialisation, batch order).
+    seed: int = 1000
+    # Dataset directory of the demonstrations (default: <output_dir>/data); runs that differ only in
+    # training can share one.
+    data_root: Path | None = None
+
+    def check(self, flag_prefix: str = "--") -> None:
+        """Raises UsageError naming the first flag whose value cannot work (`flag_prefix`: how the flags are
+        spelled where this config is nested, e.g. "--demo.")."""
+        if self.task not in TASKS:
+            raise UsageError(f"{flag_prefix}task={self.task}: expected one of {list(TASKS)}")
+        if len(self.image_size) != 2 or min(self.image_size) <= 0:
+            raise UsageError(f"{flag_prefix}image_size takes [H,W] (positive), got {self.image_size}")
+        if self.num_episodes < 1:
+            raise UsageError(f"{flag_prefix}num_episodes must be at least 1, got {self.num_episodes}")
+        if not 1 <= self.curve_points <= self.steps:
+            raise UsageError(f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
+                             f"got {self.curve_points}")  # fmt: skip
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {
+    "--output-dir": OldFlag("output_dir"),
+    "--episodes": OldFlag("num_episodes"),
+    "--action-noise": OldFlag("action_noise"),
+    "--batch-size": OldFlag("batch_size"),
+    "--curve-points": OldFlag("curve_points"),
+    "--n-action-steps": OldFlag("n_action_steps"),
+    "--eval-episodes": OldFlag("eval_episodes"),
+    "--episode-length": OldFlag("episode_length"),
+    "--image-size": OldFlag("image_size", "list"),
+    "--image-resolution": OldFlag("image_resolution"),
+    "--shadows": OldFlag("shadows", "true"),
+    "--data-root": OldFlag("data_root"),
+}
 
 
 def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
@@ -78,8 +153,8 @@ def prepare_output_dir(out: Path) -> None:
     """Makes `out` ready for a run without deleting anything the demo did not write itself."""
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise SystemExit(
-                f"--output-dir {out} is not empty and is not the output of a previous demo run (no {MARKER} file); "
+            raise UsageError(
+                f"--output_dir={out} is not empty and is not the output of a previous demo run (no {MARKER} file); "
                 "pass a new or empty directory"
             )
         for name in STAGE_OUTPUTS:
@@ -144,72 +219,53 @@ def plot_success_curve(curve: list[tuple[int, float]], n_episodes: int, task: st
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/demo"))
-    parser.add_argument("--task", default="lift", choices=list(TASKS))
-    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scripted demonstrations to generate")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps")
-    parser.add_argument("--action-noise", type=float, default=DEFAULT_ACTION_NOISE,
-                        help="std (rad) of the arms' perturbation while recording the demonstrations "
-                             "(sim.generate --action-noise; 0: exact scripted replays)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--curve-points", type=int, default=2, help="checkpoints evaluated (the last at --steps)")
-    parser.add_argument("--n-action-steps", type=int, default=10,
-                        help="actions executed per predicted chunk (the preset's chunk is 20): replanning more often")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="lerobot-eval episodes per checkpoint")
-    parser.add_argument("--episode-length", type=int, default=None, help="sim steps per episode (the task's)")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
-    parser.add_argument("--image-resolution", type=int, default=112,
-                        help="side the policy resizes each camera to (tokens per camera: (side // 14)^2)")
-    parser.add_argument("--shadows", action="store_true", help="render shadows (about 3x slower on a CPU)")
-    parser.add_argument("--seed", type=int, default=1000, help="lerobot-train's seed (model init, batch order)")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="dataset directory of the demonstrations (default: <output-dir>/data); runs that "
-                             "differ only in training can share one")
-    args = parser.parse_args(argv)
-    curve_steps = checkpoint_steps(args.steps, args.curve_points)
-    episode_length = args.episode_length or default_episode_length(args.task)
+def run_demo(cfg: DemoConfig) -> dict:
+    """Runs every stage into `cfg.output_dir` and prints the figures; returns the summary (summary.json).
 
-    out = args.output_dir.resolve()
+    Raises UsageError before any work for a flag whose value cannot work or an output directory the demo
+    did not make; a stage that fails ends the process (SystemExit) with the tail of its log.
+    """
+    cfg.check()
+    curve_steps = checkpoint_steps(cfg.steps, cfg.curve_points)
+    episode_length = cfg.episode_length or default_episode_length(cfg.task)
+
+    out = cfg.output_dir.resolve()
     prepare_output_dir(out)
     timings: dict[str, float] = {}
-    repo_id = f"local/aloha_sim_{args.task}_3cam"
-    data_root = args.data_root.resolve() if args.data_root else out / "data"
+    repo_id = f"local/aloha_sim_{cfg.task}_3cam"
+    data_root = cfg.data_root.resolve() if cfg.data_root else out / "data"
     train_dir = out / "train"
-    height, width = args.image_size
-    shadows = "true" if args.shadows else "false"
+    height, width = cfg.image_size
+    shadows = "true" if cfg.shadows else "false"
     env_args = [
-        "--env.type=aloha_multicam", f"--env.task={args.task}", f"--env.observation_height={height}",
+        "--env.type=aloha_multicam", f"--env.task={cfg.task}", f"--env.observation_height={height}",
         f"--env.observation_width={width}", f"--env.episode_length={episode_length}", f"--env.shadows={shadows}",
     ]  # fmt: skip
 
     # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
     #    resumed by the generator, which refuses it if the task, cameras or image size differ).
     generate = [
-        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={args.task}",
-        f"--num-episodes={args.episodes}", f"--root={data_root}", f"--repo-id={repo_id}",
-        "--image-size", str(height), str(width), f"--episode-length={episode_length}",
-        f"--action-noise={args.action_noise}",
+        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={cfg.task}",
+        f"--num_episodes={cfg.num_episodes}", f"--root={data_root}", f"--repo_id={repo_id}",
+        f"--image_size=[{height},{width}]", f"--episode_length={episode_length}",
+        f"--action_noise={cfg.action_noise}", f"--shadows={shadows}",
     ]  # fmt: skip
-    if not args.shadows:
-        generate.append("--no-shadows")
-    if episode_length < default_episode_length(args.task):
-        generate.append("--keep-failed")  # a shortened episode cannot finish the task
+    if episode_length < default_episode_length(cfg.task):
+        generate.append("--keep_failed=true")  # a shortened episode cannot finish the task
     run_stage("data", generate, out / "data.log", timings)
 
     # 2. Train, saving a checkpoint at every point of the curve.
-    save_freq = args.steps // args.curve_points
+    save_freq = cfg.steps // cfg.curve_points
     train_log = run_stage(
         "train",
         [
             lerobot_cli("lerobot-train"), f"--config_path={preset_path('reconvla_tiny')}",
             f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--output_dir={train_dir}",
-            f"--steps={args.steps}", f"--batch_size={args.batch_size}", f"--save_freq={save_freq}",
-            f"--log_freq={max(1, args.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
-            f"--policy.image_resolution=[{args.image_resolution},{args.image_resolution}]",
-            f"--seed={args.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={args.n_action_steps}",
-            f"--policy.scheduler_decay_steps={args.steps}",  # the learning rate anneals by the last step
+            f"--steps={cfg.steps}", f"--batch_size={cfg.batch_size}", f"--save_freq={save_freq}",
+            f"--log_freq={max(1, cfg.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
+            f"--policy.image_resolution=[{cfg.image_resolution},{cfg.image_resolution}]",
+            f"--seed={cfg.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={cfg.n_action_steps}",
+            f"--policy.scheduler_decay_steps={cfg.steps}",  # the learning rate anneals by the last step
         ],  # fmt: skip
         out / "train.log",
         timings,
@@ -217,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     losses = parse_losses(train_log)
     from lerobot.common.train_utils import get_step_checkpoint_dir
 
-    checkpoints = {step: get_step_checkpoint_dir(train_dir, args.steps, step) / "pretrained_model" for step in curve_steps}
+    checkpoints = {step: get_step_checkpoint_dir(train_dir, cfg.steps, step) / "pretrained_model" for step in curve_steps}
 
     # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
     curve: list[tuple[int, float]] = []
@@ -227,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"eval step {step}",
             [
                 lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
-                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={args.eval_episodes}",
+                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={cfg.eval_episodes}",
                 "--eval.batch_size=1", f"--output_dir={eval_dir}",
             ],  # fmt: skip
             out / "eval.log",
@@ -239,16 +295,16 @@ def main(argv: list[str] | None = None) -> dict:
     outcomes = read_outcomes(final_eval / OUTCOMES)
     videos = sorted(final_eval.rglob("*.mp4"))
     curve_png = out / "success_curve.png"
-    plot_success_curve(curve, args.eval_episodes, args.task, curve_png)
+    plot_success_curve(curve, cfg.eval_episodes, cfg.task, curve_png)
 
     # 4. Reconstructions of the trained head.
-    checkpoint = checkpoints[args.steps]
+    checkpoint = checkpoints[cfg.steps]
     run_stage(
         "reconstructions",
         [
-            sys.executable, "-m", "lerobot_policy_reconvla.tools.visualize", f"--policy-path={checkpoint}",
-            f"--dataset-repo-id={repo_id}", f"--dataset-root={data_root}", f"--frame-index={episode_length // 2}",
-            f"--out-dir={out / 'reconstructions'}",
+            sys.executable, "-m", "lerobot_policy_reconvla.tools.visualize", f"--policy.path={checkpoint}",
+            f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--frame_index={episode_length // 2}",
+            f"--output_dir={out / 'reconstructions'}",
         ],  # fmt: skip
         out / "reconstructions.log",
         timings,
@@ -257,15 +313,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 5. Summary.
     summary = {
-        "task": args.task,
+        "task": cfg.task,
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
-        "eval_episodes": args.eval_episodes,
+        "eval_episodes": cfg.eval_episodes,
         "eval_success_pc": success,
         "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
         "success_curve_png": str(curve_png),
-        "wrong_object_pc": wrong_object_pc(args.task, outcomes),
+        "wrong_object_pc": wrong_object_pc(cfg.task, outcomes),
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,
@@ -273,9 +329,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n==================== ReconVLA demo ====================")
-    print(f"dataset          {data_root} ({args.episodes} scripted {args.task} demonstrations)")
+    print(f"dataset          {data_root} ({cfg.num_episodes} scripted {cfg.task} demonstrations)")
     print(f"checkpoint       {checkpoint}")
-    print(f"success          {success:.0f}% over {args.eval_episodes} held-out placements at step {args.steps}")
+    print(f"success          {success:.0f}% over {cfg.eval_episodes} held-out placements at step {cfg.steps}")
     if summary["wrong_object_pc"] is not None:
         print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
     print("success curve    " + ", ".join(f"step {step}: {pc:.0f}%" for step, pc in curve) + f"  ({curve_png})")
@@ -292,5 +348,17 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+@parser.wrap()
+def demo_command(cfg: DemoConfig) -> int:
+    run_demo(cfg)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-demo``: exit status 0, 2 with one line for a bad flag or output directory, 1 with the
+    log's tail for a stage that failed."""
+    return run_entry_point(demo_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

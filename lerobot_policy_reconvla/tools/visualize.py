@@ -4,22 +4,76 @@ Each PNG shows, left to right: the camera image with its gaze box drawn, the tar
 the head must reconstruct), and the head's reconstruction sampled from the policy's own visual tokens
 with ancestral DDPM sampling (50 steps by default).
 
-    python -m lerobot_policy_reconvla.tools.visualize \\
-        --policy-path outputs/train/.../checkpoints/last/pretrained_model \\
-        --dataset-repo-id local/aloha_sim_insertion_3cam --dataset-root data/insertion \\
-        --frame-index 0 --out-dir outputs/reconstructions
+    reconvla-visualize \\
+        --policy.path=outputs/train/.../checkpoints/last/pretrained_model \\
+        --dataset.repo_id=local/aloha_sim_insertion_3cam --dataset.root=data/insertion \\
+        --frame_index=0 --output_dir=outputs/reconstructions
+
+(or ``python -m lerobot_policy_reconvla.tools.visualize ...``; the earlier dashed spellings still work
+for one release, with a deprecation message.)
 """
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from lerobot.configs import parser
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
+from ..common.cli import OldFlag, UsageError, run_entry_point
 from ..loading import IncompleteCheckpointError
 from ..modeling_reconvla import ReconVLAPolicy
 from ..recon.pictures import first_sample_pictures
+
+PROG = "reconvla-visualize"
+
+
+@dataclass
+class SavedPolicy:
+    # A saved ReconVLA policy: its pretrained_model directory.
+    path: str
+
+
+@dataclass
+class DatasetSource:
+    # The dataset's repo id, e.g. local/aloha_sim_insertion_3cam.
+    repo_id: str
+    # Local dataset root (default: LeRobot's cache).
+    root: Path | None = None
+
+
+@dataclass
+class VisualizeConfig:
+    """Writes the reconstruction pictures (image with gaze box, target, reconstruction) of one frame."""
+
+    policy: SavedPolicy
+    dataset: DatasetSource
+    # The dataset frame to show (its index in the dataset).
+    frame_index: int = 0
+    # Directory the PNGs are written to, one per camera.
+    output_dir: Path = Path("outputs/reconstructions")
+    # DDPM sampling steps for the reconstruction.
+    steps: int = 50
+    # Seed of the sampling noise.
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raises UsageError naming the first flag whose value cannot work."""
+        if self.frame_index < 0:
+            raise UsageError(f"--frame_index must be at least 0, got {self.frame_index}")
+        if self.steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {self.steps}")
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {
+    "--policy-path": OldFlag("policy.path"),
+    "--dataset-repo-id": OldFlag("dataset.repo_id"),
+    "--dataset-root": OldFlag("dataset.root"),
+    "--frame-index": OldFlag("frame_index"),
+    "--out-dir": OldFlag("output_dir"),
+}
 
 
 def write_reconstructions(
@@ -35,32 +89,37 @@ def write_reconstructions(
     return paths
 
 
-def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--policy-path", required=True, help="a saved ReconVLA policy (pretrained_model dir)")
-    parser.add_argument("--dataset-repo-id", required=True)
-    parser.add_argument("--dataset-root", default=None, help="local dataset root (default: LeRobot's cache)")
-    parser.add_argument("--frame-index", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=Path("outputs/reconstructions"))
-    parser.add_argument("--steps", type=int, default=50, help="DDPM sampling steps for the reconstruction")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+def visualize_frame(cfg: VisualizeConfig) -> list[Path]:
+    """The pictures of `cfg.frame_index` under `cfg.output_dir`; returns their paths.
 
+    Raises UsageError (one line naming the file or the flag) for a damaged or missing checkpoint and for a
+    frame outside the dataset, before anything is written.
+    """
+    cfg.check()
     try:
-        policy = ReconVLAPolicy.from_pretrained(args.policy_path)
+        policy = ReconVLAPolicy.from_pretrained(cfg.policy.path)
     except (FileNotFoundError, IncompleteCheckpointError) as error:
-        raise SystemExit(str(error)) from None  # one line naming the file, no traceback
-    preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=args.policy_path)
-    dataset = LeRobotDataset(args.dataset_repo_id, root=args.dataset_root)
-    if not 0 <= args.frame_index < len(dataset):
-        raise SystemExit(f"--frame-index {args.frame_index} is outside the dataset's {len(dataset)} frames")
-    batch = preprocessor(dataset[args.frame_index])
-    paths = write_reconstructions(policy, batch, args.out_dir, args.steps, args.seed)
-    for path in paths:
+        raise UsageError(str(error)) from None  # names the file; a traceback would add nothing
+    preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=cfg.policy.path)
+    dataset = LeRobotDataset(cfg.dataset.repo_id, root=cfg.dataset.root)
+    if cfg.frame_index >= len(dataset):
+        raise UsageError(f"--frame_index={cfg.frame_index} is outside the dataset's {len(dataset)} frames")
+    batch = preprocessor(dataset[cfg.frame_index])
+    return write_reconstructions(policy, batch, cfg.output_dir, cfg.steps, cfg.seed)
+
+
+@parser.wrap()
+def visualize_command(cfg: VisualizeConfig) -> int:
+    logging.basicConfig(level=logging.INFO)
+    for path in visualize_frame(cfg):
         print(path)
-    return paths
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-visualize``: exit status 0, or 2 with one line for a damaged checkpoint or a bad flag."""
+    return run_entry_point(visualize_command, argv, prog=PROG, old_flags=OLD_FLAGS)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
