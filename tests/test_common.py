@@ -89,3 +89,24 @@ def test_settings_check_names_every_difference_and_a_missing_record():
         refuse_other_settings({"a": 0, "b": 2}, {"a": 1, "b": 2, "c": 3}, what="w", remedy="r")
     with pytest.raises(ResumeRefused, match=r"differs in \['a'\]"):
         refuse_other_settings(None, {"a": 1}, what="w", remedy="r")
+
+
+def test_a_failed_stage_raises_with_its_log_tail_and_its_command_line_exits_1(tmp_path, capsys):
+    import sys
+
+    from lerobot_policy_reconvla.common.processes import CommandFailed, run_logged
+
+    log = tmp_path / "stage.log"
+    ok = [sys.executable, "-c", "print('first run')"]
+    assert run_logged(ok, log, label="first") == "first run\n"
+    failing = [sys.executable, "-c", "import sys; print('some output'); sys.exit(3)"]
+    with pytest.raises(CommandFailed, match=r"(?s)\[second\] failed \(exit 3\).*last lines of .*some output"):
+        run_logged(failing, log, label="second", append=True)
+    assert log.read_text() == "first run\nsome output\n"  # appended after the first run's output
+
+    @parser.wrap()
+    def stages(cfg: ToolConfig):
+        run_logged(failing, tmp_path / f"{cfg.out}.log", label=cfg.out)
+
+    assert run_entry_point(stages, ["--out=train"], prog="tool") == 1
+    assert capsys.readouterr().err.startswith("tool: [train] failed (exit 3)")

@@ -17,6 +17,7 @@ from typing import Literal
 from draccus.utils import ParsingError
 
 from .durable import ResumeRefused
+from .processes import CommandFailed
 
 
 class UsageError(ValueError):
@@ -86,8 +87,9 @@ def run_entry_point(
 ) -> int:
     """Runs a ``parser.wrap()``-decorated `entry` on `argv` (default: the process's arguments).
 
-    Returns the entry's status if it returns an int, else 0; 2 with one line on stderr when the entry raises UsageError, ResumeRefused or one of `refusals`
-    (bad input found before any work); 130 on Ctrl-C. Anything else propagates with its traceback.
+    Returns the entry's status if it returns an int, else 0; 2 with one line on stderr when the entry raises
+    UsageError, ResumeRefused or one of `refusals` (bad input found before any work); 1 with the log's tail
+    when a stage's command failed (CommandFailed); 130 on Ctrl-C. Anything else propagates with its traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if old_flags:
@@ -100,6 +102,9 @@ def run_entry_point(
     except one_line as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except CommandFailed as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
     except ParsingError as error:
         # draccus reports what a config's __post_init__ raised as "Couldn't instantiate class ..."; the
         # refusal itself is the cause.

@@ -30,7 +30,6 @@ import os
 import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -40,6 +39,7 @@ import torch
 from lerobot.configs import parser
 
 from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
 from ..tools.demo import lerobot_cli, parse_losses
 from ..tools.presets import preset_path
@@ -89,20 +89,10 @@ PRESETS = {
 
 
 def run(command: list[str], log_path: Path) -> str:
-    """Runs one stage as the user would type it; its output goes to `log_path`; fails with the log's tail."""
+    """Runs one stage as the user would type it; its output goes to `log_path`; raises CommandFailed with the
+    log's tail."""
     print(f"$ {shlex.join(command)}", flush=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    with open(log_path, "w") as log:
-        result = subprocess.run(
-            command, check=False, stdout=log, stderr=subprocess.STDOUT, text=True, env=env
-        )
-    output = log_path.read_text()
-    if result.returncode != 0:
-        tail = "\n".join(output.splitlines()[-40:])
-        raise SystemExit(
-            f"failed (exit {result.returncode}): {shlex.join(command)}\nlast lines of {log_path}:\n{tail}"
-        )
-    return output
+    return run_logged(command, log_path, label=log_path.stem)
 
 
 def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Preset, log: Path) -> None:

@@ -22,10 +22,8 @@ it, adding episodes only if more are asked for) and replaces only the outputs of
 """
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from pathlib import Path
 from lerobot.configs import parser
 
 from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.processes import run_logged
 from ..sim.constants import TASKS, default_episode_length
 from .presets import preset_path
 
@@ -122,21 +121,12 @@ OLD_FLAGS = {
 
 
 def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
-    """Runs one stage, writing its output to `log_path` (after what is there with `append`); fails loudly
-    with the log's tail; returns this stage's output."""
+    """Runs one stage, writing its output to `log_path` (after what is there with `append`); raises
+    CommandFailed with the log's tail; returns this stage's output."""
     print(f"\n[{name}] $ {' '.join(command)}", flush=True)
     start = time.perf_counter()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    offset = log_path.stat().st_size if append and log_path.exists() else 0
-    with open(log_path, "a" if append else "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    output = run_logged(command, log_path, label=name, append=append)
     timings[name] = time.perf_counter() - start
-    with open(log_path) as log:
-        log.seek(offset)
-        output = log.read()
-    if result.returncode != 0:
-        tail = "\n".join(output.splitlines()[-40:])
-        raise SystemExit(f"[{name}] failed (exit {result.returncode}); last lines of {log_path}:\n{tail}")
     print(f"[{name}] done in {timings[name]:.0f} s (log: {log_path})", flush=True)
     return output
 
@@ -223,7 +213,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     """Runs every stage into `cfg.output_dir` and prints the figures; returns the summary (summary.json).
 
     Raises UsageError before any work for a flag whose value cannot work or an output directory the demo
-    did not make; a stage that fails ends the process (SystemExit) with the tail of its log.
+    did not make; a stage that fails raises CommandFailed with the tail of its log.
     """
     cfg.check()
     curve_steps = checkpoint_steps(cfg.steps, cfg.curve_points)
