@@ -121,8 +121,8 @@ def test_compile_model_with_the_vae_target_trains_as_eager_does(tiny_vae_dir):
     for batch_size in (2, 3):
         batch = preprocessor(raw_batch(batch_size=batch_size))
         noise = fixed_training_noise(batch_size=batch_size, max_action_dim=MAX_ACTION_DIM)
-        repeats = noise["recon_noise"].shape[0]  # a 16 x 16 grid of one 4-channel latent per token
-        noise |= dict(recon_noise=torch.randn(repeats, 256, 4, generator=torch.Generator().manual_seed(2)))
+        repeats = noise["recon_noise"].shape[0]  # an 8 x 8 grid of 2 x 2 4-channel latents per token
+        noise |= dict(recon_noise=torch.randn(repeats, 64, 16, generator=torch.Generator().manual_seed(2)))
         losses = {}
         for name, policy in (("eager", eager), ("compiled", compiled)):
             torch.manual_seed(5)  # the posterior sample, drawn in eager code by both

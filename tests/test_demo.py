@@ -56,7 +56,7 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     result = processes.run(
         [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output_dir={out}", "--num_episodes=1",
-         "--episode_length=30", "--steps=4", "--batch_size=2", "--curve_points=2", "--eval_episodes=1",
+         "--workers=1", "--episode_length=30", "--steps=4", "--batch_size=2", "--curve_points=2", "--eval_episodes=1",
          "--image_size=[48,64]"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip

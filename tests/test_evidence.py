@@ -16,7 +16,7 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
         f"--out={report}", f"--work_dir={tmp_path / 'work'}", "--arms=[pi0,gaze]",
         "--steps=3", "--batch_size=2", "--train_episodes=2", "--heldout_episodes=1", "--episode_length=30",
         "--eval_episodes=1", "--image_size=[48,64]", "--image_resolution=56", "--probe_frames=30",
-        "--heldout_frames=12",
+        "--heldout_frames=12", "--workers=1",
     ]  # fmt: skip
     result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

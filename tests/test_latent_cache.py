@@ -33,7 +33,7 @@ FRAMES = [3, 17, 25, 38]  # both episodes
 
 
 def vae_config(tiny_vae_dir, **overrides):
-    # 128 px crops through the 8x VAE: 16 x 16 latents, one per token of the 16 x 16 grid.
+    # 128 px crops through the 8x VAE: 16 x 16 latents, 2 x 2 per token of the 8 x 8 grid.
     fields = dict(recon_target="vae", recon_vae=str(tiny_vae_dir), recon_image_size=128, push_to_hub=False)
     return tiny_config(**(fields | overrides))
 

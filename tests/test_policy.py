@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.recon.target import ReconTarget
 from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
-from tests.fixtures.tiny_policy import CAMERAS, CHUNK, raw_batch, tiny_config
+from tests.fixtures.tiny_policy import CAMERAS, CHUNK, TOKEN_GRID, raw_batch, tiny_config
 
 
 def _head_params(policy):
@@ -92,7 +92,7 @@ def test_both_losses_fall_on_a_fixed_batch(policy_and_processors):
     noise = torch.randn(2, CHUNK, policy.config.max_action_dim, generator=generator)
     time = torch.full((2,), 0.5)
     num_targets = 2 * len(CAMERAS) * policy.config.recon_timestep_repeats
-    recon_noise = torch.randn(num_targets, 256, 12, generator=generator)
+    recon_noise = torch.randn(num_targets, TOKEN_GRID**2, 48, generator=generator)
     recon_timesteps = torch.randint(0, 1000, (num_targets,), generator=generator)
     policy.config.optimizer_lr = 1e-3
     policy.config.recon_lr_scale = 5.0  # the head starts from scratch: let it move faster
@@ -120,7 +120,7 @@ def test_loss_is_action_plus_weighted_recon_and_masks_padding(policy_and_process
     fixed = dict(
         noise=torch.zeros(2, CHUNK, policy.config.max_action_dim),
         time=torch.full((2,), 0.5),
-        recon_noise=torch.zeros(2 * 3 * 4, 256, 12),
+        recon_noise=torch.zeros(2 * 3 * 4, TOKEN_GRID**2, 48),
         recon_timesteps=torch.full((2 * 3 * 4,), 500),
     )
     loss, info = policy.forward(batch, **fixed)
@@ -406,7 +406,7 @@ def test_prefix_only_condition_equals_the_training_forwards(policy_and_processor
         policy.model(images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch))
     expected, _ = policy.model._recon_condition(captured[0], masks, len(CAMERAS))
     cond, _ = policy.model.prefix_recon_condition(images, img_masks, tokens, masks, len(CAMERAS))
-    assert cond.shape == (2 * len(CAMERAS), 256, 256)
+    assert cond.shape == (2 * len(CAMERAS), TOKEN_GRID**2, 256)  # 256: the tiny backbone's width
     assert torch.allclose(cond, expected, atol=1e-5)
 
 

@@ -74,6 +74,7 @@ class Preset:
     probe_frames: int = 600  # training frames the probe is fitted on (evenly spaced)
     heldout_frames: int = 200  # held-out frames for the probe and the action error
     arms: list[str] = field(default_factory=lambda: list(ARMS))
+    workers: int | None = None  # generator processes (None: the cores available); the data does not depend on it
 
 
 PRESETS = {
@@ -102,6 +103,8 @@ def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Pres
         f"--repo_id=local/{root.name}", f"--num_episodes={episodes}", f"--seed={first_seed}",
         f"--image_size=[{height},{width}]", f"--episode_length={preset.episode_length}",
     ]  # fmt: skip
+    if preset.workers is not None:
+        command.append(f"--workers={preset.workers}")
     if preset.episode_length < 400:
         command.append("--keep_failed=true")  # a shortened episode cannot finish the task
     run(command, log)
@@ -392,6 +395,8 @@ class EvidenceConfig:
     arms: list[str] | None = None
     # Tasks, any of transfer_cube, insertion.
     tasks: list[str] | None = None
+    # Processes generating the demonstrations (default: the cores available); the data does not depend on it.
+    workers: int | None = None
 
     def resolved_preset(self) -> Preset:
         """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""

@@ -88,6 +88,8 @@ class DemoConfig:
     # Dataset directory of the demonstrations (default: <output_dir>/data); runs that differ only in
     # training can share one.
     data_root: Path | None = None
+    # Processes generating the demonstrations (default: the cores available); the data does not depend on it.
+    workers: int | None = None
 
     def check(self, flag_prefix: str = "--") -> None:
         """Raises UsageError naming the first flag whose value cannot work (`flag_prefix`: how the flags are
@@ -240,6 +242,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         f"--image_size=[{height},{width}]", f"--episode_length={episode_length}",
         f"--action_noise={cfg.action_noise}", f"--shadows={shadows}",
     ]  # fmt: skip
+    if cfg.workers is not None:
+        generate.append(f"--workers={cfg.workers}")
     if episode_length < default_episode_length(cfg.task):
         generate.append("--keep_failed=true")  # a shortened episode cannot finish the task
     run_stage("data", generate, out / "data.log", timings)
