@@ -128,3 +128,28 @@ def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
     for key in ("observation.images.top", "observation.state", "action"):
         assert torch.equal(copy[3][key], original[3][key])
     assert not any(key.startswith("observation.gaze_box.") for key in copy[3])
+
+
+def test_every_pair_of_arms_is_compared_on_every_measure_with_its_t_threshold():
+    import doctest
+
+    from lerobot_policy_reconvla.experiments import metrics
+    from lerobot_policy_reconvla.experiments.evidence import paired_comparisons
+
+    assert doctest.testmod(metrics).failed == 0
+    seeds, cameras = [0, 1, 2], ["top"]
+    action = {"pi0": [0.030, 0.032, 0.034], "gaze": [0.020, 0.0221, 0.0239], "whole": [0.031, 0.031, 0.035]}
+    results = {
+        (arm, s): {"action_error": action[arm][s], "probe": {"top": 0.02 + 0.001 * s}, "success": 0.0}
+        for arm in action for s in seeds
+    }
+    lines = paired_comparisons(results, ["pi0", "gaze", "whole"], seeds, cameras)
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in lines if line.startswith("| ")}
+    pairs = ["pi0 - gaze", "pi0 - whole", "gaze - whole"]
+    assert set(rows) == {(p, m) for p in pairs for m in ["held-out action error", "probe top", "success %"]} | {
+        ("A - B", "measure")}  # nothing left out, whichever way it goes
+    gaze_row = [cell.strip() for cell in rows[("pi0 - gaze", "held-out action error")].split("|")[1:-1]]
+    difference, threshold = float(gaze_row[2]), float(gaze_row[3])
+    assert difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[6] == "0 of 3"
+    assert "equal in every seed" in rows[("pi0 - whole", "probe top")]
+    assert paired_comparisons(results, ["pi0", "gaze"], [0], cameras)[0].startswith("One seed")

@@ -14,16 +14,33 @@ from tests.fixtures.tiny_policy import TINY_CLI, raw_batch
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def trained_3cam(tmp_path_factory, dataset_3cam):
+    """One 3-step run on the boxed 3-camera dataset that several tests read (never write): checkpoints at
+    every step, the head at 4x the learning rate, reconstructions logged to an offline wandb run at step 2."""
+    run = tmp_path_factory.mktemp("trained_3cam") / "run"
+    output = run_train([
+        "--policy.type=reconvla", *TINY_CLI, "--policy.recon_lr_scale=4.0", "--policy.recon_log_images_freq=2",
+        *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=3),
+        "--wandb.enable=true", "--wandb.mode=offline", "--wandb.project=reconvla_test",
+    ])  # fmt: skip
+    return run, output
+
+
 @pytest.mark.parametrize("with_boxes", [True, False])
 def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with_boxes):
     root = request.getfixturevalue("dataset_3cam" if with_boxes else "dataset_3cam_no_boxes")
     repo_id = "local/synthetic_3cam" if with_boxes else "local/synthetic_3cam_no_boxes"
-    output = run_train(["--policy.type=reconvla", *TINY_CLI, *train_args(root, repo_id, tmp_path / "run")])
+    if with_boxes:
+        run, output = request.getfixturevalue("trained_3cam")
+    else:
+        run = tmp_path / "run"
+        output = run_train(["--policy.type=reconvla", *TINY_CLI, *train_args(root, repo_id, run)])
     # Both loss terms are logged separately at every step.
     assert output.count("action_loss:") >= 3 and output.count("recon_loss:") >= 3
     assert ("reconstructs its whole image" in output) is (not with_boxes)
 
-    checkpoint = tmp_path / "run" / "checkpoints" / "last" / "pretrained_model"
+    checkpoint = run / "checkpoints" / "last" / "pretrained_model"
     saved = json.loads((checkpoint / "config.json").read_text())
     assert saved["type"] == "reconvla" and saved["paligemma_variant"] == "tiny"
     # Gaze boxes were targets, not inputs.
@@ -46,17 +63,17 @@ def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with
         assert (tmp_path / "finetune" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
 
 
-def test_resume_continues_step_optimizer_and_scheduler(tmp_path, dataset_3cam):
+def test_resume_continues_step_optimizer_and_scheduler(tmp_path, trained_3cam):
+    import shutil
+
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    run_train(
-        ["--policy.type=reconvla", *TINY_CLI, "--policy.recon_lr_scale=4.0",
-         *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=3)]
-    )  # fmt: skip
+    shutil.copytree(trained_3cam[0], run, symlinks=True)  # the shared run stays as it is
     first_state = load_file(run / "checkpoints" / "000003" / "training_state" / "optimizer_state.safetensors")
     train_config = run / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-    output = run_train([f"--config_path={train_config}", "--resume=true", "--steps=5", "--save_freq=5"])
+    output = run_train([f"--config_path={train_config}", "--resume=true", "--steps=5", "--save_freq=5",
+                        f"--output_dir={run}", "--wandb.enable=false"])  # fmt: skip
     assert "step:4 " in output and "step:5 " in output and "step:1 " not in output
 
     state_dir = run / "checkpoints" / "last" / "training_state"
@@ -129,16 +146,12 @@ def test_held_out_episodes_give_an_eval_loss_during_training(tmp_path, dataset_3
     assert eval_losses[0] != eval_losses[1]  # a training step came between them
 
 
-def test_reconstructions_are_logged_to_wandb_as_images_every_n_steps(tmp_path, dataset_3cam):
+def test_reconstructions_are_logged_to_wandb_as_images_every_n_steps(trained_3cam):
     """wandb in offline mode: with --policy.recon_log_images_freq=2, step 2's pictures (one per camera) are
     in the run's files; the losses lerobot-train logs beside them are plain numbers, none dropped."""
-    output = run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--policy.recon_log_images_freq=2", "--save_checkpoint=false",
-        *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=3),
-        "--wandb.enable=true", "--wandb.mode=offline", "--wandb.project=reconvla_test",
-    ])  # fmt: skip
+    run, output = trained_3cam
     assert "was ignored as its type" not in output  # LeRobot's logger drops anything not int/float/str
-    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    (run_dir,) = (run / "wandb").glob("offline-run-*")
     images = sorted(p.name for p in (run_dir / "files" / "media" / "images" / "train" / "reconstruction").iterdir())
     # One picture per camera in 3 steps: logged at step 2 only.
     assert [name.rsplit("_", 2)[0] for name in images] == ["left_wrist", "right_wrist", "top"], images

@@ -44,6 +44,7 @@ from ..gaze_box import is_gaze_box_key
 from ..tools.demo import lerobot_cli, parse_losses
 from ..tools.presets import preset_path
 from . import checkout_commit
+from .metrics import paired_comparison
 
 ARMS = {
     "pi0": "pi0: recon_weight=0",
@@ -279,18 +280,47 @@ def plot_losses(curves: dict[str, list[list]], path: Path) -> None:
     plt.close(fig)
 
 
-def seeds_note(results: dict, arms: list[str], seeds: list[int]) -> str:
-    """What difference of held-out action error the seeds can resolve (two standard errors)."""
+def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
+    """Markdown: every pair of arms on every measure, seeds paired, two-sided t-test at 5 %: the mean
+    difference, the threshold it must pass, the minimum detectable effect at 80 % power, p, and in how many
+    seeds the first arm was lower. Every pair and measure is listed, whichever way it goes."""
     if len(seeds) < 2:
-        return "One seed: no spread, so no difference between arms is resolved by this run."
-    stds = [mean_std([results[(a, s)]["action_error"] for s in seeds])[1] for a in arms]
-    pooled = math.sqrt(sum(s * s for s in stds) / len(stds))
-    resolvable = 2 * pooled * math.sqrt(2 / len(seeds))
-    return (
-        f"With {len(seeds)} seeds and a pooled seed-to-seed standard deviation of {pooled:.3f} in held-out "
-        f"action error, two arms' means must differ by about {resolvable:.3f} (two standard errors of the "
-        "difference) before the difference stands out from seed noise; smaller gaps are not resolved."
-    )
+        return ["One seed: no spread, so no difference between arms is resolved by this run."]
+    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
+    measures = [("held-out action error", lambda r: r["action_error"])]
+    measures += [(f"probe {camera}", lambda r, camera=camera: r["probe"][camera]) for camera in cameras]
+    if all("success" in results[(arm, s)] for arm in arms for s in seeds):
+        measures.append(("success %", lambda r: r["success"]))
+    lines = [
+        f"Paired comparisons over {len(seeds)} seeds (A - B; two-sided t-test at 5 %; a difference counts only "
+        "beyond its threshold; MDE: the difference this many seeds would detect 80 % of the time; "
+        f"{len(pairs) * len(measures)} comparisons, so about one in twenty crosses its threshold by chance):",
+        "",
+        "| A - B | measure | mean difference | threshold | MDE | p | A lower in |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a, b in pairs:
+        for name, value in measures:
+            first, second = [value(results[(a, s)]) for s in seeds], [value(results[(b, s)]) for s in seeds]
+            if first == second:
+                lines.append(f"| {a} - {b} | {name} | 0 (equal in every seed) | - | - | - | - |")
+                continue
+            c = paired_comparison(first, second)
+            lines.append(
+                f"| {a} - {b} | {name} | {c['mean']:+.4f} | {c['threshold']:.4f} | {c['mde']:.4f} | "
+                f"{c['p']:.2f} | {c['lower_in']} of {c['n']} |"
+            )
+    return lines
+
+
+def paired_comparisons_of_saved_run(results_json: Path) -> str:
+    """The paired comparisons of a run's saved `<task>_results.json` (what the report of that run shows)."""
+    saved = json.loads(Path(results_json).read_text())["results"]
+    results = {(row["arm"], row["seed"]): row for row in saved}
+    arms = [arm for arm in ARMS if any(key[0] == arm for key in results)]
+    seeds = sorted({seed for arm, seed in results if arm in arms})
+    cameras = list(next(row["probe"] for row in saved if row["arm"] in arms))
+    return "\n".join(paired_comparisons(results, arms, seeds, cameras))
 
 
 def write_report(
@@ -347,7 +377,7 @@ def write_report(
             lines.append(f"| {ARMS.get(arm, arm)} | {action} | " + " | ".join(probes) + f" | {success} |")
         lines += [
             "",
-            seeds_note(results, preset.arms, seeds),
+            *paired_comparisons(results, preset.arms, seeds, cameras),
             "",
             f"![losses]({assets.name}/{task}_losses.png)",
             "",
