@@ -49,8 +49,9 @@ def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
         ({"dtype": "float16"}, "Invalid dtype: float16"),  # pi0's own check, run for `tiny` too
         ({"recon_target": "rgb"}, r"recon_target='rgb'; expected one of \('vae', 'pixels'\)"),
         ({"recon_target": "vae", "recon_vae": None}, "recon_target='vae' needs recon_vae"),
-        ({"recon_image_size": 40}, r"recon_image_size=40 must be a multiple of the image-token grid \(16"),
-        ({"recon_target": "vae", "recon_image_size": 64}, r"recon_image_size=64 must be a multiple of recon_vae_downsample=8 x"),
+        # The tiny test policy's grid is 8 x 8 tokens (112 px).
+        ({"recon_image_size": 36}, r"recon_image_size=36 must be a multiple of the image-token grid \(8"),
+        ({"recon_target": "vae", "recon_image_size": 96}, r"recon_image_size=96 must be a multiple of recon_vae_downsample=8 x"),
         ({"recon_head_dtype": "float16"}, r"recon_head_dtype='float16'; expected one of \('float32', 'bfloat16'\)"),
         ({"recon_vae_latent_channels": 0}, "recon_vae_latent_channels=0; expected >= 1"),
         ({"recon_dit_width": 30, "recon_dit_heads": 4}, "recon_dit_width=30 must be divisible"),
