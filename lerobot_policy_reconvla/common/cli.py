@@ -28,6 +28,21 @@ class UsageError(ValueError):
     """
 
 
+def check_image_size(image_size: list[int], flag: str = "--image_size") -> None:
+    """Raises UsageError unless `image_size` is [H, W], both positive (a camera image's height and width)."""
+    if len(image_size) != 2 or min(image_size) <= 0:
+        raise UsageError(f"{flag} takes [H,W] (positive), got {image_size}")
+
+
+def report_old_spellings(prog: str, used: Sequence[str]) -> None:
+    """One line on stderr naming each earlier spelling used and what it now reads ("old -> new")."""
+    if used:
+        print(
+            f"{prog}: deprecated flag spelling(s), accepted in this release only: {'; '.join(used)}",
+            file=sys.stderr,
+        )
+
+
 @dataclass(frozen=True)
 class OldFlag:
     """An earlier argparse spelling and the draccus field that replaces it.
@@ -69,11 +84,7 @@ def translate_old_flags(argv: Sequence[str], old_flags: Mapping[str, OldFlag], p
             joined = f"[{','.join(values)}]" if old.kind == "list" else (values[0] if values else "")
             translated.append(f"--{old.field}={joined}")
         used.append(f"{' '.join(argv[start:index])} -> {translated[-1]}")
-    if used:
-        print(
-            f"{prog}: deprecated flag spelling(s), accepted in this release only: {'; '.join(used)}",
-            file=sys.stderr,
-        )
+    report_old_spellings(prog, used)
     return translated
 
 

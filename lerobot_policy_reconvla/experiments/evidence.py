@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
 from ..tools.demo import lerobot_cli, parse_losses
@@ -434,8 +434,7 @@ class EvidenceConfig:
             raise UsageError(f"--preset={self.preset}: expected one of {sorted(PRESETS)}")
         overrides = {f.name: getattr(self, f.name) for f in fields(Preset) if getattr(self, f.name, None) is not None}
         if "image_size" in overrides:
-            if len(self.image_size) != 2 or min(self.image_size) <= 0:
-                raise UsageError(f"--image_size takes [H,W] (positive), got {self.image_size}")
+            check_image_size(self.image_size)
             overrides["image_size"] = tuple(self.image_size)
         for name, allowed in (("arms", list(ARMS)), ("tasks", list(EVIDENCE_TASKS))):
             unknown = [value for value in overrides.get(name, []) if value not in allowed]

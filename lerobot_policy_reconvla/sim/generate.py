@@ -55,7 +55,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
 from ..common.durable import ResumeRefused, signals_deferred
 from ..embodiment.aloha import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
@@ -113,8 +113,7 @@ class GenerateConfig:
             raise UsageError(str(error)) from None
         if len(self.image_size) == 1:
             self.image_size = self.image_size * 2
-        if len(self.image_size) != 2 or min(self.image_size) <= 0:
-            raise UsageError(f"--image_size takes [H,W] (positive), got {self.image_size}")
+        check_image_size(self.image_size)
         if self.num_episodes <= 0:
             raise UsageError(f"--num_episodes must be positive, got {self.num_episodes}")
         if self.workers is None:
@@ -219,8 +218,9 @@ def open_dataset(cfg: GenerateConfig, features: dict):
             raise ResumeRefused(
                 f"refusing to resume: {root} holds a LeRobot dataset not written by this generator ({SIDECAR} is missing)"
             )
+        asked = requested.settings()
         for name, before in ledger.settings().items():
-            now = requested.settings()[name]
+            now = asked[name]
             if before != now:
                 raise ResumeRefused(f"refusing to resume: {root} was generated with --{name}={before}, "
                                     f"this run asks for --{name}={now}")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..sim.constants import TASKS, default_episode_length
 from .presets import preset_path
@@ -96,8 +96,7 @@ class DemoConfig:
         spelled where this config is nested, e.g. "--demo.")."""
         if self.task not in TASKS:
             raise UsageError(f"{flag_prefix}task={self.task}: expected one of {list(TASKS)}")
-        if len(self.image_size) != 2 or min(self.image_size) <= 0:
-            raise UsageError(f"{flag_prefix}image_size takes [H,W] (positive), got {self.image_size}")
+        check_image_size(self.image_size, f"{flag_prefix}image_size")
         if self.num_episodes < 1:
             raise UsageError(f"{flag_prefix}num_episodes must be at least 1, got {self.num_episodes}")
         if not 1 <= self.curve_points <= self.steps:

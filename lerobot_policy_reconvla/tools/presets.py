@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lerobot.configs import parser
 
-from ..common.cli import UsageError, run_entry_point
+from ..common.cli import UsageError, report_old_spellings, run_entry_point
 
 PROG = "reconvla-presets"
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -60,8 +60,7 @@ def presets_command(cfg: PresetsConfig) -> int:
 def translate_positional_name(args: list[str]) -> list[str]:
     """The earlier form, a preset's name alone (``presets reconvla_tiny``), as ``--name=reconvla_tiny``."""
     if len(args) == 1 and not args[0].startswith("-"):
-        print(f"{PROG}: deprecated flag spelling(s), accepted in this release only: {args[0]} -> --name={args[0]}",
-              file=sys.stderr)  # fmt: skip
+        report_old_spellings(PROG, [f"{args[0]} -> --name={args[0]}"])
         return [f"--name={args[0]}"]
     return args
 
