@@ -16,7 +16,7 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
         f"--out={report}", f"--work_dir={tmp_path / 'work'}", "--arms=[pi0,gaze]",
         "--steps=3", "--batch_size=2", "--train_episodes=2", "--heldout_episodes=1", "--episode_length=30",
         "--eval_episodes=1", "--image_size=[48,64]", "--image_resolution=56", "--probe_frames=30",
-        "--heldout_frames=12", "--workers=1",
+        "--heldout_frames=12", "--workers=1", "--grounding_scenes=2",
     ]  # fmt: skip
     result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
@@ -25,24 +25,33 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     assert "lerobot_policy_reconvla.experiments.evidence --preset=cpu --seeds=1" in text
     assert "commit `" in text and "CPU cores" in text
     assert "One seed: no spread" in text
+    # Every measure of a task naming a cube is in the table, with the untrained backbone and chance.
+    header = next(line for line in text.splitlines() if line.startswith("| arm |"))
+    assert header == ("| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
+                      "| instruction shift | named probe top | named probe left_wrist | named probe right_wrist |")
+    assert "| chance / constant answer | - | - | - | 1.000 | 50.0 |" in text
     assets = report.parent / "evidence_files"
-    assert (assets / "transfer_cube_losses.png").stat().st_size > 0
+    assert (assets / "lift_pair_losses.png").stat().st_size > 0
     # Reconstructions only for the arm whose head trained (one picture per camera).
-    assert sorted(p.name for p in assets.glob("transfer_cube_gaze_*.png")) == [
-        "transfer_cube_gaze_left_wrist.png", "transfer_cube_gaze_right_wrist.png", "transfer_cube_gaze_top.png",
+    assert sorted(p.name for p in assets.glob("lift_pair_gaze_*.png")) == [
+        "lift_pair_gaze_left_wrist.png", "lift_pair_gaze_right_wrist.png", "lift_pair_gaze_top.png",
     ]  # fmt: skip
 
-    saved = json.loads((assets / "transfer_cube_results.json").read_text())
+    saved = json.loads((assets / "lift_pair_results.json").read_text())
     rows = {row["arm"]: row for row in saved["results"]}
     assert set(rows) == {"pi0", "gaze", "untrained"}
     for arm in ("pi0", "gaze"):
         assert math.isfinite(rows[arm]["action_error"]) and rows[arm]["action_error"] > 0
-        assert 0.0 <= rows[arm]["success"] <= 100.0
-        assert set(rows[arm]["probe"]) == {"top", "left_wrist", "right_wrist"}
-        # The top camera always sees the cube: its probe is fitted and scored.
-        assert math.isfinite(rows[arm]["probe"]["top"])
-    # The floor is a different backbone from the trained one: its probe error differs.
-    assert rows["untrained"]["probe"]["top"] != pytest.approx(rows["gaze"]["probe"]["top"], abs=1e-9)
+        assert 0.0 <= rows[arm]["success"] <= 100.0 and 0.0 <= rows[arm]["wrong_object"] <= 100.0
+        grounding = rows[arm]["grounding"]
+        # Two held-out scenes, each with both cubes named in turn.
+        assert grounding["swap"]["scenes"] == 2 and 0.0 <= grounding["swap"]["heads_to_named"] <= 1.0
+        assert len(grounding["attention"]["per_layer"]) > 0 and grounding["attention"]["mean"] > 0
+        # The top camera sees both cubes at the first frame: its named-cube probe is fitted and scored.
+        assert math.isfinite(grounding["named_probe"]["top"])
+    # The floor is a different backbone from the trained one: its measures differ.
+    floor = rows["untrained"]["grounding"]
+    assert floor["attention"]["mean"] != pytest.approx(rows["gaze"]["grounding"]["attention"]["mean"], abs=1e-9)
     # Every logged step of both runs made it into the curves; pi0's head never trained.
     assert [row[0] for row in saved["losses"]["gaze"][0]][-1] == 3
     assert all(row[3] == 0.0 for row in saved["losses"]["pi0"][0])

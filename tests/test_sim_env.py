@@ -47,7 +47,7 @@ def test_scene_camera_list_matches_the_mujoco_model(cube_env):
 def test_unknown_camera_or_task_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown camera\(s\) \['cam_high'\]; valid cameras: \['left_pillar'.*'right_wrist'\]"):
         AlohaMultiCamEnv(task="insertion", cameras=["top", "cam_high"])
-    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair'\]"):
         AlohaMultiCamEnv(task="stack")
     # The LeRobot config refuses them too, before any simulator is built.
     with pytest.raises(ValueError, match="valid cameras"):
@@ -190,6 +190,28 @@ def test_lift_named_names_one_cube_and_gazes_at_it():
         np.testing.assert_array_equal(info["gaze_boxes"]["top"], expected)
         assert info["first_lifted"] == ""  # the cubes drop into place at reset: nothing is lifted
     assert len(named) > 1  # the seed picks the cube
+
+
+def test_lift_pair_puts_each_cube_in_its_own_slot_and_names_either():
+    from lerobot_policy_reconvla.sim.constants import task_instructions
+    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, PAIR_JITTER, PAIR_SLOTS, scene_cubes
+
+    env = AlohaMultiCamEnv(task="lift_pair", cameras=["top"], image_size=(96, 128), gaze_min_size=0)
+    assert scene_cubes("lift_pair") == ("red", "green")
+    layouts, named = set(), set()
+    for seed in range(8):
+        _, info = env.reset(seed=seed)
+        target = env.scene.target
+        named.add(target)
+        assert env.task_description == f"Pick up the {target} cube." in task_instructions("lift_pair")
+        centres = env.physics.data.qpos[16:].reshape(2, 7)[:, :2]  # (2, 2) red, green x, y
+        slots = [int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - c, axis=1))) for c in centres]
+        assert sorted(slots) == [0, 1]  # one cube per slot
+        assert np.abs(centres - np.asarray(PAIR_SLOTS)[slots]).max() <= PAIR_JITTER + 1e-3  # + the drop onto the table
+        layouts.add(tuple(slots))
+        expected = gaze_box(env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128))
+        np.testing.assert_array_equal(info["gaze_boxes"]["top"], expected)
+    assert layouts == {(0, 1), (1, 0)} and named == {"red", "green"}  # the seed decides both
 
 
 def test_outcome_log_records_each_finished_episode(tmp_path):

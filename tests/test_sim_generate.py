@@ -102,7 +102,7 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
 
     common = ["--num_episodes=1", f"--root={tmp_path / 'x'}", "--repo_id=local/x"]
     assert main(["--task=stack", *common]) == 2
-    assert "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named']" in capsys.readouterr().err
+    assert "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair']" in capsys.readouterr().err
     assert main(["--task=insertion", *common, "--cameras=[cam_high]"]) == 2
     err = capsys.readouterr().err
     assert "unknown camera(s) ['cam_high']; valid cameras" in err and "left_wrist" in err

@@ -1,7 +1,7 @@
 """Scripted demonstrations: full 400-step episodes, mocap rollout then joint-space replay (physics only).
 
 Measured over 50 seeds on MuJoCo 3.8 (see docs/sim.md): transfer cube 100 %, insertion 100 %, lift
-100 %, lift_named 98 % (the goal is >= 90 %); the per-task success test below runs a handful of those seeds.
+100 %, lift_named 98 %, lift_pair 100 % (the goal is >= 90 %); the per-task success test below runs a handful of those seeds.
 """
 
 import os
@@ -29,7 +29,7 @@ def test_quaternion_helpers():
     np.testing.assert_allclose(q, quat_from_axis_angle([0, 0, 1], 180), atol=1e-12)
 
 
-@pytest.mark.parametrize("task", ["transfer_cube", "insertion", "lift", "lift_named"])
+@pytest.mark.parametrize("task", ["transfer_cube", "insertion", "lift", "lift_named", "lift_pair"])
 def test_scripted_policy_succeeds_on_a_handful_of_seeds(task):
     results = {seed: replay(scripted_episode(task, seed)).success for seed in SEEDS}
     assert all(results.values()), results
@@ -65,18 +65,18 @@ def test_scripted_policy_steps_and_holds_the_last_action():
     assert 0 <= policy.action(0)[6] <= 1.05
 
 
-def test_lift_named_script_lifts_the_named_cube_and_leaves_the_others():
-    from lerobot_policy_reconvla.sim.constants import CUBE_COLOURS
-    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, CUBE_REST_Z, lifted_cubes, make_task_environment
+@pytest.mark.parametrize("task", ["lift_named", "lift_pair"])
+def test_named_cube_script_lifts_the_named_cube_and_leaves_the_others(task):
+    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, CUBE_REST_Z, lifted_cubes, make_task_environment, scene_cubes
 
-    episode = scripted_episode("lift_named", 4)
+    episode = scripted_episode(task, 4)
     assert episode.actions.shape == (150, 14)
-    env = make_task_environment("lift_named")
+    env = make_task_environment(task)
     episode.scene.apply(env)
     env.reset()
     for action in episode.actions:
         env.step(action)
-    assert lifted_cubes(env.physics) == [episode.scene.target]
-    for colour in CUBE_COLOURS:
+    assert lifted_cubes(env.physics, scene_cubes(task)) == [episode.scene.target]
+    for colour in scene_cubes(task):
         height = env.physics.named.data.xpos[CUBE_BODIES[colour]][2] - CUBE_REST_Z
         assert bool(height > 0.05) is (colour == episode.scene.target), (colour, height)

@@ -48,7 +48,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     ``preprocess_observation`` turns into ``observation.images.<cam>`` and ``observation.state``.
     """
 
-    task: str = "insertion"  # "insertion" | "transfer_cube" | "lift" | "lift_named"
+    task: str = "insertion"  # "insertion" | "transfer_cube" | "lift" | "lift_named" | "lift_pair"
     fps: int = FPS
     # None: the task's (EPISODE_LENGTHS: 400 as ACT / gym-aloha for the bimanual tasks, 150 for the lifts).
     episode_length: int | None = None

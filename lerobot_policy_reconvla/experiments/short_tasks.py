@@ -44,7 +44,7 @@ PER_RUN_DEMO_FIELDS = ("task", "seed", "output_dir", "data_root", "curve_points"
 class ShortTasksConfig:
     """The tiny preset's success over several training seeds per task, through the demo's stages."""
 
-    # Tasks, any of insertion, transfer_cube, lift, lift_named.
+    # Tasks, any of insertion, transfer_cube, lift, lift_named, lift_pair.
     tasks: list[str] = field(default_factory=lambda: ["lift", "lift_named"])
     # Training seeds per task.
     seeds: int = 3

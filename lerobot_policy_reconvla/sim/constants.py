@@ -12,21 +12,24 @@ FPS = 50  # gym-aloha DT = 0.02 s
 EPISODE_LENGTH = 400
 
 # The env's task description == the dataset's task string, so eval prompts match training prompts.
-# `lift_named` names one of several cubes per episode: its description is a template, filled by the
-# scene (`task_instructions` lists every string it can take).
+# `lift_named` and `lift_pair` name one of several cubes per episode: their description is a template,
+# filled by the scene (`task_instructions` lists every string it can take).
 TASK_DESCRIPTIONS = {
     "insertion": "Insert the peg into the socket.",
     "transfer_cube": "Pick up the cube with the right arm and transfer it to the left arm.",
     "lift": "Pick up the cube.",
     "lift_named": "Pick up the {colour} cube.",
+    "lift_pair": "Pick up the {colour} cube.",
 }
 TASKS = tuple(TASK_DESCRIPTIONS)
 
 # Cubes of the lift tasks, in the scene's order (qpos, object_pose): gym-aloha's red cube first.
 CUBE_COLOURS = ("red", "green", "blue")
+# The tasks whose instruction names one cube among several, and the cubes of their scenes.
+NAMED_CUBE_TASKS = {"lift_named": CUBE_COLOURS, "lift_pair": ("red", "green")}
 
 # Steps per episode: ACT's 400 for the bimanual tasks; the one-arm lifts finish in well under 150.
-EPISODE_LENGTHS = {"insertion": 400, "transfer_cube": 400, "lift": 150, "lift_named": 150}
+EPISODE_LENGTHS = {"insertion": 400, "transfer_cube": 400, "lift": 150, "lift_named": 150, "lift_pair": 150}
 
 # Every camera in gym-aloha's scenes (scene.xml + the two wrist cameras of vx300s_left/right.xml).
 SCENE_CAMERAS = ("left_pillar", "right_pillar", "top", "angle", "front_close", "left_wrist", "right_wrist")
@@ -41,10 +44,10 @@ def check_task(task: str) -> str:
 
 
 def task_instructions(task: str) -> tuple[str, ...]:
-    """Every task string an episode of `task` can carry (one, except for `lift_named`)."""
+    """Every task string an episode of `task` can carry (one, except where it names a cube)."""
     check_task(task)
-    if task == "lift_named":
-        return tuple(TASK_DESCRIPTIONS[task].format(colour=colour) for colour in CUBE_COLOURS)
+    if task in NAMED_CUBE_TASKS:
+        return tuple(TASK_DESCRIPTIONS[task].format(colour=colour) for colour in NAMED_CUBE_TASKS[task])
     return (TASK_DESCRIPTIONS[task],)
 
 

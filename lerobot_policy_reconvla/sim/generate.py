@@ -70,7 +70,7 @@ PROG = "reconvla-generate"
 
 @dataclass
 class GenerateConfig:
-    # One of insertion, transfer_cube, lift, lift_named.
+    # One of insertion, transfer_cube, lift, lift_named, lift_pair.
     task: str
     # Episodes the dataset should hold (a rerun into the same root continues towards this number).
     num_episodes: int

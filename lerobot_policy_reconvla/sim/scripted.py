@@ -153,6 +153,9 @@ def insertion_waypoints(start_left, start_right, object_pose):
     return left, right
 
 
+LIFT_APPROACH_STEPS = 55  # the lift script reaches above its cube at this step: the approach, where the cube is chosen
+
+
 def lift_waypoints(start_left, start_right, cube_pose):
     """Right arm picks the cube and lifts it 10 cm; the left arm stays where it starts."""
     cube = np.asarray(cube_pose[:3])
@@ -161,7 +164,7 @@ def lift_waypoints(start_left, start_right, cube_pose):
     left = [W(0, start_left[:3], start_left[3:], 0), W(150, start_left[:3], start_left[3:], 0)]
     right = [
         W(0, start_right[:3], start_right[3:], 0),
-        W(55, cube + [0, 0, 0.08], pick, 1),  # above the cube, open
+        W(LIFT_APPROACH_STEPS, cube + [0, 0, 0.08], pick, 1),  # above the cube, open
         W(90, cube + [0, 0, -0.015], pick, 1),  # down around it
         W(105, cube + [0, 0, -0.015], pick, 0),  # close
         W(115, cube + [0, 0, -0.015], pick, 0),  # let the joint-space replay's fingers settle on it
@@ -176,6 +179,7 @@ WAYPOINT_FNS = {
     "transfer_cube": transfer_cube_waypoints,
     "lift": lift_waypoints,
     "lift_named": lift_waypoints,
+    "lift_pair": lift_waypoints,
 }
 
 

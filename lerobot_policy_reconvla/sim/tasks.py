@@ -9,9 +9,11 @@
     ts = env.step(action)                                 # action: (14,) joint targets
     ts.reward == env.task.max_reward                      # success
 
-Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and two one-arm lifts in the same scene:
-``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area) and ``lift_named`` (red, green and blue
-cubes placed at random; the task string names one, and only that cube lifted is success).
+Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and three one-arm lifts in the same scene:
+``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area), ``lift_named`` (red, green and blue
+cubes placed at random; the task string names one, and only that cube lifted is success) and ``lift_pair`` (a red
+and a green cube in two fixed slots, near-copies of ``lift``'s placement, which cube sits in which slot and which
+is named drawn per episode: the choice is the whole difficulty).
 
 Shared by the gym env (``sim.env``), the scripted demonstrations (``sim.scripted``) and the
 ``aloha_sim`` robot. Rendering and gaze boxes live elsewhere (``sim.render``, ``sim.gaze``).
@@ -32,7 +34,7 @@ from gym_aloha.tasks.sim import InsertionTask, TransferCubeTask
 from gym_aloha.tasks.sim_end_effector import InsertionEndEffectorTask, TransferCubeEndEffectorTask
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
-from .constants import CUBE_COLOURS, TASK_DESCRIPTIONS, check_task
+from .constants import CUBE_COLOURS, NAMED_CUBE_TASKS, TASK_DESCRIPTIONS, check_task
 
 SUCCESS_REWARD = 4  # gym-aloha's max_reward of insertion and transfer_cube
 LIFT_SUCCESS_REWARD = 3  # lift tasks: 1 touched by the right gripper, 2 off the table, 3 lifted LIFT_HEIGHT
@@ -59,6 +61,12 @@ NAMED_X_RANGE = (-0.05, 0.2)
 NAMED_Y_RANGE = (0.4, 0.65)
 NAMED_MIN_SEPARATION = 0.1
 
+# lift_pair placements: two slots 14 cm apart across the right arm's reach (y), each cube within 1 cm of
+# its slot's centre, so the grasp itself is nearly a fixed motion (the lift script replayed blind at a
+# slot's centre lifts a cube placed there) and only the instruction decides which slot to reach.
+PAIR_SLOTS = ((0.1, 0.43), (0.1, 0.57))
+PAIR_JITTER = 0.01
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -74,7 +82,7 @@ TASK_SPECS = {
     ),
     "transfer_cube": TaskSpec(*_CUBE_XMLS, ("box",)),
     "lift": TaskSpec(*_CUBE_XMLS, ("box",)),
-    "lift_named": TaskSpec(*_CUBE_XMLS, tuple(CUBE_BODIES[c] for c in CUBE_COLOURS)),
+    **{task: TaskSpec(*_CUBE_XMLS, tuple(CUBE_BODIES[c] for c in cubes)) for task, cubes in NAMED_CUBE_TASKS.items()},
 }
 
 
@@ -111,6 +119,13 @@ def _named_cube_poses(rng: np.random.RandomState) -> np.ndarray:
             return np.concatenate([xy, np.full((len(xy), 1), 0.05)], axis=1)
 
 
+def _pair_cube_poses(rng: np.random.RandomState) -> np.ndarray:
+    """(2, 3) centres of the red and the green cube: each in its own slot (drawn), jittered."""
+    slots = np.asarray(PAIR_SLOTS)[rng.permutation(len(PAIR_SLOTS))]  # (2, 2) slot of red, of green
+    xy = slots + rng.uniform(-PAIR_JITTER, PAIR_JITTER, size=slots.shape)
+    return np.concatenate([xy, np.full((len(xy), 1), 0.05)], axis=1)
+
+
 def scene_for_seed(task: str, seed: int | None) -> Scene:
     """The scene of `seed`: gym-aloha's samplers for its tasks, our own for the lifts."""
     check_task(task)
@@ -123,15 +138,16 @@ def scene_for_seed(task: str, seed: int | None) -> Scene:
         xy = rng.uniform((LIFT_X_RANGE[0], LIFT_Y_RANGE[0]), (LIFT_X_RANGE[1], LIFT_Y_RANGE[1]))
         pose = np.concatenate([xy, [0.05, 1.0, 0.0, 0.0, 0.0]])  # (7,) dropped 3 cm onto the table, upright
         return Scene(task, pose, TASK_DESCRIPTIONS[task], ("box",), "red")
-    centres = _named_cube_poses(rng)  # (3, 3)
-    target = CUBE_COLOURS[rng.randint(len(CUBE_COLOURS))]
+    cubes = NAMED_CUBE_TASKS[task]
+    centres = _named_cube_poses(rng) if task == "lift_named" else _pair_cube_poses(rng)  # (cubes, 3)
+    target = cubes[rng.randint(len(cubes))]
     upright = np.array([1.0, 0.0, 0.0, 0.0])
-    pose = np.concatenate([np.concatenate([c, upright]) for c in centres])  # (21,)
+    pose = np.concatenate([np.concatenate([c, upright]) for c in centres])  # (7 * cubes,)
     return Scene(task, pose, TASK_DESCRIPTIONS[task].format(colour=target), (CUBE_BODIES[target],), target)
 
 
 def object_pose_for_seed(task: str, seed: int | None) -> np.ndarray:
-    """The object pose(s) of `seed`'s scene: (7,) cube, (14,) peg + socket, (21,) three cubes."""
+    """The object pose(s) of `seed`'s scene: (7,) cube, (14,) peg + socket or two cubes, (21,) three cubes."""
     return scene_for_seed(task, seed).object_pose
 
 
@@ -258,13 +274,16 @@ _TASK_CLASSES = {
     ("lift", True): _LiftMocap,
     ("lift_named", False): _LiftJoint,
     ("lift_named", True): _LiftMocap,
+    ("lift_pair", False): _LiftJoint,
+    ("lift_pair", True): _LiftMocap,
 }
 
 
 def _load_physics(task: str, xml: str) -> mujoco.Physics:
-    """gym-aloha's scene; for `lift_named`, with a green and a blue cube added beside its red one."""
+    """gym-aloha's scene; for the named-cube tasks, with their other cubes added beside its red one."""
     path = str(ASSETS_DIR / xml)
-    if task != "lift_named":
+    added = scene_cubes(task)[1:]
+    if not added:
         return mujoco.Physics.from_xml_path(path)
     import mujoco as mj
     from dm_control.mujoco.wrapper import core
@@ -272,7 +291,7 @@ def _load_physics(task: str, xml: str) -> mujoco.Physics:
     spec = mj.MjSpec.from_file(path)
     red = spec.body(CUBE_BODIES["red"])
     red_geom = red.geoms[0]
-    for colour in CUBE_COLOURS[1:]:  # the same cube (mass, friction, contact), another colour
+    for colour in added:  # the same cube (mass, friction, contact), another colour
         body = spec.worldbody.add_body(name=CUBE_BODIES[colour], pos=[0, 0.5, 0.05])
         body.ipos, body.mass, body.inertia, body.explicitinertial = [0, 0, 0], red.mass, red.inertia, True
         body.add_freejoint(name=f"{colour}_box_joint").frictionloss = red.joints[0].frictionloss

@@ -33,7 +33,7 @@ from lerobot.configs import parser
 
 from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
-from ..sim.constants import TASKS, default_episode_length
+from ..sim.constants import NAMED_CUBE_TASKS, TASKS, default_episode_length
 from .presets import preset_path
 
 PROG = "reconvla-demo"
@@ -58,7 +58,7 @@ class DemoConfig:
 
     # Directory the demo writes into (new, empty, or an earlier demo run's).
     output_dir: Path = Path("outputs/demo")
-    # One of insertion, transfer_cube, lift, lift_named.
+    # One of insertion, transfer_cube, lift, lift_named, lift_pair.
     task: str = "lift"
     # Scripted demonstrations to generate.
     num_episodes: int = DEFAULT_EPISODES
@@ -169,9 +169,10 @@ def read_outcomes(path: Path) -> list[dict]:
 
 
 def wrong_object_pc(task: str, outcomes: list[dict]) -> float | None:
-    """Percent of episodes whose first lifted cube was not the named one (``lift_named``; None otherwise)."""
+    """Percent of episodes whose first lifted cube was not the named one (tasks that name a cube; None
+    otherwise)."""
     named = [o for o in outcomes if o.get("target")]
-    if task != "lift_named" or not named:
+    if task not in NAMED_CUBE_TASKS or not named:
         return None
     wrong = sum(bool(o["first_lifted"]) and o["first_lifted"] != o["target"] for o in named)
     return 100.0 * wrong / len(named)

@@ -22,7 +22,7 @@ class AlohaSceneConfig:
     same values: scene k is placed by seed ``seed + k`` and lasts ``episode_length`` physics steps.
     """
 
-    task: str = "insertion"  # "insertion" | "transfer_cube" | "lift" | "lift_named"
+    task: str = "insertion"  # "insertion" | "transfer_cube" | "lift" | "lift_named" | "lift_pair"
     # Seed of the first scene (object poses as gym-aloha samples them); scene k uses seed + k.
     seed: int = 0
     # Control rate: each step advances the physics by 1 / fps seconds (gym-aloha steps 0.02 s), so set
