@@ -66,6 +66,15 @@ def test_one_training_episode_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
 
 
+def test_a_reconstruction_size_off_the_token_grid_is_refused_before_any_work(tmp_path, capsys):
+    from lerobot_policy_reconvla.experiments.evidence import main
+
+    argv = ["--image_resolution=84", "--recon_image_size=32", f"--work_dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"]
+    assert main(argv) == 2
+    assert "--recon_image_size=32: expected a multiple of the token grid 6" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
     import torch
 

@@ -83,6 +83,7 @@ class Preset:
     shadows: bool = True  # render shadows (data, evaluation and grounding scenes alike)
     n_action_steps: int | None = None  # actions executed per predicted chunk in closed loop (None: the whole chunk)
     grounding_scenes: int = 20  # tasks naming a cube: training and held-out scenes of the grounding measures
+    recon_image_size: int | None = None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
 
 
 PRESETS = {
@@ -90,7 +91,7 @@ PRESETS = {
     # to fit 3 arms x 5 seeds in about 90 minutes.
     "cpu": Preset(tasks=["lift_pair"], train_episodes=20, heldout_episodes=4, episode_length=150,
                   image_size=(96, 128), image_resolution=84, steps=600, batch_size=8, eval_episodes=10,
-                  action_noise=0.02, shadows=False, n_action_steps=10),
+                  action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24),
     # Same recipe where success rates can mean something: more data, steps and evaluation episodes.
     "gpu": Preset(tasks=["lift_pair", "lift_named"], train_episodes=100, heldout_episodes=10,
                   episode_length=150, image_size=(224, 224), image_resolution=224, steps=20_000, batch_size=32,
@@ -154,6 +155,7 @@ def train(arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, l
             f"--policy.n_action_steps={preset.n_action_steps or preset.chunk_size}",
             f"--policy.scheduler_decay_steps={preset.steps}",  # the learning rate anneals by the last step
             f"--policy.recon_weight={0.0 if arm == 'pi0' else preset.recon_weight}",
+            *([f"--policy.recon_image_size={preset.recon_image_size}"] if preset.recon_image_size else []),
         ],  # fmt: skip
         log,
     )
@@ -250,28 +252,31 @@ def offline_metrics(
             len(heldout_indices), preset.chunk_size, policy.config.max_action_dim,
             generator=torch.Generator().manual_seed(FIXED_NOISE_SEED),
         )  # fmt: skip
-        heldout_features = metrics.camera_features(policy, preprocessor, heldout, heldout_indices)
-        train_features = metrics.camera_features(policy, preprocessor, train_set, train_indices)
         results[(arm, seed)] = {
             "action_error": metrics.heldout_action_error(policy, preprocessor, postprocessor, heldout,
                                                          heldout_indices, noise),
-            "probe": metrics.probe_errors(train_features, heldout_features),
         }  # fmt: skip
-        if named:
-            results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
-        if seed not in floor_done:  # the untrained backbone of this seed: the probes' floor
-            floor_done.add(seed)
+        fresh_seed = seed not in floor_done
+        floor_done.add(seed)
+        if fresh_seed:  # the untrained backbone of this seed: the probes' floor
             torch.manual_seed(seed)
             untrained = ReconVLAPolicy(copy.deepcopy(policy.config))
-            results[("untrained", seed)] = {
-                "probe": metrics.probe_errors(
-                    metrics.camera_features(untrained, preprocessor, train_set, train_indices),
-                    metrics.camera_features(untrained, preprocessor, heldout, heldout_indices),
-                ),
-                "constant": metrics.constant_probe_errors(train_features[1], heldout_features[1]),
-            }
-            if named:
-                results[("untrained", seed)]["grounding"] = grounding_measures(untrained, preprocessor, postprocessor)
+        if named:  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
+            results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
+            if fresh_seed:
+                results[("untrained", seed)] = {"grounding": grounding_measures(untrained, preprocessor, postprocessor)}
+        else:
+            heldout_features = metrics.camera_features(policy, preprocessor, heldout, heldout_indices)
+            train_features = metrics.camera_features(policy, preprocessor, train_set, train_indices)
+            results[(arm, seed)]["probe"] = metrics.probe_errors(train_features, heldout_features)
+            if fresh_seed:
+                results[("untrained", seed)] = {
+                    "probe": metrics.probe_errors(
+                        metrics.camera_features(untrained, preprocessor, train_set, train_indices),
+                        metrics.camera_features(untrained, preprocessor, heldout, heldout_indices),
+                    ),
+                    "constant": metrics.constant_probe_errors(train_features[1], heldout_features[1]),
+                }
         if arm != "pi0" and seed == min(s for _, s in checkpoints):
             frames = LeRobotDataset(
                 f"local/{heldout_root.name}", root=heldout_root
@@ -356,6 +361,11 @@ def measures(row: dict, cameras: list[str]) -> list[tuple[str, Callable[[dict], 
     return found
 
 
+def result_cameras(row: dict) -> list[str]:
+    """The cameras a result row was probed on."""
+    return list(row["grounding"]["named_probe"] if "grounding" in row else row["probe"])
+
+
 def floor_values(name: str, rows: list[dict]) -> str:
     """The chance or constant-answer level of a measure (the table's last row), "-" where there is none."""
     if name == "attention ratio":
@@ -427,7 +437,7 @@ def paired_comparisons_of_saved_run(results_json: Path) -> str:
     results = {(row["arm"], row["seed"]): row for row in saved}
     arms = [arm for arm in ARMS if any(key[0] == arm for key in results)]
     seeds = sorted({seed for arm, seed in results if arm in arms})
-    cameras = list(next(row["probe"] for row in saved if row["arm"] in arms))
+    cameras = list(result_cameras(next(row for row in saved if row["arm"] in arms)))
     return "\n".join(paired_comparisons(results, arms, seeds, cameras))
 
 
@@ -526,6 +536,8 @@ class EvidenceConfig:
     n_action_steps: int | None = None
     # Tasks naming a cube: training and held-out scenes of the grounding measures (each).
     grounding_scenes: int | None = None
+    # Side of the reconstructed crop (default: the tiny preset's 32); a multiple of image_resolution // 14.
+    recon_image_size: int | None = None
 
     def resolved_preset(self) -> Preset:
         """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""
@@ -545,6 +557,13 @@ class EvidenceConfig:
         if preset.image_resolution % 14 or preset.image_resolution < 14:
             raise UsageError(
                 f"--image_resolution={preset.image_resolution}: expected a multiple of the patch size 14"
+            )
+        grid = preset.image_resolution // 14
+        recon_size = preset.recon_image_size or json.loads(preset_path("reconvla_tiny").read_text())["policy"]["recon_image_size"]
+        if recon_size % grid:  # lerobot-train would refuse it only after the data is generated
+            raise UsageError(
+                f"--recon_image_size={recon_size}: expected a multiple of the token grid {grid} "
+                f"(--image_resolution={preset.image_resolution} // 14)"
             )
         if preset.train_episodes < 2:
             raise UsageError(
@@ -626,7 +645,7 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
             picture.rename(assets / f"{task}_{picture.name}")
         (assets / "recon").rmdir()
         plot_losses(curves, assets / f"{task}_losses.png")
-        cameras = list(results[(preset.arms[0], seeds[0])]["probe"])
+        cameras = result_cameras(results[(preset.arms[0], seeds[0])])
         per_task[task] = (results, cameras)
         (assets / f"{task}_results.json").write_text(json.dumps(
             {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()],
