@@ -42,7 +42,7 @@ from lerobot.configs import parser
 from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
-from ..sim.constants import NAMED_CUBE_TASKS
+from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
 from ..tools.demo import OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
 from ..tools.presets import preset_path
 from . import checkout_commit
@@ -117,7 +117,7 @@ def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Pres
     ]  # fmt: skip
     if preset.workers is not None:
         command.append(f"--workers={preset.workers}")
-    if preset.episode_length < 400:
+    if preset.episode_length < default_episode_length(task):
         command.append("--keep_failed=true")  # a shortened episode cannot finish the task
     run(command, log)
 
