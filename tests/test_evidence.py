@@ -171,3 +171,39 @@ def test_every_pair_of_arms_is_compared_on_every_measure_with_its_t_threshold():
     assert difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[6] == "0 of 3"
     assert "equal in every seed" in rows[("pi0 - whole", "probe top")]
     assert paired_comparisons(results, ["pi0", "gaze"], [0], cameras)[0].startswith("One seed")
+
+
+def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_floor_and_chance():
+    from lerobot_policy_reconvla.experiments.evidence import paired_comparisons, results_table
+
+    seeds, cameras = [0, 1], ["top", "left_wrist"]
+
+    def row(attention, heads, shift, probe, success=None, wrong=None):
+        result = {"action_error": 0.03, "grounding": {
+            "attention": {"mean": attention},
+            "swap": {"heads_to_named": heads, "mean_shift": shift, "chance_heads_to_named": 0.5},
+            "named_probe": {"top": probe, "left_wrist": float("nan")},
+            "named_constant": {"top": 0.2, "left_wrist": float("nan")},
+        }}  # fmt: skip
+        if success is not None:
+            result.update(success=success, wrong_object=wrong)
+        return result
+
+    results = {("untrained", s): {"grounding": row(1.0, 0.5, 0.0, 0.19)["grounding"]} for s in seeds}
+    results |= {("pi0", s): row(1.1 + s / 10, 0.5, 0.01, 0.15, 20.0, 40.0 + s) for s in seeds}
+    results |= {("gaze", s): row(1.3 + s / 10, 0.75, 0.02, 0.10, 30.0, 10.0 + s) for s in seeds}
+    table = results_table(results, ["pi0", "gaze"], seeds, cameras)
+    assert table[0] == ("| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
+                        "| instruction shift | named probe top | named probe left_wrist |")
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in table[2:]}
+    assert rows["ReconVLA, gaze crops"][:5] == ["30.0 ± 0.0", "10.5 ± 0.7", "0.030 ± 0.000", "1.350 ± 0.071", "75.0 ± 0.0"]
+    # The untrained backbone is neither trained nor evaluated closed loop: no success, wrong object or action error.
+    assert rows["untrained"][:4] == ["-", "-", "-", "1.000 ± 0.000"]
+    # Chance: the attention ratio's 1, the swap's 50 %; the probe's constant answer; nothing for the rest.
+    assert rows["chance / constant answer"] == ["-", "-", "-", "1.000", "50.0", "-", "0.200 ± 0.000", "n/a"]
+    lines = paired_comparisons(results, ["pi0", "gaze"], seeds, cameras)
+    measured = {line.split("|")[2].strip(): line for line in lines if line.startswith("| pi0 - gaze")}
+    assert set(measured) == {"success %", "wrong object %", "approach action error", "attention ratio",
+                             "heads to named %", "instruction shift", "named probe top", "named probe left_wrist"}
+    assert "not measured in every seed" in measured["named probe left_wrist"]
+    assert "equal in every seed" in measured["approach action error"]
