@@ -14,6 +14,7 @@ Every pi0 field keeps its meaning (see `lerobot.policies.pi0.configuration_pi0.P
 backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508.10333).
 """
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -166,6 +167,17 @@ class ReconVLAConfig(PI0Config):
     # VLM, leaving the head nothing to shape but itself (warned when training starts).
 
     def __post_init__(self):
+        try:
+            self._check_settings()
+        except ValueError as refusal:
+            # draccus, which parses lerobot-train's flags, replaces a ValueError raised while building the config
+            # by "Couldn't instantiate class ReconVLAConfig using the given arguments": log the reason, so a
+            # command line shows which setting is refused and why.
+            logging.getLogger(__name__).error("policy config refused: %s", refusal)
+            raise
+
+    def _check_settings(self) -> None:
+        """Every check of the settings, around pi0's own post-init; raises ValueError naming the field."""
         for field_name in ("paligemma_variant", "action_expert_variant"):
             if getattr(self, field_name) not in BACKBONE_VARIANTS:
                 raise ValueError(

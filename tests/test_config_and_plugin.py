@@ -245,3 +245,23 @@ def test_processors_are_pi0s_steps_one_for_one_with_the_configured_tokenizer(mon
             assert type(my_step) is type(their_step)
             if hasattr(their_step, "get_config"):
                 assert my_step.get_config() == their_step.get_config(), type(my_step).__name__
+
+
+def test_a_refused_setting_is_named_where_lerobot_trains_parser_hides_the_reason(caplog):
+    # draccus turns a ValueError raised while building the config into "Couldn't instantiate class ...";
+    # the reason must still reach the command line.
+    import logging
+    from dataclasses import dataclass
+
+    import draccus
+    from lerobot.configs.policies import PreTrainedConfig
+
+    @dataclass
+    class Command:  # the shape of lerobot-train's config as far as the policy goes
+        policy: PreTrainedConfig | None = None
+
+    flags = ["--policy.type=reconvla", "--policy.paligemma_variant=tiny", "--policy.action_expert_variant=tiny",
+             "--policy.image_resolution=[84,84]", "--policy.device=cpu"]  # fmt: skip
+    with caplog.at_level(logging.ERROR), pytest.raises((SystemExit, draccus.utils.ParsingError)):
+        draccus.parse(Command, args=flags)
+    assert "recon_image_size=128 must be a multiple of the image-token grid (6 = image_resolution 84 // patch 14)" in caplog.text
