@@ -88,7 +88,7 @@ class Preset:
 
 PRESETS = {
     # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores (docs/evidence_method.md)
-    # to fit 3 arms x 5 seeds in about 90 minutes.
+    # to fit 3 arms x 5 seeds in about 90 minutes; the committed run took 104 (docs/evidence.md).
     "cpu": Preset(tasks=["lift_pair"], train_episodes=20, heldout_episodes=4, episode_length=150,
                   image_size=(96, 128), image_resolution=84, steps=600, batch_size=8, eval_episodes=10,
                   action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24),
@@ -494,7 +494,7 @@ def write_report(
 class EvidenceConfig:
     """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's value."""
 
-    # Size of the experiment: cpu (about 90 minutes on 2 cores with 5 seeds) or gpu.
+    # Size of the experiment: cpu (about 105 minutes on 2 cores with 5 seeds) or gpu.
     preset: str = "cpu"
     # Seeds per arm (0, 1, ...).
     seeds: int = 5
