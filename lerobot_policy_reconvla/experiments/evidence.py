@@ -24,7 +24,6 @@ The report (markdown + PNGs) states the command, the commit and the machine.
 """
 
 import copy
-from collections.abc import Callable
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 

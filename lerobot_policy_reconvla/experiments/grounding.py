@@ -33,7 +33,8 @@ from einops import rearrange
 from torch import Tensor
 
 from ..gaze_box import is_present
-from ..sim.constants import DEFAULT_CAMERAS, TASK_DESCRIPTIONS
+from ..sim.constants import DEFAULT_CAMERAS, naming_instruction
+from .metrics import box_centres
 
 DEFAULT_IMAGE_SIZE = (96, 128)
 DEFAULT_CHUNK = 50  # pi0's chunk_size: how many scripted actions each scene keeps per cube
@@ -95,7 +96,7 @@ def probe_scenes(
             colour: {cam: gaze_box(env.physics, cam, geoms[colour], image_size) for cam in cameras}
             for colour in cubes
         }
-        instructions = {colour: TASK_DESCRIPTIONS[task].format(colour=colour) for colour in cubes}
+        instructions = {colour: naming_instruction(task, colour) for colour in cubes}
         scripted = {}
         for colour in cubes:
             # The same placement, this cube named: the script's waypoints are timed, so the first `chunk`
@@ -478,9 +479,7 @@ def named_object_features(
         for k, cam in enumerate(cameras):
             features[cam].append(pooled[:, k])
             boxes = torch.as_tensor(np.stack([scene.boxes[colour][cam] for colour in scene.cubes]))  # (rows, 4)
-            centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
-            centre[~is_present(boxes)] = float("nan")
-            centres[cam].append(centre.float())
+            centres[cam].append(box_centres(boxes, is_present(boxes)).float())
         groups.append(torch.full((len(scene.cubes),), index))
     return (
         {cam: torch.cat(rows) for cam, rows in features.items()},

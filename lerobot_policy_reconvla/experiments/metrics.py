@@ -32,6 +32,13 @@ def evenly_spaced(count: int, limit: int) -> list[int]:
     return torch.linspace(0, count - 1, limit).round().long().tolist()
 
 
+def box_centres(boxes: Tensor, valid: Tensor) -> Tensor:
+    """(N, 4) [x0, y0, x1, y1] boxes -> (N, 2) centres, NaN where `valid` (N,) is False."""
+    centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
+    centre[~valid] = float("nan")
+    return centre
+
+
 def batches(dataset: LeRobotDataset, indices: list[int], batch_size: int):
     return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=0)
 
@@ -93,9 +100,7 @@ def camera_features(
             tokens = cond[:, k].transpose(1, 2).unflatten(2, (grid, grid))  # (B, D, grid, grid)
             features[cam].append(F.adaptive_avg_pool2d(tokens, pooled).flatten(1).cpu())  # (B, D * pooled^2)
             boxes = raw[gaze_box_key(cam)].float()  # (B, 4)
-            centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
-            centre[~valid_box_mask(boxes)] = float("nan")
-            centres[cam].append(centre)
+            centres[cam].append(box_centres(boxes, valid_box_mask(boxes)))
         episodes.append(raw["episode_index"].reshape(-1))
     return (
         {c: torch.cat(v) for c, v in features.items()},

@@ -43,11 +43,16 @@ def check_task(task: str) -> str:
     return task
 
 
+def naming_instruction(task: str, colour: str) -> str:
+    """The task string of a task naming a cube, when it names `colour`."""
+    return TASK_DESCRIPTIONS[task].format(colour=colour)
+
+
 def task_instructions(task: str) -> tuple[str, ...]:
     """Every task string an episode of `task` can carry (one, except where it names a cube)."""
     check_task(task)
     if task in NAMED_CUBE_TASKS:
-        return tuple(TASK_DESCRIPTIONS[task].format(colour=colour) for colour in NAMED_CUBE_TASKS[task])
+        return tuple(naming_instruction(task, colour) for colour in NAMED_CUBE_TASKS[task])
     return (TASK_DESCRIPTIONS[task],)
 
 

@@ -34,7 +34,7 @@ from gym_aloha.tasks.sim import InsertionTask, TransferCubeTask
 from gym_aloha.tasks.sim_end_effector import InsertionEndEffectorTask, TransferCubeEndEffectorTask
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
-from .constants import CUBE_COLOURS, NAMED_CUBE_TASKS, TASK_DESCRIPTIONS, check_task
+from .constants import CUBE_COLOURS, NAMED_CUBE_TASKS, TASK_DESCRIPTIONS, check_task, naming_instruction
 
 SUCCESS_REWARD = 4  # gym-aloha's max_reward of insertion and transfer_cube
 LIFT_SUCCESS_REWARD = 3  # lift tasks: 1 touched by the right gripper, 2 off the table, 3 lifted LIFT_HEIGHT
@@ -143,7 +143,7 @@ def scene_for_seed(task: str, seed: int | None) -> Scene:
     target = cubes[rng.randint(len(cubes))]
     upright = np.array([1.0, 0.0, 0.0, 0.0])
     pose = np.concatenate([np.concatenate([c, upright]) for c in centres])  # (7 * cubes,)
-    return Scene(task, pose, TASK_DESCRIPTIONS[task].format(colour=target), (CUBE_BODIES[target],), target)
+    return Scene(task, pose, naming_instruction(task, target), (CUBE_BODIES[target],), target)
 
 
 def object_pose_for_seed(task: str, seed: int | None) -> np.ndarray:
