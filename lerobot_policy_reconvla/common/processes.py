@@ -56,12 +56,17 @@ def offline_environment() -> dict[str, str]:
     return dict(os.environ, HF_HUB_OFFLINE="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
 
 
-def run_logged(command: list[str], log_path: Path, *, label: str, append: bool = False) -> str:
+def run_logged(
+    command: list[str], log_path: Path, *, label: str, append: bool = False, env: dict[str, str] | None = None
+) -> str:
     """Runs `command` with its output (stdout and stderr) in `log_path`, after what is there with `append`;
-    returns this run's output, or raises CommandFailed naming `label` with the log's last 40 lines."""
+    returns this run's output, or raises CommandFailed naming `label` with the log's last 40 lines.
+
+    `env`: variables set for this command on top of :func:`offline_environment`.
+    """
     offset = log_path.stat().st_size if append and log_path.exists() else 0
     with open(log_path, "a" if append else "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=offline_environment())
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=offline_environment() | (env or {}))
     with open(log_path) as log:
         log.seek(offset)
         output = log.read()

@@ -33,6 +33,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -84,27 +85,29 @@ class Preset:
     n_action_steps: int | None = None  # actions executed per predicted chunk in closed loop (None: the whole chunk)
     grounding_scenes: int = 20  # tasks naming a cube: training and held-out scenes of the grounding measures
     recon_image_size: int | None = None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
+    jobs: int = 1  # (arm, seed) runs trained and evaluated at once, each with cores // jobs CPU threads
 
 
 PRESETS = {
-    # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores (docs/evidence_method.md)
-    # to fit 3 arms x 5 seeds in about 90 minutes; the committed run took 104 (docs/evidence.md).
+    # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores (docs/evidence_method.md):
+    # 3 arms x 5 seeds, two runs at a time on one core each.
     "cpu": Preset(tasks=["lift_pair"], train_episodes=20, heldout_episodes=4, episode_length=150,
                   image_size=(96, 128), image_resolution=84, steps=600, batch_size=8, eval_episodes=10,
-                  action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24),
-    # Same recipe where success rates can mean something: more data, steps and evaluation episodes.
-    "gpu": Preset(tasks=["lift_pair", "lift_named"], train_episodes=100, heldout_episodes=10,
-                  episode_length=150, image_size=(224, 224), image_resolution=224, steps=20_000, batch_size=32,
-                  eval_episodes=20, device="cuda", probe_frames=2000, heldout_frames=500, action_noise=0.02,
-                  n_action_steps=10),
+                  action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=2),
+    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once, twice
+    # the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a step there,
+    # so the images stay the cpu preset's size.
+    "gpu": Preset(tasks=["lift_pair"], train_episodes=40, heldout_episodes=5, episode_length=150,
+                  image_size=(96, 128), image_resolution=84, steps=2000, batch_size=8, eval_episodes=10,
+                  device="cuda", action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=15),
 }  # fmt: skip
 
 
-def run(command: list[str], log_path: Path) -> str:
+def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> str:
     """Runs one stage as the user would type it; its output goes to `log_path`; raises CommandFailed with the
-    log's tail."""
+    log's tail. `env`: variables set for this stage only."""
     print(f"$ {shlex.join(command)}", flush=True)
-    return run_logged(command, log_path, label=log_path.stem)
+    return run_logged(command, log_path, label=log_path.stem, env=env)
 
 
 def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Preset, log: Path) -> None:
@@ -132,7 +135,9 @@ def without_gaze_boxes(root: Path, out_root: Path) -> None:
     remove_feature(dataset, boxes, output_dir=out_root, repo_id=f"local/{out_root.name}")
 
 
-def train(arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, log: Path) -> list:
+def train(
+    arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, log: Path, env: dict[str, str] | None = None
+) -> list:
     """One arm and seed through `lerobot-train`; returns the logged (step, loss, action, recon) rows."""
     side = preset.image_resolution
     output = run(
@@ -158,11 +163,14 @@ def train(arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, l
             *([f"--policy.recon_image_size={preset.recon_image_size}"] if preset.recon_image_size else []),
         ],  # fmt: skip
         log,
+        env,
     )
     return parse_losses(output)
 
 
-def evaluate_success(checkpoint: Path, task: str, preset: Preset, out_dir: Path, log: Path) -> dict:
+def evaluate_success(
+    checkpoint: Path, task: str, preset: Preset, out_dir: Path, log: Path, env: dict[str, str] | None = None
+) -> dict:
     """Closed loop with `lerobot-eval`: {"success": %, "wrong_object": % of episodes whose first lifted cube
     was not the named one (tasks naming a cube; else absent)}."""
     height, width = preset.image_size
@@ -184,6 +192,7 @@ def evaluate_success(checkpoint: Path, task: str, preset: Preset, out_dir: Path,
             f"--policy.device={preset.device}",
         ],  # fmt: skip
         log,
+        env,
     )
     outcome = {"success": json.loads((out_dir / "eval_info.json").read_text())["overall"]["pc_success"]}
     wrong = wrong_object_pc(task, read_outcomes(out_dir / OUTCOMES))
@@ -286,6 +295,57 @@ def offline_metrics(
                 frame = {k: v for k, v in frame.items() if not is_gaze_box_key(k)}
             write_reconstructions(policy, frame, recon_dir, prefix=f"{arm}_")
     return results
+
+
+def train_and_evaluate(
+    task: str, arm: str, seed: int, task_dir: Path, data_root: Path, preset: Preset, env: dict[str, str] | None
+) -> dict:
+    """One arm and seed: `lerobot-train`, then `lerobot-eval` of its last checkpoint.
+
+    Returns {"curve": logged loss rows, "checkpoint": path, "outcome": success (and wrong object), "seconds"}.
+    """
+    started = time.perf_counter()
+    run_dir = task_dir / f"{arm}_seed{seed}"
+    curve = train(arm, seed, data_root, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log", env)
+    checkpoint = run_dir / "train" / "checkpoints" / "last" / "pretrained_model"
+    outcome = evaluate_success(checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log", env)
+    return {"curve": curve, "checkpoint": checkpoint, "outcome": outcome, "seconds": time.perf_counter() - started}
+
+
+def train_and_evaluate_all(
+    task: str, task_dir: Path, train_root: Path, no_box_root: Path, preset: Preset, seeds: list[int], assets: Path
+) -> dict:
+    """Every arm and seed, `preset.jobs` at a time; {(arm, seed): train_and_evaluate's result}.
+
+    Each finished run appends one line to `<assets>/<task>_runs.jsonl` (its outcome, last losses and time), so
+    a run cut short keeps what finished. The first failure cancels the runs not yet started and is raised once
+    the running ones end.
+    """
+    # Concurrent runs split the cores: without this each would start one thread per core and they would fight.
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // preset.jobs))} if preset.jobs > 1 else None
+    progress = assets / f"{task}_runs.jsonl"
+    finished = {}
+    with ThreadPoolExecutor(max_workers=preset.jobs) as pool:
+        futures = {
+            pool.submit(
+                train_and_evaluate, task, arm, seed, task_dir, no_box_root if arm == "whole" else train_root, preset, env
+            ): (arm, seed)
+            for seed in seeds
+            for arm in preset.arms
+        }  # fmt: skip
+        try:
+            for future in as_completed(futures):
+                arm, seed = futures[future]
+                run = finished[(arm, seed)] = future.result()
+                last = run["curve"][-1] if run["curve"] else None
+                line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": round(run["seconds"], 1)}
+                with open(progress, "a") as file:
+                    file.write(json.dumps(line) + "\n")
+                print(f"[{task}] {arm} seed {seed} done in {run['seconds'] / 60:.1f} min: {run['outcome']}", flush=True)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return finished
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -450,8 +510,8 @@ def write_report(
     seeds: list[int],
     per_task: dict,
     seconds: float,
+    commit: str,
 ) -> None:
-    commit = checkout_commit()
     device = torch.cuda.get_device_name(0) if preset.device == "cuda" and torch.cuda.is_available() else "cpu"
     lines = [
         "# Evidence: ReconVLA against pi0, same data, same steps",
@@ -468,6 +528,9 @@ def write_report(
         f"- preset `{preset_name}`: {json.dumps(asdict(preset))}",
         f"- seeds {seeds} (each arm trains once per seed through `lerobot-train`); arms: "
         + "; ".join(f"`{a}` = {ARMS[a]}" for a in preset.arms),
+        f"- {preset.jobs} run(s) (training, then `lerobot-eval`) at a time; minutes per run: "
+        + "; ".join(f"{task} {fmt([r['seconds'] / 60 for k, r in res.items() if k[0] != 'untrained'], 1)}"
+                    for task, (res, _) in per_task.items()),
         f"- success and wrong object: `lerobot-eval` in `aloha_multicam`, {preset.eval_episodes} episode(s) per arm "
         "and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
         "",
@@ -538,6 +601,10 @@ class EvidenceConfig:
     grounding_scenes: int | None = None
     # Side of the reconstructed crop (default: the tiny preset's 32); a multiple of image_resolution // 14.
     recon_image_size: int | None = None
+    # (arm, seed) runs trained and evaluated at once; each gets cores // jobs CPU threads.
+    jobs: int | None = None
+    # Device the policies train and run on (cpu, cuda).
+    device: str | None = None
 
     def resolved_preset(self) -> Preset:
         """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""
@@ -554,6 +621,8 @@ class EvidenceConfig:
         preset = replace(PRESETS[self.preset], **overrides)
         if self.seeds < 1:
             raise UsageError(f"--seeds={self.seeds}: expected at least 1")
+        if preset.jobs < 1:
+            raise UsageError(f"--jobs={preset.jobs}: expected at least 1")
         if preset.image_resolution % 14 or preset.image_resolution < 14:
             raise UsageError(
                 f"--image_resolution={preset.image_resolution}: expected a multiple of the patch size 14"
@@ -599,6 +668,7 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
     preset = cfg.resolved_preset()
     seeds = list(range(cfg.seeds))
     started = time.perf_counter()
+    commit = checkout_commit()  # before this run rewrites its own tracked report files
 
     work = cfg.work_dir.resolve()
     if work.exists():
@@ -623,24 +693,13 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
         if "whole" in preset.arms:
             without_gaze_boxes(train_root, no_box_root)
 
-        checkpoints, curves, successes = {}, {arm: [] for arm in preset.arms}, {}
-        for seed in seeds:
-            for arm in preset.arms:
-                run_dir = task_dir / f"{arm}_seed{seed}"
-                data = no_box_root if arm == "whole" else train_root
-                curves[arm].append(
-                    train(
-                        arm, seed, data, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log"
-                    )
-                )
-                checkpoint = run_dir / "train" / "checkpoints" / "last" / "pretrained_model"
-                checkpoints[(arm, seed)] = checkpoint
-                successes[(arm, seed)] = evaluate_success(
-                    checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log"
-                )
+        finished = train_and_evaluate_all(task, task_dir, train_root, no_box_root, preset, seeds, assets)
+        checkpoints = {key: run["checkpoint"] for key, run in finished.items()}
+        successes = {key: run["outcome"] for key, run in finished.items()}
+        curves = {arm: [finished[(arm, seed)]["curve"] for seed in seeds] for arm in preset.arms}
         results = offline_metrics(task, checkpoints, train_root, heldout_root, preset, assets / "recon")
         for key, outcome in successes.items():
-            results[key].update(outcome)
+            results[key].update(outcome, seconds=finished[key]["seconds"])
         for picture in sorted((assets / "recon").glob("*.png")):
             picture.rename(assets / f"{task}_{picture.name}")
         (assets / "recon").rmdir()
@@ -651,7 +710,7 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
             {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()],
              "losses": curves}, indent=1))  # fmt: skip
 
-    write_report(out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started)
+    write_report(out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started, commit)
     print(f"report {out}; plots and results in {assets}")
     return per_task
 
