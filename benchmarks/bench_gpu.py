@@ -1,7 +1,7 @@
 """Full-size ReconVLA against stock pi0 on one GPU, in one short run: chunk latency (eager and compiled),
 training step time and peak memory (with and without the latent cache). Writes a markdown report.
 
-    # on the GPU machine, from the repository root (packages it lacks come from benchmarks/gpu_wheels/):
+    # on the GPU machine, from the repository root (packages it lacks come from gpu_wheels/):
     bash benchmarks/run_bench_gpu.sh --out bench_gpu.md
     # the same script at the tiny size on the CPU (what tests/test_benchmarks_smoke.py runs):
     .venv/bin/python benchmarks/bench_gpu.py --variant tiny --device cpu --quick --out /tmp/bench_gpu.md

@@ -2,29 +2,44 @@
 
 import json
 import math
+import os
 import sys
+from pathlib import Path
 
 import pytest
 from tests.fixtures import processes
+from tests.fixtures.wheels import make_wheel
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_evidence_report_is_written_from_real_runs(tmp_path):
+def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(tmp_path):
+    """scripts/evidence_gpu.sh as it runs on a GPU machine, with the gpu preset shrunk and moved to the CPU: it
+    installs its wheel folder into a folder of its own, then real sim data, real `lerobot-train` and
+    `lerobot-eval` runs, two at a time."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, {"toy_pkg/__init__.py": b"VALUE = 7\n"})
+    site = tmp_path / "site"
     report = tmp_path / "docs" / "evidence.md"
     command = [
-        sys.executable, "-m", "lerobot_policy_reconvla.experiments.evidence", "--preset=cpu", "--seeds=1",
+        "bash", str(REPO / "scripts" / "evidence_gpu.sh"), "--device=cpu", "--seeds=2", "--jobs=2",
         f"--out={report}", f"--work_dir={tmp_path / 'work'}", "--arms=[pi0,gaze]",
         "--steps=3", "--batch_size=2", "--train_episodes=2", "--heldout_episodes=1", "--episode_length=30",
         "--eval_episodes=1", "--image_size=[48,64]", "--image_resolution=56", "--probe_frames=30",
         "--heldout_frames=12", "--workers=1", "--grounding_scenes=2",
     ]  # fmt: skip
-    result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500)
+    env = dict(os.environ, PYTHON=sys.executable, RECONVLA_GPU_WHEELS=str(wheels), RECONVLA_GPU_SITE=str(site))
+    result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert (site / "toy_pkg" / "__init__.py").is_file()
 
     text = report.read_text()
-    assert "lerobot_policy_reconvla.experiments.evidence --preset=cpu --seeds=1" in text
+    assert "lerobot_policy_reconvla.experiments.evidence --preset=gpu" in text and "--device=cpu --seeds=2" in text
     assert "commit `" in text and "CPU cores" in text
-    assert "One seed: no spread" in text
+    assert "2 run(s) (training, then `lerobot-eval`) at a time" in text
+    assert "Paired comparisons over 2 seeds" in text
     # Every measure of a task naming a cube is in the table, with the untrained backbone and chance.
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
     assert header == ("| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
@@ -36,6 +51,11 @@ def test_evidence_report_is_written_from_real_runs(tmp_path):
     assert sorted(p.name for p in assets.glob("lift_pair_gaze_*.png")) == [
         "lift_pair_gaze_left_wrist.png", "lift_pair_gaze_right_wrist.png", "lift_pair_gaze_top.png",
     ]  # fmt: skip
+
+    # Each run was logged as it finished, with its outcome and time.
+    runs = [json.loads(line) for line in (assets / "lift_pair_runs.jsonl").read_text().splitlines()]
+    assert sorted((run["arm"], run["seed"]) for run in runs) == [("gaze", 0), ("gaze", 1), ("pi0", 0), ("pi0", 1)]
+    assert all(run["seconds"] > 0 and 0.0 <= run["success"] <= 100.0 for run in runs)
 
     saved = json.loads((assets / "lift_pair_results.json").read_text())
     rows = {row["arm"]: row for row in saved["results"]}

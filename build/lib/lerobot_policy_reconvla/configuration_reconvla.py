@@ -1,0 +1,335 @@
+# Builds on LeRobot's pi0 configuration (lerobot/policies/pi0/configuration_pi0.py),
+# Copyright 2025 Physical Intelligence and The HuggingFace Inc. team, under the Apache License 2.0.
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in
+# compliance with the License. A copy of the License is in the LICENSE file at the repository root.
+# Unless required by applicable law or agreed to in writing, software distributed under the License is
+# distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and limitations under the License.
+
+"""Configuration of ReconVLA: pi0's config plus the training-only reconstruction head.
+
+Every pi0 field keeps its meaning (see `lerobot.policies.pi0.configuration_pi0.PI0Config`); the
+`recon_*` fields configure the diffusion head that reconstructs each camera's gaze region from the
+backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508.10333).
+"""
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
+
+from .gaze_box import is_gaze_box_key
+from .training.optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
+
+# Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
+# vocabulary) so CPU tests run the real model. gemma_* are built by pi0's own constructors; `tiny` takes
+# its sizes from the table below (read by modeling_reconvla and by the checks in this file).
+BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", "tiny")
+# pi0's GemmaConfig fields (openpi gemma.py: Config), for the language model and the action expert
+# alike. pi0's joint attention reshape assumes 8 heads and one head_dim on both experts.
+TINY_GEMMA = dict(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
+# transformers' SiglipVisionConfig fields; pi0 hard-codes SigLIP so400m for gemma_*.
+TINY_VISION = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512, patch_size=14)
+TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
+RECON_TARGETS = ("vae", "pixels")
+RECON_HEAD_DTYPES = ("float32", "bfloat16")
+PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # pi0's processor hard-codes the same one
+# The tokenizer shipped for the tiny variant: a name, not a path, so saved processors stay portable.
+TINY_TOKENIZER = "lerobot_policy_reconvla/tiny_tokenizer"
+TINY_TOKENIZER_DIR = Path(__file__).parent / "assets" / "tiny_tokenizer"
+
+
+@cache
+def _paligemma_patch_size() -> int:
+    from transformers import PaliGemmaConfig  # imported on first use: the plugin registers without it
+
+    return PaliGemmaConfig().vision_config.patch_size
+
+
+
+# Image transforms (LeRobot's `--dataset.image_transforms.tfs.<name>.type`: torchvision v2 classes and
+# LeRobot's own) that leave every pixel where it was, so a gaze box still frames its object. Anything
+# else (RandomAffine, crops, flips, rotations, perspective, ...) moves the object out of its box.
+PHOTOMETRIC_TRANSFORMS = frozenset({
+    "ColorJitter", "RandomPhotometricDistort", "Grayscale", "RandomGrayscale", "RandomInvert",
+    "RandomPosterize", "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize",
+    "GaussianBlur", "GaussianNoise", "RandomChannelPermutation",
+    "SharpnessJitter", "MotionBlur", "JPEGCompression", "GaussianPatchBrightness", "RandomShadow",
+    "CoarseDropout", "GammaCorrection", "PlanckianJitter",
+})  # fmt: skip
+
+
+def check_image_transforms_keep_gaze_boxes(image_transforms, gaze_box_keys: list[str]) -> None:
+    """Refuses dataset image transforms that move pixels while the dataset has gaze boxes.
+
+    LeRobot's dataset transforms each camera image on its own; the boxes are not transformed with it,
+    so after an affine or crop the gaze crop would no longer frame the object.
+
+    Args:
+        image_transforms: LeRobot's ImageTransformsConfig (`--dataset.image_transforms.*`).
+        gaze_box_keys: the dataset's `observation.gaze_box.*` features.
+    """
+    if not gaze_box_keys or not image_transforms.enable:
+        return
+    moving = {name: tf.type for name, tf in image_transforms.tfs.items() if tf.weight > 0}
+    moving = {name: kind for name, kind in moving.items() if kind not in PHOTOMETRIC_TRANSFORMS}
+    if moving:
+        raise ValueError(
+            f"dataset.image_transforms would move pixels ({moving}) while the dataset has gaze boxes "
+            f"{sorted(gaze_box_keys)}: the boxes are not transformed with the images, so the recon target "
+            f"would miss the object. Photometric transforms are safe ({sorted(PHOTOMETRIC_TRANSFORMS)}): "
+            "list only those, e.g. --dataset.image_transforms.tfs='{\"brightness\": {\"type\": "
+            "\"ColorJitter\", \"kwargs\": {\"brightness\": [0.8, 1.2]}}}', or set "
+            "--dataset.image_transforms.enable=false."
+        )
+
+
+@PreTrainedConfig.register_subclass("reconvla")
+@dataclass
+class ReconVLAConfig(PI0Config):
+    # Tokenizer of the prompt. None: PaliGemma's for gemma_* variants, the shipped one for `tiny`.
+    # Any local directory or Hub repo of a Hugging Face tokenizer works.
+    tokenizer_name: str | None = None
+    # Cameras the policy looks at, by name (observation.images.<name>), in prefix order. None: every
+    # camera of the dataset / env. Lets a 4-camera static ALOHA dataset train on any three.
+    cameras: list[str] | None = None
+
+    # --- Reconstruction head (training only; never built into the inference graph) ---
+    # Defaults: ReconVLA's head and loss with a VAE anyone can download. Where the official
+    # (OpenHelix-Team/ReconVLA) differs, the comment says so; configs/policy/reconvla_paper.json sets
+    # the official head, target, frozen SigLIP and optimizer values (not its schedule: see docs/design.md).
+    #
+    # loss = L_action + recon_weight * L_recon (official: `loss = loss + vm_loss`, i.e. 1.0).
+    recon_weight: float = 1.0
+    # Which backbone layer's hidden states at image positions condition the head. Python indexing
+    # over the language-model layers: -1 (default, as the official) is the last one, after the final norm.
+    recon_layer: int = -1
+    # `vae`: reconstruct latents of a frozen diffusers AutoencoderKL (official); `pixels`: reconstruct
+    # the patchified gaze crop itself (no VAE to load; the tiny preset uses it).
+    recon_target: str = "vae"
+    # Local path or Hub repo of a diffusers AutoencoderKL (frozen, not saved with the checkpoint,
+    # loaded at the first training step only). Default: the VAE of DiT / Stable Diffusion (4 latent
+    # channels, no licence to accept). The official uses FLUX.1-dev's 16-channel VAE, from an ungated copy.
+    recon_vae: str | None = "stabilityai/sd-vae-ft-ema"
+    # Folder of `recon_vae` that holds the VAE, for VAEs inside a pipeline repo (FLUX.1's: `vae`).
+    recon_vae_subfolder: str | None = None
+    # Layout of that VAE, known without loading it (so inference never touches it); checked at load.
+    recon_vae_latent_channels: int = 4
+    recon_vae_downsample: int = 8
+    # Targets are sampled from the VAE's posterior (official) rather than taken at its mode. Latents
+    # are normalised with the VAE's own `(z - shift_factor) * scaling_factor` either way.
+    recon_vae_sample_posterior: bool = True
+    # Side (px) the gaze crop is resized to before encoding; it must split into the image-token grid
+    # (16 x 16 at 224 px): recon_image_size / recon_vae_downsample / 16 = p gives p x p latents per
+    # token. Default 128 px: one 4-channel latent per token. Official: 256 px through a 16-channel VAE,
+    # 2 x 2 latents = 64 channels per token (sixteen times the target per token, four times the VAE cost).
+    recon_image_size: int = 128
+    # Pad each gaze crop (and the whole-image fallback) to a square with mid grey before resizing, as the
+    # official pads every target, instead of stretching it. Off by default: the tiny preset's results
+    # (docs/results.md) and the closed-loop tests were measured with stretched crops; the paper preset sets it.
+    recon_pad_to_square: bool = False
+    # ReconDiT size; full size as the official `denoiser_vit3x`: depth 3, width 1024, 16 heads.
+    recon_dit_depth: int = 3
+    recon_dit_width: int = 1024
+    recon_dit_heads: int = 16
+    # Timesteps drawn per sample and camera (the official repeats each target 4 times).
+    recon_timestep_repeats: int = 4
+    # DDPM training steps (cosine schedule, eps-prediction), as the official.
+    recon_num_train_timesteps: int = 1000
+    # Add a pooled embedding of the prompt's hidden states to every token's condition. Not in the
+    # official head, and a shortcut: the head may read the object from the prompt instead of learning
+    # to find it in the visual tokens (a warning says so when training starts).
+    recon_condition_on_language: bool = False
+    # Precision the head computes in: float32 (official), or bfloat16 (autocast over fp32 weights:
+    # less activation memory and time, at the cost of bf16 rounding in the head's loss).
+    recon_head_dtype: str = "float32"
+    # Learning-rate multiplier of the head's parameter group (the head starts from scratch).
+    recon_lr_scale: float = 1.0
+    # Every this many training steps, log the first sample's input with its gaze box, target crop and
+    # sampled reconstruction (50 DDPM steps) per camera to wandb, under train/reconstruction/<camera>
+    # (with --wandb.enable=true; main process only). 0: off, and nothing is sampled.
+    recon_log_images_freq: int = 0
+    # A latent cache built by `reconvla-cache-latents` (its directory): training reads each frame's VAE
+    # posterior from it instead of running the VAE on the gaze crops. Checked against the settings above and,
+    # every step, against the batch's boxes and crops (a changed dataset or an augmentation is refused).
+    recon_latent_cache: str | None = None
+    # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
+    # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
+    optimizer_type: str = "adamw"
+    # Not a recon field, but it decides where L_recon goes (pi0's `freeze_vision_encoder`, default
+    # False): the official freezes SigLIP, so the reconstruction trains the projector and the language
+    # layers only; pi0's default lets it reach SigLIP too. `train_expert_only=true` freezes the whole
+    # VLM, leaving the head nothing to shape but itself (warned when training starts).
+
+    def __post_init__(self):
+        try:
+            self._check_settings()
+        except ValueError as refusal:
+            # draccus, which parses lerobot-train's flags, replaces a ValueError raised while building the config
+            # by "Couldn't instantiate class ReconVLAConfig using the given arguments": log the reason, so a
+            # command line shows which setting is refused and why.
+            logging.getLogger(__name__).error("policy config refused: %s", refusal)
+            raise
+
+    def _check_settings(self) -> None:
+        """Every check of the settings, around pi0's own post-init; raises ValueError naming the field."""
+        for field_name in ("paligemma_variant", "action_expert_variant"):
+            if getattr(self, field_name) not in BACKBONE_VARIANTS:
+                raise ValueError(
+                    f"{field_name}={getattr(self, field_name)!r} is not a known variant; expected one of "
+                    f"{BACKBONE_VARIANTS}"
+                )
+        if self.paligemma_variant == "gemma_300m":
+            # pi0 accepts it, then fails at the first forward: its PaliGemma projects SigLIP to 2048.
+            raise ValueError(
+                "paligemma_variant='gemma_300m' cannot run: pi0 projects the vision tower to 2048 channels, "
+                "the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU tests)"
+            )
+        if (self.paligemma_variant == "tiny") != (self.action_expert_variant == "tiny"):
+            raise ValueError(
+                "paligemma_variant and action_expert_variant must both be 'tiny' or both be gemma_*; got "
+                f"{self.paligemma_variant!r} and {self.action_expert_variant!r} (their head dims must match)"
+            )
+        self._pi0_post_init()
+        if self.image_resolution[0] != self.image_resolution[1]:
+            raise ValueError(f"image_resolution={self.image_resolution}; PaliGemma expects a square image")
+        if self.recon_target not in RECON_TARGETS:
+            raise ValueError(f"recon_target={self.recon_target!r}; expected one of {RECON_TARGETS}")
+        if self.recon_target == "vae" and not self.recon_vae:
+            raise ValueError("recon_target='vae' needs recon_vae (a path or Hub repo of a diffusers AutoencoderKL)")
+        if self.recon_weight < 0:
+            raise ValueError(f"recon_weight={self.recon_weight}; expected >= 0 (0 disables the head's loss)")
+        if self.recon_timestep_repeats < 1:
+            raise ValueError(f"recon_timestep_repeats={self.recon_timestep_repeats}; expected >= 1")
+        if self.recon_dit_depth < 1 or self.recon_dit_width < 1:
+            raise ValueError(
+                f"recon_dit_depth={self.recon_dit_depth}, recon_dit_width={self.recon_dit_width}; expected >= 1"
+            )
+        if self.recon_dit_width % self.recon_dit_heads != 0:
+            raise ValueError(
+                f"recon_dit_width={self.recon_dit_width} must be divisible by recon_dit_heads={self.recon_dit_heads}"
+            )
+        if self.recon_latent_cache is not None and self.recon_target != "vae":
+            raise ValueError(
+                f"recon_latent_cache={self.recon_latent_cache!r} holds VAE posteriors, but recon_target="
+                f"{self.recon_target!r}: pixel targets need no cache (drop --policy.recon_latent_cache)"
+            )
+        if self.recon_log_images_freq < 0:
+            raise ValueError(f"recon_log_images_freq={self.recon_log_images_freq}; expected >= 0 (0 is off)")
+        if self.recon_lr_scale <= 0:
+            raise ValueError(f"recon_lr_scale={self.recon_lr_scale}; expected > 0")
+        if self.optimizer_type not in PRESET_OPTIMIZER_TYPES:
+            raise ValueError(f"optimizer_type={self.optimizer_type!r}; expected one of {PRESET_OPTIMIZER_TYPES}")
+        if self.recon_head_dtype not in RECON_HEAD_DTYPES:
+            raise ValueError(f"recon_head_dtype={self.recon_head_dtype!r}; expected one of {RECON_HEAD_DTYPES}")
+        for field_name in ("recon_vae_latent_channels", "recon_vae_downsample", "recon_image_size"):
+            if getattr(self, field_name) < 1:
+                raise ValueError(f"{field_name}={getattr(self, field_name)}; expected >= 1")
+        grid = self.recon_token_grid
+        grid_reason = (
+            f"the image-token grid ({grid} = image_resolution {self.image_resolution[0]} // patch "
+            f"{self.vision_patch_size})"
+        )
+        if self.recon_image_size % grid != 0:
+            raise ValueError(f"recon_image_size={self.recon_image_size} must be a multiple of {grid_reason}")
+        if self.recon_target == "vae" and self.recon_image_size % (grid * self.recon_vae_downsample) != 0:
+            raise ValueError(
+                f"recon_image_size={self.recon_image_size} must be a multiple of recon_vae_downsample="
+                f"{self.recon_vae_downsample} x {grid_reason} = {grid * self.recon_vae_downsample}, so that every "
+                "image token gets the same p x p latents"
+            )
+        depth = self.language_depth
+        if not -depth <= self.recon_layer < depth:
+            raise ValueError(
+                f"recon_layer={self.recon_layer} is outside the {depth} layers of {self.paligemma_variant!r}; "
+                f"expected an index in [{-depth}, {depth - 1}]"
+            )
+
+    def _pi0_post_init(self) -> None:
+        """pi0's own checks (and the base config's device/AMP set-up), with `tiny` let through.
+
+        PI0Config.__post_init__ accepts only its two gemma variants; `tiny` was checked above, so it
+        stands in as gemma_300m for pi0's variant check alone.
+        """
+        if self.paligemma_variant != "tiny":
+            super().__post_init__()
+            return
+        self.paligemma_variant = self.action_expert_variant = "gemma_300m"
+        try:
+            super().__post_init__()
+        finally:
+            self.paligemma_variant = self.action_expert_variant = "tiny"
+
+    def _select_cameras(self) -> None:
+        available = [key.removeprefix(f"{OBS_IMAGES}.") for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
+        unknown = [name for name in self.cameras if name not in available]
+        if unknown or not self.cameras:
+            raise ValueError(
+                f"cameras={self.cameras}: {unknown or 'no camera'} not among the input cameras {available}; "
+                "set --policy.cameras to names the dataset or env provides"
+            )
+        others = {k: v for k, v in self.input_features.items() if not k.startswith(f"{OBS_IMAGES}.")}
+        chosen = {f"{OBS_IMAGES}.{name}": self.input_features[f"{OBS_IMAGES}.{name}"] for name in self.cameras}
+        self.input_features = {**chosen, **others}
+
+    def get_optimizer_preset(self):
+        return optimizer_preset(self.optimizer_type, super().get_optimizer_preset())
+
+    @property
+    def language_depth(self) -> int:
+        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_GEMMA."""
+        if self.paligemma_variant == "tiny":
+            return TINY_GEMMA["depth"]
+        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config  # imports transformers: only when needed
+
+        return get_gemma_config(self.paligemma_variant).depth
+
+    @property
+    def vision_patch_size(self) -> int:
+        """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
+        if self.paligemma_variant == "tiny":
+            return TINY_VISION["patch_size"]
+        return _paligemma_patch_size()
+
+    @property
+    def recon_token_grid(self) -> int:
+        """Side of each camera's image-token grid: 224 px / patch 14 = 16 -> 256 tokens."""
+        return self.image_resolution[0] // self.vision_patch_size
+
+    @property
+    def resolved_tokenizer_name(self) -> str:
+        if self.tokenizer_name is not None:
+            return self.tokenizer_name
+        return TINY_TOKENIZER if self.paligemma_variant == "tiny" else PALIGEMMA_TOKENIZER
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """Real cameras the batch must hold (pi0's `empty_camera_*` placeholders excluded)."""
+        return [key for key in self.image_features if not key.startswith(f"{OBS_IMAGES}.empty_camera_")]
+
+    def validate_features(self) -> None:
+        # Gaze boxes are training targets, not policy inputs: keep them out of input_features so they
+        # are neither normalised nor required at inference (the dataset still delivers them).
+        for key in [key for key in self.input_features if is_gaze_box_key(key)]:
+            del self.input_features[key]
+        if self.cameras is not None:
+            self._select_cameras()
+        super().validate_features()
+        for key, limit_name in ((OBS_STATE, "max_state_dim"), (ACTION, "max_action_dim")):
+            features = self.input_features if key == OBS_STATE else self.output_features
+            limit = getattr(self, limit_name)
+            if key in features and features[key].shape[0] > limit:
+                raise ValueError(
+                    f"{key} has {features[key].shape[0]} dimensions but {limit_name}={limit}; "
+                    f"raise --policy.{limit_name} to at least {features[key].shape[0]}"
+                )
+        if not self.camera_keys:
+            raise ValueError(
+                "ReconVLA needs at least one camera: no observation.images.* feature among the inputs "
+                f"{sorted(self.input_features)}"
+            )

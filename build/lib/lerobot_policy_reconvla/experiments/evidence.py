@@ -1,0 +1,731 @@
+"""Does the reconstruction head change what the backbone learns? ReconVLA against pi0, same data and steps.
+
+    reconvla-evidence --preset=cpu [--seeds=3] [--out=docs/evidence.md]
+    reconvla-evidence --preset=gpu
+
+(or ``python -m lerobot_policy_reconvla.experiments.evidence ...``; the earlier dashed spellings still work
+for one release, with a deprecation message.)
+
+Three arms, identical data, seeds, steps, batch and optimizer, each trained by `lerobot-train`:
+
+- `pi0`: the same policy with recon_weight=0 (the head gets no gradient; the backbone is pi0's);
+- `gaze`: ReconVLA reconstructing each camera's gaze crop (the simulator's boxes);
+- `whole`: ReconVLA reconstructing the whole image: it trains on a copy of the dataset without the
+  `observation.gaze_box.*` features (LeRobot's `remove_feature`), so the policy never sees a box.
+
+Data: scripted three-camera demonstrations from `lerobot_policy_reconvla.sim.generate`; the held-out
+episodes come from other seeds (other object placements) and are never trained on.
+
+Metrics per arm, mean ± standard deviation over seeds: held-out action error (the same noise draws for
+every arm), a grounding probe (ridge regression from each camera's visual hidden states, at the layer the
+head reads, to the gaze box's centre; the untrained backbone is the floor), success rate with
+`lerobot-eval` in `aloha_multicam`, the loss curves and the last checkpoint's reconstructions.
+The report (markdown + PNGs) states the command, the commit and the machine.
+"""
+
+import copy
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+from lerobot.configs import parser
+
+from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
+from ..common.processes import run_logged
+from ..gaze_box import is_gaze_box_key
+from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
+from ..tools.demo import OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
+from ..tools.presets import preset_path
+from . import checkout_commit
+from .metrics import paired_comparison
+
+ARMS = {
+    "pi0": "pi0: recon_weight=0",
+    "gaze": "ReconVLA, gaze crops",
+    "whole": "ReconVLA, whole image (no boxes)",
+}
+PROG = "reconvla-evidence"
+MODULE = "lerobot_policy_reconvla.experiments.evidence"
+EVIDENCE_TASKS = ("lift_pair", "lift_named", "transfer_cube", "insertion")
+FIXED_NOISE_SEED = 1234  # the action-error noise draws, identical for every arm and seed
+EVAL_START_SEED = 100_000  # lerobot-eval's first env seed: the same initial states for every arm
+HELDOUT_FIRST_SEED = 10_000  # held-out episodes and scenes: far above any seed the training set may have tried
+
+
+@dataclass
+class Preset:
+    tasks: list[str]
+    train_episodes: int
+    heldout_episodes: int
+    episode_length: int
+    image_size: tuple[int, int]  # (H, W) of the camera images
+    image_resolution: int  # side PaliGemma sees (tokens per camera: (side // 14)^2)
+    steps: int
+    batch_size: int
+    eval_episodes: int  # lerobot-eval episodes per arm and seed
+    recon_weight: float = 0.5  # the tiny preset's (configs/policy/reconvla_tiny.json)
+    chunk_size: int = 20
+    device: str = "cpu"
+    probe_frames: int = 600  # training frames the probe is fitted on (evenly spaced)
+    heldout_frames: int = 200  # held-out frames for the probe and the action error
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    workers: int | None = None  # generator processes (None: the cores available); the data does not depend on it
+    action_noise: float = 0.0  # std (rad) of the arms' perturbation while recording (the generator's --action_noise)
+    shadows: bool = True  # render shadows (data, evaluation and grounding scenes alike)
+    n_action_steps: int | None = None  # actions executed per predicted chunk in closed loop (None: the whole chunk)
+    grounding_scenes: int = 20  # tasks naming a cube: training and held-out scenes of the grounding measures
+    recon_image_size: int | None = None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
+    jobs: int = 1  # (arm, seed) runs trained and evaluated at once, each with cores // jobs CPU threads
+
+
+PRESETS = {
+    # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores (docs/evidence_method.md):
+    # 3 arms x 5 seeds, two runs at a time on one core each.
+    "cpu": Preset(tasks=["lift_pair"], train_episodes=20, heldout_episodes=4, episode_length=150,
+                  image_size=(96, 128), image_resolution=84, steps=600, batch_size=8, eval_episodes=10,
+                  action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=2),
+    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once, twice
+    # the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a step there,
+    # so the images stay the cpu preset's size.
+    "gpu": Preset(tasks=["lift_pair"], train_episodes=40, heldout_episodes=5, episode_length=150,
+                  image_size=(96, 128), image_resolution=84, steps=2000, batch_size=8, eval_episodes=10,
+                  device="cuda", action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=15),
+}  # fmt: skip
+
+
+def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> str:
+    """Runs one stage as the user would type it; its output goes to `log_path`; raises CommandFailed with the
+    log's tail. `env`: variables set for this stage only."""
+    print(f"$ {shlex.join(command)}", flush=True)
+    return run_logged(command, log_path, label=log_path.stem, env=env)
+
+
+def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Preset, log: Path) -> None:
+    height, width = preset.image_size
+    command = [
+        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={task}", f"--root={root}",
+        f"--repo_id=local/{root.name}", f"--num_episodes={episodes}", f"--seed={first_seed}",
+        f"--image_size=[{height},{width}]", f"--episode_length={preset.episode_length}",
+        f"--action_noise={preset.action_noise}", f"--shadows={str(preset.shadows).lower()}",
+    ]  # fmt: skip
+    if preset.workers is not None:
+        command.append(f"--workers={preset.workers}")
+    if preset.episode_length < default_episode_length(task):
+        command.append("--keep_failed=true")  # a shortened episode cannot finish the task
+    run(command, log)
+
+
+def without_gaze_boxes(root: Path, out_root: Path) -> None:
+    """A copy of the dataset without its gaze-box features (the whole-image arm's view of the data)."""
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.datasets.dataset_tools import remove_feature
+
+    dataset = LeRobotDataset(f"local/{root.name}", root=root)
+    boxes = [key for key in dataset.meta.features if is_gaze_box_key(key)]
+    remove_feature(dataset, boxes, output_dir=out_root, repo_id=f"local/{out_root.name}")
+
+
+def train(
+    arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, log: Path, env: dict[str, str] | None = None
+) -> list:
+    """One arm and seed through `lerobot-train`; returns the logged (step, loss, action, recon) rows."""
+    side = preset.image_resolution
+    output = run(
+        [
+            lerobot_cli("lerobot-train"),
+            f"--config_path={preset_path('reconvla_tiny')}",
+            f"--dataset.repo_id=local/{data_root.name}",
+            f"--dataset.root={data_root}",
+            f"--output_dir={out_dir}",
+            f"--seed={seed}",
+            f"--steps={preset.steps}",
+            f"--batch_size={preset.batch_size}",
+            f"--save_freq={preset.steps}",
+            f"--log_freq={max(1, preset.steps // 40)}",
+            "--num_workers=0",
+            "--wandb.enable=false",
+            f"--policy.device={preset.device}",
+            f"--policy.image_resolution=[{side},{side}]",
+            f"--policy.chunk_size={preset.chunk_size}",
+            f"--policy.n_action_steps={preset.n_action_steps or preset.chunk_size}",
+            f"--policy.scheduler_decay_steps={preset.steps}",  # the learning rate anneals by the last step
+            f"--policy.recon_weight={0.0 if arm == 'pi0' else preset.recon_weight}",
+            *([f"--policy.recon_image_size={preset.recon_image_size}"] if preset.recon_image_size else []),
+        ],  # fmt: skip
+        log,
+        env,
+    )
+    return parse_losses(output)
+
+
+def evaluate_success(
+    checkpoint: Path, task: str, preset: Preset, out_dir: Path, log: Path, env: dict[str, str] | None = None
+) -> dict:
+    """Closed loop with `lerobot-eval`: {"success": %, "wrong_object": % of episodes whose first lifted cube
+    was not the named one (tasks naming a cube; else absent)}."""
+    height, width = preset.image_size
+    run(
+        [
+            lerobot_cli("lerobot-eval"),
+            f"--policy.path={checkpoint}",
+            "--env.type=aloha_multicam",
+            f"--env.task={task}",
+            f"--env.observation_height={height}",
+            f"--env.observation_width={width}",
+            f"--env.episode_length={preset.episode_length}",
+            f"--env.shadows={str(preset.shadows).lower()}",
+            f"--env.outcome_log={out_dir / OUTCOMES}",
+            f"--eval.n_episodes={preset.eval_episodes}",
+            "--eval.batch_size=1",
+            f"--seed={EVAL_START_SEED}",
+            f"--output_dir={out_dir}",
+            f"--policy.device={preset.device}",
+        ],  # fmt: skip
+        log,
+        env,
+    )
+    outcome = {"success": json.loads((out_dir / "eval_info.json").read_text())["overall"]["pc_success"]}
+    wrong = wrong_object_pc(task, read_outcomes(out_dir / OUTCOMES))
+    if wrong is not None:
+        outcome["wrong_object"] = wrong
+    return outcome
+
+
+def offline_metrics(
+    task: str,
+    checkpoints: dict[tuple[str, int], Path],
+    train_root: Path,
+    heldout_root: Path,
+    preset: Preset,
+    recon_dir: Path,
+) -> dict:
+    """Action error and probes of every checkpoint, plus the untrained floor; reconstructions of seed 0.
+
+    Tasks naming a cube get the grounding measures (`grounding`): the action error on the approach only,
+    the attention ratio and the instruction swap on held-out scenes, and the named-cube probe (pooled
+    tokens) fitted on training scenes and scored on held-out ones, in place of the layout probe.
+    """
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.policies.factory import make_pre_post_processors
+
+    from ..modeling_reconvla import ReconVLAPolicy
+    from ..sim.scripted import LIFT_APPROACH_STEPS
+    from ..tools.visualize import write_reconstructions
+    from . import grounding, metrics
+
+    named = task in NAMED_CUBE_TASKS
+    fps = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root).meta.fps
+    chunk = {"action": [i / fps for i in range(preset.chunk_size)]}
+    train_set = LeRobotDataset(f"local/{train_root.name}", root=train_root)
+    heldout = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root, delta_timestamps=chunk)
+    train_indices = metrics.evenly_spaced(len(train_set), preset.probe_frames)
+    heldout_pool = list(range(len(heldout)))
+    if named:  # the approach, where the cube is chosen; after it every chunk is the same lift
+        frame_index = heldout.hf_dataset["frame_index"]
+        heldout_pool = [i for i in heldout_pool if int(frame_index[i]) < LIFT_APPROACH_STEPS]
+    heldout_indices = [heldout_pool[i] for i in metrics.evenly_spaced(len(heldout_pool), preset.heldout_frames)]
+    if named:
+        scene_args = dict(image_size=preset.image_size, chunk=preset.chunk_size, shadows=preset.shadows)
+        train_scenes = grounding.probe_scenes(task, range(preset.grounding_scenes), **scene_args)
+        heldout_scenes = grounding.probe_scenes(
+            task, range(HELDOUT_FIRST_SEED, HELDOUT_FIRST_SEED + preset.grounding_scenes), **scene_args
+        )
+
+    def grounding_measures(policy, preprocessor, postprocessor) -> dict:
+        named_train = grounding.named_object_features(policy, preprocessor, train_scenes)
+        named_heldout = grounding.named_object_features(policy, preprocessor, heldout_scenes)
+        return {
+            "attention": grounding.attention_ratio(policy, preprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED),
+            "swap": grounding.instruction_swap(policy, preprocessor, postprocessor, heldout_scenes,
+                                               noise_seed=FIXED_NOISE_SEED),
+            "named_probe": metrics.probe_errors(named_train, named_heldout),
+            "named_constant": metrics.constant_probe_errors(named_train[1], named_heldout[1]),
+        }  # fmt: skip
+
+    results: dict = {}
+    floor_done: set[int] = set()
+    for (arm, seed), checkpoint in sorted(checkpoints.items()):
+        policy = ReconVLAPolicy.from_pretrained(checkpoint)
+        preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
+        noise = torch.randn(
+            len(heldout_indices), preset.chunk_size, policy.config.max_action_dim,
+            generator=torch.Generator().manual_seed(FIXED_NOISE_SEED),
+        )  # fmt: skip
+        results[(arm, seed)] = {
+            "action_error": metrics.heldout_action_error(policy, preprocessor, postprocessor, heldout,
+                                                         heldout_indices, noise),
+        }  # fmt: skip
+        fresh_seed = seed not in floor_done
+        floor_done.add(seed)
+        if fresh_seed:  # the untrained backbone of this seed: the probes' floor
+            torch.manual_seed(seed)
+            untrained = ReconVLAPolicy(copy.deepcopy(policy.config))
+        if named:  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
+            results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
+            if fresh_seed:
+                results[("untrained", seed)] = {"grounding": grounding_measures(untrained, preprocessor, postprocessor)}
+        else:
+            heldout_features = metrics.camera_features(policy, preprocessor, heldout, heldout_indices)
+            train_features = metrics.camera_features(policy, preprocessor, train_set, train_indices)
+            results[(arm, seed)]["probe"] = metrics.probe_errors(train_features, heldout_features)
+            if fresh_seed:
+                results[("untrained", seed)] = {
+                    "probe": metrics.probe_errors(
+                        metrics.camera_features(untrained, preprocessor, train_set, train_indices),
+                        metrics.camera_features(untrained, preprocessor, heldout, heldout_indices),
+                    ),
+                    "constant": metrics.constant_probe_errors(train_features[1], heldout_features[1]),
+                }
+        if arm != "pi0" and seed == min(s for _, s in checkpoints):
+            frames = LeRobotDataset(
+                f"local/{heldout_root.name}", root=heldout_root
+            )  # single frames, no chunk
+            frame = dict(preprocessor(frames[heldout_indices[len(heldout_indices) // 2]]))
+            if arm == "whole":  # this arm never saw a box: its target is the whole image
+                frame = {k: v for k, v in frame.items() if not is_gaze_box_key(k)}
+            write_reconstructions(policy, frame, recon_dir, prefix=f"{arm}_")
+    return results
+
+
+def train_and_evaluate(
+    task: str, arm: str, seed: int, task_dir: Path, data_root: Path, preset: Preset, env: dict[str, str] | None
+) -> dict:
+    """One arm and seed: `lerobot-train`, then `lerobot-eval` of its last checkpoint.
+
+    Returns {"curve": logged loss rows, "checkpoint": path, "outcome": success (and wrong object), "seconds"}.
+    """
+    started = time.perf_counter()
+    run_dir = task_dir / f"{arm}_seed{seed}"
+    curve = train(arm, seed, data_root, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log", env)
+    checkpoint = run_dir / "train" / "checkpoints" / "last" / "pretrained_model"
+    outcome = evaluate_success(checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log", env)
+    return {"curve": curve, "checkpoint": checkpoint, "outcome": outcome, "seconds": time.perf_counter() - started}
+
+
+def train_and_evaluate_all(
+    task: str, task_dir: Path, train_root: Path, no_box_root: Path, preset: Preset, seeds: list[int], assets: Path
+) -> dict:
+    """Every arm and seed, `preset.jobs` at a time; {(arm, seed): train_and_evaluate's result}.
+
+    Each finished run appends one line to `<assets>/<task>_runs.jsonl` (its outcome, last losses and time), so
+    a run cut short keeps what finished. The first failure cancels the runs not yet started and is raised once
+    the running ones end.
+    """
+    # Concurrent runs split the cores: without this each would start one thread per core and they would fight.
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // preset.jobs))} if preset.jobs > 1 else None
+    progress = assets / f"{task}_runs.jsonl"
+    finished = {}
+    with ThreadPoolExecutor(max_workers=preset.jobs) as pool:
+        futures = {
+            pool.submit(
+                train_and_evaluate, task, arm, seed, task_dir, no_box_root if arm == "whole" else train_root, preset, env
+            ): (arm, seed)
+            for seed in seeds
+            for arm in preset.arms
+        }  # fmt: skip
+        try:
+            for future in as_completed(futures):
+                arm, seed = futures[future]
+                run = finished[(arm, seed)] = future.result()
+                last = run["curve"][-1] if run["curve"] else None
+                line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": round(run["seconds"], 1)}
+                with open(progress, "a") as file:
+                    file.write(json.dumps(line) + "\n")
+                print(f"[{task}] {arm} seed {seed} done in {run['seconds'] / 60:.1f} min: {run['outcome']}", flush=True)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return finished
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    mean = sum(values) / len(values)
+    std = (
+        math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        if len(values) > 1
+        else float("nan")
+    )
+    return mean, std
+
+
+def fmt(values: list[float], digits: int = 3) -> str:
+    mean, std = mean_std(values)
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def plot_losses(curves: dict[str, list[list]], path: Path) -> None:
+    """Action and recon loss over training, one line per arm (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for arm, runs in curves.items():
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        length = min(len(r) for r in runs)
+        steps = [row[0] for row in runs[0][:length]]
+        for axis, column in ((axes[0], 2), (axes[1], 3)):
+            mean = [sum(r[i][column] for r in runs) / len(runs) for i in range(length)]
+            if column == 3 and not any(mean):
+                continue  # pi0's head never trains: nothing to draw on a log scale
+            axis.plot(steps, mean, label=ARMS[arm])
+    axes[0].set_title("action loss (flow matching)")
+    axes[1].set_title("recon loss (eps MSE)")
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.set_yscale("log")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def measures(row: dict, cameras: list[str]) -> list[tuple[str, Callable[[dict], float], int]]:
+    """(name, value of a result row, digits) of every measure a run of this kind reports, in table order.
+
+    `row`: any arm's result; a task naming a cube has the grounding measures (`grounding`).
+    """
+    if "grounding" in row:
+        found = [
+            ("success %", lambda r: r["success"], 1),
+            ("wrong object %", lambda r: r["wrong_object"], 1),
+            ("approach action error", lambda r: r["action_error"], 3),
+            ("attention ratio", lambda r: r["grounding"]["attention"]["mean"], 3),
+            ("heads to named %", lambda r: 100 * r["grounding"]["swap"]["heads_to_named"], 1),
+            ("instruction shift", lambda r: r["grounding"]["swap"]["mean_shift"], 4),
+        ]
+        found += [(f"named probe {c}", lambda r, c=c: r["grounding"]["named_probe"][c], 3) for c in cameras]
+        return [m for m in found if m[0] != "success %" or "success" in row]
+    found = [("held-out action error", lambda r: r["action_error"], 3)]
+    found += [(f"probe {c}", lambda r, c=c: r["probe"][c], 3) for c in cameras]
+    if "success" in row:
+        found.append(("success %", lambda r: r["success"], 1))
+    return found
+
+
+def result_cameras(row: dict) -> list[str]:
+    """The cameras a result row was probed on."""
+    return list(row["grounding"]["named_probe"] if "grounding" in row else row["probe"])
+
+
+def floor_values(name: str, rows: list[dict]) -> str:
+    """The chance or constant-answer level of a measure (the table's last row), "-" where there is none."""
+    if name == "attention ratio":
+        return "1.000"
+    if name == "heads to named %":
+        return f"{100 * rows[0]['grounding']['swap']['chance_heads_to_named']:.1f}"
+    if name.startswith("named probe "):
+        return fmt([r["grounding"]["named_constant"][name.removeprefix("named probe ")] for r in rows])
+    if name.startswith("probe "):
+        return fmt([r["constant"][name.removeprefix("probe ")] for r in rows])
+    return "-"
+
+
+def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
+    """Markdown: every pair of arms on every measure, seeds paired, two-sided t-test at 5 %: the mean
+    difference, the threshold it must pass, the minimum detectable effect at 80 % power, p, and in how many
+    seeds the first arm was lower. Every pair and measure is listed, whichever way it goes."""
+    if len(seeds) < 2:
+        return ["One seed: no spread, so no difference between arms is resolved by this run."]
+    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
+    compared = measures(results[(arms[0], seeds[0])], cameras)
+    lines = [
+        f"Paired comparisons over {len(seeds)} seeds (A - B; two-sided t-test at 5 %; a difference counts only "
+        "beyond its threshold; MDE: the difference this many seeds would detect 80 % of the time; "
+        f"{len(pairs) * len(compared)} comparisons, so about one in twenty crosses its threshold by chance):",
+        "",
+        "| A - B | measure | mean difference | threshold | MDE | p | A lower in |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a, b in pairs:
+        for name, value, _ in compared:
+            first, second = [value(results[(a, s)]) for s in seeds], [value(results[(b, s)]) for s in seeds]
+            if first == second:
+                lines.append(f"| {a} - {b} | {name} | 0 (equal in every seed) | - | - | - | - |")
+                continue
+            if any(math.isnan(v) for v in first + second):
+                lines.append(f"| {a} - {b} | {name} | n/a (not measured in every seed) | - | - | - | - |")
+                continue
+            c = paired_comparison(first, second)
+            lines.append(
+                f"| {a} - {b} | {name} | {c['mean']:+.4f} | {c['threshold']:.4f} | {c['mde']:.4f} | "
+                f"{c['p']:.2f} | {c['lower_in']} of {c['n']} |"
+            )
+    return lines
+
+
+def results_table(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
+    """Markdown: every measure per arm (mean ± sd over seeds), the untrained backbone, and chance or the
+    constant answer."""
+    shown = measures(results[(arms[0], seeds[0])], cameras)
+    lines = ["| arm | " + " | ".join(name for name, _, _ in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for arm in [*arms, "untrained"]:
+        rows = [results[(arm, s)] for s in seeds]
+        cells = []
+        for _, value, digits in shown:
+            try:
+                cells.append(fmt([value(r) for r in rows], digits))
+            except KeyError:  # the untrained backbone is not trained, evaluated or tested on actions
+                cells.append("-")
+        lines.append(f"| {ARMS.get(arm, arm)} | " + " | ".join(cells) + " |")
+    floor = [floor_values(name, [results[("untrained", s)] for s in seeds]) for name, _, _ in shown]
+    lines.append("| chance / constant answer | " + " | ".join(floor) + " |")
+    return lines
+
+
+def paired_comparisons_of_saved_run(results_json: Path) -> str:
+    """The paired comparisons of a run's saved `<task>_results.json` (what the report of that run shows)."""
+    saved = json.loads(Path(results_json).read_text())["results"]
+    results = {(row["arm"], row["seed"]): row for row in saved}
+    arms = [arm for arm in ARMS if any(key[0] == arm for key in results)]
+    seeds = sorted({seed for arm, seed in results if arm in arms})
+    cameras = list(result_cameras(next(row for row in saved if row["arm"] in arms)))
+    return "\n".join(paired_comparisons(results, arms, seeds, cameras))
+
+
+def write_report(
+    out: Path,
+    assets: Path,
+    command: str,
+    preset_name: str,
+    preset: Preset,
+    seeds: list[int],
+    per_task: dict,
+    seconds: float,
+    commit: str,
+) -> None:
+    device = torch.cuda.get_device_name(0) if preset.device == "cuda" and torch.cuda.is_available() else "cpu"
+    lines = [
+        "# Evidence: ReconVLA against pi0, same data, same steps",
+        "",
+        "Written by the command below; every figure here comes from that run. What each arm and measure is: "
+        "[evidence_method.md](evidence_method.md).",
+        "",
+        f"    {command}",
+        "",
+        (
+            f"- commit `{commit}`; machine: {platform.platform()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__} on {device}; {seconds / 60:.0f} min in all"
+        ),
+        f"- preset `{preset_name}`: {json.dumps(asdict(preset))}",
+        f"- seeds {seeds} (each arm trains once per seed through `lerobot-train`); arms: "
+        + "; ".join(f"`{a}` = {ARMS[a]}" for a in preset.arms),
+        f"- {preset.jobs} run(s) (training, then `lerobot-eval`) at a time; minutes per run: "
+        + "; ".join(f"{task} {fmt([r['seconds'] / 60 for k, r in res.items() if k[0] != 'untrained'], 1)}"
+                    for task, (res, _) in per_task.items()),
+        f"- success and wrong object: `lerobot-eval` in `aloha_multicam`, {preset.eval_episodes} episode(s) per arm "
+        "and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
+        "",
+    ]
+    for task, (results, cameras) in per_task.items():
+        lines += [
+            f"## {task}",
+            "",
+            *results_table(results, preset.arms, seeds, cameras),
+            "",
+            *paired_comparisons(results, preset.arms, seeds, cameras),
+            "",
+            f"![losses]({assets.name}/{task}_losses.png)",
+            "",
+        ]
+        for picture in sorted(assets.glob(f"{task}_*_*.png")):
+            if not picture.name.endswith("_losses.png"):
+                lines.append(f"![{picture.stem}]({assets.name}/{picture.name})")
+        lines.append("")
+    out.write_text("\n".join(lines))
+
+
+@dataclass
+class EvidenceConfig:
+    """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's value."""
+
+    # Size of the experiment: cpu (about 105 minutes on 2 cores with 5 seeds) or gpu.
+    preset: str = "cpu"
+    # Seeds per arm (0, 1, ...).
+    seeds: int = 5
+    # The report (markdown); its PNGs and results go to <out stem>_files/ beside it.
+    out: Path = Path("docs/evidence.md")
+    # Data, checkpoints and logs (emptied at the start of every run).
+    work_dir: Path = Path("outputs/evidence")
+    # Training steps per arm and seed.
+    steps: int | None = None
+    # Training batch size.
+    batch_size: int | None = None
+    # Scripted episodes trained on (at least 2: the probe's penalty is chosen on held-out training episodes).
+    train_episodes: int | None = None
+    # Held-out episodes (other seeds, never trained on).
+    heldout_episodes: int | None = None
+    # Sim steps per episode.
+    episode_length: int | None = None
+    # lerobot-eval episodes per arm and seed.
+    eval_episodes: int | None = None
+    # Side each camera is resized to for the policy: a multiple of the patch size 14.
+    image_resolution: int | None = None
+    # Training frames the probe is fitted on (evenly spaced).
+    probe_frames: int | None = None
+    # Held-out frames for the probe and the action error.
+    heldout_frames: int | None = None
+    # Camera image height and width.
+    image_size: list[int] | None = None
+    # Arms to train, any of pi0, gaze, whole.
+    arms: list[str] | None = None
+    # Tasks, any of lift_pair, lift_named, transfer_cube, insertion.
+    tasks: list[str] | None = None
+    # Processes generating the demonstrations (default: the cores available); the data does not depend on it.
+    workers: int | None = None
+    # Std (rad) of the arms' perturbation while recording the demonstrations (0: exact scripted replays).
+    action_noise: float | None = None
+    # Render shadows (data, evaluation and grounding scenes alike).
+    shadows: bool | None = None
+    # Actions executed per predicted chunk in closed loop (default: the whole chunk).
+    n_action_steps: int | None = None
+    # Tasks naming a cube: training and held-out scenes of the grounding measures (each).
+    grounding_scenes: int | None = None
+    # Side of the reconstructed crop (default: the tiny preset's 32); a multiple of image_resolution // 14.
+    recon_image_size: int | None = None
+    # (arm, seed) runs trained and evaluated at once; each gets cores // jobs CPU threads.
+    jobs: int | None = None
+    # Device the policies train and run on (cpu, cuda).
+    device: str | None = None
+
+    def resolved_preset(self) -> Preset:
+        """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""
+        if self.preset not in PRESETS:
+            raise UsageError(f"--preset={self.preset}: expected one of {sorted(PRESETS)}")
+        overrides = {f.name: getattr(self, f.name) for f in fields(Preset) if getattr(self, f.name, None) is not None}
+        if "image_size" in overrides:
+            check_image_size(self.image_size)
+            overrides["image_size"] = tuple(self.image_size)
+        for name, allowed in (("arms", list(ARMS)), ("tasks", list(EVIDENCE_TASKS))):
+            unknown = [value for value in overrides.get(name, []) if value not in allowed]
+            if unknown or overrides.get(name) == []:
+                raise UsageError(f"--{name}={getattr(self, name)}: expected one or more of {allowed}")
+        preset = replace(PRESETS[self.preset], **overrides)
+        if self.seeds < 1:
+            raise UsageError(f"--seeds={self.seeds}: expected at least 1")
+        if preset.jobs < 1:
+            raise UsageError(f"--jobs={preset.jobs}: expected at least 1")
+        if preset.image_resolution % 14 or preset.image_resolution < 14:
+            raise UsageError(
+                f"--image_resolution={preset.image_resolution}: expected a multiple of the patch size 14"
+            )
+        grid = preset.image_resolution // 14
+        recon_size = preset.recon_image_size or json.loads(preset_path("reconvla_tiny").read_text())["policy"]["recon_image_size"]
+        if recon_size % grid:  # lerobot-train would refuse it only after the data is generated
+            raise UsageError(
+                f"--recon_image_size={recon_size}: expected a multiple of the token grid {grid} "
+                f"(--image_resolution={preset.image_resolution} // 14)"
+            )
+        if preset.train_episodes < 2:
+            raise UsageError(
+                f"--train_episodes={preset.train_episodes}: expected at least 2 (the probe's penalty is chosen "
+                "by holding out whole training episodes)"
+            )
+        return preset
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {
+    "--work-dir": OldFlag("work_dir"),
+    "--batch-size": OldFlag("batch_size"),
+    "--train-episodes": OldFlag("train_episodes"),
+    "--heldout-episodes": OldFlag("heldout_episodes"),
+    "--episode-length": OldFlag("episode_length"),
+    "--eval-episodes": OldFlag("eval_episodes"),
+    "--image-resolution": OldFlag("image_resolution"),
+    "--probe-frames": OldFlag("probe_frames"),
+    "--heldout-frames": OldFlag("heldout_frames"),
+    "--image-size": OldFlag("image_size", "list"),
+    "--arms": OldFlag("arms", "list"),
+    "--tasks": OldFlag("tasks", "list"),
+}
+
+
+def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
+    """Runs the experiment and writes the report to `cfg.out`; returns {task: (results, cameras)}.
+
+    `command`: the command line the report states. Raises UsageError before any work for a flag whose
+    value cannot work.
+    """
+    preset = cfg.resolved_preset()
+    seeds = list(range(cfg.seeds))
+    started = time.perf_counter()
+    commit = checkout_commit()  # before this run rewrites its own tracked report files
+
+    work = cfg.work_dir.resolve()
+    if work.exists():
+        shutil.rmtree(work)  # every run starts from nothing: no figure from an older run survives
+    work.mkdir(parents=True)
+    out = cfg.out.resolve()
+    assets = out.parent / f"{out.stem}_files"
+    if assets.exists():
+        shutil.rmtree(assets)
+    assets.mkdir(parents=True)
+
+    per_task = {}
+    for task in preset.tasks:
+        task_dir = work / task
+        task_dir.mkdir()
+        train_root, heldout_root = task_dir / f"{task}_train", task_dir / f"{task}_heldout"
+        generate(task, train_root, preset.train_episodes, 0, preset, task_dir / "generate_train.log")
+        generate(
+            task, heldout_root, preset.heldout_episodes, HELDOUT_FIRST_SEED, preset, task_dir / "generate_heldout.log"
+        )
+        no_box_root = task_dir / f"{task}_train_no_boxes"
+        if "whole" in preset.arms:
+            without_gaze_boxes(train_root, no_box_root)
+
+        finished = train_and_evaluate_all(task, task_dir, train_root, no_box_root, preset, seeds, assets)
+        checkpoints = {key: run["checkpoint"] for key, run in finished.items()}
+        successes = {key: run["outcome"] for key, run in finished.items()}
+        curves = {arm: [finished[(arm, seed)]["curve"] for seed in seeds] for arm in preset.arms}
+        results = offline_metrics(task, checkpoints, train_root, heldout_root, preset, assets / "recon")
+        for key, outcome in successes.items():
+            results[key].update(outcome, seconds=finished[key]["seconds"])
+        for picture in sorted((assets / "recon").glob("*.png")):
+            picture.rename(assets / f"{task}_{picture.name}")
+        (assets / "recon").rmdir()
+        plot_losses(curves, assets / f"{task}_losses.png")
+        cameras = result_cameras(results[(preset.arms[0], seeds[0])])
+        per_task[task] = (results, cameras)
+        (assets / f"{task}_results.json").write_text(json.dumps(
+            {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()],
+             "losses": curves}, indent=1))  # fmt: skip
+
+    write_report(out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started, commit)
+    print(f"report {out}; plots and results in {assets}")
+    return per_task
+
+
+@parser.wrap()
+def evidence_command(cfg: EvidenceConfig) -> int:
+    run_evidence(cfg, shlex.join(["python", "-m", MODULE, *sys.argv[1:]]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-evidence``: exit status 0, 2 with one line for a bad flag, 1 with the log's tail for a
+    stage that failed."""
+    return run_entry_point(evidence_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

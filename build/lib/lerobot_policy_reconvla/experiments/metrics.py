@@ -1,0 +1,208 @@
+"""Metrics of the evidence experiment, computed on saved checkpoints and held-out episodes.
+
+- `heldout_action_error`: the policy's sampled chunk against the demonstration (fixed noise draws);
+- `grounding_probe`: a ridge regression from each camera's visual hidden states (the layer the
+  reconstruction head reads) to the centre of that camera's gaze box, fitted on training episodes and
+  scored on held-out episodes.
+"""
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Subset
+
+from lerobot.datasets import LeRobotDataset
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+
+from ..gaze_box import gaze_box_key
+from ..recon.target import valid_box_mask
+
+PROBE_GRID = 8  # visual tokens are average-pooled to at most 8 x 8 per camera before the probe
+RIDGE_LAMBDAS = torch.logspace(-4, 2, 13)  # relative to the mean eigenvalue of the kernel
+
+
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """At most `limit` indices spread evenly over range(count).
+
+    >>> evenly_spaced(10, 4)
+    [0, 3, 6, 9]
+    """
+    if count <= limit:
+        return list(range(count))
+    return torch.linspace(0, count - 1, limit).round().long().tolist()
+
+
+def box_centres(boxes: Tensor, valid: Tensor) -> Tensor:
+    """(N, 4) [x0, y0, x1, y1] boxes -> (N, 2) centres, NaN where `valid` (N,) is False."""
+    centre = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
+    centre[~valid] = float("nan")
+    return centre
+
+
+def batches(dataset: LeRobotDataset, indices: list[int], batch_size: int):
+    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=0)
+
+
+@torch.no_grad()
+def heldout_action_error(
+    policy,
+    preprocessor,
+    postprocessor,
+    dataset: LeRobotDataset,
+    indices: list[int],
+    noise: Tensor,
+    batch_size: int = 16,
+) -> float:
+    """Mean absolute error (dataset units) of sampled chunks against the demonstrated actions.
+
+    `dataset` must deliver action chunks (delta_timestamps); `noise` (len(indices), chunk, max_action_dim)
+    is the flow-matching start of every sample, the same tensor for every arm.
+    """
+    policy.eval()
+    total, count = 0.0, 0.0
+    start = 0
+    for raw in batches(dataset, indices, batch_size):
+        batch = preprocessor(dict(raw))
+        size = batch[ACTION].shape[0]
+        chunk_noise = noise[start : start + size].to(batch[ACTION].device)
+        start += size
+        predicted = postprocessor(
+            policy.predict_action_chunk(batch, noise=chunk_noise)
+        ).cpu()  # (B, chunk, A)
+        target = raw[ACTION]  # (B, chunk, A), raw units
+        valid = (~raw["action_is_pad"]).float()[..., None]  # (B, chunk, 1)
+        total += ((predicted - target).abs() * valid).sum().item()
+        count += (valid.sum() * target.shape[-1]).item()
+    return total / count
+
+
+@torch.no_grad()
+def camera_features(
+    policy, preprocessor, dataset: LeRobotDataset, indices: list[int], batch_size: int = 16
+) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+    """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no
+    box; and the episode index of every frame (N,), which the probe holds out whole."""
+    policy.eval()
+    cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
+    features: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
+    centres: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
+    episodes: list[Tensor] = []
+    grid = policy.config.recon_token_grid
+    pooled = min(grid, PROBE_GRID)
+    for raw in batches(dataset, indices, batch_size):
+        batch = preprocessor(dict(raw))
+        images, img_masks = policy._preprocess_images(batch)  # pi0's own resize/pad, as in training
+        cond, _ = policy.model.prefix_recon_condition(
+            images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK], len(cameras)
+        )  # ((B K), T, D)
+        cond = cond.float().unflatten(0, (-1, len(cameras)))  # (B, K, T, D)
+        for k, cam in enumerate(cameras):
+            tokens = cond[:, k].transpose(1, 2).unflatten(2, (grid, grid))  # (B, D, grid, grid)
+            features[cam].append(F.adaptive_avg_pool2d(tokens, pooled).flatten(1).cpu())  # (B, D * pooled^2)
+            boxes = raw[gaze_box_key(cam)].float()  # (B, 4)
+            centres[cam].append(box_centres(boxes, valid_box_mask(boxes)))
+        episodes.append(raw["episode_index"].reshape(-1))
+    return (
+        {c: torch.cat(v) for c, v in features.items()},
+        {c: torch.cat(v) for c, v in centres.items()},
+        torch.cat(episodes),
+    )
+
+
+def fit_ridge(x: Tensor, y: Tensor, groups: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+    """Ridge regression in its dual form, the penalty chosen by leave-one-episode-out error.
+
+    x: (N, F) features, y: (N, 2) targets, groups: (N,) episode of each frame (at least two episodes).
+    Returns (x_mean, x_std, weights (F, 2), y_mean, lambda). Whole episodes are held out because
+    neighbouring frames of one episode are near copies: leaving out single frames rewards a penalty small
+    enough to memorise the training episodes, which then transfers badly to new ones.
+    """
+    x, y = x.double(), y.double()
+    x_mean, x_std = x.mean(0), x.std(0).clamp_min(1e-6)
+    xs = (x - x_mean) / x_std
+    kernel = xs @ xs.T  # (N, N)
+    scale = kernel.diagonal().mean()  # the mean eigenvalue: penalties are relative to it
+    lambdas = RIDGE_LAMBDAS.double() * scale
+    errors = torch.zeros(len(lambdas), dtype=torch.float64)
+    for episode in groups.unique():
+        held = groups == episode
+        eigenvalues, eigenvectors = torch.linalg.eigh(kernel[~held][:, ~held])  # (n,), (n, n)
+        y_fit_mean = y[~held].mean(0)
+        projected = eigenvectors.T @ (y[~held] - y_fit_mean)  # (n, 2)
+        cross = kernel[held][:, ~held] @ eigenvectors  # (n_held, n)
+        for i, lam in enumerate(lambdas):
+            predicted = cross @ (projected / (eigenvalues.clamp_min(0) + lam)[:, None]) + y_fit_mean
+            errors[i] += (predicted - y[held]).norm(dim=1).sum()
+    best_lambda = lambdas[errors.argmin()]
+    y_mean = y.mean(0)
+    identity = torch.eye(len(x), dtype=torch.float64)
+    dual = torch.linalg.solve(kernel + best_lambda * identity, y - y_mean)  # (N, 2)
+    return x_mean, x_std, xs.T @ dual, y_mean, best_lambda.item()
+
+
+def probe_errors(train: tuple[dict, dict, Tensor], heldout: tuple[dict, dict, Tensor]) -> dict[str, float]:
+    """Held-out error (mean distance, in image widths/heights) of each camera's box-centre probe.
+
+    `train` and `heldout` are what `camera_features` returns: (features, centres, episodes).
+    """
+    (train_x, train_y, train_episodes), (test_x, test_y, _) = train, heldout
+    errors = {}
+    for cam in train_x:
+        keep_train = ~train_y[cam].isnan().any(1)
+        keep_test = ~test_y[cam].isnan().any(1)
+        if train_episodes[keep_train].unique().numel() < 2 or keep_test.sum() < 1:
+            errors[cam] = float("nan")  # the object is (almost) never in this camera's view
+            continue
+        x_mean, x_std, weights, y_mean, _ = fit_ridge(
+            train_x[cam][keep_train], train_y[cam][keep_train], train_episodes[keep_train]
+        )
+        predicted = ((test_x[cam][keep_test].double() - x_mean) / x_std) @ weights + y_mean
+        errors[cam] = (predicted - test_y[cam][keep_test].double()).norm(dim=1).mean().item()
+    return errors
+
+
+def constant_probe_errors(
+    train_centres: dict[str, Tensor], heldout_centres: dict[str, Tensor]
+) -> dict[str, float]:
+    """The same error for a probe that always answers the training episodes' mean centre."""
+    errors = {}
+    for cam, centres in train_centres.items():
+        train_kept = centres[~centres.isnan().any(1)]
+        test_kept = heldout_centres[cam][~heldout_centres[cam].isnan().any(1)]
+        if len(train_kept) == 0 or len(test_kept) == 0:
+            errors[cam] = float("nan")
+            continue
+        errors[cam] = (test_kept - train_kept.mean(0)).norm(dim=1).mean().item()
+    return errors
+
+
+def paired_comparison(a: list[float], b: list[float], alpha: float = 0.05, power: float = 0.8) -> dict:
+    """Two-sided paired t-test of `a` against `b` (one value per training seed, seeds paired).
+
+    Returns the mean difference a - b; `threshold`, the smallest |mean difference| the test calls significant
+    at `alpha` with this spread (t quantile x standard error of the differences); `mde`, the difference it
+    would detect with probability `power` (the minimum detectable effect); the p-value; and in how many seeds
+    `a` was lower.
+
+    >>> c = paired_comparison([1.0, 2.0, 3.0], [0.0, 2.0, 2.0])
+    >>> round(c["mean"], 3), round(c["threshold"], 3), c["lower_in"], c["n"]
+    (0.667, 1.434, 0, 3)
+    """
+    from scipy import stats
+
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"a paired comparison needs two or more paired values, got {len(a)} and {len(b)}")
+    differences = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    n = len(differences)
+    mean = differences.mean().item()
+    standard_error = differences.std(unbiased=True).item() / n**0.5
+    critical = float(stats.t.ppf(1 - alpha / 2, n - 1))
+    p_value = 1.0 if standard_error == 0 else 2 * stats.t.sf(abs(mean) / standard_error, n - 1)
+    return {
+        "mean": mean,
+        "threshold": critical * standard_error,
+        "mde": (critical + float(stats.t.ppf(power, n - 1))) * standard_error,
+        "p": float(p_value),
+        "lower_in": int((differences < 0).sum()),
+        "n": n,
+    }

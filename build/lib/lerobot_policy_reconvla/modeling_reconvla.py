@@ -1,0 +1,736 @@
+# Builds on LeRobot's pi0 (lerobot/policies/pi0/modeling_pi0.py),
+# Copyright 2025 Physical Intelligence and The HuggingFace Inc. team, under the Apache License 2.0.
+#
+# Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in
+# compliance with the License. A copy of the License is in the LICENSE file at the repository root.
+# Unless required by applicable law or agreed to in writing, software distributed under the License is
+# distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and limitations under the License.
+
+"""ReconVLA: LeRobot's pi0 plus a training-only diffusion head that reconstructs each camera's gaze region.
+
+`ReconVLAPytorch` runs pi0's training forward unchanged while a forward hook keeps the prefix hidden
+states of layer `recon_layer`; the image positions of those states condition `ReconDiT`, which must
+denoise the (VAE-encoded) gaze crop of every camera. Its loss flows back through the language layers
+and the multi-modal projector, and into SigLIP unless `freeze_vision_encoder` holds it (the official
+ReconVLA and the `reconvla_paper` preset freeze it; pi0's default and the other presets train it), so
+the backbone learns to look at what the task is about. At inference nothing of the head runs:
+`select_action` / `predict_action_chunk` are pi0's.
+
+pi0 is subclassed, not copied: the core model's constructor is pi0's own (the `tiny` variant's towers
+come from `tiny.py`), the policy's runs pi0's few construction statements with ReconVLA's core model,
+and the training forward is pi0's, observed through a forward hook.
+"""
+
+import builtins
+import functools
+import inspect
+import logging
+import sys
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from lerobot.configs import PreTrainedConfig
+from lerobot.configs.train import TrainPipelineConfig
+from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+from lerobot.policies.pi0.modeling_pi0 import PI0Policy, PI0Pytorch
+from lerobot.policies.pretrained import PreTrainedPolicy, T
+from lerobot.utils.import_utils import require_package
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+
+from .configuration_reconvla import (
+    check_image_transforms_keep_gaze_boxes,
+    ReconVLAConfig,
+)
+from .gaze_box import camera_of, gaze_box_key, is_gaze_box_key
+from .loading import (
+    SAFETENSORS_FILE,
+    check_safetensors_file,
+    checkpoint_config_fields,
+    load_checked,
+    parse_reconvla_config,
+    resolve_file,
+)
+from .training.latent_cache import LatentCache, LatentCacheError, crop_signature
+from .recon.pictures import log_to_active_wandb_run
+from .recon.dit import ReconDiT
+from .recon.head import ReconHead, make_train_scheduler
+from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
+from .tiny import get_gemma_config_with_tiny, init_pi0_core
+
+logger = logging.getLogger(__name__)
+
+RECON_HEAD_PREFIX = "model.recon_head."
+
+
+GIB = 2**30
+
+
+def cuda_memory_metrics(device: torch.device) -> dict[str, float]:
+    """{'gpu_mem_alloc_gb', 'gpu_mem_fwd_peak_gb'} in GiB on a CUDA device; {} on any other device.
+
+    LeRobot's `lerobot-train` resets CUDA's peak-memory counter at the start of every step and logs the
+    whole step's peak as `mem_gb`. The policy adds, from the end of its forward pass, what is allocated
+    there (weights, gradients still held, optimizer state, the activations saved for backward) and the
+    forward pass's own peak: the two numbers that tell a user whether a larger batch would fit. The
+    training loop logs every float of the policy's output dict, so these need no change to LeRobot.
+    """
+    if device.type != "cuda":
+        return {}
+    return {
+        "gpu_mem_alloc_gb": torch.cuda.memory_allocated(device) / GIB,
+        "gpu_mem_fwd_peak_gb": torch.cuda.max_memory_allocated(device) / GIB,
+    }
+
+
+@contextmanager
+def capture_prefix_hidden_states(language_model: nn.Module, layer: int):
+    """Collects the prefix (PaliGemma-stream) hidden states leaving decoder layer `layer`.
+
+    pi0's joint forward calls each layer's norms as modules, so forward hooks see the residual stream
+    without touching pi0's code: the output of layer i is the input of layer i+1's `input_layernorm`,
+    and the last layer's output is taken after the final norm (as `hidden_states[-1]` in transformers).
+    Hooks exist only inside this context: inference never builds the recon branch.
+
+    Yields a list that holds one (B, L_prefix, D) tensor after the forward.
+    """
+    depth = len(language_model.layers)
+    layer = layer % depth
+    captured: list[Tensor] = []
+    if layer == depth - 1:
+        handle = language_model.norm.register_forward_hook(lambda _m, _args, out: captured.append(out[0]))
+    else:
+        handle = language_model.layers[layer + 1].input_layernorm.register_forward_pre_hook(
+            lambda _m, args: captured.append(args[0])
+        )
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def make_recon_target(config: ReconVLAConfig) -> ReconTarget:
+    """The policy's target encoder (the VAE is loaded when first needed)."""
+    vae_loader = partial(
+        load_frozen_vae,
+        config.recon_vae,
+        config.recon_vae_latent_channels,
+        config.recon_vae_downsample,
+        subfolder=config.recon_vae_subfolder,
+    )
+    return ReconTarget(
+        mode=config.recon_target,
+        image_size=config.recon_image_size,
+        grid_size=config.recon_token_grid,
+        vae_loader=vae_loader if config.recon_target == "vae" else None,
+        vae_downsample=config.recon_vae_downsample,
+        vae_latent_channels=config.recon_vae_latent_channels,
+        sample_posterior=config.recon_vae_sample_posterior,
+        pad_to_square=config.recon_pad_to_square,
+    )
+
+
+class ReconVLAPytorch(PI0Pytorch):
+    """pi0's core model + `recon_head` (a ReconDiT), saved under `model.` like every pi0 weight."""
+
+    def __init__(self, config: ReconVLAConfig, rtc_processor=None):
+        init_pi0_core(self, config, rtc_processor)  # pi0's constructor (tiny.py: for the `tiny` variant too)
+        language = get_gemma_config_with_tiny(config.paligemma_variant)
+
+        grid = config.recon_token_grid
+        target = make_recon_target(config)
+        dit = ReconDiT(
+            in_channels=target.token_channels,
+            cond_dim=language.width,
+            grid_size=grid,
+            width=config.recon_dit_width,
+            depth=config.recon_dit_depth,
+            num_heads=config.recon_dit_heads,
+            language_dim=language.width if config.recon_condition_on_language else None,
+        )
+        self.recon_head = ReconHead(
+            dit,
+            target,
+            make_train_scheduler(config.recon_num_train_timesteps),
+            config.recon_timestep_repeats,
+            compute_dtype=config.recon_head_dtype,
+        )
+
+    def gradient_checkpointing_enable(self):
+        """pi0's layers, and the head's DiT blocks too (`--policy.gradient_checkpointing=true`)."""
+        super().gradient_checkpointing_enable()
+        self.recon_head.dit.enable_gradient_checkpointing()
+
+    def gradient_checkpointing_disable(self):
+        super().gradient_checkpointing_disable()
+        self.recon_head.dit.disable_gradient_checkpointing()
+
+    def forward(
+        self,
+        images: list[Tensor],
+        img_masks: list[Tensor],
+        lang_tokens: Tensor,
+        lang_masks: Tensor,
+        state: Tensor,
+        actions: Tensor,
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        recon_targets: Tensor | None = None,
+        recon_noise: Tensor | None = None,
+        recon_timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """pi0's training forward plus the reconstruction loss.
+
+        Args:
+            images, img_masks, lang_tokens, lang_masks, state, actions: as pi0 (images in [-1, 1], the
+                real cameras first). actions: (B, chunk, max_action_dim).
+            noise, time: flow-matching noise (B, chunk, max_action_dim) and time (B,); drawn if None.
+            recon_targets: ((B K), T, C) target tokens of the K real cameras, batch-major, in the order of
+                `images` (`ReconVLAPolicy.recon_targets`: computed without gradient, outside this forward, so
+                that a compiled forward never holds the frozen VAE); None skips the recon branch.
+            recon_noise, recon_timesteps: fix the head's DDPM randomness (tests).
+        Returns:
+            action losses (B, chunk, max_action_dim) and the per-sample recon loss (B,) or None.
+        """
+        if noise is None:
+            noise = self.sample_noise(actions.shape, actions.device)
+        if time is None:
+            time = self.sample_time(actions.shape[0], actions.device)
+        if recon_targets is None:
+            return super().forward(
+                images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
+            ), None
+
+        language_model = self.paligemma_with_expert.paligemma.model.language_model
+        with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
+            action_losses = super().forward(
+                images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
+            )
+        if len(captured) != 1:
+            raise RuntimeError(f"expected one prefix hidden-state capture per forward, got {len(captured)}")
+        prefix_hidden = captured[0]  # (B, num_image_slots * T + L_lang, D)
+
+        num_cameras = recon_targets.shape[0] // actions.shape[0]
+        cond_tokens, language_embedding = self._recon_condition(prefix_hidden, lang_masks, num_cameras)
+        # The head computes in recon_head_dtype (fp32 as the official, whatever the backbone's dtype);
+        # its loss is reduced in fp32.
+        recon_losses = self.recon_head(
+            cond_tokens, recon_targets, num_cameras, language_embedding, recon_noise, recon_timesteps
+        )
+        return action_losses, recon_losses
+
+    def _recon_condition(
+        self, prefix_hidden: Tensor, lang_masks: Tensor, num_cameras: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Splits the prefix hidden states into the head's per-camera condition (and pooled prompt).
+
+        prefix_hidden: (B, num_image_slots * T + L_lang, D) -> ((B K), T, D) and (B, D) or None.
+        """
+        tokens_per_camera = self.config.recon_token_grid**2
+        # Real cameras come first in pi0's prefix (missing/empty cameras are appended after them).
+        image_hidden = prefix_hidden[:, : num_cameras * tokens_per_camera]
+        cond_tokens = rearrange(image_hidden, "b (k t) d -> (b k) t d", k=num_cameras)  # ((B K), T, D)
+        if not self.config.recon_condition_on_language:
+            return cond_tokens, None
+        lang_hidden = prefix_hidden[:, -lang_masks.shape[1] :]  # (B, L_lang, D)
+        weights = lang_masks.to(lang_hidden.dtype)[..., None]  # (B, L_lang, 1)
+        language_embedding = (lang_hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D)
+        return cond_tokens, language_embedding
+
+    @torch.no_grad()
+    def prefix_recon_condition(
+        self,
+        images: list[Tensor],
+        img_masks: list[Tensor],
+        lang_tokens: Tensor,
+        lang_masks: Tensor,
+        num_cameras: int,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The head's condition from a prefix-only forward (as at inference: no action tokens needed).
+
+        The prefix never attends to the action tokens, so its hidden states equal the training forward's.
+        """
+        prefix_embs, prefix_pad_masks, prefix_att_masks = self.embed_prefix(
+            images, img_masks, lang_tokens, lang_masks
+        )
+        att_2d = prepare_attention_masks_4d(make_att_2d_masks(prefix_pad_masks, prefix_att_masks))
+        position_ids = torch.cumsum(prefix_pad_masks, dim=1) - 1
+        language_model = self.paligemma_with_expert.paligemma.model.language_model
+        with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
+            self.paligemma_with_expert.forward(
+                attention_mask=att_2d, position_ids=position_ids, past_key_values=None,
+                inputs_embeds=[prefix_embs, None], use_cache=False,
+            )  # fmt: skip
+        return self._recon_condition(captured[0], lang_masks, num_cameras)
+
+
+# Seeds the noise and timesteps of a held-out loss (eval mode), so evaluations are comparable.
+EVAL_NOISE_SEED = 0
+
+
+class ReconVLAPolicy(PI0Policy):
+    """pi0 + ReconVLA's reconstruction loss; inference is pi0's (the head is never called)."""
+
+    config_class = ReconVLAConfig
+    name = "reconvla"
+
+    def __init__(self, config: ReconVLAConfig, **kwargs):
+        _check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
+        train_config = _lerobot_train_config(config)
+        if train_config is not None and config.recon_weight > 0:
+            # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
+            # move the objects out of their gaze boxes.
+            gaze_box_keys = _dataset_gaze_box_keys(config, kwargs.get("dataset_meta"))
+            check_image_transforms_keep_gaze_boxes(train_config.dataset.image_transforms, gaze_box_keys)
+            if config.recon_latent_cache and train_config.dataset.image_transforms.enable:
+                raise LatentCacheError(
+                    f"recon_latent_cache={config.recon_latent_cache!r} with --dataset.image_transforms.enable=true: "
+                    "the cache holds the targets of the stored frames, not of augmented ones; train without one "
+                    "of them"
+                )
+        # pi0's construction statements (PI0Policy.__init__), with ReconVLA's core model in pi0's place.
+        require_package("transformers", extra="pi")
+        PreTrainedPolicy.__init__(self, config)
+        config.validate_features()
+        self.config = config
+        self.init_rtc_processor()
+        self.model = ReconVLAPytorch(config, rtc_processor=self.rtc_processor)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.to(config.device)
+        self.reset()
+        self._warned_missing_gaze_boxes: set[str] = set()
+        self._warned_malformed_gaze_boxes: set[str] = set()
+        self._checked_training_setup = False
+        self._training_steps = 0  # training forwards so far: the step of logged reconstructions
+        self._latent_cache: LatentCache | None = None  # opened at the first training step that needs it
+
+    # ----------------------------------------------------------------------------------------------
+    # Input checks (before any compute, with the field and what was expected)
+
+    def _check_cameras(self, batch: dict[str, Tensor]) -> None:
+        missing = [key for key in self.config.camera_keys if key not in batch]
+        if missing:
+            raise KeyError(
+                f"batch lacks camera(s) {missing}; the policy was configured with cameras "
+                f"{self.config.camera_keys}. Map differently named cameras with --rename_map."
+            )
+        for key in self.config.camera_keys:
+            expected = tuple(self.config.image_features[key].shape)
+            got = tuple(batch[key].shape[1:])
+            if got != expected:
+                raise ValueError(
+                    f"{key} has shape {got} per sample, expected {expected} (C, H, W) as in the policy's "
+                    "input_features"
+                )
+
+    def _preprocess_images(self, batch: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        self._check_cameras(batch)
+        return super()._preprocess_images(batch)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor]) -> Tensor:
+        # pi0's select_action calls self.eval() on every call, which walks every module (the idle recon
+        # head's too); a queued action needs none of that.
+        if self._action_queue and not self.training and not self._rtc_enabled():
+            return self._action_queue.popleft()
+        return super().select_action(batch)
+
+    def _warn_about_training_setup_once(self) -> None:
+        """Settings that train without error but not as ReconVLA means, said once when training starts."""
+        if self._checked_training_setup:
+            return
+        self._checked_training_setup = True
+        if self.config.train_expert_only:
+            logger.warning(
+                "train_expert_only=true with recon_weight=%s: the whole VLM is frozen, so the reconstruction "
+                "loss trains only the recon head and never reaches the backbone it is meant to shape. Set "
+                "--policy.recon_weight=0 to skip the head, or --policy.train_expert_only=false.",
+                self.config.recon_weight,
+            )
+        if self.config.recon_condition_on_language:
+            logger.warning(
+                "recon_condition_on_language=true: the recon head also sees a pooled embedding of the prompt, "
+                "which ReconVLA's head does not; it may then read the target from the prompt instead of "
+                "making the visual tokens carry it."
+            )
+
+    def _check_box_values(self, box_key: str, box: Tensor) -> None:
+        """Malformed boxes (not in [0, 1], NaN, inverted) would silently train on the whole image: an
+        error when most of a batch's are, a warning (once per camera) when some are."""
+        bad = malformed_box_mask(box)  # (B,)
+        if not bad.any():
+            return
+        fraction = bad.float().mean().item()
+        examples = box[bad][:3].tolist()
+        message = (
+            f"{box_key}: {bad.sum().item()} of {len(bad)} boxes in this batch are malformed, e.g. {examples}; "
+            "expected [x0, y0, x1, y1] normalised to [0, 1] with x0 < x1 and y0 < y1, or [-1, -1, -1, -1] "
+            "for an object out of view. Pixel coordinates? Divide x0, x1 by the image width and y0, y1 by "
+            "its height."
+        )
+        if fraction > 0.5:
+            raise ValueError(message)
+        if box_key not in self._warned_malformed_gaze_boxes:
+            self._warned_malformed_gaze_boxes.add(box_key)
+            logger.warning("%s Those frames reconstruct the whole image (%.0f%% of this batch).", message, 100 * fraction)
+
+    def _check_gaze_box_keys_follow_cameras(self, batch: dict[str, Tensor]) -> None:
+        """`--rename_map` renames the keys it names and no others: cameras renamed without their gaze-box
+        keys would silently reconstruct whole images. Say which keys to add instead."""
+        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
+        with_box = {camera_of(key) for key in batch if is_gaze_box_key(key)}
+        stray = sorted(with_box - set(cameras))
+        without_box = [camera for camera in cameras if camera not in with_box]
+        if stray and without_box:
+            raise ValueError(
+                f"The batch has gaze boxes for camera(s) {stray}, which this policy does not have, and none for "
+                f"its camera(s) {without_box}. Cameras renamed with --rename_map keep their gaze-box keys' old "
+                f"names: add the gaze-box keys to the map too, e.g. "
+                f'"{gaze_box_key(stray[0])}": "{gaze_box_key(without_box[0])}" next to '
+                f'"observation.images.{stray[0]}": "observation.images.{without_box[0]}".'
+            )
+
+    def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
+        """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
+        self._check_gaze_box_keys_follow_cameras(batch)
+        boxes = []
+        for key in self.config.camera_keys:
+            camera = key.removeprefix("observation.images.")
+            box_key = gaze_box_key(camera)
+            box = batch.get(box_key)
+            if box is None and box_key not in self._warned_missing_gaze_boxes:
+                self._warned_missing_gaze_boxes.add(box_key)
+                logger.warning(
+                    "No %s in the batch: camera %r reconstructs its whole image (ReconVLA's ablation: a gaze "
+                    "crop trains a better backbone than the whole image).",
+                    box_key,
+                    camera,
+                )
+            if box is not None and box.shape[-1] != 4:
+                raise ValueError(
+                    f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]"
+                )
+            if box is not None:
+                self._check_box_values(box_key, box.detach().reshape(-1, 4).float())
+            boxes.append(boxes_or_whole_image(box, batch_size, batch[key].device))
+        return boxes
+
+    # ----------------------------------------------------------------------------------------------
+    # Training
+
+    def forward(
+        self,
+        batch: dict[str, Tensor],
+        reduction: str = "mean",
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        recon_noise: Tensor | None = None,
+        recon_timesteps: Tensor | None = None,
+    ) -> tuple[Tensor, dict]:
+        """loss = L_action + recon_weight * L_recon.
+
+        Returns the loss (scalar, or (B,) with reduction="none") and {"action_loss", "recon_loss",
+        "loss"} as floats. Steps marked in `action_is_pad` (past an episode's end) do not count.
+
+        In eval mode (lerobot-train's held-out `eval_loss`, `--dataset.eval_split` with `--eval_steps`) the
+        noise and timesteps not given are drawn from a fixed seed, so a batch scores the same at every
+        evaluation and `eval_loss` moves only when the weights do; the global RNG is left as it was.
+        """
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+        if self.training:
+            self._training_steps += 1
+            if self.config.recon_log_images_freq and self._training_steps % self.config.recon_log_images_freq == 0:
+                log_to_active_wandb_run(self, batch, self._training_steps)
+            return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
+        device = next(self.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(EVAL_NOISE_SEED)
+            return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
+
+    def _loss(
+        self,
+        batch: dict[str, Tensor],
+        reduction: str,
+        noise: Tensor | None,
+        time: Tensor | None,
+        recon_noise: Tensor | None,
+        recon_timesteps: Tensor | None,
+    ) -> tuple[Tensor, dict]:
+        images, img_masks = self._preprocess_images(batch)
+        lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        state = self.prepare_state(batch)
+        actions = self.prepare_action(batch)
+        batch_size = actions.shape[0]
+
+        use_recon = self.config.recon_weight > 0
+        recon_targets = None
+        if use_recon:
+            self._warn_about_training_setup_once()
+            recon_targets = self.recon_targets(batch, self._gaze_boxes(batch, batch_size))  # ((B K), T, C)
+
+        action_losses, recon_losses = self.model(
+            images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
+            recon_targets=recon_targets, recon_noise=recon_noise, recon_timesteps=recon_timesteps,
+        )  # fmt: skip
+
+        action_dim = self.config.output_features[ACTION].shape[0]
+        action_losses = action_losses[:, :, :action_dim]  # (B, chunk, A)
+        valid = torch.ones(action_losses.shape[:2], device=action_losses.device)
+        if "action_is_pad" in batch:
+            valid = (~batch["action_is_pad"].to(action_losses.device)).float()  # (B, chunk)
+        per_sample_action = (action_losses.mean(-1) * valid).sum(1) / valid.sum(1).clamp(min=1.0)  # (B,)
+        if recon_losses is None:
+            recon_losses = torch.zeros_like(per_sample_action)
+        per_sample = per_sample_action + self.config.recon_weight * recon_losses  # (B,)
+
+        loss_dict = {
+            "action_loss": per_sample_action.mean().item(),
+            "recon_loss": recon_losses.mean().item(),
+        }
+        loss_dict.update(cuda_memory_metrics(per_sample.device))  # GiB, CUDA only
+        if reduction == "none":
+            loss_dict["loss"] = per_sample.mean().item()
+            return per_sample, loss_dict
+        # Average the action loss over valid steps of the whole batch, as pi0 averages over all steps.
+        action_loss = (action_losses.mean(-1) * valid).sum() / valid.sum().clamp(min=1.0)
+        loss = action_loss + self.config.recon_weight * recon_losses.mean()
+        loss_dict["action_loss"] = action_loss.item()
+        loss_dict["loss"] = loss.item()
+        return loss, loss_dict
+
+    @torch.no_grad()
+    def recon_targets(self, batch: dict[str, Tensor], boxes: list[Tensor]) -> Tensor:
+        """The head's targets for a batch: each camera's gaze crop through the frozen VAE (or as pixels), or the
+        stored posteriors of `recon_latent_cache`, sampled the same way.
+
+        Computed here, outside the core model's forward: under `compile_model=true` that forward is compiled,
+        and dynamo can neither load the VAE lazily nor draw its posterior sample with symbolic shapes.
+
+        Args:
+            boxes: K resolved gaze boxes (B, 4), one per camera (`_gaze_boxes`).
+        Returns:
+            ((B K), T, C) fp32 target tokens, batch-major.
+        """
+        images = [batch[key] for key in self.config.camera_keys]  # K x (B, 3, H_k, W_k) in [0, 1]
+        target = self.model.recon_head.target
+        if not self.config.recon_latent_cache:
+            return target(images, boxes)
+        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
+        if self._latent_cache is None:
+            cache = LatentCache(self.config.recon_latent_cache)
+            cache.check_fits(self.config, cameras)
+            self._latent_cache = cache
+        if "index" not in batch:
+            raise LatentCacheError(
+                "recon_latent_cache needs each frame's dataset `index` in the batch (LeRobotDataset provides it)"
+            )
+        signature = crop_signature(target, images, boxes)
+        parameters = self._latent_cache.posteriors(batch["index"], cameras, boxes, signature)
+        return target.tokens_from_posterior(parameters, self._latent_cache.vae_config)
+
+    @torch.no_grad()
+    def reconstruct(
+        self,
+        batch: dict[str, Tensor],
+        num_inference_steps: int = 50,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, dict[str, Tensor]]:
+        """What the head makes of the policy's visual tokens, per camera (for looking, not training).
+
+        Returns {camera: {"image": (B, 3, H, W), "box": (B, 4), "target": (B, 3, S, S),
+        "reconstruction": (B, 3, S, S)}}, images in [0, 1]; reconstructions are sampled with
+        `num_inference_steps` ancestral DDPM steps of the head's schedule.
+        """
+        images, img_masks = self._preprocess_images(batch)
+        lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        camera_images = [batch[key] for key in self.config.camera_keys]
+        boxes = self._gaze_boxes(batch, camera_images[0].shape[0])
+        num_cameras = len(camera_images)
+        cond_tokens, language_embedding = self.model.prefix_recon_condition(
+            images, img_masks, lang_tokens, lang_masks, num_cameras
+        )
+        if language_embedding is not None:
+            language_embedding = language_embedding.repeat_interleave(num_cameras, dim=0)  # ((B K), D)
+        head = self.model.recon_head
+        target = head.target
+        sampled = head.sample(cond_tokens, num_inference_steps, language_embedding, generator)
+        reconstructions = rearrange(
+            target.tokens_to_images(sampled), "(b k) c h w -> k b c h w", k=num_cameras
+        )
+        targets = rearrange(
+            target.tokens_to_images(target(camera_images, boxes)), "(b k) c h w -> k b c h w", k=num_cameras
+        )
+        return {
+            key.removeprefix("observation.images."): {
+                "image": image,
+                "box": box,
+                "target": targets[k],
+                "reconstruction": reconstructions[k],
+            }  # fmt: skip
+            for k, (key, image, box) in enumerate(
+                zip(self.config.camera_keys, camera_images, boxes, strict=True)
+            )
+        }
+
+    def get_optim_params(self) -> list[dict]:
+        """Two groups: the backbone at the configured lr, the recon head at lr * recon_lr_scale."""
+        backbone, head = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (head if ".recon_head." in f".{name}" else backbone).append(param)
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        grouped = {id(p) for p in backbone} | {id(p) for p in head}
+        if len(grouped) != len(backbone) + len(head) or grouped != {id(p) for p in trainable}:
+            raise RuntimeError(
+                "optimizer parameter groups do not cover every trainable parameter exactly once"
+            )
+        groups = [{"params": backbone}]
+        if head:
+            groups.append({"params": head, "lr": self.config.optimizer_lr * self.config.recon_lr_scale})
+        return groups
+
+    def _get_default_peft_targets(self) -> dict[str, any]:
+        """LoRA on PaliGemma's attention projections and pi0's expert targets; the DiT trains in full."""
+        pi0_targets = super()._get_default_peft_targets()["target_modules"]
+        paligemma_attention = r".*\.paligemma\..*\.language_model\..*\.self_attn\.(q|k|v|o)_proj"
+        return {
+            "target_modules": rf"({paligemma_attention}|{pi0_targets})",
+            # A full trainable copy of the head, saved with the adapter.
+            "modules_to_save": ["recon_head.dit"],
+        }
+
+    def generate_model_card(self, dataset_repo_id, model_type, license, tags, cfg=None, dataset_meta=None):
+        """ReconVLA's Hub card (base model, recon settings, gaze boxes, eval commands): `model_card.py`."""
+        from .deploy.model_card import reconvla_model_card
+
+        return reconvla_model_card(
+            self.config, dataset_repo_id, license, tags, cfg=cfg, dataset_meta=dataset_meta
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # Loading
+
+    @classmethod
+    def from_pretrained(
+        cls: builtins.type[T],
+        pretrained_name_or_path: str | Path,
+        *,
+        config: PreTrainedConfig | None = None,
+        force_download: bool = False,
+        resume_download: bool | None = None,
+        proxies: dict | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        **kwargs,
+    ) -> T:
+        """Loads a ReconVLA checkpoint exactly, or a pi0 checkpoint with a fresh recon head.
+
+        A pi0 checkpoint (config type `pi0`) must supply every pi0 weight; only `model.recon_head.*`
+        may be missing, and it starts fresh (logged). Any other missing, unexpected or misshapen key is
+        an error: this never returns a silently random model (so there is no `strict` switch).
+        `pretrained_name_or_path` is a local directory or a Hub repo id ("owner/name").
+        """
+        hub_kwargs = dict(
+            revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
+            token=token, local_files_only=local_files_only,
+        )  # fmt: skip
+        source_type, source_fields = checkpoint_config_fields(pretrained_name_or_path, **hub_kwargs)
+        if config is None:
+            config = parse_reconvla_config(source_fields)
+        if not isinstance(config, ReconVLAConfig):
+            raise TypeError(f"config is a {type(config).__name__}, expected ReconVLAConfig")
+
+        # Checked before the model is built: a truncated or missing file fails in one line naming it.
+        model_file = check_safetensors_file(
+            resolve_file(pretrained_name_or_path, SAFETENSORS_FILE, **hub_kwargs)
+        )
+        policy = cls(config, **kwargs)
+        state_dict = load_file(model_file)
+        if source_type == "pi0":
+            state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)  # pi0's own key fixes
+            state_dict = {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
+        load_checked(
+            policy,
+            state_dict,
+            pretrained_name_or_path,
+            fresh_prefix=RECON_HEAD_PREFIX if source_type == "pi0" else None,
+        )
+        policy.to(config.device)
+        policy.eval()
+        return policy
+
+
+
+LEROBOT_TRAIN_MODULE = "lerobot.scripts.lerobot_train"
+
+
+def _lerobot_train_config(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """lerobot-train's `cfg` while it is building this policy; None when no lerobot-train is running.
+
+    LeRobot hands a policy its own config and the dataset's metadata, but the dataset's image
+    transforms, which decide whether gaze boxes still frame their objects, sit in the training config.
+    One place holds it: the frame of `lerobot_train.train(cfg)`, found by that function's code object
+    (nothing else matches), whose `cfg` must hold this very policy config. If lerobot-train is building
+    the policy but that no longer holds (LeRobot changed how it builds policies), the check is off: said
+    once, never silently.
+    """
+    train_module = sys.modules.get(LEROBOT_TRAIN_MODULE)
+    if train_module is None:
+        return None  # lerobot-train never ran in this process
+    train_code = inspect.unwrap(train_module.train).__code__
+    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the caller stack cheaply
+    while frame is not None and frame.f_code is not train_code:
+        frame = frame.f_back
+    if frame is None:
+        return None  # built outside lerobot-train's `train` (lerobot-eval, a notebook, a test)
+    return _train_config_in(frame.f_locals, policy_config)
+
+
+def _train_config_in(train_locals: dict, policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
+    """`cfg` among the locals of lerobot-train's `train`, if it holds this very policy config; else None, said once."""
+    cfg = train_locals.get("cfg")
+    if isinstance(cfg, TrainPipelineConfig) and cfg.policy is policy_config:
+        return cfg
+    _warn_once(
+        "lerobot-train is building this policy, but its `cfg` does not hold the policy's config: image "
+        "augmentations (--dataset.image_transforms) are not checked against the gaze boxes. Make sure they "
+        "keep every object in its box (no crops, flips or affine moves)."
+    )
+    return None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
+
+
+def _check_gaze_box_stats(dataset_stats: dict | None) -> None:
+    """Refuse, before anything is built, a dataset whose gaze boxes are not normalised on average (pixel
+    coordinates, the usual mistake with detector output): its meta/stats.json mean lies outside [0, 1]."""
+    for key, stats in (dataset_stats or {}).items():
+        if not is_gaze_box_key(key) or "mean" not in stats:
+            continue
+        mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
+        if not torch.isfinite(mean).all() or (mean > 1).any() or (mean < -1).any():
+            high = torch.as_tensor(stats.get("max", mean), dtype=torch.float32).tolist()
+            raise ValueError(
+                f"{key}: the dataset's boxes average {mean.tolist()} (max {high}), expected [x0, y0, x1, y1] "
+                "normalised to [0, 1] (or [-1, -1, -1, -1] when absent). Pixel coordinates? Divide x0, x1 by "
+                "the image width and y0, y1 by its height."
+            )
+
+
+def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:
+    """The dataset's gaze-box features (from its metadata, else from the features given to the config)."""
+    features = dataset_meta.features if dataset_meta is not None else config.input_features
+    return [key for key in features if is_gaze_box_key(key)]

@@ -1,0 +1,204 @@
+"""A gymnasium env over gym-aloha's MuJoCo scenes that renders several cameras and gaze boxes per step.
+
+    import os; os.environ.setdefault("MUJOCO_GL", "egl")   # before dm_control is imported
+    from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
+
+    env = AlohaMultiCamEnv(task="lift_named", cameras=["top", "left_wrist"], image_size=(224, 224))
+    obs, info = env.reset(seed=0)         # the seed's scene (sim.tasks.scene_for_seed); gym-aloha's poses
+    env.task_description                  # this episode's task string, e.g. "Pick up the green cube."
+    obs["pixels"]["top"]                  # (224, 224, 3) uint8 RGB
+    obs["agent_pos"]                      # (14,) joint positions, grippers normalised (0 closed, 1 open)
+    info["gaze_boxes"]["top"]             # (4,) float32 [x0, y0, x1, y1] in [0, 1], or [-1]*4 if out of view
+    obs, reward, terminated, truncated, info = env.step(action)   # action: (14,) joint targets
+    info["is_success"]                    # reward == the task's max reward (gym-aloha's 4; lifts: 3)
+    info["first_lifted"]                  # lift tasks: colour of the first cube picked up so far, or ""
+
+Also registered with gymnasium as ``lerobot_policy_reconvla/AlohaMultiCam-v0`` (see ``envs/__init__``).
+The scenes and their physics come from ``sim.tasks``, the gaze boxes from ``sim.gaze``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless CPU rendering; must precede dm_control's import
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..embodiment.aloha import JOINT_NAMES
+from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
+from .render import MultiCameraRenderer
+from .tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
+from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
+
+
+class AlohaMultiCamEnv(gym.Env):
+    """gym-aloha's ALOHA scenes (joint-position control) with several cameras.
+
+    Args:
+        task: "insertion", "transfer_cube", "lift" or "lift_named" (``constants.TASKS``).
+        cameras: any cameras of the scene (see ``constants.SCENE_CAMERAS``); default top + both wrists.
+        image_size: (height, width) of every camera image.
+        episode_length: steps before ``truncated``; None: the task's (400 like ACT and gym-aloha; lifts 150).
+        gaze_boxes: compute ``info["gaze_boxes"]`` every step (cheap: no rendering involved).
+        gaze_min_size: smallest side of a gaze box, as a fraction of the image's short side
+            (``sim.gaze``): a small object's box grows around its centre to keep its surroundings.
+        scene_seed: place every episode as this seed does, whatever seed ``reset`` gets (one scene
+            evaluated again and again, e.g. whether a policy fits the placement it was trained on).
+        outcome_log: a file to append one JSON line to per finished episode: its seed, task string,
+            success, steps and (lift tasks) the first cube lifted; a wrong-object rate counts those lines.
+        shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
+            (``sim.render``): use the same setting for training data and evaluation.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
+
+    def __init__(
+        self,
+        task: str = "insertion",
+        cameras: Sequence[str] = DEFAULT_CAMERAS,
+        image_size: Sequence[int] = (224, 224),
+        episode_length: int | None = None,
+        render_mode: str = "rgb_array",
+        gaze_boxes: bool = True,
+        shadows: bool = True,
+        gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE,
+        scene_seed: int | None = None,
+        outcome_log: str | None = None,
+    ):
+        super().__init__()
+        self.task = check_task(task)
+        self.cameras = check_cameras(cameras)
+        if len(image_size) != 2 or min(image_size) <= 0:
+            raise ValueError(f"image_size must be (height, width) with positive values, got {image_size}")
+        if render_mode != "rgb_array":
+            raise ValueError(f"render_mode must be 'rgb_array', got {render_mode!r}")
+        if not 0 <= gaze_min_size <= 1:
+            raise ValueError(f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.episode_length = int(episode_length or default_episode_length(self.task))
+        self.render_mode = render_mode
+        self.compute_gaze_boxes = gaze_boxes
+        self.gaze_min_size = float(gaze_min_size)
+        self.scene_seed = scene_seed
+        self.outcome_log = outcome_log
+        self._episode_seed: int | None = None
+        self._succeeded = False
+        self.joint_names = JOINT_NAMES
+        self.scene: Scene = scene_for_seed(self.task, 0)  # replaced at every reset
+        self.task_description = self.scene.instruction  # read by lerobot-eval every step: this episode's
+
+        self._env = make_task_environment(self.task, mocap=False)
+        # Persistent cameras for every step (built before anything renders this physics).
+        self._renderer = MultiCameraRenderer(self.physics, self.cameras, self.image_size, shadows=shadows)
+        self._last_images: dict[str, np.ndarray] | None = None  # of the current state, for render()
+        self._geom_ids = object_geom_ids(self.physics, self.scene.gaze_bodies)
+        self._step = 0
+        self._first_lifted = ""
+
+        h, w = self.image_size
+        self.observation_space = spaces.Dict(
+            {
+                "pixels": spaces.Dict(
+                    {cam: spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8) for cam in self.cameras}
+                ),
+                "agent_pos": spaces.Box(-1000.0, 1000.0, shape=(14,), dtype=np.float64),
+            }
+        )
+        # Joint targets (rad) and normalised grippers; gym-aloha declares [-1, 1] but uses the raw values.
+        self.action_space = spaces.Box(-np.pi, np.pi, shape=(14,), dtype=np.float32)
+
+    @property
+    def physics(self):
+        return self._env.physics
+
+    def render_cameras(self) -> dict[str, np.ndarray]:
+        """{cam: (H, W, 3) uint8} of the current state."""
+        self._last_images = self._renderer.render()
+        return self._last_images
+
+    def gaze_boxes(self) -> dict[str, np.ndarray]:
+        """{cam: (4,) float32} normalised [x0, y0, x1, y1] of the task objects, [-1]*4 when absent."""
+        return {
+            cam: gaze_box(self.physics, cam, self._geom_ids, self.image_size, min_size=self.gaze_min_size)
+            for cam in self.cameras
+        }
+
+    def _observation(self, raw: dict) -> dict:
+        return {"pixels": self.render_cameras(), "agent_pos": raw["qpos"].copy()}
+
+    def _info(self, is_success: bool) -> dict:
+        info = {"is_success": bool(is_success)}
+        if self.scene.target is not None:
+            if not self._first_lifted:
+                lifted = lifted_cubes(self.physics, scene_cubes(self.task))
+                self._first_lifted = lifted[0] if lifted else ""
+            info["first_lifted"] = self._first_lifted  # which cube the policy went for (wrong-object rate)
+        if self.compute_gaze_boxes:
+            info["gaze_boxes"] = self.gaze_boxes()
+        return info
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """The scene of `seed` (``sim.tasks.scene_for_seed``). Options: ``scene`` (a ``Scene``) to set it
+        explicitly, or ``object_pose`` to move the seed's objects elsewhere."""
+        super().reset(seed=seed)
+        options = options or {}
+        if "scene" in options:
+            scene, self._episode_seed = options["scene"], None
+        else:
+            # Unseeded resets draw a seed from the env's RNG, so a seeded first reset fixes the sequence.
+            episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+            self._episode_seed = episode_seed if self.scene_seed is None else self.scene_seed
+            scene = scene_for_seed(self.task, self._episode_seed)
+        if "object_pose" in options:
+            scene = dataclasses.replace(scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64))
+        if scene.task != self.task:
+            raise ValueError(f"options['scene'] is a {scene.task!r} scene, this env runs {self.task!r}")
+        self.scene = scene
+        self.task_description = scene.instruction
+        self._geom_ids = object_geom_ids(self.physics, scene.gaze_bodies)
+        scene.apply(self._env)
+        self._step = 0
+        self._first_lifted = ""
+        self._succeeded = False
+        self._last_images = None
+        ts = self._env.reset()
+        return self._observation(ts.observation), self._info(False)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (14,):
+            raise ValueError(f"action must have shape (14,), got {action.shape}")
+        self._last_images = None
+        ts = self._env.step(action)
+        self._step += 1
+        reward = float(ts.reward)
+        is_success = reward == self._env.task.max_reward
+        terminated = is_success  # like gym-aloha: the episode ends on success
+        truncated = self._step >= self.episode_length
+        info = self._info(is_success)
+        if (terminated or truncated) and self.outcome_log and not self._succeeded:
+            self._log_outcome(is_success, info)
+        self._succeeded |= is_success
+        return self._observation(ts.observation), reward, terminated, truncated, info
+
+    def _log_outcome(self, success: bool, info: dict) -> None:
+        record = {"seed": self._episode_seed, "task": self.task_description, "target": self.scene.target,
+                  "success": bool(success), "steps": self._step, "first_lifted": info.get("first_lifted")}  # fmt: skip
+        with open(self.outcome_log, "a") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def render(self):
+        """The first camera at the observation size (used by lerobot-eval's videos)."""
+        camera = self.cameras[0]
+        if self._last_images is not None:  # the observation of this very state has it already
+            return self._last_images[camera].copy()
+        return self._renderer.render([camera])[camera]
+
+    def close(self):
+        pass

@@ -1,0 +1,1 @@
+"""Command-line tools around the policy: the offline demo, reconstruction pictures, the shipped presets."""

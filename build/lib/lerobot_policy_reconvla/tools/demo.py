@@ -1,0 +1,358 @@
+"""The main job, end to end through LeRobot's own CLIs, offline on the CPU.
+
+1. generate three-camera ALOHA sim demonstrations with gaze boxes (scripted one-arm cube lifts at
+   random placements, seeds 0, 1, ...),
+2. train the tiny ReconVLA on them with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
+   saving a checkpoint at every point of the curve,
+3. evaluate every checkpoint with `lerobot-eval` in `aloha_multicam` on held-out placements (LeRobot's
+   evaluation seeds, 1000 upwards, which no demonstration used),
+4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
+5. print where everything is and the figures (losses, success rates, seconds).
+
+    reconvla-demo [--output_dir=outputs/demo] [--task=lift] [--steps=600]
+
+(or ``python -m lerobot_policy_reconvla.tools.demo ...``; the earlier dashed spellings still work for one
+release, with a deprecation message.) Every stage is a subprocess running the command a user would type;
+its full log is kept next to its outputs, and the command lines are printed so any stage can be rerun by
+hand.
+
+The demo writes only into `--output_dir`. It refuses a directory that is not empty unless a previous
+demo run made it (the `.reconvla_demo` marker); then it keeps the generated data (the generator resumes
+it, adding episodes only if more are asked for) and replaces only the outputs of the later stages.
+"""
+
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot.configs import parser
+
+from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
+from ..common.processes import run_logged
+from ..sim.constants import NAMED_CUBE_TASKS, TASKS, default_episode_length
+from .presets import preset_path
+
+PROG = "reconvla-demo"
+
+# Chosen from timed runs on 2 CPU cores: the whole demo in under 15 minutes (13.5 measured, install
+# excluded) with the tiny preset's success on held-out lift placements above zero (docs/results.md).
+DEFAULT_EPISODES = 20
+DEFAULT_STEPS = 600
+DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the script's path (sim.generate)
+OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
+
+MARKER = ".reconvla_demo"
+# What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
+STAGE_OUTPUTS = ("train", "eval", "reconstructions", "data.log", "train.log", "eval.log", "reconstructions.log",
+                 "summary.json", "success_curve.png")  # fmt: skip
+STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
+
+
+@dataclass
+class DemoConfig:
+    """Generates demonstrations, trains the tiny ReconVLA, evaluates its checkpoints, draws reconstructions."""
+
+    # Directory the demo writes into (new, empty, or an earlier demo run's).
+    output_dir: Path = Path("outputs/demo")
+    # One of insertion, transfer_cube, lift, lift_named, lift_pair.
+    task: str = "lift"
+    # Scripted demonstrations to generate.
+    num_episodes: int = DEFAULT_EPISODES
+    # Training steps.
+    steps: int = DEFAULT_STEPS
+    # Std (rad) of the arms' perturbation while recording the demonstrations (the generator's
+    # --action_noise; 0: exact scripted replays).
+    action_noise: float = DEFAULT_ACTION_NOISE
+    # Training batch size.
+    batch_size: int = 8
+    # Checkpoints evaluated, evenly spaced (the last at --steps).
+    curve_points: int = 2
+    # Actions executed per predicted chunk (the preset's chunk is 20): replanning more often.
+    n_action_steps: int = 10
+    # lerobot-eval episodes per checkpoint.
+    eval_episodes: int = 10
+    # Sim steps per episode (default: the task's).
+    episode_length: int | None = None
+    # Camera image height and width.
+    image_size: list[int] = field(default_factory=lambda: [96, 128])
+    # Side the policy resizes each camera to (tokens per camera: (side // 14)^2).
+    image_resolution: int = 112
+    # Render shadows (about 3x slower on a CPU).
+    shadows: bool = False
+    # lerobot-train's seed (model initialisation, batch order).
+    seed: int = 1000
+    # Dataset directory of the demonstrations (default: <output_dir>/data); runs that differ only in
+    # training can share one.
+    data_root: Path | None = None
+    # Processes generating the demonstrations (default: the cores available); the data does not depend on it.
+    workers: int | None = None
+
+    def check(self, flag_prefix: str = "--") -> None:
+        """Raises UsageError naming the first flag whose value cannot work (`flag_prefix`: how the flags are
+        spelled where this config is nested, e.g. "--demo.")."""
+        if self.task not in TASKS:
+            raise UsageError(f"{flag_prefix}task={self.task}: expected one of {list(TASKS)}")
+        check_image_size(self.image_size, f"{flag_prefix}image_size")
+        if self.num_episodes < 1:
+            raise UsageError(f"{flag_prefix}num_episodes must be at least 1, got {self.num_episodes}")
+        if not 1 <= self.curve_points <= self.steps:
+            raise UsageError(f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
+                             f"got {self.curve_points}")  # fmt: skip
+
+
+# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
+OLD_FLAGS = {
+    "--output-dir": OldFlag("output_dir"),
+    "--episodes": OldFlag("num_episodes"),
+    "--action-noise": OldFlag("action_noise"),
+    "--batch-size": OldFlag("batch_size"),
+    "--curve-points": OldFlag("curve_points"),
+    "--n-action-steps": OldFlag("n_action_steps"),
+    "--eval-episodes": OldFlag("eval_episodes"),
+    "--episode-length": OldFlag("episode_length"),
+    "--image-size": OldFlag("image_size", "list"),
+    "--image-resolution": OldFlag("image_resolution"),
+    "--shadows": OldFlag("shadows", "true"),
+    "--data-root": OldFlag("data_root"),
+}
+
+
+def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
+    """Runs one stage, writing its output to `log_path` (after what is there with `append`); raises
+    CommandFailed with the log's tail; returns this stage's output."""
+    print(f"\n[{name}] $ {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    output = run_logged(command, log_path, label=name, append=append)
+    timings[name] = time.perf_counter() - start
+    print(f"[{name}] done in {timings[name]:.0f} s (log: {log_path})", flush=True)
+    return output
+
+
+def lerobot_cli(name: str) -> str:
+    """Path of a LeRobot console script installed next to this Python (the environment running the demo)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; install lerobot in this environment")
+    return str(path)
+
+
+def prepare_output_dir(out: Path) -> None:
+    """Makes `out` ready for a run without deleting anything the demo did not write itself."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise UsageError(
+                f"--output_dir={out} is not empty and is not the output of a previous demo run (no {MARKER} file); "
+                "pass a new or empty directory"
+            )
+        for name in STAGE_OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by python -m lerobot_policy_reconvla.tools.demo; the demo may replace this directory's stage outputs\n")
+
+
+def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
+    """(step, loss, action_loss, recon_loss) of every logged training step."""
+    return [(int(s), float(l), float(a), float(r)) for s, l, a, r in STEP_LINE.findall(train_log)]
+
+
+def read_outcomes(path: Path) -> list[dict]:
+    """The env's outcome log (one JSON line per finished episode, ``--env.outcome_log``)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wrong_object_pc(task: str, outcomes: list[dict]) -> float | None:
+    """Percent of episodes whose first lifted cube was not the named one (tasks that name a cube; None
+    otherwise)."""
+    named = [o for o in outcomes if o.get("target")]
+    if task not in NAMED_CUBE_TASKS or not named:
+        return None
+    wrong = sum(bool(o["first_lifted"]) and o["first_lifted"] != o["target"] for o in named)
+    return 100.0 * wrong / len(named)
+
+
+def checkpoint_steps(steps: int, points: int) -> list[int]:
+    """Training steps at which the curve is measured: multiples of ``steps // points`` (lerobot-train's
+    --save_freq), the last one `steps` (lerobot-train always saves the last step).
+
+    >>> checkpoint_steps(1200, 3), checkpoint_steps(1000, 3)
+    ([400, 800, 1200], [333, 666, 1000])
+    """
+    if points < 1 or steps < points:
+        raise ValueError(f"need 1 <= curve points <= steps, got {points} points for {steps} steps")
+    every = steps // points
+    return [every * (i + 1) for i in range(points - 1)] + [steps]
+
+
+def plot_success_curve(curve: list[tuple[int, float]], n_episodes: int, task: str, path: Path) -> None:
+    """Success rate (%) on held-out placements against the training step, one point per checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, success = zip(*curve, strict=True)
+    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
+    axis.plot(steps, success, marker="o")
+    axis.set_xlabel("training step")
+    axis.set_ylabel(f"success (%) over {n_episodes} episodes")
+    axis.set_ylim(-5, 105)
+    axis.set_title(f"tiny ReconVLA, {task}, held-out placements")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Runs every stage into `cfg.output_dir` and prints the figures; returns the summary (summary.json).
+
+    Raises UsageError before any work for a flag whose value cannot work or an output directory the demo
+    did not make; a stage that fails raises CommandFailed with the tail of its log.
+    """
+    cfg.check()
+    curve_steps = checkpoint_steps(cfg.steps, cfg.curve_points)
+    episode_length = cfg.episode_length or default_episode_length(cfg.task)
+
+    out = cfg.output_dir.resolve()
+    prepare_output_dir(out)
+    timings: dict[str, float] = {}
+    repo_id = f"local/aloha_sim_{cfg.task}_3cam"
+    data_root = cfg.data_root.resolve() if cfg.data_root else out / "data"
+    train_dir = out / "train"
+    height, width = cfg.image_size
+    shadows = "true" if cfg.shadows else "false"
+    env_args = [
+        "--env.type=aloha_multicam", f"--env.task={cfg.task}", f"--env.observation_height={height}",
+        f"--env.observation_width={width}", f"--env.episode_length={episode_length}", f"--env.shadows={shadows}",
+    ]  # fmt: skip
+
+    # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
+    #    resumed by the generator, which refuses it if the task, cameras or image size differ).
+    generate = [
+        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={cfg.task}",
+        f"--num_episodes={cfg.num_episodes}", f"--root={data_root}", f"--repo_id={repo_id}",
+        f"--image_size=[{height},{width}]", f"--episode_length={episode_length}",
+        f"--action_noise={cfg.action_noise}", f"--shadows={shadows}",
+    ]  # fmt: skip
+    if cfg.workers is not None:
+        generate.append(f"--workers={cfg.workers}")
+    if episode_length < default_episode_length(cfg.task):
+        generate.append("--keep_failed=true")  # a shortened episode cannot finish the task
+    run_stage("data", generate, out / "data.log", timings)
+
+    # 2. Train, saving a checkpoint at every point of the curve.
+    save_freq = cfg.steps // cfg.curve_points
+    train_log = run_stage(
+        "train",
+        [
+            lerobot_cli("lerobot-train"), f"--config_path={preset_path('reconvla_tiny')}",
+            f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--output_dir={train_dir}",
+            f"--steps={cfg.steps}", f"--batch_size={cfg.batch_size}", f"--save_freq={save_freq}",
+            f"--log_freq={max(1, cfg.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
+            f"--policy.image_resolution=[{cfg.image_resolution},{cfg.image_resolution}]",
+            f"--seed={cfg.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={cfg.n_action_steps}",
+            f"--policy.scheduler_decay_steps={cfg.steps}",  # the learning rate anneals by the last step
+        ],  # fmt: skip
+        out / "train.log",
+        timings,
+    )
+    losses = parse_losses(train_log)
+    from lerobot.common.train_utils import get_step_checkpoint_dir
+
+    checkpoints = {step: get_step_checkpoint_dir(train_dir, cfg.steps, step) / "pretrained_model" for step in curve_steps}
+
+    # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
+    curve: list[tuple[int, float]] = []
+    for step, checkpoint in checkpoints.items():
+        eval_dir = out / "eval" / f"{step:06d}"
+        run_stage(
+            f"eval step {step}",
+            [
+                lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
+                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={cfg.eval_episodes}",
+                "--eval.batch_size=1", f"--output_dir={eval_dir}",
+            ],  # fmt: skip
+            out / "eval.log",
+            timings,
+            append=True,
+        )
+        curve.append((step, json.loads((eval_dir / "eval_info.json").read_text())["overall"]["pc_success"]))
+    success, final_eval = curve[-1][1], eval_dir  # the last checkpoint's
+    outcomes = read_outcomes(final_eval / OUTCOMES)
+    videos = sorted(final_eval.rglob("*.mp4"))
+    curve_png = out / "success_curve.png"
+    plot_success_curve(curve, cfg.eval_episodes, cfg.task, curve_png)
+
+    # 4. Reconstructions of the trained head.
+    checkpoint = checkpoints[cfg.steps]
+    run_stage(
+        "reconstructions",
+        [
+            sys.executable, "-m", "lerobot_policy_reconvla.tools.visualize", f"--policy.path={checkpoint}",
+            f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--frame_index={episode_length // 2}",
+            f"--output_dir={out / 'reconstructions'}",
+        ],  # fmt: skip
+        out / "reconstructions.log",
+        timings,
+    )
+    pictures = sorted((out / "reconstructions").glob("*.png"))
+
+    # 5. Summary.
+    summary = {
+        "task": cfg.task,
+        "dataset": str(data_root),
+        "checkpoint": str(checkpoint),
+        "reconstructions": [str(p) for p in pictures],
+        "eval_episodes": cfg.eval_episodes,
+        "eval_success_pc": success,
+        "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
+        "success_curve_png": str(curve_png),
+        "wrong_object_pc": wrong_object_pc(cfg.task, outcomes),
+        "eval_videos": [str(v) for v in videos],
+        "losses_first": losses[0] if losses else None,
+        "losses_last": losses[-1] if losses else None,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("\n==================== ReconVLA demo ====================")
+    print(f"dataset          {data_root} ({cfg.num_episodes} scripted {cfg.task} demonstrations)")
+    print(f"checkpoint       {checkpoint}")
+    print(f"success          {success:.0f}% over {cfg.eval_episodes} held-out placements at step {cfg.steps}")
+    if summary["wrong_object_pc"] is not None:
+        print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
+    print("success curve    " + ", ".join(f"step {step}: {pc:.0f}%" for step, pc in curve) + f"  ({curve_png})")
+    for video in videos:
+        print(f"eval video       {video}")
+    for picture in pictures:
+        print(f"reconstruction   {picture}")
+    if losses:
+        (s0, l0, a0, r0), (s1, l1, a1, r1) = losses[0], losses[-1]
+        print(f"loss             step {s0}: {l0:.3f} (action {a0:.3f}, recon {r0:.3f})")
+        print(f"                 step {s1}: {l1:.3f} (action {a1:.3f}, recon {r1:.3f})")
+    print("seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}")
+    print(f"summary          {out / 'summary.json'}")
+    return summary
+
+
+@parser.wrap()
+def demo_command(cfg: DemoConfig) -> int:
+    run_demo(cfg)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reconvla-demo``: exit status 0, 2 with one line for a bad flag or output directory, 1 with the
+    log's tail for a stage that failed."""
+    return run_entry_point(demo_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
