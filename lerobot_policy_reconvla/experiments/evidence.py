@@ -556,7 +556,7 @@ def write_report(
 class EvidenceConfig:
     """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's value."""
 
-    # Size of the experiment: cpu (about 105 minutes on 2 cores with 5 seeds) or gpu.
+    # Size of the experiment: cpu (about 85 minutes on 2 cores with 5 seeds) or gpu (scripts/evidence_gpu.sh).
     preset: str = "cpu"
     # Seeds per arm (0, 1, ...).
     seeds: int = 5

@@ -1,7 +1,7 @@
 """Does the reconstruction head change what the backbone learns? ReconVLA against pi0, same data and steps.
 
-    reconvla-evidence --preset=cpu [--seeds=3] [--out=docs/evidence.md]
-    reconvla-evidence --preset=gpu
+    reconvla-evidence --preset=cpu [--seeds=5] [--jobs=2] [--out=docs/evidence.md]
+    bash scripts/evidence_gpu.sh    # the gpu preset on a GPU machine without LeRobot (docs/evidence_method.md)
 
 (or ``python -m lerobot_policy_reconvla.experiments.evidence ...``; the earlier dashed spellings still work
 for one release, with a deprecation message.)
@@ -326,22 +326,21 @@ def train_and_evaluate_all(
     progress = assets / f"{task}_runs.jsonl"
     finished = {}
     with ThreadPoolExecutor(max_workers=preset.jobs) as pool:
-        futures = {
-            pool.submit(
-                train_and_evaluate, task, arm, seed, task_dir, no_box_root if arm == "whole" else train_root, preset, env
-            ): (arm, seed)
-            for seed in seeds
-            for arm in preset.arms
-        }  # fmt: skip
+        futures = {}
+        for seed in seeds:
+            for arm in preset.arms:
+                data = no_box_root if arm == "whole" else train_root
+                futures[pool.submit(train_and_evaluate, task, arm, seed, task_dir, data, preset, env)] = (arm, seed)
         try:
             for future in as_completed(futures):
                 arm, seed = futures[future]
                 run = finished[(arm, seed)] = future.result()
                 last = run["curve"][-1] if run["curve"] else None
-                line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": round(run["seconds"], 1)}
+                seconds = round(run["seconds"], 1)
+                line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": seconds}
                 with open(progress, "a") as file:
                     file.write(json.dumps(line) + "\n")
-                print(f"[{task}] {arm} seed {seed} done in {run['seconds'] / 60:.1f} min: {run['outcome']}", flush=True)
+                print(f"[{task}] {arm} seed {seed} done in {seconds / 60:.1f} min: {run['outcome']}", flush=True)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

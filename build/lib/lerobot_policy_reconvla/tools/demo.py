@@ -133,11 +133,18 @@ def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, 
 
 
 def lerobot_cli(name: str) -> str:
-    """Path of a LeRobot console script installed next to this Python (the environment running the demo)."""
+    """Path of a LeRobot console script: the one installed next to this Python (the environment running the
+    tool), else the first on PATH (LeRobot installed with ``pip install --target``, as scripts/evidence_gpu.sh
+    does)."""
     path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; install lerobot in this environment")
-    return str(path)
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} is neither next to {sys.executable} nor on PATH; install lerobot in this environment"
+        )
+    return found
 
 
 def prepare_output_dir(out: Path) -> None:
