@@ -368,8 +368,13 @@ def fmt(values: list[float], digits: int = 3) -> str:
 
 
 def plot_losses(curves: dict[str, list[list]], path: Path) -> None:
-    """Action and recon loss over training, one line per arm (mean over seeds)."""
-    import matplotlib
+    """Action and recon loss over training, one line per arm (mean over seeds). Without matplotlib (a GPU
+    machine's bare stack) there is no plot: the curves are in the results JSON either way."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: no {path.name}; the loss curves are in the results JSON", flush=True)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -542,9 +547,9 @@ def write_report(
             "",
             *paired_comparisons(results, preset.arms, seeds, cameras),
             "",
-            f"![losses]({assets.name}/{task}_losses.png)",
-            "",
         ]
+        if (assets / f"{task}_losses.png").exists():
+            lines += [f"![losses]({assets.name}/{task}_losses.png)", ""]
         for picture in sorted(assets.glob(f"{task}_*_*.png")):
             if not picture.name.endswith("_losses.png"):
                 lines.append(f"![{picture.stem}]({assets.name}/{picture.name})")
