@@ -1,1 +1,0 @@
-"""A trained policy out in the world: its Hub model card and LeRobot's async-inference server opened to it."""

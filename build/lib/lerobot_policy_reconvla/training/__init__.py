@@ -1,1 +1,0 @@
-"""Training options the plugin adds: the 8-bit AdamW optimizer type and the VAE latent cache."""
