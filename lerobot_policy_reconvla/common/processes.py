@@ -66,7 +66,8 @@ def run_logged(
     """
     offset = log_path.stat().st_size if append and log_path.exists() else 0
     with open(log_path, "a" if append else "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=offline_environment() | (env or {}))
+        environment = offline_environment() | (env or {})
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=environment)
     with open(log_path) as log:
         log.seek(offset)
         output = log.read()

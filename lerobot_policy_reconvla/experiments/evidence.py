@@ -699,11 +699,10 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
 
         finished = train_and_evaluate_all(task, task_dir, train_root, no_box_root, preset, seeds, assets)
         checkpoints = {key: run["checkpoint"] for key, run in finished.items()}
-        successes = {key: run["outcome"] for key, run in finished.items()}
         curves = {arm: [finished[(arm, seed)]["curve"] for seed in seeds] for arm in preset.arms}
         results = offline_metrics(task, checkpoints, train_root, heldout_root, preset, assets / "recon")
-        for key, outcome in successes.items():
-            results[key].update(outcome, seconds=finished[key]["seconds"])
+        for key, run in finished.items():
+            results[key].update(run["outcome"], seconds=run["seconds"])
         for picture in sorted((assets / "recon").glob("*.png")):
             picture.rename(assets / f"{task}_{picture.name}")
         (assets / "recon").rmdir()
