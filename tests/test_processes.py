@@ -3,16 +3,24 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+from lerobot_policy_reconvla.common import processes as common_processes
 from tests.fixtures import processes
 
 # A parent that starts one spawned worker (sleeping for good), prints the worker's pid, and dies by SIGKILL,
 # as under the OOM killer: no cleanup of its own runs.
 PARENT = """
-import multiprocessing as mp, os, signal, sys, time
-from lerobot_policy_reconvla.common.processes import die_with_parent
+import importlib.util, multiprocessing as mp, os, signal, sys, time
+
+# The module alone, by its path: importing it through the package would first import the package root,
+# LeRobot and torch (15 s, in the parent and again in the spawned worker); common/ imports nothing else.
+spec = importlib.util.spec_from_file_location("processes", sys.argv[2])
+processes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(processes)
+die_with_parent = processes.die_with_parent
 
 def worker(parent_pid, guarded):
     if guarded:
@@ -48,7 +56,7 @@ def test_a_worker_dies_with_its_parent_killed_by_sigkill(guarded, tmp_path):
     mode = "guarded" if guarded else "unguarded"
     # Output to a file: a worker holding a pipe's end open would keep a reader of the pipe waiting.
     with (tmp_path / "out.txt").open("w+") as out, processes.started(
-        [sys.executable, str(script), mode], stdout=out
+        [sys.executable, str(script), mode, str(Path(common_processes.__file__))], stdout=out
     ) as parent:
         assert parent.wait(timeout=120) == -9
         worker = int((tmp_path / "out.txt").read_text().split()[-1])

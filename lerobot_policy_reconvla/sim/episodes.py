@@ -21,12 +21,16 @@ caller killed outright takes them with it (``processes.die_with_parent``).
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import dataclasses
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import Pipe
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -35,6 +39,8 @@ from ..embodiment.aloha import GRIPPER_INDICES
 from ..gaze_box import gaze_box_key
 from ..common.processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
+
+WORKER_ENTRY = Path(__file__).with_name("worker_entry.py")
 
 
 @dataclass(frozen=True)
@@ -134,10 +140,12 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
     return SimulatedEpisode(seed, scripted_ok, frames, bool(success), task_string)
 
 
-def _worker_main(conn, spec: EpisodeSpec, parent_pid: int) -> None:
-    """A worker process: one rendering env, then seeds in, episodes out, until None or EOF."""
+def run_worker(conn, parent_pid: int) -> None:
+    """A worker process (``worker_entry.py``): the spec, one rendering env, then seeds in, episodes out,
+    until None or EOF."""
     die_with_parent(parent_pid)  # a parent killed with SIGKILL cannot close us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run; it closes us
+    spec = EpisodeSpec(**conn.recv())
     env = make_env(spec)
     while True:
         try:
@@ -154,12 +162,25 @@ def _worker_main(conn, spec: EpisodeSpec, parent_pid: int) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, spec: EpisodeSpec):
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, spec, os.getpid()), daemon=True)
-        self.process.start()
+    """A fresh interpreter running ``worker_entry.py`` (no GL context or threads inherited), joined to
+    this process by a pipe. A plain command rather than a multiprocessing child: a spawned child first
+    re-imports this process's main module, and through it the package root, LeRobot and torch (about
+    15 s); this one starts in about 1.5 s."""
+
+    def __init__(self, spec: EpisodeSpec):
+        self.conn, child = Pipe()
+        # stdin closed: a worker never reads the terminal; its output goes where the caller's goes.
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER_ENTRY), str(child.fileno()), str(os.getpid())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
         child.close()  # only the worker holds its end: its death shows here as EOF
+        self.conn.send(dataclasses.asdict(spec))
         self.seed: int | None = None  # the seed it is simulating
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.returncode  # negative: killed by that signal
 
 
 class EpisodeWorkers:
@@ -169,7 +190,6 @@ class EpisodeWorkers:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.spec, self.num_workers = spec, workers
-        self._ctx = mp.get_context("spawn")  # fresh interpreters: no GL context or threads inherited
         self._workers: list[_Worker] = []
         self._env = None  # workers=1: the in-process env
         self._results = self._episodes(first_seed)
@@ -187,10 +207,10 @@ class EpisodeWorkers:
     def close(self) -> None:
         """Stop every worker now; episodes in progress are dropped."""
         for worker in self._workers:
-            if worker.process.is_alive():
+            if worker.process.poll() is None:
                 worker.process.terminate()
         for worker in self._workers:
-            worker.process.join()
+            worker.process.wait()
             worker.conn.close()
         self._workers = []
 
@@ -200,9 +220,9 @@ class EpisodeWorkers:
         return {w.seed: w.process.pid for w in self._workers if w.seed is not None}
 
     def _replace(self, dead: _Worker) -> _Worker:
-        dead.process.join()
+        dead.process.wait()
         dead.conn.close()
-        return _Worker(self._ctx, self.spec)
+        return _Worker(self.spec)
 
     def _episodes(self, first_seed: int) -> Iterator[SimulatedEpisode | LostEpisode]:
         """Results for seeds first_seed, first_seed + 1, ... in that order, without end."""
@@ -212,7 +232,7 @@ class EpisodeWorkers:
             while True:
                 yield simulate_episode(self.spec, seed, self._env)
                 seed += 1
-        self._workers = [_Worker(self._ctx, self.spec) for _ in range(self.num_workers)]
+        self._workers = [_Worker(self.spec) for _ in range(self.num_workers)]
         done: dict[int, SimulatedEpisode | LostEpisode] = {}
         next_seed = next_result = first_seed
         while True:
@@ -225,7 +245,7 @@ class EpisodeWorkers:
                     worker.seed = None
                 except (EOFError, ConnectionResetError):  # died mid-episode: that seed is lost
                     self._workers[self._workers.index(worker)] = self._replace(worker)
-                    done[worker.seed] = LostEpisode(worker.seed, worker.process.exitcode)
+                    done[worker.seed] = LostEpisode(worker.seed, worker.exitcode)
             while next_result in done:
                 result = done.pop(next_result)
                 next_result += 1
