@@ -8,6 +8,7 @@ from dataclasses import replace
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
+import psutil
 import pytest
 
 from lerobot_policy_reconvla.sim.episodes import EpisodeSpec, EpisodeWorkers, LostEpisode, SimulatedEpisode
@@ -48,6 +49,8 @@ def test_a_killed_worker_loses_only_its_seed():
         # Idle workers get their next seed before a result is handed over, so one is busy now.
         assert workers.in_progress, "no worker was given a seed before the result was delivered"
         victim, pid = min(workers.in_progress.items())
+        # A worker imports the simulation, not the package root's LeRobot and torch (worker_entry.py).
+        assert not [m.path for m in psutil.Process(pid).memory_maps() if "libtorch" in m.path]
         os.kill(pid, signal.SIGKILL)
         rest = take(workers, count=victim - delivered[-1].seed + 2)
     by_seed = {r.seed: r for r in delivered + rest}

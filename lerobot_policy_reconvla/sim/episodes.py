@@ -169,9 +169,10 @@ class _Worker:
 
     def __init__(self, spec: EpisodeSpec):
         self.conn, child = Pipe()
+        # -P: sim/ is not put on the worker's sys.path, where its modules would shadow top-level ones.
         # stdin closed: a worker never reads the terminal; its output goes where the caller's goes.
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER_ENTRY), str(child.fileno()), str(os.getpid())],
+            [sys.executable, "-P", str(WORKER_ENTRY), str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
         )  # fmt: skip
         child.close()  # only the worker holds its end: its death shows here as EOF
