@@ -179,10 +179,6 @@ class _Worker:
         self.conn.send(dataclasses.asdict(spec))
         self.seed: int | None = None  # the seed it is simulating
 
-    @property
-    def exitcode(self) -> int | None:
-        return self.process.returncode  # negative: killed by that signal
-
 
 class EpisodeWorkers:
     """``workers`` processes simulating episodes; use as a context manager (closing stops them)."""
@@ -246,7 +242,7 @@ class EpisodeWorkers:
                     worker.seed = None
                 except (EOFError, ConnectionResetError):  # died mid-episode: that seed is lost
                     self._workers[self._workers.index(worker)] = self._replace(worker)
-                    done[worker.seed] = LostEpisode(worker.seed, worker.exitcode)
+                    done[worker.seed] = LostEpisode(worker.seed, worker.process.returncode)  # < 0: a signal
             while next_result in done:
                 result = done.pop(next_result)
                 next_result += 1
