@@ -16,7 +16,7 @@ import pytest
 import torch
 from tests.fixtures.cli import lerobot_cli
 from tests.fixtures.tiny_policy import TINY_CLI
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 from lerobot.datasets import LeRobotDataset
 
 from lerobot_policy_reconvla.annotate import (
@@ -520,7 +520,7 @@ def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_groun
         f"--root={video_source}", "--object=red cube", f"--detector_model={tiny_grounding_dino}",
         "--box_threshold=0", "--stride=5", f"--new_root={output}", f"--preview={preview}",
     ]  # fmt: skip
-    result = processes.run(annotate_cmd, capture_output=True, text=True, timeout=600, env=env)
+    result = warm_python.run(annotate_cmd, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "top              box in 100.0% of frames" in result.stdout
     assert preview.stat().st_size > 0 and (output / "meta" / "gaze_annotation.json").exists()
@@ -531,11 +531,11 @@ def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_groun
 
     assert main(annotate_cmd[3:]) == 2 and "already exists" in capsys.readouterr().err
 
-    train = processes.run(
+    train = warm_python.run(
         [lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
          "--dataset.repo_id=local/annotate_video_gaze", f"--dataset.root={output}", f"--output_dir={tmp_path / 'run'}",
          "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1", "--num_workers=0", "--wandb.enable=false"],
-        capture_output=True, text=True, timeout=600, env=env,
+        timeout=600, env=env,
     )  # fmt: skip
     log = train.stdout + train.stderr
     assert train.returncode == 0, log[-5000:]

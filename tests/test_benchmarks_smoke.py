@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.fixtures import processes
+from tests.fixtures import processes, warm_python
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     out = tmp_path / "bench.md"
-    proc = processes.run(
+    proc = warm_python.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_vs_pi0.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        cwd=REPO, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out.read_text()
@@ -34,9 +34,9 @@ def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
 def test_bench_latent_cache_quick_writes_its_section_and_keeps_the_rest(tmp_path):
     out = tmp_path / "bench.md"
     out.write_text("# Report\n\nkept above\n")
-    proc = processes.run(
+    proc = warm_python.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_latent_cache.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        cwd=REPO, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out.read_text()

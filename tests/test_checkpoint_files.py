@@ -11,7 +11,7 @@ import torch
 from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
 
 from tests.fixtures.tiny_policy import tiny_config
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 from lerobot_policy_reconvla.loading import IncompleteCheckpointError, check_safetensors_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_polic
     damaged = damaged_copy(saved_policy, tmp_path, keep_bytes=1000)
     cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(damaged, tmp_path / "eval")]
     env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
-    proc = processes.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = warm_python.run(cmd, cwd=REPO, env=env, timeout=300)
     assert proc.returncode != 0
     last_line = proc.stderr.strip().splitlines()[-1]
     assert last_line.startswith(

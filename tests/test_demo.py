@@ -9,7 +9,7 @@ from PIL import Image
 from lerobot_policy_reconvla.common.cli import UsageError
 from lerobot_policy_reconvla.tools import demo
 from lerobot_policy_reconvla.tools.demo import MARKER, prepare_output_dir
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 
 
 def test_demo_refuses_a_directory_it_did_not_create(tmp_path):
@@ -54,11 +54,11 @@ def test_demo_still_accepts_the_earlier_dashed_flags_with_a_deprecation_line(tmp
 @pytest.mark.slow
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
-    result = processes.run(
+    result = warm_python.run(
         [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output_dir={out}", "--num_episodes=1",
          "--workers=1", "--episode_length=30", "--steps=4", "--batch_size=2", "--curve_points=2", "--eval_episodes=1",
          "--image_size=[48,64]"],
-        capture_output=True, text=True, timeout=900,
+        timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     summary = json.loads((out / "summary.json").read_text())

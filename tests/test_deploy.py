@@ -25,7 +25,7 @@ from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPy
 from lerobot_policy_reconvla.recon.head import ReconHead
 from lerobot_policy_reconvla.recon.target import ReconTarget
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset
-from tests.fixtures import processes
+from tests.fixtures import processes, warm_python
 
 TASK = "Insert the peg into the socket."
 ALOHA_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -43,13 +43,13 @@ def aloha_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deploy_data") / "aloha_cams"
     write_synthetic_dataset(root, repo_id="local/aloha_cams", cameras=ALOHA_CAMERAS, height=H, width=W)
     run = tmp_path_factory.mktemp("deploy_train") / "run"
-    result = processes.run(
+    result = warm_python.run(
         [
             lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
             "--dataset.repo_id=local/aloha_cams", f"--dataset.root={root}", f"--output_dir={run}",
             "--steps=1", "--batch_size=2", "--save_freq=1", "--num_workers=0", "--wandb.enable=false",
         ],
-        capture_output=True, text=True, timeout=600, env=subprocess_env(),
+        timeout=600, env=subprocess_env(),
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return run / "checkpoints" / "last" / "pretrained_model"
@@ -194,7 +194,7 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
 @pytest.mark.slow
 def test_rtc_rollout_drives_aloha_sim(aloha_checkpoint, tmp_path):
     root = tmp_path / "rollout_rtc"
-    result = processes.run(
+    result = warm_python.run(
         [
             lerobot_cli("lerobot-rollout"), "--strategy.type=episodic", "--inference.type=rtc",
             "--inference.rtc.execution_horizon=4", "--inference.queue_threshold=4",
@@ -204,7 +204,7 @@ def test_rtc_rollout_drives_aloha_sim(aloha_checkpoint, tmp_path):
             "--dataset.fps=5", "--dataset.num_episodes=1", "--dataset.episode_time_s=8", "--dataset.reset_time_s=0",
             "--dataset.video=false", "--dataset.push_to_hub=false", "--display_data=false", "--play_sounds=false",
         ],
-        capture_output=True, text=True, timeout=600, env=subprocess_env(), cwd=tmp_path,
+        timeout=600, env=subprocess_env(), cwd=tmp_path,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]

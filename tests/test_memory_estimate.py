@@ -3,16 +3,16 @@
 import re
 import sys
 from pathlib import Path
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_memory_estimate_writes_pi0_and_reconvla_rows(tmp_path):
     out = tmp_path / "memory.md"
-    proc = processes.run(
+    proc = warm_python.run(
         [sys.executable, str(REPO / "benchmarks" / "memory_estimate.py"), "--setups", "2", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        cwd=REPO, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [

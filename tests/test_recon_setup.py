@@ -10,7 +10,7 @@ import torch
 from tests.fixtures.cli import lerobot_cli
 from tests.fixtures.lerobot_train import build_as_lerobot_train_does
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.configs.default import DatasetConfig
@@ -145,7 +145,7 @@ def test_paper_preset_holds_every_official_setting_and_builds_at_full_size():
 
 def _run_train(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    return processes.run([lerobot_cli("lerobot-train"), *args], capture_output=True, text=True, timeout=900, env=env)
+    return warm_python.run([lerobot_cli("lerobot-train"), *args], timeout=900, env=env)
 
 
 @pytest.mark.slow

@@ -46,9 +46,10 @@ def test_a_killed_worker_loses_only_its_seed():
     # Longer episodes, so the kill lands while the victim is still simulating.
     with EpisodeWorkers(replace(SPEC, episode_length=60), workers=2, first_seed=0) as workers:
         delivered = [workers.next_episode()]
-        # Idle workers get their next seed before a result is handed over, so one is busy now.
+        # Idle workers get their next seed before a result is handed over, so one is busy now. The victim is
+        # the seed given last, just started (seed 1 started with seed 0: its result may be in the pipe already).
         assert workers.in_progress, "no worker was given a seed before the result was delivered"
-        victim, pid = min(workers.in_progress.items())
+        victim, pid = max(workers.in_progress.items())
         # A worker imports the simulation, not the package root's LeRobot and torch (worker_entry.py).
         assert not [m.path for m in psutil.Process(pid).memory_maps() if "libtorch" in m.path]
         os.kill(pid, signal.SIGKILL)

@@ -9,7 +9,7 @@ import torch
 
 from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
 from tests.fixtures.tiny_policy import tiny_config
-from tests.fixtures import processes
+from tests.fixtures import warm_python
 
 REPO = Path(__file__).resolve().parent.parent
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -31,7 +31,7 @@ def test_lerobot_eval_runs_the_env_from_the_preset(tmp_path):
     out = tmp_path / "eval"
     cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(policy_dir, out)]
     env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
-    proc = processes.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = warm_python.run(cmd, cwd=REPO, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     info = json.loads((out / "eval_info.json").read_text())
     overall = info["overall"]

@@ -15,7 +15,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.sim.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
-from tests.fixtures import processes
+from tests.fixtures import processes, warm_python
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -23,7 +23,7 @@ ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFF
 
 def generate(*args, check=True, timeout=300):
     cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", *map(str, args)]
-    proc = processes.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    proc = warm_python.run(cmd, cwd=REPO, env=ENV, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
