@@ -125,8 +125,11 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
     run_train([
         f"--config_path={preset_path('reconvla_tiny')}", "--dataset.repo_id=local/one_scene", f"--dataset.root={root}",
         f"--output_dir={tmp_path / 'train'}", "--steps=600", "--batch_size=8", "--save_freq=600", "--log_freq=100",
-        "--num_workers=0", "--wandb.enable=false", "--policy.image_resolution=[112,112]", "--env_eval_freq=0",
+        "--wandb.enable=false", "--policy.image_resolution=[112,112]", "--env_eval_freq=0",
         "--policy.n_action_steps=10", "--policy.scheduler_decay_steps=600",  # the learning rate anneals by the end
+        # The same training, cheaper: one loader process decodes the next batch while this one trains, and the
+        # prompt ("Pick up the cube.", 7 tokens) is padded to 16 tokens, not 48 (padding is masked out).
+        "--num_workers=1", "--policy.tokenizer_max_length=16",
     ], timeout=2400)  # fmt: skip
     # 200 steps, not the demonstration's 150: room for a policy that lags the script by a few steps.
     env = ["--env.type=aloha_multicam", "--env.task=lift", f"--env.observation_height={size[0]}",

@@ -7,7 +7,6 @@ equal, file for file and frame for frame, the one an unkilled run writes.
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.sim.recovery import SIDECAR
-from tests.fixtures import processes
+from tests.fixtures import processes, warm_python
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -50,9 +49,7 @@ def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, 
     else:
         cmd = [sys.executable, str(REPO / "tests" / "fixtures" / "kill_at.py"), kill[0], str(kill[1]), "--"]
     # Output to a file, not a pipe: a pipe would also wait for any child the killed process left behind.
-    with log.open("w") as out, processes.started(
-        [*cmd, *map(str, args)], cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT
-    ) as process:
+    with warm_python.started([*cmd, *map(str, args)], stdout=log, cwd=REPO, env=ENV) as process:
         code = process.wait(timeout=300)
         alive = processes.wait_for_no_command_process(process, within=15)
         left = []

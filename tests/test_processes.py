@@ -1,5 +1,6 @@
 """Workers die with their parent (`processes.die_with_parent`), and the test harness leaves nothing behind."""
 
+import os
 import subprocess
 import sys
 import time
@@ -8,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 from lerobot_policy_reconvla.common import processes as common_processes
-from tests.fixtures import processes
+from tests.fixtures import processes, warm_python
 
 # A parent that starts one spawned worker (sleeping for good), prints the worker's pid, and dies by SIGKILL,
 # as under the OOM killer: no cleanup of its own runs.
@@ -81,3 +82,31 @@ def test_run_kills_what_the_command_left_behind_and_on_timeout():
 
     with pytest.raises(subprocess.TimeoutExpired):
         processes.run([sys.executable, "-c", "import time; time.sleep(600)"], timeout=1)
+
+
+# A command that reports where and with what it runs, leaves a sleeping child behind (in a session of its own,
+# as torch's launcher starts ranks), and exits with status 3.
+WARM_COMMAND = """
+import os, subprocess, sys
+print(os.getcwd(), os.environ["WARM_TEST_VALUE"], sys.argv[1:])
+print("to stderr", file=sys.stderr)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+sys.exit(3)
+"""
+
+
+def test_a_warm_command_is_a_command_and_what_it_starts_is_found_and_killed(tmp_path):
+    script, out, err = tmp_path / "command.py", tmp_path / "out.txt", tmp_path / "err.txt"
+    script.write_text(WARM_COMMAND)
+    env = dict(os.environ, WARM_TEST_VALUE="42")
+    command_line = [sys.executable, script, "--flag=1"]
+    with warm_python.started(command_line, stdout=out, stderr=err, env=env, cwd=tmp_path) as command:
+        assert command.wait(timeout=300) == 3
+        (sleeper,) = processes.command_processes(command)  # found by the token it inherited
+        assert "time.sleep(600)" in " ".join(sleeper.cmdline())
+    assert gone(sleeper.pid)
+    assert out.read_text() == f"{tmp_path} 42 ['--flag=1']\n" and err.read_text() == "to stderr\n"
+    # An uncaught exception: the traceback on stderr and status 1, as the interpreter gives them.
+    script.write_text("raise ValueError('bad input')\n")
+    result = warm_python.run([sys.executable, script], timeout=300)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == "ValueError: bad input"

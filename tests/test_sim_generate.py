@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.sim.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
-from tests.fixtures import processes, warm_python
+from tests.fixtures import warm_python
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -141,21 +140,21 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
     cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", "--task=transfer_cube", "--num_episodes=50",
            f"--root={root}", "--repo_id=local/killed", "--images=true", "--cameras=[top,left_wrist,right_wrist]",
            "--image_size=[24,24]", "--episode_length=120", "--keep_failed=true"]
-    sidecar = root / SIDECAR
-    with processes.started(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    sidecar, log = root / SIDECAR, tmp_path / "generate.log"
+    with warm_python.started(cmd, stdout=log, cwd=REPO, env=ENV) as proc:
         deadline = time.time() + 200
         # Wait for the first saved episode, then for the second to be under way, and stop it mid-episode.
         while time.time() < deadline:
             if sidecar.exists() and json.loads(sidecar.read_text())["episodes"]:
                 break
-            assert proc.poll() is None, proc.communicate()
+            assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.1)
         else:
             pytest.fail("no episode saved in time")
         time.sleep(0.8)  # an episode takes a few seconds: this lands inside the next one
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+        proc.wait(timeout=120)
+    assert proc.returncode == 130, log.read_text()[-3000:]
     saved = json.loads(sidecar.read_text())["episodes"]
     ds = LeRobotDataset("local/killed", root=root)
     assert ds.meta.total_episodes == len(saved) >= 1
