@@ -19,6 +19,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 from tests.fixtures.aloha_rig import arms  # noqa: E402,F401  (fixture: four fake Dynamixel buses)
 from tests.fixtures.processes import leftovers_after, mark_test_run, marked_processes  # noqa: E402
+from tests.fixtures.scheduling import ALONE, cores_for_test, longest_first_alone_last  # noqa: E402
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset  # noqa: E402
 from tests.fixtures.tiny_policy import tiny_config  # noqa: E402
 from tests.fixtures.tiny_vae import save_tiny_vae  # noqa: E402
@@ -31,6 +32,19 @@ TEST_RUN = mark_test_run()
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 LEFTOVER_GRACE_SECONDS = 15  # a killed parent's workers get this long to notice and exit
+
+
+def pytest_collection_modifyitems(config, items):
+    longest_first_alone_last(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Setup (module fixtures included), call and teardown, under the lock shared with the other worker.
+    worker = getattr(item.config, "workerinput", None)  # set in a pytest-xdist worker only
+    lock_dir = Path(item.config.option.basetemp).parent if worker is not None else None
+    with cores_for_test(lock_dir, alone=item.get_closest_marker(ALONE) is not None):
+        return (yield)
 
 
 @pytest.fixture(scope="session", autouse=True)

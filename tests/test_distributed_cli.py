@@ -3,6 +3,8 @@
 Under DDP every rank must run forward and backward each step (gradients are all-reduced), so a run that
 completes on 2 processes proves both ranks trained; with the VAE target each rank loads its own frozen
 VAE on its first step. Only the main process logs and writes checkpoints.
+
+Marked `alone`: no other test runs beside them (tests/fixtures/scheduling.py says why).
 """
 
 import json
@@ -47,6 +49,7 @@ def logged_steps(output: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, tiny_vae_dir):
     run = tmp_path / "run"
     vae_head = [
@@ -92,6 +95,7 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_recon_weight_zero_leaves_the_head_unused_without_tripping_ddp(tmp_path, dataset_3cam):
     # The head's parameters get no gradient; lerobot-train wraps the policy with
     # find_unused_parameters=True, so DDP accepts it.
