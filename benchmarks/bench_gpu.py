@@ -4,7 +4,7 @@ training step time and peak memory (with and without the latent cache). Writes a
     # on the GPU machine, from the repository root (packages it lacks come from gpu_wheels/):
     bash benchmarks/run_bench_gpu.sh --out bench_gpu.md
     # the same script at the tiny size on the CPU (what tests/test_benchmarks_smoke.py runs):
-    .venv/bin/python benchmarks/bench_gpu.py --variant tiny --device cpu --quick --out /tmp/bench_gpu.md
+    .venv/bin/python -m benchmarks.bench_gpu --variant tiny --device cpu --quick --out /tmp/bench_gpu.md
 
 What it measures, on random weights built directly on the device (gemma_2b + gemma_300m, DiT 1024 x 3;
 latency does not depend on the weights' values):
@@ -33,11 +33,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from bench_latent_cache import build_cache, dataset_batch, write_frames  # noqa: E402
-from pi0_pair import SD_VAE, SMALL_VAE, assert_same_chunks, compile_like_pi0_, make_config, make_pi0_twin, save_vae  # noqa: E402
-from report import git_describe, machine, versions  # noqa: E402
-from timing import interleaved, ratio  # noqa: E402
-
+from benchmarks.bench_latent_cache import build_cache, dataset_batch, write_frames  # noqa: E402
+from benchmarks.pi0_pair import (  # noqa: E402
+    SD_VAE,
+    SMALL_VAE,
+    assert_same_chunks,
+    compile_like_pi0_,
+    make_config,
+    make_pi0_twin,
+    save_vae,
+)
+from benchmarks.report import git_describe, machine, versions  # noqa: E402
+from benchmarks.timing import interleaved, ratio  # noqa: E402
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy  # noqa: E402
 
 
@@ -146,7 +153,7 @@ def run(args, tmp: Path) -> dict:
 
 
 def render(args, results: dict, argv: list[str], wall: float) -> str:
-    cmd = "python benchmarks/bench_gpu.py " + " ".join(argv)
+    cmd = "python -m benchmarks.bench_gpu " + " ".join(argv)
     out = [
         "# ReconVLA against stock pi0 on one GPU (full size)" if args.variant == "full" else "# ReconVLA against stock pi0 (bench_gpu.py, tiny size)",
         "",

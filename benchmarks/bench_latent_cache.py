@@ -2,7 +2,7 @@
 and against the same step running the VAE; the cache's build time and size. Writes its section of a
 markdown report (between markers, so the rest of the file is left as it is).
 
-    .venv/bin/python benchmarks/bench_latent_cache.py --out docs/benchmarks.md
+    .venv/bin/python -m benchmarks.bench_latent_cache --out docs/benchmarks.md
 
 Two target layouts, each with a random-init `diffusers.AutoencoderKL` (weights do not change the time):
 - `sd`: the defaults, Stable Diffusion's VAE architecture (4 latent channels), 128 px crops, 1 latent per token;
@@ -30,9 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy  # noqa: E402
-
-from pi0_pair import (  # noqa: E402
+from benchmarks.pi0_pair import (  # noqa: E402
     CAMERAS,
     GAZE_BOX,
     SD_VAE,
@@ -44,8 +42,9 @@ from pi0_pair import (  # noqa: E402
     save_vae,
     train_step_fn,
 )
-from report import git_describe, machine, versions  # noqa: E402
-from timing import interleaved, ratio  # noqa: E402
+from benchmarks.report import git_describe, machine, versions  # noqa: E402
+from benchmarks.timing import interleaved, ratio  # noqa: E402
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy  # noqa: E402
 
 BEGIN = "<!-- bench_latent_cache.py: begin -->"
 END = "<!-- bench_latent_cache.py: end -->"
@@ -156,7 +155,7 @@ def run_layout(args, name: str, tmp: Path) -> list[dict]:
 
 
 def render(args, rows: list[dict], argv: list[str], wall: float) -> str:
-    cmd = ".venv/bin/python benchmarks/bench_latent_cache.py " + " ".join(argv)
+    cmd = ".venv/bin/python -m benchmarks.bench_latent_cache " + " ".join(argv)
     out = [
         BEGIN,
         "## Latent cache (training step without the VAE)",

@@ -1,9 +1,9 @@
 """ReconVLA against LeRobot's stock pi0, side by side in one process: inference latency, training step
 time, peak memory, and where the time of the reconstruction branch goes. Writes a markdown report.
 
-    .venv/bin/python benchmarks/bench_vs_pi0.py --variant tiny --out docs/benchmarks.md
+    .venv/bin/python -m benchmarks.bench_vs_pi0 --variant tiny --out docs/benchmarks.md
     # on a GPU machine (full size, bf16, compile off and on):
-    python benchmarks/bench_vs_pi0.py --variant full --device cuda --batch-sizes 1 8 32 \
+    python -m benchmarks.bench_vs_pi0 --variant full --device cuda --batch-sizes 1 8 32 \
         --compile both --dtype bfloat16 --out docs/benchmarks.md
 
 The parts: `pi0_pair.py` builds the two policies on identical weights (and says how the stock pi0 side
@@ -39,8 +39,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from memory import measure_memory, memory_worker  # noqa: E402
-from pi0_pair import (  # noqa: E402
+from benchmarks.memory import measure_memory, memory_worker  # noqa: E402
+from benchmarks.pi0_pair import (  # noqa: E402
     ACTION_DIM,
     CAMERAS,
     SD_VAE,
@@ -54,9 +54,8 @@ from pi0_pair import (  # noqa: E402
     save_vae,
     train_step_fn,
 )
-from report import TARGETS, Results, Row, fmt_bytes, render, verdict_ratio  # noqa: E402
-from timing import Stat, interleaved, oom_guard, ratio  # noqa: E402
-
+from benchmarks.report import TARGETS, Results, Row, fmt_bytes, render, verdict_ratio  # noqa: E402
+from benchmarks.timing import Stat, interleaved, oom_guard, ratio  # noqa: E402
 
 KEPT_FROM = "## Analysis"
 
@@ -179,13 +178,14 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
 
 
 def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, batch: dict, train_stats, vae_paths):
+    from lerobot_policy_reconvla.gaze_box import batch_gaze_boxes, whole_image_if_absent
     from lerobot_policy_reconvla.modeling_reconvla import capture_prefix_hidden_states
-    from lerobot_policy_reconvla.recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae
+    from lerobot_policy_reconvla.recon.target import ReconTarget, load_frozen_vae
 
     pi0 = policies["pi0"]
     config = pi0.config
     images = [batch[f"observation.images.{cam}"] for cam in CAMERAS]
-    boxes = [boxes_or_whole_image(batch[f"observation.gaze_box.{cam}"], batch_size, args.device) for cam in CAMERAS]
+    boxes = list(whole_image_if_absent(batch_gaze_boxes(batch, list(CAMERAS), set())).unbind(1))  # K x (B, 4)
     grid = config.recon_token_grid
     n_targets = batch_size * len(CAMERAS)
 

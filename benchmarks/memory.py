@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from pi0_pair import (
+from benchmarks.pi0_pair import (
     SD_VAE,
     SMALL_VAE,
     build_reconvla,
@@ -30,7 +30,7 @@ from pi0_pair import (
     train_step_fn,
 )
 
-ENTRY_POINT = Path(__file__).with_name("bench_vs_pi0.py")
+REPO = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "MEMORY_RESULT "
 
 
@@ -90,7 +90,7 @@ def memory_worker(args) -> None:
 
 def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
     """{"peak_bytes", "method"[, "note"]} of `kind` (pi0, reconvla-pixels, reconvla-vae) from a fresh process."""
-    cmd = [sys.executable, str(ENTRY_POINT), "--memory-worker", kind,
+    cmd = [sys.executable, "-m", "benchmarks.bench_vs_pi0", "--memory-worker", kind,
            "--memory-batch-size", str(batch_size), "--variant", args.variant, "--device", args.device,
            "--dtype", args.dtype, "--threads", str(args.threads), "--chunk-size", str(args.chunk_size),
            "--num-steps", str(args.num_steps), "--vae-arch", args.vae_arch,
@@ -98,7 +98,7 @@ def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
            "--image-shape", *map(str, args.image_shape), "--memory-steps", str(args.memory_steps)]  # fmt: skip
     if compile_on:
         cmd += ["--compile-on", "--compile-mode", args.compile_mode]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ENTRY_POINT.parents[1])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line.removeprefix(RESULT_PREFIX))

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import torch
 
-from pi0_pair import CAMERAS, GAZE_BOX, PROMPT_TOKENS, STATE_DIM
-from timing import Stat
+from benchmarks.pi0_pair import CAMERAS, GAZE_BOX, PROMPT_TOKENS, STATE_DIM
+from benchmarks.timing import Stat
 
 REPO = Path(__file__).resolve().parents[1]
 # The goals ReconVLA is held to: inference costs what pi0 costs; training adds at most 15 % time and 10 % memory.
@@ -97,7 +97,7 @@ def versions() -> str:
 
 def render(args, res: Results, argv: list[str], wall: float) -> str:
     full_gpu = args.variant == "full" and args.device == "cuda"
-    cmd = ".venv/bin/python benchmarks/bench_vs_pi0.py " + " ".join(argv)
+    cmd = ".venv/bin/python -m benchmarks.bench_vs_pi0 " + " ".join(argv)
     out = [
         "# Benchmarks: ReconVLA against LeRobot's stock pi0",
         "",

@@ -10,5 +10,4 @@ if compgen -G "gpu_wheels/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" gpu_wheels/*.whl
 fi
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-cd benchmarks
-exec "$PY" bench_gpu.py "$@"
+exec "$PY" -m benchmarks.bench_gpu "$@"

@@ -28,15 +28,30 @@ from .training.optim import PRESET_OPTIMIZER_TYPES, optimizer_preset
 
 # Backbone variants: pi0's two plus `tiny`, pi0's architecture at a few M parameters (besides the
 # vocabulary) so CPU tests run the real model. gemma_* are built by pi0's own constructors; `tiny` takes
-# its sizes from the table below (read by modeling_reconvla and by the checks in this file).
-BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", "tiny")
-# pi0's GemmaConfig fields (openpi gemma.py: Config), for the language model and the action expert
-# alike. pi0's joint attention reshape assumes 8 heads and one head_dim on both experts.
-TINY_GEMMA = dict(width=256, depth=2, mlp_dim=1024, num_heads=8, num_kv_heads=1, head_dim=32)
+# its sizes from the tables below (tiny.py builds it; the checks in this file read them).
+TINY = "tiny"
+BACKBONE_VARIANTS = ("gemma_300m", "gemma_2b", TINY)
+# transformers' GemmaConfig fields, for the language model and the action expert alike. pi0's joint
+# attention reshape assumes 8 heads and one head_dim on both experts.
+TINY_LANGUAGE = {
+    "hidden_size": 256,
+    "num_hidden_layers": 2,
+    "intermediate_size": 1024,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 1,
+    "head_dim": 32,
+}
 # transformers' SiglipVisionConfig fields; pi0 hard-codes SigLIP so400m for gemma_*.
-TINY_VISION = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512, patch_size=14)
+TINY_VISION = {
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 512,
+    "patch_size": 14,
+}
 TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
 RECON_TARGETS = ("vae", "pixels")
+PI0_DTYPES = ("bfloat16", "float32")
 RECON_HEAD_DTYPES = ("float32", "bfloat16")
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # pi0's processor hard-codes the same one
 # The tokenizer shipped for the tiny variant: a name, not a path, so saved processors stay portable.
@@ -44,49 +59,16 @@ TINY_TOKENIZER = "lerobot_policy_reconvla/tiny_tokenizer"
 TINY_TOKENIZER_DIR = Path(__file__).parent / "assets" / "tiny_tokenizer"
 
 
+def camera_name(image_key: str) -> str:
+    """observation.images.<name> -> <name>."""
+    return image_key.removeprefix(f"{OBS_IMAGES}.")
+
+
 @cache
 def _paligemma_patch_size() -> int:
     from transformers import PaliGemmaConfig  # imported on first use: the plugin registers without it
 
     return PaliGemmaConfig().vision_config.patch_size
-
-
-
-# Image transforms (LeRobot's `--dataset.image_transforms.tfs.<name>.type`: torchvision v2 classes and
-# LeRobot's own) that leave every pixel where it was, so a gaze box still frames its object. Anything
-# else (RandomAffine, crops, flips, rotations, perspective, ...) moves the object out of its box.
-PHOTOMETRIC_TRANSFORMS = frozenset({
-    "ColorJitter", "RandomPhotometricDistort", "Grayscale", "RandomGrayscale", "RandomInvert",
-    "RandomPosterize", "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize",
-    "GaussianBlur", "GaussianNoise", "RandomChannelPermutation",
-    "SharpnessJitter", "MotionBlur", "JPEGCompression", "GaussianPatchBrightness", "RandomShadow",
-    "CoarseDropout", "GammaCorrection", "PlanckianJitter",
-})  # fmt: skip
-
-
-def check_image_transforms_keep_gaze_boxes(image_transforms, gaze_box_keys: list[str]) -> None:
-    """Refuses dataset image transforms that move pixels while the dataset has gaze boxes.
-
-    LeRobot's dataset transforms each camera image on its own; the boxes are not transformed with it,
-    so after an affine or crop the gaze crop would no longer frame the object.
-
-    Args:
-        image_transforms: LeRobot's ImageTransformsConfig (`--dataset.image_transforms.*`).
-        gaze_box_keys: the dataset's `observation.gaze_box.*` features.
-    """
-    if not gaze_box_keys or not image_transforms.enable:
-        return
-    moving = {name: tf.type for name, tf in image_transforms.tfs.items() if tf.weight > 0}
-    moving = {name: kind for name, kind in moving.items() if kind not in PHOTOMETRIC_TRANSFORMS}
-    if moving:
-        raise ValueError(
-            f"dataset.image_transforms would move pixels ({moving}) while the dataset has gaze boxes "
-            f"{sorted(gaze_box_keys)}: the boxes are not transformed with the images, so the recon target "
-            f"would miss the object. Photometric transforms are safe ({sorted(PHOTOMETRIC_TRANSFORMS)}): "
-            "list only those, e.g. --dataset.image_transforms.tfs='{\"brightness\": {\"type\": "
-            "\"ColorJitter\", \"kwargs\": {\"brightness\": [0.8, 1.2]}}}', or set "
-            "--dataset.image_transforms.enable=false."
-        )
 
 
 @PreTrainedConfig.register_subclass("reconvla")
@@ -131,7 +113,8 @@ class ReconVLAConfig(PI0Config):
     recon_image_size: int = 128
     # Pad each gaze crop (and the whole-image fallback) to a square with mid grey before resizing, as the
     # official pads every target, instead of stretching it. Off by default: the tiny preset's results
-    # (docs/results.md) and the closed-loop tests were measured with stretched crops; the paper preset sets it.
+    # (docs/results.md) and the closed-loop tests were measured with stretched crops; the paper preset
+    # sets it.
     recon_pad_to_square: bool = False
     # ReconDiT size; full size as the official `denoiser_vit3x`: depth 3, width 1024, 16 heads.
     recon_dit_depth: int = 3
@@ -158,6 +141,9 @@ class ReconVLAConfig(PI0Config):
     # posterior from it instead of running the VAE on the gaze crops. Checked against the settings above and,
     # every step, against the batch's boxes and crops (a changed dataset or an augmentation is refused).
     recon_latent_cache: str | None = None
+    # Training only: each camera image is padded by this many pixels (edge pixels repeated) and cropped back
+    # at a random offset, its gaze box moved with it (DrQ's random shift, training/augment.py). 0: off.
+    image_shift_pixels: int = 0
     # Optimizer of the training preset: pi0's `adamw`, or `adamw_8bit` (bitsandbytes, the `bnb` extra;
     # same hyperparameters and parameter groups, moments in 8 bits). See optim.py.
     optimizer_type: str = "adamw"
@@ -170,9 +156,9 @@ class ReconVLAConfig(PI0Config):
         try:
             self._check_settings()
         except ValueError as refusal:
-            # draccus, which parses lerobot-train's flags, replaces a ValueError raised while building the config
-            # by "Couldn't instantiate class ReconVLAConfig using the given arguments": log the reason, so a
-            # command line shows which setting is refused and why.
+            # draccus, which parses lerobot-train's flags, replaces a ValueError raised while building the
+            # config by "Couldn't instantiate class ReconVLAConfig using the given arguments": log the reason,
+            # so a command line shows which setting is refused and why.
             logging.getLogger(__name__).error("policy config refused: %s", refusal)
             raise
 
@@ -190,7 +176,7 @@ class ReconVLAConfig(PI0Config):
                 "paligemma_variant='gemma_300m' cannot run: pi0 projects the vision tower to 2048 channels, "
                 "the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU tests)"
             )
-        if (self.paligemma_variant == "tiny") != (self.action_expert_variant == "tiny"):
+        if (self.paligemma_variant == TINY) != (self.action_expert_variant == TINY):
             raise ValueError(
                 "paligemma_variant and action_expert_variant must both be 'tiny' or both be gemma_*; got "
                 f"{self.paligemma_variant!r} and {self.action_expert_variant!r} (their head dims must match)"
@@ -201,32 +187,47 @@ class ReconVLAConfig(PI0Config):
         if self.recon_target not in RECON_TARGETS:
             raise ValueError(f"recon_target={self.recon_target!r}; expected one of {RECON_TARGETS}")
         if self.recon_target == "vae" and not self.recon_vae:
-            raise ValueError("recon_target='vae' needs recon_vae (a path or Hub repo of a diffusers AutoencoderKL)")
+            raise ValueError(
+                "recon_target='vae' needs recon_vae (a path or Hub repo of a diffusers AutoencoderKL)"
+            )
         if self.recon_weight < 0:
             raise ValueError(f"recon_weight={self.recon_weight}; expected >= 0 (0 disables the head's loss)")
         if self.recon_timestep_repeats < 1:
             raise ValueError(f"recon_timestep_repeats={self.recon_timestep_repeats}; expected >= 1")
         if self.recon_dit_depth < 1 or self.recon_dit_width < 1:
             raise ValueError(
-                f"recon_dit_depth={self.recon_dit_depth}, recon_dit_width={self.recon_dit_width}; expected >= 1"
+                f"recon_dit_depth={self.recon_dit_depth}, recon_dit_width={self.recon_dit_width}; "
+                "expected >= 1"
             )
         if self.recon_dit_width % self.recon_dit_heads != 0:
             raise ValueError(
-                f"recon_dit_width={self.recon_dit_width} must be divisible by recon_dit_heads={self.recon_dit_heads}"
+                f"recon_dit_width={self.recon_dit_width} must be divisible by "
+                f"recon_dit_heads={self.recon_dit_heads}"
             )
         if self.recon_latent_cache is not None and self.recon_target != "vae":
             raise ValueError(
                 f"recon_latent_cache={self.recon_latent_cache!r} holds VAE posteriors, but recon_target="
                 f"{self.recon_target!r}: pixel targets need no cache (drop --policy.recon_latent_cache)"
             )
+        if self.image_shift_pixels < 0:
+            raise ValueError(f"image_shift_pixels={self.image_shift_pixels}; expected >= 0 (0 is off)")
+        if self.image_shift_pixels > 0 and self.recon_latent_cache is not None:
+            raise ValueError(
+                f"image_shift_pixels={self.image_shift_pixels} with recon_latent_cache={self.recon_latent_cache!r}: "
+                "the cache holds the targets of the stored frames, not of shifted ones; drop one of them"
+            )
         if self.recon_log_images_freq < 0:
             raise ValueError(f"recon_log_images_freq={self.recon_log_images_freq}; expected >= 0 (0 is off)")
         if self.recon_lr_scale <= 0:
             raise ValueError(f"recon_lr_scale={self.recon_lr_scale}; expected > 0")
         if self.optimizer_type not in PRESET_OPTIMIZER_TYPES:
-            raise ValueError(f"optimizer_type={self.optimizer_type!r}; expected one of {PRESET_OPTIMIZER_TYPES}")
+            raise ValueError(
+                f"optimizer_type={self.optimizer_type!r}; expected one of {PRESET_OPTIMIZER_TYPES}"
+            )
         if self.recon_head_dtype not in RECON_HEAD_DTYPES:
-            raise ValueError(f"recon_head_dtype={self.recon_head_dtype!r}; expected one of {RECON_HEAD_DTYPES}")
+            raise ValueError(
+                f"recon_head_dtype={self.recon_head_dtype!r}; expected one of {RECON_HEAD_DTYPES}"
+            )
         for field_name in ("recon_vae_latent_channels", "recon_vae_downsample", "recon_image_size"):
             if getattr(self, field_name) < 1:
                 raise ValueError(f"{field_name}={getattr(self, field_name)}; expected >= 1")
@@ -240,33 +241,37 @@ class ReconVLAConfig(PI0Config):
         if self.recon_target == "vae" and self.recon_image_size % (grid * self.recon_vae_downsample) != 0:
             raise ValueError(
                 f"recon_image_size={self.recon_image_size} must be a multiple of recon_vae_downsample="
-                f"{self.recon_vae_downsample} x {grid_reason} = {grid * self.recon_vae_downsample}, so that every "
-                "image token gets the same p x p latents"
+                f"{self.recon_vae_downsample} x {grid_reason} = {grid * self.recon_vae_downsample}, so that "
+                "every image token gets the same p x p latents"
             )
         depth = self.language_depth
         if not -depth <= self.recon_layer < depth:
             raise ValueError(
-                f"recon_layer={self.recon_layer} is outside the {depth} layers of {self.paligemma_variant!r}; "
-                f"expected an index in [{-depth}, {depth - 1}]"
+                f"recon_layer={self.recon_layer} is outside the {depth} layers of "
+                f"{self.paligemma_variant!r}; expected an index in [{-depth}, {depth - 1}]"
             )
 
     def _pi0_post_init(self) -> None:
-        """pi0's own checks (and the base config's device/AMP set-up), with `tiny` let through.
+        """pi0's post-init (the base config's device and AMP set-up, then pi0's checks), `tiny` included.
 
-        PI0Config.__post_init__ accepts only its two gemma variants; `tiny` was checked above, so it
-        stands in as gemma_300m for pi0's variant check alone.
+        PI0Config.__post_init__ runs the base config's post-init and then refuses every variant but its two,
+        with no step in between to override. So pi0's other checks (n_action_steps, dtype) are made here for
+        every variant, and for `tiny` the base config's post-init runs without pi0's.
         """
-        if self.paligemma_variant != "tiny":
+        if self.n_action_steps > self.chunk_size:
+            raise ValueError(
+                f"n_action_steps={self.n_action_steps} cannot be greater than chunk_size={self.chunk_size}: "
+                "a policy cannot execute more actions than it predicts"
+            )
+        if self.dtype not in PI0_DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}; expected one of {PI0_DTYPES}")
+        if self.paligemma_variant == TINY:
+            PreTrainedConfig.__post_init__(self)
+        else:
             super().__post_init__()
-            return
-        self.paligemma_variant = self.action_expert_variant = "gemma_300m"
-        try:
-            super().__post_init__()
-        finally:
-            self.paligemma_variant = self.action_expert_variant = "tiny"
 
     def _select_cameras(self) -> None:
-        available = [key.removeprefix(f"{OBS_IMAGES}.") for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
+        available = [camera_name(key) for key in self.input_features if key.startswith(f"{OBS_IMAGES}.")]
         unknown = [name for name in self.cameras if name not in available]
         if unknown or not self.cameras:
             raise ValueError(
@@ -274,7 +279,7 @@ class ReconVLAConfig(PI0Config):
                 "set --policy.cameras to names the dataset or env provides"
             )
         others = {k: v for k, v in self.input_features.items() if not k.startswith(f"{OBS_IMAGES}.")}
-        chosen = {f"{OBS_IMAGES}.{name}": self.input_features[f"{OBS_IMAGES}.{name}"] for name in self.cameras}
+        chosen = {key: self.input_features[key] for key in (f"{OBS_IMAGES}.{name}" for name in self.cameras)}
         self.input_features = {**chosen, **others}
 
     def get_optimizer_preset(self):
@@ -282,17 +287,18 @@ class ReconVLAConfig(PI0Config):
 
     @property
     def language_depth(self) -> int:
-        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_GEMMA."""
-        if self.paligemma_variant == "tiny":
-            return TINY_GEMMA["depth"]
-        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config  # imports transformers: only when needed
+        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_LANGUAGE."""
+        if self.paligemma_variant == TINY:
+            return TINY_LANGUAGE["num_hidden_layers"]
+        # Imported here: it imports transformers, which the plugin's registration does without.
+        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config
 
         return get_gemma_config(self.paligemma_variant).depth
 
     @property
     def vision_patch_size(self) -> int:
         """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
-        if self.paligemma_variant == "tiny":
+        if self.paligemma_variant == TINY:
             return TINY_VISION["patch_size"]
         return _paligemma_patch_size()
 
@@ -305,12 +311,17 @@ class ReconVLAConfig(PI0Config):
     def resolved_tokenizer_name(self) -> str:
         if self.tokenizer_name is not None:
             return self.tokenizer_name
-        return TINY_TOKENIZER if self.paligemma_variant == "tiny" else PALIGEMMA_TOKENIZER
+        return TINY_TOKENIZER if self.paligemma_variant == TINY else PALIGEMMA_TOKENIZER
 
     @property
     def camera_keys(self) -> list[str]:
         """Real cameras the batch must hold (pi0's `empty_camera_*` placeholders excluded)."""
         return [key for key in self.image_features if not key.startswith(f"{OBS_IMAGES}.empty_camera_")]
+
+    @property
+    def camera_names(self) -> list[str]:
+        """`camera_keys` by name (`observation.images.<name>`): the names of gaze boxes, caches and logs."""
+        return [camera_name(key) for key in self.camera_keys]
 
     def validate_features(self) -> None:
         # Gaze boxes are training targets, not policy inputs: keep them out of input_features so they

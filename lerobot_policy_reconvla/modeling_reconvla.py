@@ -23,10 +23,7 @@ and the training forward is pi0's, observed through a forward hook.
 """
 
 import builtins
-import functools
-import inspect
 import logging
-import sys
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -37,18 +34,14 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lerobot.configs import PreTrainedConfig
-from lerobot.configs.train import TrainPipelineConfig
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy, PI0Pytorch
 from lerobot.policies.pretrained import PreTrainedPolicy, T
-from lerobot.utils.import_utils import require_package
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+from lerobot.utils.import_utils import require_package
 
-from .configuration_reconvla import (
-    check_image_transforms_keep_gaze_boxes,
-    ReconVLAConfig,
-)
-from .gaze_box import camera_of, gaze_box_key, is_gaze_box_key
+from .configuration_reconvla import ReconVLAConfig
+from .gaze_box import batch_gaze_boxes, check_gaze_box_stats, is_gaze_box_key, whole_image_if_absent
 from .loading import (
     SAFETENSORS_FILE,
     check_safetensors_file,
@@ -57,12 +50,13 @@ from .loading import (
     parse_reconvla_config,
     resolve_file,
 )
-from .training.latent_cache import LatentCache, LatentCacheError, crop_signature
-from .recon.pictures import log_to_active_wandb_run
 from .recon.dit import ReconDiT
 from .recon.head import ReconHead, make_train_scheduler
-from .recon.target import ReconTarget, boxes_or_whole_image, load_frozen_vae, malformed_box_mask
-from .tiny import get_gemma_config_with_tiny, init_pi0_core
+from .recon.pictures import log_to_active_wandb_run
+from .recon.target import ReconTarget, load_frozen_vae
+from .tiny import init_pi0_core
+from .training.augment import random_shift
+from .training.latent_cache_reader import LatentCache, LatentCacheError, crop_signature
 
 logger = logging.getLogger(__name__)
 
@@ -141,18 +135,18 @@ class ReconVLAPytorch(PI0Pytorch):
 
     def __init__(self, config: ReconVLAConfig, rtc_processor=None):
         init_pi0_core(self, config, rtc_processor)  # pi0's constructor (tiny.py: for the `tiny` variant too)
-        language = get_gemma_config_with_tiny(config.paligemma_variant)
+        language_width = self.paligemma_with_expert.paligemma.config.text_config.hidden_size
 
         grid = config.recon_token_grid
         target = make_recon_target(config)
         dit = ReconDiT(
             in_channels=target.token_channels,
-            cond_dim=language.width,
+            cond_dim=language_width,
             grid_size=grid,
             width=config.recon_dit_width,
             depth=config.recon_dit_depth,
             num_heads=config.recon_dit_heads,
-            language_dim=language.width if config.recon_condition_on_language else None,
+            language_dim=language_width if config.recon_condition_on_language else None,
         )
         self.recon_head = ReconHead(
             dit,
@@ -270,6 +264,16 @@ class ReconVLAPytorch(PI0Pytorch):
         return self._recon_condition(captured[0], lang_masks, num_cameras)
 
 
+# Said once when a training batch has gaze boxes.
+GAZE_BOXES_AND_IMAGE_TRANSFORMS = (
+    "The batch has gaze boxes: LeRobot's --dataset.image_transforms transform each image without its box, "
+    "so they must leave every pixel in place (photometric transforms such as ColorJitter or "
+    "SharpnessJitter). A transform that moves pixels (RandomAffine, in LeRobot's default set, crops, flips, "
+    "rotations) makes the reconstruction target miss the object. The policy cannot see these transforms to "
+    "check them. For a geometric augmentation use --policy.image_shift_pixels, which moves each box with "
+    "its image."
+)
+
 # Seeds the noise and timesteps of a held-out loss (eval mode), so evaluations are comparable.
 EVAL_NOISE_SEED = 0
 
@@ -281,19 +285,7 @@ class ReconVLAPolicy(PI0Policy):
     name = "reconvla"
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
-        _check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
-        train_config = _lerobot_train_config(config)
-        if train_config is not None and config.recon_weight > 0:
-            # Before anything is built or loaded: under lerobot-train, refuse augmentations that would
-            # move the objects out of their gaze boxes.
-            gaze_box_keys = _dataset_gaze_box_keys(config, kwargs.get("dataset_meta"))
-            check_image_transforms_keep_gaze_boxes(train_config.dataset.image_transforms, gaze_box_keys)
-            if config.recon_latent_cache and train_config.dataset.image_transforms.enable:
-                raise LatentCacheError(
-                    f"recon_latent_cache={config.recon_latent_cache!r} with --dataset.image_transforms.enable=true: "
-                    "the cache holds the targets of the stored frames, not of augmented ones; train without one "
-                    "of them"
-                )
+        check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
         # pi0's construction statements (PI0Policy.__init__), with ReconVLA's core model in pi0's place.
         require_package("transformers", extra="pi")
         PreTrainedPolicy.__init__(self, config)
@@ -305,8 +297,7 @@ class ReconVLAPolicy(PI0Policy):
             self.model.gradient_checkpointing_enable()
         self.model.to(config.device)
         self.reset()
-        self._warned_missing_gaze_boxes: set[str] = set()
-        self._warned_malformed_gaze_boxes: set[str] = set()
+        self._said_about_gaze_boxes: set[str] = set()  # what batch_gaze_boxes has warned about
         self._checked_training_setup = False
         self._training_steps = 0  # training forwards so far: the step of logged reconstructions
         self._latent_cache: LatentCache | None = None  # opened at the first training step that needs it
@@ -342,11 +333,14 @@ class ReconVLAPolicy(PI0Policy):
             return self._action_queue.popleft()
         return super().select_action(batch)
 
-    def _warn_about_training_setup_once(self) -> None:
+    def _warn_about_training_setup_once(self, batch: dict[str, Tensor]) -> None:
         """Settings that train without error but not as ReconVLA means, said once when training starts."""
         if self._checked_training_setup:
             return
         self._checked_training_setup = True
+        if any(is_gaze_box_key(key) for key in batch):
+            # LeRobot gives a policy no view of the dataset's transforms: this can be said, not checked.
+            logger.warning(GAZE_BOXES_AND_IMAGE_TRANSFORMS)
         if self.config.train_expert_only:
             logger.warning(
                 "train_expert_only=true with recon_weight=%s: the whole VLM is frozen, so the reconstruction "
@@ -356,71 +350,14 @@ class ReconVLAPolicy(PI0Policy):
             )
         if self.config.recon_condition_on_language:
             logger.warning(
-                "recon_condition_on_language=true: the recon head also sees a pooled embedding of the prompt, "
-                "which ReconVLA's head does not; it may then read the target from the prompt instead of "
-                "making the visual tokens carry it."
+                "recon_condition_on_language=true: the recon head also sees a pooled embedding of the "
+                "prompt, which ReconVLA's head does not; it may then read the target from the prompt instead "
+                "of making the visual tokens carry it."
             )
 
-    def _check_box_values(self, box_key: str, box: Tensor) -> None:
-        """Malformed boxes (not in [0, 1], NaN, inverted) would silently train on the whole image: an
-        error when most of a batch's are, a warning (once per camera) when some are."""
-        bad = malformed_box_mask(box)  # (B,)
-        if not bad.any():
-            return
-        fraction = bad.float().mean().item()
-        examples = box[bad][:3].tolist()
-        message = (
-            f"{box_key}: {bad.sum().item()} of {len(bad)} boxes in this batch are malformed, e.g. {examples}; "
-            "expected [x0, y0, x1, y1] normalised to [0, 1] with x0 < x1 and y0 < y1, or [-1, -1, -1, -1] "
-            "for an object out of view. Pixel coordinates? Divide x0, x1 by the image width and y0, y1 by "
-            "its height."
-        )
-        if fraction > 0.5:
-            raise ValueError(message)
-        if box_key not in self._warned_malformed_gaze_boxes:
-            self._warned_malformed_gaze_boxes.add(box_key)
-            logger.warning("%s Those frames reconstruct the whole image (%.0f%% of this batch).", message, 100 * fraction)
-
-    def _check_gaze_box_keys_follow_cameras(self, batch: dict[str, Tensor]) -> None:
-        """`--rename_map` renames the keys it names and no others: cameras renamed without their gaze-box
-        keys would silently reconstruct whole images. Say which keys to add instead."""
-        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
-        with_box = {camera_of(key) for key in batch if is_gaze_box_key(key)}
-        stray = sorted(with_box - set(cameras))
-        without_box = [camera for camera in cameras if camera not in with_box]
-        if stray and without_box:
-            raise ValueError(
-                f"The batch has gaze boxes for camera(s) {stray}, which this policy does not have, and none for "
-                f"its camera(s) {without_box}. Cameras renamed with --rename_map keep their gaze-box keys' old "
-                f"names: add the gaze-box keys to the map too, e.g. "
-                f'"{gaze_box_key(stray[0])}": "{gaze_box_key(without_box[0])}" next to '
-                f'"observation.images.{stray[0]}": "observation.images.{without_box[0]}".'
-            )
-
-    def _gaze_boxes(self, batch: dict[str, Tensor], batch_size: int) -> list[Tensor]:
-        """One (B, 4) box per camera; the whole image where the dataset has no box (said once)."""
-        self._check_gaze_box_keys_follow_cameras(batch)
-        boxes = []
-        for key in self.config.camera_keys:
-            camera = key.removeprefix("observation.images.")
-            box_key = gaze_box_key(camera)
-            box = batch.get(box_key)
-            if box is None and box_key not in self._warned_missing_gaze_boxes:
-                self._warned_missing_gaze_boxes.add(box_key)
-                logger.warning(
-                    "No %s in the batch: camera %r reconstructs its whole image (ReconVLA's ablation: a gaze "
-                    "crop trains a better backbone than the whole image).",
-                    box_key,
-                    camera,
-                )
-            if box is not None and box.shape[-1] != 4:
-                raise ValueError(
-                    f"{box_key} has shape {tuple(box.shape)}, expected (B, 4) = [x0, y0, x1, y1]"
-                )
-            if box is not None:
-                self._check_box_values(box_key, box.detach().reshape(-1, 4).float())
-            boxes.append(boxes_or_whole_image(box, batch_size, batch[key].device))
-        return boxes
+    def gaze_boxes(self, batch: dict[str, Tensor]) -> Tensor:
+        """The batch's gaze boxes, checked, as (B, K, 4) in camera order: valid boxes or the absent marker."""
+        return batch_gaze_boxes(batch, self.config.camera_names, self._said_about_gaze_boxes)
 
     # ----------------------------------------------------------------------------------------------
     # Training
@@ -447,7 +384,8 @@ class ReconVLAPolicy(PI0Policy):
             raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
         if self.training:
             self._training_steps += 1
-            if self.config.recon_log_images_freq and self._training_steps % self.config.recon_log_images_freq == 0:
+            every = self.config.recon_log_images_freq
+            if every and self._training_steps % every == 0:
                 log_to_active_wandb_run(self, batch, self._training_steps)
             return self._loss(batch, reduction, noise, time, recon_noise, recon_timesteps)
         device = next(self.parameters()).device
@@ -464,17 +402,17 @@ class ReconVLAPolicy(PI0Policy):
         recon_noise: Tensor | None,
         recon_timesteps: Tensor | None,
     ) -> tuple[Tensor, dict]:
+        boxes = None
+        if self.config.recon_weight > 0:
+            self._warn_about_training_setup_once(batch)
+            boxes = self.gaze_boxes(batch)  # (B, K, 4), checked before a shift could hide a malformed box
+        if self.training and self.config.image_shift_pixels > 0:
+            batch, boxes = self._shifted(batch, boxes)
         images, img_masks = self._preprocess_images(batch)
         lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
         state = self.prepare_state(batch)
         actions = self.prepare_action(batch)
-        batch_size = actions.shape[0]
-
-        use_recon = self.config.recon_weight > 0
-        recon_targets = None
-        if use_recon:
-            self._warn_about_training_setup_once()
-            recon_targets = self.recon_targets(batch, self._gaze_boxes(batch, batch_size))  # ((B K), T, C)
+        recon_targets = None if boxes is None else self.recon_targets(batch, boxes)  # ((B K), T, C)
 
         action_losses, recon_losses = self.model(
             images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
@@ -506,34 +444,45 @@ class ReconVLAPolicy(PI0Policy):
         loss_dict["loss"] = loss.item()
         return loss, loss_dict
 
+    def _shifted(self, batch: dict[str, Tensor], boxes: Tensor | None) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The batch with every camera randomly shifted, and its (B, K, 4) gaze boxes moved along
+        (`image_shift_pixels`, training/augment.py)."""
+        keys = self.config.camera_keys
+        per_camera = [None] * len(keys) if boxes is None else list(boxes.unbind(1))  # K x (B, 4)
+        images, per_camera = random_shift([batch[key] for key in keys], per_camera, self.config.image_shift_pixels)
+        shifted = {**batch, **dict(zip(keys, images, strict=True))}
+        return shifted, None if boxes is None else torch.stack(per_camera, dim=1)
+
     @torch.no_grad()
-    def recon_targets(self, batch: dict[str, Tensor], boxes: list[Tensor]) -> Tensor:
-        """The head's targets for a batch: each camera's gaze crop through the frozen VAE (or as pixels), or the
-        stored posteriors of `recon_latent_cache`, sampled the same way.
+    def recon_targets(self, batch: dict[str, Tensor], boxes: Tensor) -> Tensor:
+        """The head's targets for a batch: each camera's gaze crop through the frozen VAE (or as pixels), or
+        the stored posteriors of `recon_latent_cache`, sampled the same way.
 
         Computed here, outside the core model's forward: under `compile_model=true` that forward is compiled,
         and dynamo can neither load the VAE lazily nor draw its posterior sample with symbolic shapes.
 
         Args:
-            boxes: K resolved gaze boxes (B, 4), one per camera (`_gaze_boxes`).
+            boxes: (B, K, 4) the batch's gaze boxes (`gaze_boxes`); the whole image where absent.
         Returns:
             ((B K), T, C) fp32 target tokens, batch-major.
         """
         images = [batch[key] for key in self.config.camera_keys]  # K x (B, 3, H_k, W_k) in [0, 1]
+        crop_boxes = list(whole_image_if_absent(boxes).unbind(1))  # K x (B, 4)
         target = self.model.recon_head.target
         if not self.config.recon_latent_cache:
-            return target(images, boxes)
-        cameras = [key.removeprefix("observation.images.") for key in self.config.camera_keys]
+            return target(images, crop_boxes)
+        cameras = self.config.camera_names
         if self._latent_cache is None:
             cache = LatentCache(self.config.recon_latent_cache)
             cache.check_fits(self.config, cameras)
             self._latent_cache = cache
         if "index" not in batch:
             raise LatentCacheError(
-                "recon_latent_cache needs each frame's dataset `index` in the batch (LeRobotDataset provides it)"
+                "recon_latent_cache needs each frame's dataset `index` in the batch (LeRobotDataset "
+                "provides it)"
             )
-        signature = crop_signature(target, images, boxes)
-        parameters = self._latent_cache.posteriors(batch["index"], cameras, boxes, signature)
+        signature = crop_signature(target, images, crop_boxes)
+        parameters = self._latent_cache.posteriors(batch["index"], cameras, crop_boxes, signature)
         return target.tokens_from_posterior(parameters, self._latent_cache.vae_config)
 
     @torch.no_grad()
@@ -552,7 +501,7 @@ class ReconVLAPolicy(PI0Policy):
         images, img_masks = self._preprocess_images(batch)
         lang_tokens, lang_masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
         camera_images = [batch[key] for key in self.config.camera_keys]
-        boxes = self._gaze_boxes(batch, camera_images[0].shape[0])
+        crop_boxes = list(whole_image_if_absent(self.gaze_boxes(batch)).unbind(1))  # K x (B, 4)
         num_cameras = len(camera_images)
         cond_tokens, language_embedding = self.model.prefix_recon_condition(
             images, img_masks, lang_tokens, lang_masks, num_cameras
@@ -566,17 +515,19 @@ class ReconVLAPolicy(PI0Policy):
             target.tokens_to_images(sampled), "(b k) c h w -> k b c h w", k=num_cameras
         )
         targets = rearrange(
-            target.tokens_to_images(target(camera_images, boxes)), "(b k) c h w -> k b c h w", k=num_cameras
+            target.tokens_to_images(target(camera_images, crop_boxes)),
+            "(b k) c h w -> k b c h w",
+            k=num_cameras,
         )
         return {
-            key.removeprefix("observation.images."): {
+            camera: {
                 "image": image,
                 "box": box,
                 "target": targets[k],
                 "reconstruction": reconstructions[k],
-            }  # fmt: skip
-            for k, (key, image, box) in enumerate(
-                zip(self.config.camera_keys, camera_images, boxes, strict=True)
+            }
+            for k, (camera, image, box) in enumerate(
+                zip(self.config.camera_names, camera_images, crop_boxes, strict=True)
             )
         }
 
@@ -668,69 +619,3 @@ class ReconVLAPolicy(PI0Policy):
         policy.to(config.device)
         policy.eval()
         return policy
-
-
-
-LEROBOT_TRAIN_MODULE = "lerobot.scripts.lerobot_train"
-
-
-def _lerobot_train_config(policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
-    """lerobot-train's `cfg` while it is building this policy; None when no lerobot-train is running.
-
-    LeRobot hands a policy its own config and the dataset's metadata, but the dataset's image
-    transforms, which decide whether gaze boxes still frame their objects, sit in the training config.
-    One place holds it: the frame of `lerobot_train.train(cfg)`, found by that function's code object
-    (nothing else matches), whose `cfg` must hold this very policy config. If lerobot-train is building
-    the policy but that no longer holds (LeRobot changed how it builds policies), the check is off: said
-    once, never silently.
-    """
-    train_module = sys.modules.get(LEROBOT_TRAIN_MODULE)
-    if train_module is None:
-        return None  # lerobot-train never ran in this process
-    train_code = inspect.unwrap(train_module.train).__code__
-    frame = sys._getframe(1)  # noqa: SLF001 - the documented way to walk the caller stack cheaply
-    while frame is not None and frame.f_code is not train_code:
-        frame = frame.f_back
-    if frame is None:
-        return None  # built outside lerobot-train's `train` (lerobot-eval, a notebook, a test)
-    return _train_config_in(frame.f_locals, policy_config)
-
-
-def _train_config_in(train_locals: dict, policy_config: ReconVLAConfig) -> TrainPipelineConfig | None:
-    """`cfg` among the locals of lerobot-train's `train`, if it holds this very policy config; else None, said once."""
-    cfg = train_locals.get("cfg")
-    if isinstance(cfg, TrainPipelineConfig) and cfg.policy is policy_config:
-        return cfg
-    _warn_once(
-        "lerobot-train is building this policy, but its `cfg` does not hold the policy's config: image "
-        "augmentations (--dataset.image_transforms) are not checked against the gaze boxes. Make sure they "
-        "keep every object in its box (no crops, flips or affine moves)."
-    )
-    return None
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    logger.warning(message)
-
-
-def _check_gaze_box_stats(dataset_stats: dict | None) -> None:
-    """Refuse, before anything is built, a dataset whose gaze boxes are not normalised on average (pixel
-    coordinates, the usual mistake with detector output): its meta/stats.json mean lies outside [0, 1]."""
-    for key, stats in (dataset_stats or {}).items():
-        if not is_gaze_box_key(key) or "mean" not in stats:
-            continue
-        mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
-        if not torch.isfinite(mean).all() or (mean > 1).any() or (mean < -1).any():
-            high = torch.as_tensor(stats.get("max", mean), dtype=torch.float32).tolist()
-            raise ValueError(
-                f"{key}: the dataset's boxes average {mean.tolist()} (max {high}), expected [x0, y0, x1, y1] "
-                "normalised to [0, 1] (or [-1, -1, -1, -1] when absent). Pixel coordinates? Divide x0, x1 by "
-                "the image width and y0, y1 by its height."
-            )
-
-
-def _dataset_gaze_box_keys(config: ReconVLAConfig, dataset_meta=None) -> list[str]:
-    """The dataset's gaze-box features (from its metadata, else from the features given to the config)."""
-    features = dataset_meta.features if dataset_meta is not None else config.input_features
-    return [key for key in features if is_gaze_box_key(key)]

@@ -9,117 +9,74 @@
 
 """The `tiny` backbone variant: pi0's architecture at a few million parameters, for CPU tests and demos.
 
-    with pi0_builds_tiny_towers():                 # only while pi0's core constructor runs
-        PI0Pytorch.__init__(model, config, ...)    # config.paligemma_variant == "tiny"
-
-pi0's core constructor (`PI0Pytorch.__init__`) looks up `get_gemma_config` and `PaliGemmaWithExpertModel`
-in its own module, and knows only the gemma_* variants. The one way to have pi0's constructor build the
-small towers, rather than retype it, is to rebind those two names while it runs. That is confined to
-this module and made safe for anyone else building pi0 at the same time:
-- one lock: two tiny builds never overlap, so the names are always restored to pi0's own;
-- the rebound names answer every other variant exactly as pi0's do, so a stock pi0 built in another
-  thread meanwhile gets pi0's classes;
-- afterwards the towers are checked to be the tiny ones.
+pi0's core constructor (`PI0Pytorch.__init__`) knows only the gemma_* variants, and its PaliGemma
+hard-codes SigLIP so400m and a 257152-token vocabulary (~0.5B parameters on their own). So for `tiny`,
+pi0's constructor runs unchanged for gemma_300m on the meta device (no memory, no initialisation);
+then the two transformers towers are rebuilt from pi0's own transformers configs at the sizes of
+configuration_reconvla's TINY_* tables, and the few layers whose size follows the action expert's
+width are rebuilt at the tiny width. Everything else (module tree, forward, dtypes, freezing,
+compilation) is what pi0's constructor made; a parameter left on the meta device is an error.
 """
 
 import copy
-import threading
-from contextlib import contextmanager
-from unittest import mock
+from itertools import chain
 
 import torch
+from torch import nn
 
-from lerobot.policies.pi0 import modeling_pi0
-from lerobot.policies.pi0.modeling_pi0 import (
-    GemmaConfig,
-    PaliGemmaForConditionalGenerationWithPiGemma,
-    PaliGemmaWithExpertModel,
-    PI0Pytorch,
-    PiGemmaForCausalLM,
-    get_gemma_config,
-)
+from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
+from lerobot.policies.pi_gemma import PaliGemmaForConditionalGenerationWithPiGemma, PiGemmaForCausalLM
 
-from .configuration_reconvla import TINY_GEMMA, TINY_VISION, TINY_VOCAB_SIZE
+from .configuration_reconvla import TINY, TINY_LANGUAGE, TINY_VISION, TINY_VOCAB_SIZE
 
-TINY = "tiny"
-
-
-class TinyGemmaConfig(GemmaConfig):
-    """pi0's GemmaConfig with TINY_GEMMA's sizes; its type marks it as the tiny variant's."""
-
-
-def get_gemma_config_with_tiny(variant: str) -> GemmaConfig:
-    """pi0's `get_gemma_config`, plus the `tiny` variant (configuration_reconvla.TINY_GEMMA)."""
-    return TinyGemmaConfig(**TINY_GEMMA) if variant == TINY else get_gemma_config(variant)
-
-
-class TinyPaliGemmaWithExpert(PaliGemmaWithExpertModel):
-    """pi0's PaliGemma + action expert with a small SigLIP tower and vocabulary (the `tiny` variant).
-
-    pi0's constructor hard-codes SigLIP so400m and PaliGemma's 257152-token vocabulary, which alone
-    are ~0.5B parameters. It runs here unchanged on the meta device (no memory, no init); then the two
-    towers it built are rebuilt from its own transformers configs with the sizes of TINY_VISION and
-    TINY_VOCAB_SIZE. Forward, dtype handling and freezing stay pi0's.
-    """
-
-    def __init__(
-        self,
-        vlm_config: GemmaConfig,
-        action_expert_config: GemmaConfig,
-        *,
-        precision: str = "bfloat16",
-        **kwargs,
-    ):
-        # pi0 passes everything but the two Gemma configs by keyword (PI0Pytorch.__init__).
-        with torch.device("meta"):
-            super().__init__(vlm_config, action_expert_config, precision=precision, **kwargs)
-
-        vlm_hf = copy.deepcopy(self.paligemma.config)
-        vlm_hf._vocab_size = TINY_VOCAB_SIZE  # noqa: SLF001 - the field pi0 itself sets
-        vlm_hf.image_token_index = TINY_VOCAB_SIZE
-        vlm_hf.text_config.vocab_size = TINY_VOCAB_SIZE
-        vlm_hf.vision_config.update(TINY_VISION)
-        # The projector must land in the language width (pi0 hard-codes gemma_2b's 2048).
-        vlm_hf.vision_config.projection_dim = vlm_config.width
-        expert_hf = copy.deepcopy(self.gemma_expert.config)
-        expert_hf.vocab_size = TINY_VOCAB_SIZE
-
-        self.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm_hf)
-        self.gemma_expert = PiGemmaForCausalLM(config=expert_hf)
-        self.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
-        self.to_bfloat16_for_selected_params(precision)
-        self._set_requires_grad()
-
-
-def _paligemma_with_expert(vlm_config: GemmaConfig, action_expert_config: GemmaConfig, **kwargs):
-    """What pi0's name `PaliGemmaWithExpertModel` builds while rebound: the tiny towers for the tiny
-    configs, pi0's own class for any other (a pi0 built elsewhere in the meantime)."""
-    if isinstance(vlm_config, TinyGemmaConfig):
-        return TinyPaliGemmaWithExpert(vlm_config, action_expert_config, **kwargs)
-    return PaliGemmaWithExpertModel(vlm_config, action_expert_config, **kwargs)
-
-
-_REBIND_LOCK = threading.Lock()
-
-
-@contextmanager
-def pi0_builds_tiny_towers():
-    """While inside, pi0's core constructor also knows the `tiny` variant (see the module's docstring)."""
-    with _REBIND_LOCK, mock.patch.multiple(
-        modeling_pi0, get_gemma_config=get_gemma_config_with_tiny, PaliGemmaWithExpertModel=_paligemma_with_expert
-    ):
-        yield
+# The smallest of pi0's variants: what pi0's constructor builds on the meta device before the tiny towers.
+STAND_IN_VARIANT = "gemma_300m"
 
 
 def init_pi0_core(model: PI0Pytorch, config, rtc_processor=None) -> None:
-    """Runs pi0's core constructor on `model`, for the `tiny` variant too, and checks what it built."""
+    """Runs pi0's core constructor on `model`, then, for the `tiny` variant, rebuilds it at the tiny sizes."""
     if config.paligemma_variant != TINY:
         PI0Pytorch.__init__(model, config, rtc_processor=rtc_processor)
         return
-    with pi0_builds_tiny_towers():
-        PI0Pytorch.__init__(model, config, rtc_processor=rtc_processor)
-    if not isinstance(model.paligemma_with_expert, TinyPaliGemmaWithExpert):
+    stand_in = copy.copy(config)  # the same settings but a variant pi0 knows; `config` itself is left alone
+    stand_in.paligemma_variant = stand_in.action_expert_variant = STAND_IN_VARIANT
+    with torch.device("meta"):
+        PI0Pytorch.__init__(model, stand_in, rtc_processor=rtc_processor)
+    model.config = config
+    _rebuild_towers_tiny(model.paligemma_with_expert, config.dtype)
+    width = TINY_LANGUAGE["hidden_size"]
+    # pi0's layers sized by the action expert's width (PI0Pytorch.__init__), in pi0's attribute order.
+    model.action_in_proj = nn.Linear(config.max_action_dim, width)
+    model.action_out_proj = nn.Linear(width, config.max_action_dim)
+    model.state_proj = nn.Linear(config.max_state_dim, width)
+    model.action_time_mlp_in = nn.Linear(2 * width, width)
+    model.action_time_mlp_out = nn.Linear(width, width)
+    left = [name for name, tensor in chain(model.named_parameters(), model.named_buffers()) if tensor.is_meta]
+    if left:
         raise RuntimeError(
-            "pi0's core constructor no longer builds its towers by the names ReconVLA rebinds for the tiny "
-            f"variant (got {type(model.paligemma_with_expert).__name__}); update lerobot_policy_reconvla.tiny"
+            f"pi0's core constructor built {left[:5]} (of {len(left)} tensors), which the tiny variant does "
+            "not rebuild at its sizes: add them to lerobot_policy_reconvla.tiny.init_pi0_core"
         )
+
+
+def _rebuild_towers_tiny(towers, precision: str) -> None:
+    """Replaces pi0's PaliGemma and action expert (built on the meta device) by tiny ones, from pi0's own
+    transformers configs: the language sizes of TINY_LANGUAGE for both, SigLIP at TINY_VISION, a
+    TINY_VOCAB_SIZE vocabulary. Then pi0's own dtype and freezing steps run again on the new towers."""
+    vlm = copy.deepcopy(towers.paligemma.config)
+    vlm.text_config.update(TINY_LANGUAGE)
+    vlm.text_config.vocab_size = TINY_VOCAB_SIZE
+    vlm._vocab_size = TINY_VOCAB_SIZE  # the field pi0 itself sets
+    vlm.image_token_index = TINY_VOCAB_SIZE
+    vlm.vision_config.update(TINY_VISION)
+    # The projector must land in the language width (pi0 hard-codes gemma_2b's 2048).
+    vlm.vision_config.projection_dim = TINY_LANGUAGE["hidden_size"]
+    expert = copy.deepcopy(towers.gemma_expert.config)
+    expert.update(TINY_LANGUAGE)
+    expert.vocab_size = TINY_VOCAB_SIZE
+
+    towers.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm)
+    towers.gemma_expert = PiGemmaForCausalLM(config=expert)
+    towers.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
+    towers.to_bfloat16_for_selected_params(precision)
+    towers._set_requires_grad()  # pi0's own freezing step (it has no public one), for the new towers

@@ -39,9 +39,7 @@ Written by `{WRITER}` from each command's own `--help` (do not edit by hand;
 
 Every command takes LeRobot's flag syntax (draccus): `--field=value`, dotted for a nested field
 (`--dataset.repo_id=local/x`), a list as `--cameras='[top,left_wrist]'`, a switch as `--images=true`,
-and `--config_path=<file.json or .yaml>` for many fields at once. The dashed spellings of the earlier
-releases (`--num-episodes 5`, `--image-size 96 128`, `--keep-failed`) are still accepted for one release,
-with a deprecation message naming the new spelling.
+and `--config_path=<file.json or .yaml>` for many fields at once.
 """
 
 

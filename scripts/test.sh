@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # The project's test command: sets up ./.venv (Python 3.12, found by itself) and runs every test, offline.
+# Arguments go to pytest (a file, -k, -m "not slow", ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 export HF_HUB_OFFLINE=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Two pytest processes (pytest-xdist), the cores split between them: most tests spend their time in one
-# thread (imports, MuJoCo, small tensors), so a second process fills the core the first leaves idle.
-# tests/fixtures/scheduling.py starts the longest files first and runs the tests marked `alone` by themselves.
+# thread (imports, MuJoCo, small tensors), so a second process fills the core the first leaves idle. A file
+# goes to one process as a whole (its module fixtures are built once), in file order (the long files of
+# closed-loop, benchmark, demo and evidence runs come early, so neither process is left with one at the end).
 WORKERS=2
 threads=$(( $(nproc) / WORKERS ))
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( threads > 0 ? threads : 1 ))}"
-exec .venv/bin/python -m pytest -q --durations=15 -n "$WORKERS" --dist loadfile --no-loadscope-reorder "$@"
+
+# pytest's status 5 is "no test selected" (arguments that select no `serial` test, or only those).
+pytest_run() {
+  local status=0
+  .venv/bin/python -m pytest -q "$@" || status=$?
+  return $(( status == 5 ? 0 : status ))
+}
+status=0
+pytest_run --durations=15 -n "$WORKERS" --dist loadfile --no-loadscope-reorder -m "not serial" "$@" \
+  || status=$?
+# Then the tests marked `serial` (CPU DDP, which can deadlock at exit on a loaded machine), by themselves.
+pytest_run -m serial "$@" || status=$?
+exit "$status"

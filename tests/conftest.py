@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny ReconVLA policy on three cameras and small LeRobotDataset files.
 
-Plain helpers (the tiny config, the CLI runner, the synthetic dataset writer, ...) live in `tests/fixtures/`.
+Plain helpers (the tiny config, the in-process CLI runner, the synthetic dataset writer, ...) live in
+`tests/fixtures/`.
 """
 
 import os
@@ -19,11 +20,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 from tests.fixtures.aloha_rig import arms  # noqa: E402,F401  (fixture: four fake Dynamixel buses)
 from tests.fixtures.processes import leftovers_after, mark_test_run, marked_processes  # noqa: E402
-from tests.fixtures.scheduling import ALONE, cores_for_test, longest_first_alone_last  # noqa: E402
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset  # noqa: E402
 from tests.fixtures.tiny_policy import tiny_config  # noqa: E402
 from tests.fixtures.tiny_vae import save_tiny_vae  # noqa: E402
-
 
 # Set before any test module captures os.environ for its commands.
 TEST_RUN = mark_test_run()
@@ -32,19 +31,6 @@ TEST_RUN = mark_test_run()
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 LEFTOVER_GRACE_SECONDS = 15  # a killed parent's workers get this long to notice and exit
-
-
-def pytest_collection_modifyitems(config, items):
-    longest_first_alone_last(items)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    # Setup (module fixtures included), call and teardown, under the lock shared with the other worker.
-    worker = getattr(item.config, "workerinput", None)  # set in a pytest-xdist worker only
-    lock_dir = Path(item.config.option.basetemp).parent if worker is not None else None
-    with cores_for_test(lock_dir, alone=item.get_closest_marker(ALONE) is not None):
-        return (yield)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -77,7 +63,8 @@ def policy_and_processors():
 
 @pytest.fixture(scope="session")
 def tiny_vae_dir(tmp_path_factory) -> Path:
-    """A saved small AutoencoderKL (8x downsampling, 4 latent channels, as recon_vae's default), for `recon_vae=`."""
+    """A saved small AutoencoderKL (8x downsampling, 4 latent channels, as recon_vae's default), for
+    `recon_vae=`."""
     directory = tmp_path_factory.mktemp("vae") / "tiny_vae"
     save_tiny_vae(directory)
     return directory

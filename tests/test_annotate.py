@@ -6,17 +6,12 @@ the evaluation use a deterministic detector that finds the synthetic datasets' c
 """
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.fixtures.cli import lerobot_cli
-from tests.fixtures.tiny_policy import TINY_CLI
-from tests.fixtures import warm_python
 from lerobot.datasets import LeRobotDataset
 
 from lerobot_policy_reconvla.annotate import (
@@ -33,6 +28,8 @@ from lerobot_policy_reconvla.annotate import (
 )
 from lerobot_policy_reconvla.common.durable import ResumeRefused
 from lerobot_policy_reconvla.gaze_box import ABSENT_BOX as ABSENT
+from tests.fixtures.cli import run_cli, run_train
+from tests.fixtures.tiny_policy import TINY_CLI
 
 TASK = "Insert the peg into the socket."
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -353,19 +350,15 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
                  "--cameras=[cam_high]", f"--new_root={tmp_path / 'a'}"]) == 2  # fmt: skip
 
 
-def test_cli_takes_the_earlier_flag_spellings_with_a_deprecation_line(
-    video_source, tmp_path, monkeypatch, capsys
-):
+def test_cli_takes_lists_and_switches_in_lerobots_spellings(video_source, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--new_root" in capsys.readouterr().out
     monkeypatch.setattr(ZeroShotDetector, "load", staticmethod(lambda *args, **kwargs: SquareDetector()))
     output = tmp_path / "out"
-    assert main(["--repo-id", "local/annotate_video", "--root", str(video_source), "--object", "square",
-                 "--cameras", "top", "left_wrist", "--output-root", str(output), "--max-gap", "3",
-                 "--batch-size", "16", "--gripper-closed-above"]) == 0  # fmt: skip
-    stderr = capsys.readouterr().err
-    assert "deprecated flag spelling" in stderr and "--output-root" in stderr
+    assert main(["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square",
+                 "--cameras=[top,left_wrist]", f"--new_root={output}", "--max_gap=3", "--batch_size=16",
+                 "--gripper_closed_above=true"]) == 0  # fmt: skip
     meta = json.loads((output / "meta" / "gaze_annotation.json").read_text())
     assert set(meta["cameras"]) == {"top", "left_wrist"} and meta["max_gap"] == 3
     assert meta["gripper"]["closed"] == "above"
@@ -512,33 +505,24 @@ def test_transformers_detector_loads_processes_post_processes_and_writes(
 
 
 @pytest.mark.slow
-def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_grounding_dino, tmp_path, capsys):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_grounding_dino, tmp_path):
     output, preview = tmp_path / "annotated", tmp_path / "preview.png"
-    annotate_cmd = [
-        sys.executable, "-m", "lerobot_policy_reconvla.annotate", "--repo_id=local/annotate_video",
-        f"--root={video_source}", "--object=red cube", f"--detector_model={tiny_grounding_dino}",
-        "--box_threshold=0", "--stride=5", f"--new_root={output}", f"--preview={preview}",
+    annotate_args = [
+        "--repo_id=local/annotate_video", f"--root={video_source}", "--object=red cube",
+        f"--detector_model={tiny_grounding_dino}", "--box_threshold=0", "--stride=5", f"--new_root={output}",
+        f"--preview={preview}",
     ]  # fmt: skip
-    result = warm_python.run(annotate_cmd, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "top              box in 100.0% of frames" in result.stdout
+    said = run_cli("reconvla-annotate", annotate_args)
+    assert "top              box in 100.0% of frames" in said
     assert preview.stat().st_size > 0 and (output / "meta" / "gaze_annotation.json").exists()
+    # Rerunning into the same output is refused with the reason.
+    assert "already exists" in run_cli("reconvla-annotate", annotate_args, expect_ok=False)
 
-    # Rerunning into the same output is refused with the reason (the same entry point, in this process: the
-    # command line's own exit status is shown by the run above).
-    from lerobot_policy_reconvla.annotate.cli import main
-
-    assert main(annotate_cmd[3:]) == 2 and "already exists" in capsys.readouterr().err
-
-    train = warm_python.run(
-        [lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
-         "--dataset.repo_id=local/annotate_video_gaze", f"--dataset.root={output}", f"--output_dir={tmp_path / 'run'}",
-         "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1", "--num_workers=0", "--wandb.enable=false"],
-        timeout=600, env=env,
-    )  # fmt: skip
-    log = train.stdout + train.stderr
-    assert train.returncode == 0, log[-5000:]
+    log = run_train([
+        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/annotate_video_gaze", f"--dataset.root={output}",
+        f"--output_dir={tmp_path / 'run'}", "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1",
+        "--num_workers=0", "--wandb.enable=false",
+    ])  # fmt: skip
     assert log.count("recon_loss:") >= 2
     assert "reconstructs its whole image" not in log  # the policy found a gaze box for every camera
     assert "malformed" not in log  # the written boxes pass the policy's checks (dataset stats, every batch)

@@ -5,19 +5,24 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.fixtures import processes, warm_python
+
+from benchmarks import bench_latent_cache, bench_vs_pi0
+from tests.fixtures import processes
+from tests.fixtures.cli import as_command
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(module, args: list[str]) -> None:
+    """The benchmark's `main(args)` in this process, as `python -m benchmarks.<name> args` runs it."""
+    with as_command(module.__name__, args):
+        module.main(args)
 
 
 @pytest.mark.slow
 def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
     out = tmp_path / "bench.md"
-    proc = warm_python.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_vs_pi0.py"), "--quick", "--out", str(out)],
-        cwd=REPO, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark(bench_vs_pi0, ["--quick", "--out", str(out)])
     report = out.read_text()
     assert "| batch | compile | measurement | stock pi0 | ReconVLA | ratio | target | verdict |" in report
     rows = [line for line in report.splitlines() if line.startswith("| 1 |")]
@@ -34,21 +39,13 @@ def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
 def test_bench_latent_cache_quick_writes_its_section_and_keeps_the_rest(tmp_path):
     out = tmp_path / "bench.md"
     out.write_text("# Report\n\nkept above\n")
-    proc = warm_python.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_latent_cache.py"), "--quick", "--out", str(out)],
-        cwd=REPO, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark(bench_latent_cache, ["--quick", "--out", str(out)])
     report = out.read_text()
     assert report.startswith("# Report\n\nkept above\n") and report.count("## Latent cache") == 1
     # Writing the section again (what a second run's --out does) replaces it instead of appending another.
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from bench_latent_cache import BEGIN, END, write_section
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    section = report[report.index(BEGIN) : report.index(END) + len(END)]
-    write_section(out, section)
+    begin, end = bench_latent_cache.BEGIN, bench_latent_cache.END
+    section = report[report.index(begin) : report.index(end) + len(end)]
+    bench_latent_cache.write_section(out, section)
     assert out.read_text() == report
     (row,) = [line for line in report.splitlines() if line.startswith("| sd: ")]
     cells = [cell.strip() for cell in row.split("|")[1:-1]]

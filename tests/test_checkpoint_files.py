@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
-
-from tests.fixtures.tiny_policy import tiny_config
-from tests.fixtures import warm_python
 from lerobot_policy_reconvla.loading import IncompleteCheckpointError, check_safetensors_file
+from tests.fixtures.cli import run_cli, short_sim_eval_args
+from tests.fixtures.tiny_policy import tiny_config
 
-REPO = Path(__file__).resolve().parent.parent
 CAMERAS = ("top", "left_wrist", "right_wrist")
 
 
@@ -84,12 +81,9 @@ def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path, 
 @pytest.mark.slow
 def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_policy, tmp_path):
     damaged = damaged_copy(saved_policy, tmp_path, keep_bytes=1000)
-    cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(damaged, tmp_path / "eval")]
-    env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
-    proc = warm_python.run(cmd, cwd=REPO, env=env, timeout=300)
-    assert proc.returncode != 0
-    last_line = proc.stderr.strip().splitlines()[-1]
+    output = run_cli("lerobot-eval", short_sim_eval_args(damaged, tmp_path / "eval"), expect_ok=False)
+    last_line = output.strip().splitlines()[-1]
     assert last_line.startswith(
         f"lerobot_policy_reconvla.loading.IncompleteCheckpointError: {damaged / 'model.safetensors'} is truncated"
-    ), proc.stderr[-3000:]
+    ), output[-3000:]
     assert not (tmp_path / "eval" / "eval_info.json").exists()

@@ -1,11 +1,11 @@
-"""The shared plumbing of the command-line tools: crash-safe writes, settings checks, entry points, old flags."""
+"""The shared plumbing of the command-line tools: crash-safe writes, settings checks, entry points."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 from lerobot.configs import parser
-from lerobot_policy_reconvla.common.cli import OldFlag, UsageError, run_entry_point, translate_old_flags
+from lerobot_policy_reconvla.common.cli import UsageError, run_entry_point
 from lerobot_policy_reconvla.common.durable import (
     ResumeRefused,
     publish,
@@ -20,7 +20,6 @@ from lerobot_policy_reconvla.common.durable import (
 class ToolConfig:
     # Where the output goes.
     out: str
-    cameras: list[str] = field(default_factory=lambda: ["top"])
     images: bool = False
     steps: int = 1
 
@@ -35,11 +34,7 @@ def tool(cfg: ToolConfig):
         refuse_other_settings({"steps": 1}, {"steps": cfg.steps}, what="out holds another run", remedy="delete it")
     if cfg.out == "interrupt":
         raise KeyboardInterrupt
-    return 7 if cfg.images else {"cameras": cfg.cameras}
-
-
-OLD = {"--camera-list": OldFlag("cameras", "list"), "--cameras": OldFlag("cameras", "list"),
-       "--images": OldFlag("images", "true"), "--num-steps": OldFlag("steps")}
+    return 7 if cfg.images else {"out": cfg.out}
 
 
 def test_entry_points_return_the_status_and_refuse_in_one_line(capsys):
@@ -50,18 +45,6 @@ def test_entry_points_return_the_status_and_refuse_in_one_line(capsys):
     assert run_entry_point(tool, ["--out=refuse", "--steps=3"], prog="tool") == 2
     assert capsys.readouterr().err == "tool: error: out holds another run (differs in ['steps']); delete it\n"
     assert run_entry_point(tool, ["--out=interrupt"], prog="tool") == 130
-
-
-def test_old_spellings_are_translated_and_named_once_new_ones_pass_unchanged(capsys):
-    old = ["--out", "x", "--cameras", "top", "left_wrist", "--images", "--num-steps", "-3"]
-    assert translate_old_flags(old, OLD, "tool") == ["--out", "x", "--cameras=[top,left_wrist]", "--images=true",
-                                                      "--steps=-3"]
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--cameras top left_wrist -> --cameras=[top,left_wrist]" in err
-    new = ["--out=x", "--cameras=[top]", "--cameras", "[a,b]", "--images=false", "--steps=2"]
-    assert translate_old_flags(new, OLD, "tool") == new
-    assert capsys.readouterr().err == ""
-    assert run_entry_point(tool, ["--out=x", "--camera-list", "a", "b"], prog="tool", old_flags=OLD) == 0
 
 
 def test_staged_output_is_published_whole_and_records_are_replaced_atomically(tmp_path):

@@ -5,21 +5,17 @@ Dynamo's findings are compared with stock pi0's on the same weights (benchmarks/
 ReconVLA into LeRobot's pi0 classes): ReconVLA may not add a graph break of its own.
 """
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
 import torch._dynamo
-
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+
+from benchmarks.pi0_pair import make_pi0_twin
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 from tests.fixtures.tiny_policy import CHUNK, fixed_training_noise, perturb_head_, raw_batch, tiny_config
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from pi0_pair import make_pi0_twin  # noqa: E402
 
 MAX_ACTION_DIM = 32  # pi0 pads actions to this width
 
@@ -36,7 +32,7 @@ def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, dict]:
 
 
 def _recon_inputs(policy, batch: dict) -> dict:
-    return {"recon_targets": policy.recon_targets(batch, policy._gaze_boxes(batch, 2))}
+    return {"recon_targets": policy.recon_targets(batch, policy.gaze_boxes(batch))}
 
 
 def _break_reasons(function, *args, **kwargs) -> Counter:

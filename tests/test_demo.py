@@ -1,15 +1,14 @@
 """The README's main job, shortened: every stage runs through LeRobot's CLIs and reports its figures."""
 
 import json
-import sys
 
 import pytest
 from PIL import Image
 
 from lerobot_policy_reconvla.common.cli import UsageError
-from lerobot_policy_reconvla.tools import demo
-from lerobot_policy_reconvla.tools.demo import MARKER, prepare_output_dir
-from tests.fixtures import warm_python
+from lerobot_policy_reconvla.sim.evaluate_scripted import blind_successes
+from lerobot_policy_reconvla.tools.demo import MARKER, paired_floor, prepare_output_dir
+from tests.fixtures.cli import run_cli
 
 
 def test_demo_refuses_a_directory_it_did_not_create(tmp_path):
@@ -37,32 +36,19 @@ def test_demo_rerun_keeps_the_data_and_replaces_only_its_own_outputs(tmp_path):
     assert (tmp_path / "empty2" / MARKER).is_file()
 
 
-def test_demo_still_accepts_the_earlier_dashed_flags_with_a_deprecation_line(tmp_path, monkeypatch, capsys):
-    parsed = []
-    monkeypatch.setattr(demo, "run_demo", parsed.append)  # parse only: no stage runs
-    status = demo.main([f"--output-dir={tmp_path / 'demo'}", "--episodes", "3", "--image-size", "48", "64",
-                        "--shadows", "--n-action-steps=5", "--steps=40"])  # fmt: skip
-    assert status == 0
-    (cfg,) = parsed
-    assert (cfg.output_dir, cfg.num_episodes, cfg.image_size) == (tmp_path / "demo", 3, [48, 64])
-    assert (cfg.shadows, cfg.n_action_steps, cfg.steps) == (True, 5, 40)
-    err = capsys.readouterr().err
-    assert "reconvla-demo: deprecated flag spelling(s)" in err
-    assert "--episodes 3 -> --num_episodes=3" in err and "--image-size 48 64 -> --image_size=[48,64]" in err
-
-
 @pytest.mark.slow
 def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
-    result = warm_python.run(
-        [sys.executable, "-m", "lerobot_policy_reconvla.tools.demo", f"--output_dir={out}", "--num_episodes=1",
-         "--workers=1", "--episode_length=30", "--steps=4", "--batch_size=2", "--curve_points=2", "--eval_episodes=1",
-         "--image_size=[48,64]"],
-        timeout=900,
+    output = run_cli(
+        "reconvla-demo",
+        [f"--output_dir={out}", "--num_episodes=1", "--workers=1", "--episode_length=30", "--steps=4",
+         "--batch_size=2", "--curve_points=2", "--eval_episodes=1", "--image_size=[48,64]"],
     )  # fmt: skip
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"data", "train", "eval step 2", "eval step 4", "reconstructions"}
+    assert set(summary["seconds"]) == {"data", "train", "eval step 2", "eval step 4", "blind floor", "reconstructions"}
+    # The blind floor replayed on the last evaluation's one placement, for 30 steps: it cannot lift either.
+    floor = summary["blind_floor"]
+    assert floor["episodes"] == 1 and floor["blind_floor_pc"] == 0.0 and floor["neither"] == 1
     # One lerobot-eval per checkpoint; the summary reports lerobot-eval's figures, in training order.
     for point in summary["success_curve"]:
         eval_info = json.loads((out / "eval" / f"{point['step']:06d}" / "eval_info.json").read_text())
@@ -76,5 +62,19 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     assert len(summary["reconstructions"]) == 3
     for path in summary["reconstructions"]:
         assert Image.open(path).height == 256 + 18
-    assert "ReconVLA demo" in result.stdout and "success curve" in result.stdout
+    assert "ReconVLA demo" in output and "success curve" in output
     assert (out / MARKER).is_file()
+
+
+def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
+    # Seeds 1000-1049 of `lift`: the blind script lifts 11 (reconvla-eval-scripted --blind=true, docs/sim.md).
+    seeds = list(range(1000, 1010))
+    blind = blind_successes("lift", seeds)
+    policy = [True, False] * 5
+    eval_info = {"per_episode": [{"seed": seed, "success": won} for seed, won in zip(seeds, policy, strict=True)]}
+    floor = paired_floor("lift", eval_info)
+    assert floor["episodes"] == 10 and floor["blind_floor_pc"] == 10 * sum(blind)
+    assert floor["both"] + floor["policy_only"] == sum(policy)
+    assert floor["both"] + floor["blind_only"] == sum(blind)
+    assert sum(floor[k] for k in ("both", "policy_only", "blind_only", "neither")) == 10
+    assert paired_floor("transfer_cube", eval_info) is None  # no blind floor defined there

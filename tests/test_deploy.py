@@ -17,15 +17,15 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from tests.fixtures.cli import lerobot_cli
-from tests.fixtures.tiny_policy import CHUNK, TINY_CLI, raw_batch
 from huggingface_hub import ModelCard
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from lerobot_policy_reconvla.recon.head import ReconHead
 from lerobot_policy_reconvla.recon.target import ReconTarget
+from tests.fixtures import processes
+from tests.fixtures.cli import run_cli, run_train
 from tests.fixtures.synthetic_dataset import write_synthetic_dataset
-from tests.fixtures import processes, warm_python
+from tests.fixtures.tiny_policy import CHUNK, TINY_CLI, raw_batch
 
 TASK = "Insert the peg into the socket."
 ALOHA_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -43,15 +43,11 @@ def aloha_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deploy_data") / "aloha_cams"
     write_synthetic_dataset(root, repo_id="local/aloha_cams", cameras=ALOHA_CAMERAS, height=H, width=W)
     run = tmp_path_factory.mktemp("deploy_train") / "run"
-    result = warm_python.run(
-        [
-            lerobot_cli("lerobot-train"), "--policy.type=reconvla", *TINY_CLI,
-            "--dataset.repo_id=local/aloha_cams", f"--dataset.root={root}", f"--output_dir={run}",
-            "--steps=1", "--batch_size=2", "--save_freq=1", "--num_workers=0", "--wandb.enable=false",
-        ],
-        timeout=600, env=subprocess_env(),
-    )  # fmt: skip
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    run_train([
+        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/aloha_cams", f"--dataset.root={root}",
+        f"--output_dir={run}", "--steps=1", "--batch_size=2", "--save_freq=1", "--num_workers=0",
+        "--wandb.enable=false",
+    ])  # fmt: skip
     return run / "checkpoints" / "last" / "pretrained_model"
 
 
@@ -194,20 +190,17 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
 @pytest.mark.slow
 def test_rtc_rollout_drives_aloha_sim(aloha_checkpoint, tmp_path):
     root = tmp_path / "rollout_rtc"
-    result = warm_python.run(
+    output = run_cli(
+        "lerobot-rollout",
         [
-            lerobot_cli("lerobot-rollout"), "--strategy.type=episodic", "--inference.type=rtc",
-            "--inference.rtc.execution_horizon=4", "--inference.queue_threshold=4",
-            "--robot.type=aloha_sim", "--robot.task=insertion", "--robot.fps=5",
+            "--strategy.type=episodic", "--inference.type=rtc", "--inference.rtc.execution_horizon=4",
+            "--inference.queue_threshold=4", "--robot.type=aloha_sim", "--robot.task=insertion", "--robot.fps=5",
             f"--robot.image_height={H}", f"--robot.image_width={W}", f"--policy.path={aloha_checkpoint}", "--fps=5",
             "--dataset.repo_id=local/rollout_rtc", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
             "--dataset.fps=5", "--dataset.num_episodes=1", "--dataset.episode_time_s=8", "--dataset.reset_time_s=0",
             "--dataset.video=false", "--dataset.push_to_hub=false", "--display_data=false", "--play_sounds=false",
         ],
-        timeout=600, env=subprocess_env(), cwd=tmp_path,
     )  # fmt: skip
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
     assert "RTC inference thread started" in output and "Rollout finished" in output
     assert "RTC inference error" not in output
 
@@ -299,10 +292,10 @@ class _OfflineHub:
 
 def push_card(policy, dataset_root, repo_id, monkeypatch) -> ModelCard:
     """LeRobot's push_model_to_hub with the Hub answered locally; returns the README.md it pushed."""
-    from lerobot.policies import pretrained
     from lerobot.configs.default import DatasetConfig
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.datasets import LeRobotDatasetMetadata
+    from lerobot.policies import pretrained
 
     monkeypatch.setattr(pretrained, "HfApi", _OfflineHub)
     policy.config.repo_id = "user/reconvla_aloha"
@@ -406,11 +399,12 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
     """Every rollout / async command of a real-ALOHA card, pointed at a saved checkpoint, is accepted by
     the parser of the LeRobot entry point it names (configs only: nothing connects)."""
     import draccus
-    from tests.fixtures.tiny_policy import tiny_config
     from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig
     from lerobot.configs import parser
     from lerobot.robots import RobotConfig
     from lerobot.rollout import RolloutConfig
+
+    from tests.fixtures.tiny_policy import tiny_config
 
     aloha = RobotConfig.get_choice_class("aloha")  # the real robot's config, by its CLI name
     policy = ReconVLAPolicy(tiny_config(cameras=ALOHA_CAMERAS))

@@ -4,7 +4,10 @@ Under DDP every rank must run forward and backward each step (gradients are all-
 completes on 2 processes proves both ranks trained; with the VAE target each rank loads its own frozen
 VAE on its first step. Only the main process logs and writes checkpoints.
 
-Marked `alone`: no other test runs beside them (tests/fixtures/scheduling.py says why).
+Marked `serial`: scripts/test.sh runs them after the other tests, with nothing beside them. On a loaded
+machine a gloo rank can deadlock at exit: the last rank to leave destroys DDP's reducer while holding the GIL,
+and the process group's destructor then waits for its worker thread, which needs the GIL to free the tensors
+of the final barrier (docs/training.md).
 """
 
 import json
@@ -13,12 +16,12 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.fixtures.cli import lerobot_cli, train_args
-from tests.fixtures.tiny_policy import TINY_CLI
-from tests.fixtures import processes
 from safetensors import safe_open
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from tests.fixtures import processes
+from tests.fixtures.cli import lerobot_cli, train_args
+from tests.fixtures.tiny_policy import TINY_CLI
 
 DDP_CONFIG = Path(__file__).parents[1] / "configs" / "accelerate" / "ddp_bf16.yaml"
 
@@ -49,7 +52,7 @@ def logged_steps(output: str) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.alone
+@pytest.mark.serial
 def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, tiny_vae_dir):
     run = tmp_path / "run"
     vae_head = [
@@ -95,7 +98,7 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
 
 
 @pytest.mark.slow
-@pytest.mark.alone
+@pytest.mark.serial
 def test_recon_weight_zero_leaves_the_head_unused_without_tripping_ddp(tmp_path, dataset_3cam):
     # The head's parameters get no gradient; lerobot-train wraps the policy with
     # find_unused_parameters=True, so DDP accepts it.

@@ -7,6 +7,7 @@ equal, file for file and frame for frame, the one an unkilled run writes.
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import numpy as np
 import psutil
 import pytest
 import torch
-
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
 from lerobot_policy_reconvla.sim.recovery import SIDECAR
-from tests.fixtures import processes, warm_python
+from tests.fixtures import processes
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -47,9 +48,11 @@ def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, 
     if kill is None:
         cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate"]
     else:
-        cmd = [sys.executable, str(REPO / "tests" / "fixtures" / "kill_at.py"), kill[0], str(kill[1]), "--"]
+        cmd = [sys.executable, "-m", "tests.fixtures.kill_at", kill[0], str(kill[1]), "--"]
     # Output to a file, not a pipe: a pipe would also wait for any child the killed process left behind.
-    with warm_python.started([*cmd, *map(str, args)], stdout=log, cwd=REPO, env=ENV) as process:
+    with log.open("w") as out, processes.started(
+        [*cmd, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV
+    ) as process:
         code = process.wait(timeout=300)
         alive = processes.wait_for_no_command_process(process, within=15)
         left = []

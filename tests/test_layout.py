@@ -1,4 +1,4 @@
-"""The package's layout: subpackages import one another without a cycle."""
+"""The package's layout: no module imports, directly or through others, a module that imports it back."""
 
 import ast
 from pathlib import Path
@@ -6,69 +6,132 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lerobot_policy_reconvla"
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Dotted names of the package's modules that `path` imports (absolute or relative, at any depth)."""
-    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    package = package.removesuffix(".__init__")
-    names = set()
+def _modules(package: Path) -> dict[str, Path]:
+    """Every module of `package` by dotted name (a subpackage by its own name, for its __init__.py)."""
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that module `name` imports by name, anywhere in it (at the top or in a
+    function), absolute or relative: `from X import Y` imports X.Y if that is a module, else X."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
-    return {name for name in names if name.startswith(f"{PACKAGE.name}.")}
+                base = ".".join([*parent, base] if base else parent)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in modules else base)
+    return {module for module in found if module in modules and module != name}
 
 
-def _subpackage(module: str) -> str | None:
-    """The top-level subpackage of a dotted module name; None for modules at the package root."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else None
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the package's modules it imports by name.
+
+    A package's __init__ also runs before any of its modules, but that is not counted: the root's
+    registers every part with LeRobot, so every module would otherwise import itself through it.
+    """
+    modules = _modules(package)
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
 
 
-def test_subpackages_import_each_other_without_a_cycle():
-    edges: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        source = _subpackage(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
-        if source is None:
-            continue
-        for target in map(_subpackage, _imported_modules(path)):
-            if target is not None and target != source:
-                edges.setdefault(source, set()).add(target)
-    assert edges.get("envs") == {"sim"}  # the LeRobot env config is built on the simulation, not the reverse
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as [a, b, ..., a], or None."""
+    done: set[str] = set()
 
-    def cycle_from(node, trail):
-        if node in trail:
-            return trail[trail.index(node):] + [node]
-        for nxt in sorted(edges.get(node, ())):
-            found = cycle_from(nxt, trail + [node])
-            if found:
-                return found
+    def visit(module: str, trail: list[str]) -> list[str] | None:
+        if module in trail:
+            return trail[trail.index(module) :] + [module]
+        if module in done:
+            return None
+        for imported in sorted(graph.get(module, ())):
+            cycle = visit(imported, [*trail, module])
+            if cycle:
+                return cycle
+        done.add(module)
         return None
 
-    for start in sorted(edges):
-        assert cycle_from(start, []) is None, f"import cycle: {' -> '.join(cycle_from(start, []))}"
+    for module in sorted(graph):
+        cycle = visit(module, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_no_module_of_the_package_is_in_an_import_cycle():
+    graph = import_graph(PACKAGE)
+    assert len(graph) > 50 and PACKAGE.name in graph  # every module, the root's too
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+    # The LeRobot env config is built on the simulation, not the reverse.
+    assert _imported_from(graph, "envs") <= {"sim"} and "envs" not in _imported_from(graph, "sim")
+
+
+def _imported_from(graph: dict[str, set[str]], subpackage: str) -> set[str]:
+    """The package's other top-level parts that the modules of `subpackage` import."""
+    inside = f"{PACKAGE.name}.{subpackage}"
+    parts = {
+        imported.split(".")[1] if "." in imported else ""
+        for module, modules in graph.items()
+        if module == inside or module.startswith(f"{inside}.")
+        for imported in modules
+    }
+    return parts - {subpackage}
+
+
+def test_a_planted_cycle_is_found_through_relative_absolute_and_function_level_imports(tmp_path):
+    package = tmp_path / "planted"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .a import thing\n")
+    (package / "a.py").write_text("from .sub import b\nthing = 1\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "b.py").write_text("def later():\n    import planted.sub.c\n")
+    (package / "sub" / "c.py").write_text("def later():\n    from ..a import thing\n")
+    graph = import_graph(package)
+    assert graph["planted"] == {"planted.a"}  # `thing` is a name in planted.a, not a module
+    assert find_cycle(graph) == ["planted.a", "planted.sub.b", "planted.sub.c", "planted.a"]
+
+    # The same cycle, in another spelling.
+    (package / "sub" / "c.py").write_text("def later():\n    from .. import a\n")
+    assert find_cycle(import_graph(package)) == ["planted.a", "planted.sub.b", "planted.sub.c", "planted.a"]
+    (package / "sub" / "c.py").write_text("")
+    assert find_cycle(import_graph(package)) is None
 
 
 def test_the_package_root_holds_only_the_policy_and_its_own_helpers():
-    root_modules = sorted(path.name for path in PACKAGE.glob("*.py"))
-    assert root_modules == ["__init__.py", "configuration_reconvla.py", "gaze_box.py", "loading.py",
-                            "modeling_reconvla.py", "processor_reconvla.py", "tiny.py"]
+    expected = [
+        "__init__.py",
+        "configuration_reconvla.py",
+        "gaze_box.py",
+        "loading.py",
+        "modeling_reconvla.py",
+        "processor_reconvla.py",
+        "tiny.py",
+    ]
+    assert sorted(path.name for path in PACKAGE.glob("*.py")) == expected
 
 
-def test_shared_plumbing_knows_nothing_of_the_package():
-    for path in (PACKAGE / "common").rglob("*.py"):
-        outside = sorted(m for m in _imported_modules(path) if _subpackage(m) != "common")
-        assert not outside, f"{path.name} imports {outside}"
+def test_shared_plumbing_and_the_recon_branch_import_nothing_else_of_the_package():
+    graph = import_graph(PACKAGE)
+    assert _imported_from(graph, "common") == set()
+    assert _imported_from(graph, "recon") == set()  # so it knows nothing of pi0 either
 
 
-def test_only_tiny_rebinds_names_with_mock():
-    patching = sorted(
-        path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
-        if "unittest.mock" in path.read_text() or "mock.patch" in path.read_text()
+def test_nothing_patches_or_inspects_lerobot_at_runtime():
+    suspicious = ("unittest.mock", "mock.patch", "sys._getframe", "inspect.currentframe", "inspect.stack")
+    found = sorted(
+        f"{path.relative_to(PACKAGE).as_posix()}: {word}"
+        for path in PACKAGE.rglob("*.py")
+        for word in suspicious
+        if word in path.read_text()
     )
-    assert patching == ["tiny.py"]
+    assert found == []

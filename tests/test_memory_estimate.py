@@ -1,20 +1,16 @@
 """The meta-device memory estimate runs at full size (nothing allocated) and writes a well-formed table."""
 
 import re
-import sys
-from pathlib import Path
-from tests.fixtures import warm_python
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import memory_estimate
+from tests.fixtures.cli import as_command
 
 
 def test_memory_estimate_writes_pi0_and_reconvla_rows(tmp_path):
     out = tmp_path / "memory.md"
-    proc = warm_python.run(
-        [sys.executable, str(REPO / "benchmarks" / "memory_estimate.py"), "--setups", "2", "--out", str(out)],
-        cwd=REPO, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["--setups", "2", "--out", str(out)]
+    with as_command("memory_estimate", args):
+        assert memory_estimate.main(args) == 0
     rows = [
         line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| full fine-tune")
     ]

@@ -24,7 +24,7 @@ def _recon_only_backward(policy, batch):
     _, recon_losses = policy.model(
         images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
         policy.prepare_state(batch), policy.prepare_action(batch),
-        recon_targets=policy.recon_targets(batch, policy._gaze_boxes(batch, 2)),
+        recon_targets=policy.recon_targets(batch, policy.gaze_boxes(batch)),
     )  # fmt: skip
     recon_losses.mean().backward()
     return recon_losses
@@ -209,12 +209,14 @@ def test_missing_gaze_boxes_fall_back_to_whole_image_and_say_so_once(policy_and_
     assert len(warnings) == len(CAMERAS)
     assert all("whole image" in w for w in warnings)
 
-    # An absent box ([-1] * 4, object out of view) means the whole image too.
+    # A missing box is the absent marker ([-1] * 4, object out of view); both reconstruct the whole image.
+    assert torch.equal(policy.gaze_boxes(batch), torch.full((2, len(CAMERAS), 4), -1.0))
     absent = pre(raw_batch())
     for cam in CAMERAS:
         absent[f"observation.gaze_box.{cam}"] = torch.full((2, 4), -1.0)
-    boxes = policy._gaze_boxes(absent, 2)
-    assert all(torch.equal(b, torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)) for b in boxes)
+    images = [absent[f"observation.images.{cam}"] for cam in CAMERAS]
+    whole = policy.model.recon_head.target(images, [torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)] * len(CAMERAS))
+    assert torch.equal(policy.recon_targets(absent, policy.gaze_boxes(absent)), whole)
 
 
 def test_gaze_boxes_left_behind_by_a_camera_rename_are_named_with_the_keys_to_add(policy_and_processors):
@@ -239,7 +241,8 @@ def test_malformed_gaze_boxes_stop_training_or_are_named_once(policy_and_process
     with pytest.raises(ValueError, match=r"observation.gaze_box.top: 2 of 2 boxes .*malformed.*30\.0.*"
                                          r"Divide x0, x1 by the image width and y0, y1 by its height"):
         policy.forward(pixels)
-    for bad in ([float("nan")] * 4, [0.6, 0.2, 0.4, 0.8]):  # NaN, inverted
+    # NaN, inverted, partly negative (only [-1, -1, -1, -1] is the absent marker)
+    for bad in ([float("nan")] * 4, [0.6, 0.2, 0.4, 0.8], [-0.1, 0.2, 0.5, 0.6]):
         batch = pre(raw_batch())
         batch["observation.gaze_box.left_wrist"] = torch.tensor([bad] * 2)
         with pytest.raises(ValueError, match="observation.gaze_box.left_wrist: 2 of 2"):
@@ -252,10 +255,33 @@ def test_malformed_gaze_boxes_stop_training_or_are_named_once(policy_and_process
         policy.forward(few)
     warned = [r.message for r in caplog.records if "malformed" in r.message]
     assert len(warned) == 1 and "1 of 4" in warned[0] and "25%" in warned[0]
+    assert torch.equal(policy.gaze_boxes(few)[:, 0], torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 3 + [[-1.0] * 4]))
     # Absent markers are not malformed.
     absent = pre(raw_batch())
     absent["observation.gaze_box.top"] = torch.full((2, 4), -1.0)
     policy.forward(absent)
+    # Nor is a box in another layout accepted.
+    absent["observation.gaze_box.top"] = torch.full((2, 1, 4), -1.0)
+    with pytest.raises(ValueError, match=r"gaze_box.top has shape \(2, 1, 4\), expected \(2, 4\)"):
+        policy.forward(absent)
+
+
+def test_gaze_box_predicates_agree_on_numpy_and_torch():
+    import numpy as np
+
+    from lerobot_policy_reconvla.gaze_box import is_absent, is_malformed, is_present, is_valid
+
+    # Valid, absent, partly negative, pixel coordinates, NaN.
+    boxes = [[0.1, 0.2, 0.5, 0.6], [-1.0] * 4, [-0.1, 0.2, 0.5, 0.6], [30.0, 20, 70, 60], [float("nan")] * 4]
+    expected = {
+        is_absent: [False, True, False, False, False],
+        is_present: [True, False, True, True, True],
+        is_valid: [True, False, False, False, False],
+        is_malformed: [False, False, True, True, True],
+    }
+    for predicate, values in expected.items():
+        assert predicate(np.array(boxes)).tolist() == values, predicate.__name__
+        assert predicate(torch.tensor(boxes)).tolist() == values, predicate.__name__
 
 
 def test_pixel_coordinate_boxes_in_the_dataset_stats_are_refused_before_building():

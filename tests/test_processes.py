@@ -1,6 +1,8 @@
-"""Workers die with their parent (`processes.die_with_parent`), and the test harness leaves nothing behind."""
+"""Workers die with their parent (`processes.die_with_parent`); a command a test runs, as a process or in the
+test's own, leaves nothing behind."""
 
-import os
+import logging
+import signal
 import subprocess
 import sys
 import time
@@ -8,8 +10,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
+
 from lerobot_policy_reconvla.common import processes as common_processes
-from tests.fixtures import processes, warm_python
+from tests.fixtures import processes
+from tests.fixtures.cli import as_command
 
 # A parent that starts one spawned worker (sleeping for good), prints the worker's pid, and dies by SIGKILL,
 # as under the OOM killer: no cleanup of its own runs.
@@ -84,29 +89,25 @@ def test_run_kills_what_the_command_left_behind_and_on_timeout():
         processes.run([sys.executable, "-c", "import time; time.sleep(600)"], timeout=1)
 
 
-# A command that reports where and with what it runs, leaves a sleeping child behind (in a session of its own,
-# as torch's launcher starts ranks), and exits with status 3.
-WARM_COMMAND = """
-import os, subprocess, sys
-print(os.getcwd(), os.environ["WARM_TEST_VALUE"], sys.argv[1:])
-print("to stderr", file=sys.stderr)
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
-sys.exit(3)
-"""
+def test_a_command_run_in_this_process_leaves_the_process_as_it_was(caplog):
+    """What LeRobot's scripts change for the rest of the process (`tests/fixtures/cli.py`) is put back: the
+    root logger (init_logging replaces pytest's handlers with its own), signal handlers, torch's threads."""
+    from lerobot.utils.process import ProcessSignalHandler
+    from lerobot.utils.utils import init_logging
 
-
-def test_a_warm_command_is_a_command_and_what_it_starts_is_found_and_killed(tmp_path):
-    script, out, err = tmp_path / "command.py", tmp_path / "out.txt", tmp_path / "err.txt"
-    script.write_text(WARM_COMMAND)
-    env = dict(os.environ, WARM_TEST_VALUE="42")
-    command_line = [sys.executable, script, "--flag=1"]
-    with warm_python.started(command_line, stdout=out, stderr=err, env=env, cwd=tmp_path) as command:
-        assert command.wait(timeout=300) == 3
-        (sleeper,) = processes.command_processes(command)  # found by the token it inherited
-        assert "time.sleep(600)" in " ".join(sleeper.cmdline())
-    assert gone(sleeper.pid)
-    assert out.read_text() == f"{tmp_path} 42 ['--flag=1']\n" and err.read_text() == "to stderr\n"
-    # An uncaught exception: the traceback on stderr and status 1, as the interpreter gives them.
-    script.write_text("raise ValueError('bad input')\n")
-    result = warm_python.run([sys.executable, script], timeout=300)
-    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == "ValueError: bad input"
+    root = logging.getLogger()
+    handlers, level, threads = root.handlers[:], root.level, torch.get_num_threads()
+    sigint, argv = signal.getsignal(signal.SIGINT), sys.argv
+    with as_command("lerobot-eval", ["--eval.n_episodes=1"]) as output:
+        assert sys.argv == ["lerobot-eval", "--eval.n_episodes=1"]
+        init_logging()  # what lerobot-eval's main does first
+        ProcessSignalHandler(use_threads=True)  # what lerobot-rollout does
+        torch.set_num_threads(threads + 1)
+        logging.getLogger("reconvla.test").info("logged by the command")
+        print("printed by the command")
+        assert signal.getsignal(signal.SIGINT) is not sigint
+    assert "logged by the command" in output.getvalue() and "printed by the command" in output.getvalue()
+    assert (root.handlers, root.level, torch.get_num_threads()) == (handlers, level, threads)
+    assert signal.getsignal(signal.SIGINT) is sigint and sys.argv is argv
+    logging.getLogger("reconvla.test").warning("logged after it")
+    assert "logged after it" in caplog.text  # pytest's capture works again

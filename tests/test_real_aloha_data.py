@@ -55,7 +55,6 @@ def test_configured_cameras_missing_from_the_dataset_fail_before_training(tmp_pa
             "--policy.type=reconvla", *TINY_CLI, '--policy.cameras=["top"]',
             *train_args(static_aloha_dataset, "local/aloha_static_4cam", tmp_path / "run", 2),
         ],  # fmt: skip
-        timeout=300,
         expect_ok=False,
     )
     assert "['top'] not among the input cameras ['cam_high', 'cam_low', 'cam_left_wrist', 'cam_right_wrist']" in output

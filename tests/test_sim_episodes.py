@@ -8,7 +8,6 @@ from dataclasses import replace
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
-import psutil
 import pytest
 
 from lerobot_policy_reconvla.sim.episodes import EpisodeSpec, EpisodeWorkers, LostEpisode, SimulatedEpisode
@@ -50,8 +49,6 @@ def test_a_killed_worker_loses_only_its_seed():
         # the seed given last, just started (seed 1 started with seed 0: its result may be in the pipe already).
         assert workers.in_progress, "no worker was given a seed before the result was delivered"
         victim, pid = max(workers.in_progress.items())
-        # A worker imports the simulation, not the package root's LeRobot and torch (worker_entry.py).
-        assert not [m.path for m in psutil.Process(pid).memory_maps() if "libtorch" in m.path]
         os.kill(pid, signal.SIGKILL)
         rest = take(workers, count=victim - delivered[-1].seed + 2)
     by_seed = {r.seed: r for r in delivered + rest}

@@ -1,17 +1,13 @@
 """`lerobot-eval` runs the registered `aloha_multicam` env, loaded from the preset file, for one short episode."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.fixtures.cli import lerobot_cli, short_sim_eval_args
+from tests.fixtures.cli import run_cli, short_sim_eval_args
 from tests.fixtures.tiny_policy import tiny_config
-from tests.fixtures import warm_python
 
-REPO = Path(__file__).resolve().parent.parent
 CAMERAS = ("top", "left_wrist", "right_wrist")
 
 
@@ -29,10 +25,7 @@ def test_lerobot_eval_runs_the_env_from_the_preset(tmp_path):
         processor.save_pretrained(policy_dir)
 
     out = tmp_path / "eval"
-    cmd = [lerobot_cli("lerobot-eval"), *short_sim_eval_args(policy_dir, out)]
-    env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
-    proc = warm_python.run(cmd, cwd=REPO, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_cli("lerobot-eval", short_sim_eval_args(policy_dir, out))
     info = json.loads((out / "eval_info.json").read_text())
     overall = info["overall"]
     assert overall["n_episodes"] == 1

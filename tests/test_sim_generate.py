@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,24 +15,22 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot_policy_reconvla.sim.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
-from tests.fixtures import warm_python
+from tests.fixtures import processes
+from tests.fixtures.cli import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def generate(*args, check=True, timeout=300):
-    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", *map(str, args)]
-    proc = warm_python.run(cmd, cwd=REPO, env=ENV, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+def generate(*args) -> str:
+    """reconvla-generate with `args`, in this process; what it wrote."""
+    return run_cli("reconvla-generate", [str(arg) for arg in args])
 
 
 @pytest.fixture(scope="module")
 def short_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen") / "cube"
-    # Short episodes cannot succeed, so --keep-failed; 2 cameras at 32 x 48 keep it quick.
+    # Short episodes cannot succeed, so --keep_failed=true; 2 cameras at 32 x 48 keep it quick.
     # One worker (the simulation runs in the generator's process): workers do not change the data (tested below).
     generate("--task=transfer_cube", "--num_episodes=2", f"--root={root}", "--repo_id=local/cube",
              "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true",
@@ -65,14 +64,13 @@ def test_generated_dataset_loads_with_the_right_features_lengths_and_task(short_
 
 
 def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
-    from lerobot_policy_reconvla.modeling_reconvla import _check_gaze_box_stats
-    from lerobot_policy_reconvla.recon.target import malformed_box_mask
+    from lerobot_policy_reconvla.gaze_box import check_gaze_box_stats, is_malformed
 
     ds = LeRobotDataset("local/cube", root=short_dataset)
-    _check_gaze_box_stats(ds.meta.stats)  # what lerobot-train's policy construction checks
+    check_gaze_box_stats(ds.meta.stats)  # what lerobot-train's policy construction checks
     for cam in ("top", "left_wrist"):
         boxes = torch.as_tensor(np.stack(ds.hf_dataset[f"observation.gaze_box.{cam}"]))  # (N, 4)
-        assert len(boxes) == 24 and not malformed_box_mask(boxes).any(), cam  # what every batch checks
+        assert len(boxes) == 24 and not is_malformed(boxes).any(), cam  # what every batch checks
 
 
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
@@ -90,9 +88,10 @@ def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
                  "--cameras=[top]", "--image_size=[32,48]", "--keep_failed=true"]) == 2
     err = capsys.readouterr().err
     assert "refusing to resume" in err and "--cameras" in err
-    proc = generate("--task=insertion", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
-                    "--cameras=[top,left_wrist]", "--image_size=[32,48]", check=False)
-    assert proc.returncode == 2 and "refusing to resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert main(["--task=insertion", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
+                 "--cameras=[top,left_wrist]", "--image_size=[32,48]"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "Traceback" not in err
     assert LeRobotDataset("local/cube", root=short_dataset).meta.total_episodes == 3  # untouched
 
 
@@ -115,25 +114,6 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
-def test_the_earlier_dashed_flags_parse_to_the_same_config_with_a_deprecation_line(tmp_path, capsys):
-    import draccus
-
-    from lerobot_policy_reconvla.common.cli import translate_old_flags
-    from lerobot_policy_reconvla.sim.generate import OLD_FLAGS, GenerateConfig
-
-    old = ["--task", "lift", "--num-episodes", "3", "--root", str(tmp_path), "--repo-id", "local/x", "--cameras", "top",
-           "left_wrist", "--image-size", "24", "32", "--images", "--keep-failed", "--no-shadows", "--scene-seed", "4",
-           "--action-noise", "0.02", "--gaze-min-size", "0", "--episode-length", "40", "--max-attempts", "9"]
-    new = ["--task=lift", "--num_episodes=3", f"--root={tmp_path}", "--repo_id=local/x", "--cameras=[top,left_wrist]",
-           "--image_size=[24,32]", "--images=true", "--keep_failed=true", "--shadows=false", "--scene_seed=4",
-           "--action_noise=0.02", "--gaze_min_size=0", "--episode_length=40", "--max_attempts=9"]
-    translated = translate_old_flags(old, OLD_FLAGS, "reconvla-generate")
-    assert "deprecated flag spelling(s)" in capsys.readouterr().err
-    assert draccus.parse(GenerateConfig, args=translated) == draccus.parse(GenerateConfig, args=new)
-    assert translate_old_flags(new, OLD_FLAGS, "reconvla-generate") == new  # the new spellings pass unchanged
-    assert capsys.readouterr().err == ""
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig):
     root = tmp_path / "killed"
@@ -141,7 +121,9 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
            f"--root={root}", "--repo_id=local/killed", "--images=true", "--cameras=[top,left_wrist,right_wrist]",
            "--image_size=[24,24]", "--episode_length=120", "--keep_failed=true"]
     sidecar, log = root / SIDECAR, tmp_path / "generate.log"
-    with warm_python.started(cmd, stdout=log, cwd=REPO, env=ENV) as proc:
+    with log.open("w") as out, processes.started(
+        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV
+    ) as proc:
         deadline = time.time() + 200
         # Wait for the first saved episode, then for the second to be under way, and stop it mid-episode.
         while time.time() < deadline:

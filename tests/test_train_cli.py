@@ -1,12 +1,12 @@
-"""`lerobot-train --policy.type=reconvla` end to end, as a user runs it (subprocess, tiny variant)."""
+"""`lerobot-train --policy.type=reconvla` end to end, from the flags a user types (tiny variant, in this process)."""
 
 import json
 import re
 
 import pytest
 import torch
-
 from lerobot.policies.factory import make_pre_post_processors
+
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from tests.fixtures.cli import run_cli, run_train, train_args
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch

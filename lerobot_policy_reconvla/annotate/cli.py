@@ -2,9 +2,6 @@
 
     reconvla-annotate --repo_id=lerobot/aloha_static_cups_open --object="cup" \
         --new_root=data/aloha_static_cups_open_gaze --preview=cups_preview.png
-
-The earlier argparse spellings (``--repo-id``, ``--output-root``, ``--cameras top left_wrist``, ...) are still
-accepted for one release, with a deprecation message.
 """
 
 import logging
@@ -14,34 +11,12 @@ from collections.abc import Sequence
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, run_entry_point
+from ..common.cli import run_entry_point
 from ..common.durable import staging_path
 from .config import AnnotateConfig, AnnotateError
 from .run import annotate
 
 PROG = "reconvla-annotate"
-
-# Every dashed argparse spelling of the earlier command line, and the field that replaces it.
-OLD_FLAGS = {
-    "--repo-id": OldFlag("repo_id"),
-    "--output-root": OldFlag("new_root"),
-    "--output-repo-id": OldFlag("new_repo_id"),
-    "--cameras": OldFlag("cameras", "list"),
-    "--gripper-key": OldFlag("gripper_key"),
-    "--gripper-names": OldFlag("gripper_names", "list"),
-    "--gripper-threshold": OldFlag("gripper_threshold"),
-    "--gripper-closed-above": OldFlag("gripper_closed_above", "true"),
-    "--detector-model": OldFlag("detector_model"),
-    "--batch-size": OldFlag("batch_size"),
-    "--num-workers": OldFlag("num_workers"),
-    "--box-threshold": OldFlag("box_threshold"),
-    "--text-threshold": OldFlag("text_threshold"),
-    "--max-gap": OldFlag("max_gap"),
-    "--preview-frames": OldFlag("preview_frames"),
-    "--evaluate-against": OldFlag("evaluate_against"),
-    "--hit-iou": OldFlag("hit_iou"),
-}
-
 
 @parser.wrap()
 def annotate_command(cfg: AnnotateConfig) -> dict:
@@ -65,6 +40,4 @@ def annotate_command(cfg: AnnotateConfig) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 bad input or a refused resume (one line on stderr), 130 interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_entry_point(
-        annotate_command, argv, prog=PROG, old_flags=OLD_FLAGS, refusals=(AnnotateError,)
-    )
+    return run_entry_point(annotate_command, argv, prog=PROG, refusals=(AnnotateError,))

@@ -20,7 +20,6 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from lerobot import __version__ as lerobot_version
-from lerobot.utils.constants import OBS_IMAGES
 
 from ..configuration_reconvla import ReconVLAConfig
 from ..gaze_box import gaze_box_key
@@ -63,7 +62,7 @@ def gaze_boxes_per_camera(
     """{camera: whether the training data had `observation.gaze_box.<camera>`}; None without metadata."""
     if dataset_meta is None:
         return None
-    cameras = [key.removeprefix(f"{OBS_IMAGES}.") for key in config.camera_keys]
+    cameras = config.camera_names
     return {camera: gaze_box_key(camera) in dataset_meta.features for camera in cameras}
 
 
@@ -97,7 +96,7 @@ def _training_facts(cfg: TrainPipelineConfig | None) -> dict | None:
 
 def _evaluation(config: ReconVLAConfig, dataset: dict | None) -> dict:
     """What the eval commands need: which of the sim env / the ALOHA robots fit the cameras, a prompt."""
-    cameras = [key.removeprefix(f"{OBS_IMAGES}.") for key in config.camera_keys]
+    cameras = config.camera_names
     tasks = (dataset or {}).get("tasks") or []
     prompt = tasks[0] if tasks else "<task description>"
     return {

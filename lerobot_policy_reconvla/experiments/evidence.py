@@ -3,8 +3,7 @@
     reconvla-evidence --preset=cpu [--seeds=5] [--jobs=2] [--out=docs/evidence.md]
     bash scripts/evidence_gpu.sh    # the gpu preset on a GPU machine without LeRobot (docs/evidence_method.md)
 
-(or ``python -m lerobot_policy_reconvla.experiments.evidence ...``; the earlier dashed spellings still work
-for one release, with a deprecation message.)
+(or ``python -m lerobot_policy_reconvla.experiments.evidence ...``)
 
 Three arms, identical data, seeds, steps, batch and optimizer, each trained by `lerobot-train`:
 
@@ -40,7 +39,7 @@ from pathlib import Path
 import torch
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
+from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
 from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
@@ -646,23 +645,6 @@ class EvidenceConfig:
         return preset
 
 
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
-OLD_FLAGS = {
-    "--work-dir": OldFlag("work_dir"),
-    "--batch-size": OldFlag("batch_size"),
-    "--train-episodes": OldFlag("train_episodes"),
-    "--heldout-episodes": OldFlag("heldout_episodes"),
-    "--episode-length": OldFlag("episode_length"),
-    "--eval-episodes": OldFlag("eval_episodes"),
-    "--image-resolution": OldFlag("image_resolution"),
-    "--probe-frames": OldFlag("probe_frames"),
-    "--heldout-frames": OldFlag("heldout_frames"),
-    "--image-size": OldFlag("image_size", "list"),
-    "--arms": OldFlag("arms", "list"),
-    "--tasks": OldFlag("tasks", "list"),
-}
-
-
 def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
     """Runs the experiment and writes the report to `cfg.out`; returns {task: (results, cameras)}.
 
@@ -727,7 +709,7 @@ def evidence_command(cfg: EvidenceConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-evidence``: exit status 0, 2 with one line for a bad flag, 1 with the log's tail for a
     stage that failed."""
-    return run_entry_point(evidence_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(evidence_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def named_and_distractor_mass(
 
 def policy_cameras(policy, scenes: Sequence[ProbeScene]) -> list[str]:
     """The policy's cameras in its prefix order, checked against what the scenes rendered."""
-    cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
+    cameras = policy.config.camera_names
     for scene in scenes[:1]:
         missing = [cam for cam in cameras if cam not in scene.images]
         if missing:

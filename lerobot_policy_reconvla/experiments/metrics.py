@@ -14,8 +14,7 @@ from torch.utils.data import DataLoader, Subset
 from lerobot.datasets import LeRobotDataset
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from ..gaze_box import gaze_box_key
-from ..recon.target import valid_box_mask
+from ..gaze_box import gaze_box_key, is_valid
 
 PROBE_GRID = 8  # visual tokens are average-pooled to at most 8 x 8 per camera before the probe
 RIDGE_LAMBDAS = torch.logspace(-4, 2, 13)  # relative to the mean eigenvalue of the kernel
@@ -83,7 +82,7 @@ def camera_features(
     """Per camera: visual hidden states at the head's layer (N, F) and gaze-box centres (N, 2), NaN if no
     box; and the episode index of every frame (N,), which the probe holds out whole."""
     policy.eval()
-    cameras = [key.removeprefix("observation.images.") for key in policy.config.camera_keys]
+    cameras = policy.config.camera_names
     features: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
     centres: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
     episodes: list[Tensor] = []
@@ -100,7 +99,7 @@ def camera_features(
             tokens = cond[:, k].transpose(1, 2).unflatten(2, (grid, grid))  # (B, D, grid, grid)
             features[cam].append(F.adaptive_avg_pool2d(tokens, pooled).flatten(1).cpu())  # (B, D * pooled^2)
             boxes = raw[gaze_box_key(cam)].float()  # (B, 4)
-            centres[cam].append(box_centres(boxes, valid_box_mask(boxes)))
+            centres[cam].append(box_centres(boxes, is_valid(boxes)))
         episodes.append(raw["episode_index"].reshape(-1))
     return (
         {c: torch.cat(v) for c, v in features.items()},

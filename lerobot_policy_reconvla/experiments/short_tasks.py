@@ -3,8 +3,7 @@
     reconvla-short-tasks --tasks='[lift,lift_named]' --seeds=3 \
         --out=docs/results.md [--work_dir=outputs/short_tasks] [--demo.steps=1200] [--demo.num_episodes=30]
 
-(or ``python -m lerobot_policy_reconvla.experiments.short_tasks ...``; the earlier dashed spellings, and
-the demo's flags given bare, still work for one release, with a deprecation message.)
+(or ``python -m lerobot_policy_reconvla.experiments.short_tasks ...``)
 
 Per task, the demonstrations are generated once (seeds 0, 1, ...); each training seed then runs the
 demo's train and evaluate stages on them (``lerobot_policy_reconvla.tools.demo`` with ``--seed``): the same
@@ -25,19 +24,14 @@ from pathlib import Path
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import UsageError, run_entry_point
 from ..sim.constants import TASKS
-from ..tools.demo import OLD_FLAGS as DEMO_OLD_FLAGS
 from ..tools.demo import DemoConfig, run_demo
 from . import checkout_commit
 
 PROG = "reconvla-short-tasks"
 MODULE = "lerobot_policy_reconvla.experiments.short_tasks"
 FIRST_TRAIN_SEED = 1000  # lerobot-train's default seed; seed k is FIRST_TRAIN_SEED + k
-
-
-# The demo's settings that every run sets for itself.
-PER_RUN_DEMO_FIELDS = ("task", "seed", "output_dir", "data_root", "curve_points")
 
 
 @dataclass
@@ -71,19 +65,6 @@ class ShortTasksConfig:
             raise UsageError(f"--curve_points must be between 1 and --demo.steps ({self.demo.steps}), "
                              f"got {self.curve_points}")  # fmt: skip
         replace(self.demo, task=self.tasks[0], curve_points=self.curve_points).check(flag_prefix="--demo.")
-
-
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release:
-# this tool's own, and the demo's flags, which it passed on to the demo.
-OLD_FLAGS = {
-    "--first-seed": OldFlag("first_seed"),
-    "--work-dir": OldFlag("work_dir"),
-    "--tasks": OldFlag("tasks", "list"),
-    "--curve-points": OldFlag("curve_points"),
-    "--steps": OldFlag("demo.steps"),
-    **{old: OldFlag(f"demo.{new.field}", new.kind) for old, new in DEMO_OLD_FLAGS.items()
-       if new.field not in PER_RUN_DEMO_FIELDS},
-}  # fmt: skip
 
 
 def run_seed(task: str, seed: int, work_dir: Path, curve_points: int, demo_settings: DemoConfig) -> dict:
@@ -182,7 +163,7 @@ def short_tasks_command(cfg: ShortTasksConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-short-tasks``: exit status 0, 2 with one line for a bad flag, 1 with the log's tail for a
     demo stage that failed."""
-    return run_entry_point(short_tasks_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(short_tasks_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

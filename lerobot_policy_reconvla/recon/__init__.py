@@ -6,14 +6,13 @@ p x p per token), `ReconDiT` (per-token adaLN-Zero DiT), `ReconHead` (DDPM eps l
 
 from .dit import ReconDiT
 from .head import HEAD_DTYPES, ReconHead, make_train_scheduler
-from .target import ReconTarget, boxes_or_whole_image, crop_and_resize, load_frozen_vae
+from .target import ReconTarget, crop_and_resize, load_frozen_vae
 
 __all__ = [
     "HEAD_DTYPES",
     "ReconDiT",
     "ReconHead",
     "ReconTarget",
-    "boxes_or_whole_image",
     "crop_and_resize",
     "load_frozen_vae",
     "make_train_scheduler",

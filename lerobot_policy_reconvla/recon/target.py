@@ -1,11 +1,11 @@
 """Reconstruction targets: each camera's gaze crop, as frozen-VAE latents or as pixels, in token layout.
 
-The target of camera k is the region inside its gaze box ([x0, y0, x1, y1], normalised to [0, 1],
-x right, y down), or the whole image where no valid box is given. The crop is resized to (optionally
-padded to a square with mid grey first, its shape kept, as ReconVLA's training code pads it)
-`image_size` px, encoded without gradient, and laid out as a `grid x grid` token grid so that target
-token i lines up with the backbone's image token i: with a latent (or pixel) grid of side `grid * p`,
-token i holds the `p x p` latents of grid cell i, channels ordered `(c p1 p2)`.
+The target of camera k is the region inside the box it is given ([x0, y0, x1, y1], normalised to
+[0, 1], x right, y down): its gaze box, or the whole image where it has none (the caller decides). The
+crop is resized to (optionally padded to a square with mid grey first, its shape kept, as ReconVLA's
+training code pads it) `image_size` px, encoded without gradient, and laid out as a `grid x grid` token
+grid so that target token i lines up with the backbone's image token i: with a latent (or pixel) grid of
+side `grid * p`, token i holds the `p x p` latents of grid cell i, channels ordered `(c p1 p2)`.
 
 ReconVLA's official target: the gaze crop at `16 * grid` px (256 px for a 16 x 16 grid) through
 FLUX.1's 16-channel, 8x-downsampling VAE, i.e. 32 x 32 latents, 2 x 2 per token, 64 channels per
@@ -25,43 +25,9 @@ from torchvision.ops import roi_align  # torch's own vision ops: batched crop + 
 
 logger = logging.getLogger(__name__)
 
-WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
 # Mid grey around a crop padded to a square: 0 in the [-1, 1] range the VAE and the DiT see. ReconVLA pads
 # with its image processor's mean colour; a fixed grey keeps the target independent of any processor.
 PAD_GREY = 0.5
-
-
-def valid_box_mask(boxes: Tensor) -> Tensor:
-    """True where a box is usable: finite, inside [0, 1], with positive width and height.
-
-    Absent boxes (the sim writes [-1, -1, -1, -1] when the object is out of view) are invalid.
-
-    >>> valid_box_mask(torch.tensor([[0.1, 0.2, 0.5, 0.6], [-1.0, -1.0, -1.0, -1.0], [0.5, 0.5, 0.5, 0.9]])).tolist()
-    [True, False, False]
-    """
-    x0, y0, x1, y1 = boxes.unbind(-1)
-    inside = (boxes >= 0).all(-1) & (boxes <= 1).all(-1)
-    return torch.isfinite(boxes).all(-1) & inside & (x1 > x0) & (y1 > y0)
-
-
-def malformed_box_mask(boxes: Tensor) -> Tensor:
-    """True where a box is neither usable nor the absent marker [-1, -1, -1, -1]: outside [0, 1] (e.g.
-    pixel coordinates), NaN, inverted or empty.
-
-    >>> malformed_box_mask(torch.tensor([[0.1, 0.2, 0.5, 0.6], [-1.0, -1.0, -1.0, -1.0], [30.0, 20, 70, 60]])).tolist()
-    [False, False, True]
-    """
-    absent = (boxes == -1).all(-1)
-    return ~valid_box_mask(boxes) & ~absent
-
-
-def boxes_or_whole_image(boxes: Tensor | None, batch_size: int, device: torch.device) -> Tensor:
-    """(B, 4) boxes with every invalid or missing box replaced by the whole image."""
-    whole = torch.tensor(WHOLE_IMAGE_BOX, device=device).expand(batch_size, 4)
-    if boxes is None:
-        return whole
-    boxes = boxes.to(device=device, dtype=torch.float32).reshape(batch_size, 4)
-    return torch.where(valid_box_mask(boxes)[:, None], boxes, whole)
 
 
 def crop_and_resize(
@@ -75,7 +41,7 @@ def crop_and_resize(
 
     Args:
         images: (B, C, H, W) float in [0, 1].
-        boxes: (B, 4) normalised [x0, y0, x1, y1], valid (see `boxes_or_whole_image`).
+        boxes: (B, 4) normalised [x0, y0, x1, y1], inside [0, 1] with x0 < x1 and y0 < y1.
     Returns:
         (B, C, size, size)
     """
@@ -277,7 +243,7 @@ class ReconTarget:
     # ----------------------------------------------------------------------------------------------
 
     def crops(self, images: list[Tensor], boxes: list[Tensor], size: int | None = None) -> Tensor:
-        """K cameras' gaze crops, batch-major: K x (B, 3, H_k, W_k) in [0, 1] and K x (B, 4) resolved boxes
+        """K cameras' gaze crops, batch-major: K x (B, 3, H_k, W_k) in [0, 1] and K x (B, 4) boxes to crop to
         -> ((B K), 3, size, size) in [-1, 1], as both the VAE and the DiT expect (size: image_size)."""
         with _without_autocast(images[0].device):
             crops = torch.stack(
@@ -296,7 +262,7 @@ class ReconTarget:
         """
         Args:
             images: K tensors (B, 3, H_k, W_k) in [0, 1] (LeRobot's layout; sizes may differ per camera).
-            boxes: K tensors (B, 4), already resolved (see `boxes_or_whole_image`).
+            boxes: K tensors (B, 4), each a box to crop to (`crop_and_resize`).
             generator: for the posterior sample (VAE targets with `sample_posterior`).
         Returns:
             (B * K, grid * grid, token_channels) target tokens, batch-major ('(b k)'), fp32.

@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import wait
-from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -40,7 +39,7 @@ from ..gaze_box import gaze_box_key
 from ..common.processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
-WORKER_ENTRY = Path(__file__).with_name("worker_entry.py")
+WORKER_MODULE = f"{__package__}.worker_entry"
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,7 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
 
 
 def run_worker(conn, parent_pid: int) -> None:
-    """A worker process (``worker_entry.py``): the spec, one rendering env, then seeds in, episodes out,
+    """A worker process (``worker_entry``): the spec, one rendering env, then seeds in, episodes out,
     until None or EOF."""
     die_with_parent(parent_pid)  # a parent killed with SIGKILL cannot close us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run; it closes us
@@ -162,17 +161,17 @@ def run_worker(conn, parent_pid: int) -> None:
 
 
 class _Worker:
-    """A fresh interpreter running ``worker_entry.py`` (no GL context or threads inherited), joined to
-    this process by a pipe. A plain command rather than a multiprocessing child: a spawned child first
-    re-imports this process's main module, and through it the package root, LeRobot and torch (about
-    15 s); this one starts in about 1.5 s."""
+    """A fresh interpreter running ``worker_entry`` (no GL context or threads inherited), joined to this
+    process by a pipe. Its imports run the package root, which registers the plugin with LeRobot and so
+    imports LeRobot and torch: about 13 s of CPU and 0.5 GB of memory more than the simulation needs
+    (docs/design.md). A plain command rather than a multiprocessing child: a spawned child re-runs the
+    caller's main module, and spawning keeps multiprocessing's resource tracker alive with the caller."""
 
     def __init__(self, spec: EpisodeSpec):
         self.conn, child = Pipe()
-        # -P: sim/ is not put on the worker's sys.path, where its modules would shadow top-level ones.
         # stdin closed: a worker never reads the terminal; its output goes where the caller's goes.
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(WORKER_ENTRY), str(child.fileno()), str(os.getpid())],
+            [sys.executable, "-m", WORKER_MODULE, str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
         )  # fmt: skip
         child.close()  # only the worker holds its end: its death shows here as EOF

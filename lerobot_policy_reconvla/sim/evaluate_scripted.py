@@ -4,8 +4,7 @@
     reconvla-eval-scripted --task=lift --num_seeds=50 --seed=1000 --blind=true
     reconvla-eval-scripted --task=lift_pair --num_seeds=50 --seed=1000 --blind=true
 
-(or ``python -m lerobot_policy_reconvla.sim.evaluate_scripted ...``; the earlier dashed spellings still
-work for one release, with a deprecation message.)
+(or ``python -m lerobot_policy_reconvla.sim.evaluate_scripted ...``)
 
 Prints one line per seed (mocap success, replay success, max reward) and the rates. ``--blind=true`` replays
 one fixed trajectory on every seed's scene: for ``lift`` the script for a cube at the centre of the
@@ -18,9 +17,9 @@ import dataclasses
 import numpy as np
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import UsageError, run_entry_point
 from .constants import TASKS
-from .scripted import replay, scripted_episode, scripted_episode_for_scene
+from .scripted import ScriptedEpisode, replay, scripted_episode, scripted_episode_for_scene
 from .tasks import LIFT_X_RANGE, LIFT_Y_RANGE, PAIR_SLOTS, scene_cubes, scene_for_seed
 
 PROG = "reconvla-eval-scripted"
@@ -50,10 +49,6 @@ class EvaluateScriptedConfig:
             raise UsageError(f"--blind=true is defined for --task in {list(BLIND_TASKS)}, got --task={self.task}")
 
 
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
-OLD_FLAGS = {"--num-seeds": OldFlag("num_seeds"), "--blind": OldFlag("blind", "true")}
-
-
 BLIND_TASKS = ("lift", "lift_pair")
 
 
@@ -70,6 +65,18 @@ def centre_script(task: str) -> np.ndarray:
         scene = dataclasses.replace(scene, object_pose=np.concatenate([first, second] if named_first else [second, first]))
     return scripted_episode_for_scene(scene).actions
 
+
+
+def blind_successes(task: str, seeds: list[int], episode_length: int | None = None) -> list[bool]:
+    """Whether the blind floor (`centre_script`, replayed on each seed's scene, physics only) succeeds on
+    each of `seeds`: the same placements a policy was evaluated on, for a paired reading. `episode_length`
+    cuts the trajectory to the steps the policy had (default: the task's)."""
+    actions = centre_script(task)[:episode_length]  # (T, 14), one fixed trajectory for every scene
+    successes = []
+    for seed in seeds:
+        episode = ScriptedEpisode(task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0)
+        successes.append(replay(episode).success)
+    return successes
 
 @parser.wrap()
 def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
@@ -93,7 +100,7 @@ def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-eval-scripted``: exit status 0, or 2 with one line for a bad flag."""
-    return run_entry_point(evaluate_scripted_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(evaluate_scripted_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..gaze_box import ABSENT_BOX
+from ..gaze_box import ABSENT_BOX, is_absent
 
 
 # Smallest side of a gaze box, as a fraction of the image's short side: a tight box around a 4 cm cube
@@ -52,7 +52,7 @@ def widen_box(box: np.ndarray, image_size: tuple[int, int], min_size: float) -> 
     >>> widen_box(np.array([0.5, 0.5, 0.52, 0.52]), (96, 128), 0.25)   # 2.6 x 1.9 px -> 24 x 24 px
     array([0.41625, 0.385  , 0.60375, 0.635  ], dtype=float32)
     """
-    if min_size <= 0 or box[0] < 0:  # nothing asked, or absent
+    if min_size <= 0 or is_absent(box):  # nothing asked, or absent
         return box
     height, width = image_size
     side = min_size * min(height, width)  # pixels

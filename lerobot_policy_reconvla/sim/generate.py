@@ -5,8 +5,7 @@
         [--cameras='[top,left_wrist,right_wrist]'] [--image_size='[224,224]'] [--images=true] [--keep_failed=true] \
         [--workers=N] [--scene_seed=S] [--action_noise=STD]
 
-(or ``python -m lerobot_policy_reconvla.sim.generate ...``; the earlier dashed spellings still work, with a
-deprecation message.)
+(or ``python -m lerobot_policy_reconvla.sim.generate ...``)
 
 Per episode: the scripted policy is rolled out in the mocap scene (``sim.scripted``), checked by a
 physics-only replay, and (if successful, or with ``--keep_failed=true``) replayed again in
@@ -55,7 +54,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
+from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.durable import ResumeRefused, signals_deferred
 from ..embodiment.aloha import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
@@ -126,23 +125,6 @@ class GenerateConfig:
             raise UsageError(f"--gaze_min_size is a fraction of the image's short side in [0, 1], got {self.gaze_min_size}")
         self.root = Path(self.root)
         self.episode_length = self.episode_length or default_episode_length(self.task)
-
-
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
-OLD_FLAGS = {
-    "--num-episodes": OldFlag("num_episodes"),
-    "--repo-id": OldFlag("repo_id"),
-    "--cameras": OldFlag("cameras", "list"),
-    "--image-size": OldFlag("image_size", "list"),
-    "--keep-failed": OldFlag("keep_failed", "true"),
-    "--images": OldFlag("images", "true"),
-    "--episode-length": OldFlag("episode_length"),
-    "--no-shadows": OldFlag("shadows", "false"),
-    "--gaze-min-size": OldFlag("gaze_min_size"),
-    "--scene-seed": OldFlag("scene_seed"),
-    "--action-noise": OldFlag("action_noise"),
-    "--max-attempts": OldFlag("max_attempts"),
-}
 
 
 def dataset_features(cameras, image_size, use_videos: bool) -> dict:
@@ -352,7 +334,7 @@ def generate_command(cfg: GenerateConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-generate``: exit status 0 done, 1 out of attempts, 2 refused (one line), 130 stopped."""
-    return run_entry_point(generate_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(generate_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

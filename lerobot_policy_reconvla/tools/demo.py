@@ -5,16 +5,17 @@
 2. train the tiny ReconVLA on them with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
    saving a checkpoint at every point of the curve,
 3. evaluate every checkpoint with `lerobot-eval` in `aloha_multicam` on held-out placements (LeRobot's
-   evaluation seeds, 1000 upwards, which no demonstration used),
+   evaluation seeds, 1000 upwards, which no demonstration used): the last on --eval_episodes, the earlier
+   ones on fewer (--curve_eval_episodes); on `lift` and `lift_pair` the blind floor (one fixed trajectory,
+   sim.evaluate_scripted) is replayed on the last evaluation's placements, for a paired reading,
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
     reconvla-demo [--output_dir=outputs/demo] [--task=lift] [--steps=600]
 
-(or ``python -m lerobot_policy_reconvla.tools.demo ...``; the earlier dashed spellings still work for one
-release, with a deprecation message.) Every stage is a subprocess running the command a user would type;
-its full log is kept next to its outputs, and the command lines are printed so any stage can be rerun by
-hand.
+(or ``python -m lerobot_policy_reconvla.tools.demo ...``.) Every stage is a subprocess running the command
+a user would type; its full log is kept next to its outputs, and the command lines are printed so any stage
+can be rerun by hand.
 
 The demo writes only into `--output_dir`. It refuses a directory that is not empty unless a previous
 demo run made it (the `.reconvla_demo` marker); then it keeps the generated data (the generator resumes
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from lerobot.configs import parser
 
-from ..common.cli import OldFlag, UsageError, check_image_size, run_entry_point
+from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..sim.constants import NAMED_CUBE_TASKS, TASKS, default_episode_length
 from .presets import preset_path
@@ -70,11 +71,13 @@ class DemoConfig:
     # Training batch size.
     batch_size: int = 8
     # Checkpoints evaluated, evenly spaced (the last at --steps).
-    curve_points: int = 2
+    curve_points: int = 3
     # Actions executed per predicted chunk (the preset's chunk is 20): replanning more often.
     n_action_steps: int = 10
-    # lerobot-eval episodes per checkpoint.
-    eval_episodes: int = 10
+    # lerobot-eval episodes of the last checkpoint (held-out placements, seeds 1000 upwards).
+    eval_episodes: int = 30
+    # lerobot-eval episodes of each earlier checkpoint of the curve (the first of the same placements).
+    curve_eval_episodes: int = 10
     # Sim steps per episode (default: the task's).
     episode_length: int | None = None
     # Camera image height and width.
@@ -83,6 +86,9 @@ class DemoConfig:
     image_resolution: int = 112
     # Render shadows (about 3x slower on a CPU).
     shadows: bool = False
+    # Training only: random shift of each camera by up to this many pixels, its gaze box moved along
+    # (--policy.image_shift_pixels; 0: off).
+    image_shift_pixels: int = 0
     # lerobot-train's seed (model initialisation, batch order).
     seed: int = 1000
     # Dataset directory of the demonstrations (default: <output_dir>/data); runs that differ only in
@@ -99,26 +105,12 @@ class DemoConfig:
         check_image_size(self.image_size, f"{flag_prefix}image_size")
         if self.num_episodes < 1:
             raise UsageError(f"{flag_prefix}num_episodes must be at least 1, got {self.num_episodes}")
+        for name in ("eval_episodes", "curve_eval_episodes"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{flag_prefix}{name} must be at least 1, got {getattr(self, name)}")
         if not 1 <= self.curve_points <= self.steps:
             raise UsageError(f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
                              f"got {self.curve_points}")  # fmt: skip
-
-
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
-OLD_FLAGS = {
-    "--output-dir": OldFlag("output_dir"),
-    "--episodes": OldFlag("num_episodes"),
-    "--action-noise": OldFlag("action_noise"),
-    "--batch-size": OldFlag("batch_size"),
-    "--curve-points": OldFlag("curve_points"),
-    "--n-action-steps": OldFlag("n_action_steps"),
-    "--eval-episodes": OldFlag("eval_episodes"),
-    "--episode-length": OldFlag("episode_length"),
-    "--image-size": OldFlag("image_size", "list"),
-    "--image-resolution": OldFlag("image_resolution"),
-    "--shadows": OldFlag("shadows", "true"),
-    "--data-root": OldFlag("data_root"),
-}
 
 
 def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
@@ -198,18 +190,47 @@ def checkpoint_steps(steps: int, points: int) -> list[int]:
     return [every * (i + 1) for i in range(points - 1)] + [steps]
 
 
-def plot_success_curve(curve: list[tuple[int, float]], n_episodes: int, task: str, path: Path) -> None:
-    """Success rate (%) on held-out placements against the training step, one point per checkpoint."""
+def paired_floor(task: str, eval_info: dict, episode_length: int | None = None) -> dict | None:
+    """The blind floor replayed on the placements of one evaluation (its episodes' seeds), and the paired
+    counts against the policy's outcomes; None for a task without a blind floor."""
+    from ..sim.evaluate_scripted import BLIND_TASKS, blind_successes
+
+    if task not in BLIND_TASKS:
+        return None
+    episodes = eval_info["per_episode"]
+    policy = [bool(episode["success"]) for episode in episodes]
+    blind = blind_successes(task, [int(episode["seed"]) for episode in episodes], episode_length)
+    n = len(episodes)
+    return {
+        "episodes": n,
+        "blind_floor_pc": 100.0 * sum(blind) / n,
+        "policy_only": sum(p and not b for p, b in zip(policy, blind, strict=True)),
+        "blind_only": sum(b and not p for p, b in zip(policy, blind, strict=True)),
+        "both": sum(p and b for p, b in zip(policy, blind, strict=True)),
+        "neither": sum(not p and not b for p, b in zip(policy, blind, strict=True)),
+    }
+
+
+def plot_success_curve(
+    curve: list[tuple[int, float, int]], task: str, path: Path, floor_pc: float | None = None
+) -> None:
+    """Success rate (%) on held-out placements against the training step, one point per checkpoint
+    (`curve`: step, success %, episodes), with the blind floor of the last evaluation's placements."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, success = zip(*curve, strict=True)
+    steps, success, episodes = zip(*curve, strict=True)
     figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
-    axis.plot(steps, success, marker="o")
+    axis.plot(steps, success, marker="o", label="tiny ReconVLA")
+    for step, pc, n in curve:
+        axis.annotate(f"n={n}", (step, pc), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    if floor_pc is not None:
+        axis.axhline(floor_pc, color="grey", linestyle="--", label=f"blind floor (n={episodes[-1]})")
+        axis.legend(loc="upper left", fontsize=7)
     axis.set_xlabel("training step")
-    axis.set_ylabel(f"success (%) over {n_episodes} episodes")
+    axis.set_ylabel("success (%) on held-out placements")
     axis.set_ylim(-5, 105)
     axis.set_title(f"tiny ReconVLA, {task}, held-out placements")
     axis.grid(alpha=0.3)
@@ -267,6 +288,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             f"--policy.image_resolution=[{cfg.image_resolution},{cfg.image_resolution}]",
             f"--seed={cfg.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={cfg.n_action_steps}",
             f"--policy.scheduler_decay_steps={cfg.steps}",  # the learning rate anneals by the last step
+            f"--policy.image_shift_pixels={cfg.image_shift_pixels}",
         ],  # fmt: skip
         out / "train.log",
         timings,
@@ -277,26 +299,31 @@ def run_demo(cfg: DemoConfig) -> dict:
     checkpoints = {step: get_step_checkpoint_dir(train_dir, cfg.steps, step) / "pretrained_model" for step in curve_steps}
 
     # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
-    curve: list[tuple[int, float]] = []
+    curve: list[tuple[int, float, int]] = []  # (step, success %, episodes)
     for step, checkpoint in checkpoints.items():
         eval_dir = out / "eval" / f"{step:06d}"
+        n_episodes = cfg.eval_episodes if step == cfg.steps else min(cfg.curve_eval_episodes, cfg.eval_episodes)
         run_stage(
             f"eval step {step}",
             [
                 lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
-                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={cfg.eval_episodes}",
+                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={n_episodes}",
                 "--eval.batch_size=1", f"--output_dir={eval_dir}",
             ],  # fmt: skip
             out / "eval.log",
             timings,
             append=True,
         )
-        curve.append((step, json.loads((eval_dir / "eval_info.json").read_text())["overall"]["pc_success"]))
+        eval_info = json.loads((eval_dir / "eval_info.json").read_text())
+        curve.append((step, eval_info["overall"]["pc_success"], n_episodes))
     success, final_eval = curve[-1][1], eval_dir  # the last checkpoint's
     outcomes = read_outcomes(final_eval / OUTCOMES)
     videos = sorted(final_eval.rglob("*.mp4"))
+    start = time.perf_counter()
+    floor = paired_floor(cfg.task, eval_info, episode_length)  # the blind script, the last evaluation's placements
+    timings["blind floor"] = time.perf_counter() - start
     curve_png = out / "success_curve.png"
-    plot_success_curve(curve, cfg.eval_episodes, cfg.task, curve_png)
+    plot_success_curve(curve, cfg.task, curve_png, floor["blind_floor_pc"] if floor else None)
 
     # 4. Reconstructions of the trained head.
     checkpoint = checkpoints[cfg.steps]
@@ -320,7 +347,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         "reconstructions": [str(p) for p in pictures],
         "eval_episodes": cfg.eval_episodes,
         "eval_success_pc": success,
-        "success_curve": [{"step": step, "success_pc": pc} for step, pc in curve],
+        "blind_floor": floor,
+        "success_curve": [{"step": step, "success_pc": pc, "episodes": n} for step, pc, n in curve],
         "success_curve_png": str(curve_png),
         "wrong_object_pc": wrong_object_pc(cfg.task, outcomes),
         "eval_videos": [str(v) for v in videos],
@@ -333,9 +361,13 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"dataset          {data_root} ({cfg.num_episodes} scripted {cfg.task} demonstrations)")
     print(f"checkpoint       {checkpoint}")
     print(f"success          {success:.0f}% over {cfg.eval_episodes} held-out placements at step {cfg.steps}")
+    if floor is not None:
+        print(f"blind floor      {floor['blind_floor_pc']:.0f}% on the same placements (one fixed trajectory); "
+              f"paired: policy only {floor['policy_only']}, blind only {floor['blind_only']}, "
+              f"both {floor['both']}, neither {floor['neither']}")
     if summary["wrong_object_pc"] is not None:
         print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
-    print("success curve    " + ", ".join(f"step {step}: {pc:.0f}%" for step, pc in curve) + f"  ({curve_png})")
+    print("success curve    " + ", ".join(f"step {step}: {pc:.0f}% (n={n})" for step, pc, n in curve) + f"  ({curve_png})")
     for video in videos:
         print(f"eval video       {video}")
     for picture in pictures:
@@ -358,7 +390,7 @@ def demo_command(cfg: DemoConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-demo``: exit status 0, 2 with one line for a bad flag or output directory, 1 with the
     log's tail for a stage that failed."""
-    return run_entry_point(demo_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(demo_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

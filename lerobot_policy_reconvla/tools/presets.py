@@ -5,20 +5,18 @@
 
     lerobot-train --config_path=$(reconvla-presets --name=reconvla_tiny) --dataset.repo_id=...
 
-(or ``python -m lerobot_policy_reconvla.tools.presets ...``; the earlier positional form,
-``... presets reconvla_tiny``, still works for one release, with a deprecation message.)
+(or ``python -m lerobot_policy_reconvla.tools.presets ...``)
 
 In a source checkout, `configs/policy/` and `configs/env/` at the top level are links to these folders,
 so `--config_path=configs/policy/reconvla_tiny.json` works from the repository root too.
 """
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from lerobot.configs import parser
 
-from ..common.cli import UsageError, report_old_spellings, run_entry_point
+from ..common.cli import UsageError, run_entry_point
 
 PROG = "reconvla-presets"
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -57,18 +55,9 @@ def presets_command(cfg: PresetsConfig) -> int:
     return 0
 
 
-def translate_positional_name(args: list[str]) -> list[str]:
-    """The earlier form, a preset's name alone (``presets reconvla_tiny``), as ``--name=reconvla_tiny``."""
-    if len(args) == 1 and not args[0].startswith("-"):
-        report_old_spellings(PROG, [f"{args[0]} -> --name={args[0]}"])
-        return [f"--name={args[0]}"]
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-presets``: exit status 0, or 2 for an unknown preset (one line naming the available ones)."""
-    args = translate_positional_name(list(sys.argv[1:] if argv is None else argv))
-    return run_entry_point(presets_command, args, prog=PROG)
+    return run_entry_point(presets_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

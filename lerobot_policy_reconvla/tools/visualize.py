@@ -9,8 +9,7 @@ with ancestral DDPM sampling (50 steps by default).
         --dataset.repo_id=local/aloha_sim_insertion_3cam --dataset.root=data/insertion \\
         --frame_index=0 --output_dir=outputs/reconstructions
 
-(or ``python -m lerobot_policy_reconvla.tools.visualize ...``; the earlier dashed spellings still work
-for one release, with a deprecation message.)
+(or ``python -m lerobot_policy_reconvla.tools.visualize ...``)
 """
 
 import logging
@@ -21,7 +20,7 @@ from lerobot.configs import parser
 from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
-from ..common.cli import OldFlag, UsageError, run_entry_point
+from ..common.cli import UsageError, run_entry_point
 from ..loading import IncompleteCheckpointError
 from ..modeling_reconvla import ReconVLAPolicy
 from ..recon.pictures import first_sample_pictures
@@ -66,16 +65,6 @@ class VisualizeConfig:
             raise UsageError(f"--steps must be at least 1, got {self.steps}")
 
 
-# The argparse spellings of earlier releases, still accepted (with a deprecation message) for one release.
-OLD_FLAGS = {
-    "--policy-path": OldFlag("policy.path"),
-    "--dataset-repo-id": OldFlag("dataset.repo_id"),
-    "--dataset-root": OldFlag("dataset.root"),
-    "--frame-index": OldFlag("frame_index"),
-    "--out-dir": OldFlag("output_dir"),
-}
-
-
 def write_reconstructions(
     policy: ReconVLAPolicy, batch: dict, out_dir: Path, num_inference_steps: int = 50, seed: int = 0, prefix: str = ""
 ) -> list[Path]:
@@ -118,7 +107,7 @@ def visualize_command(cfg: VisualizeConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``reconvla-visualize``: exit status 0, or 2 with one line for a damaged checkpoint or a bad flag."""
-    return run_entry_point(visualize_command, argv, prog=PROG, old_flags=OLD_FLAGS)
+    return run_entry_point(visualize_command, argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,16 @@ every step, exactly as without the cache. Training reads it with `--policy.recon
 What a cache is valid for, and how a mismatch is caught:
 - the target settings (VAE, subfolder, latent layout, crop size, square padding): stored, compared with the
   policy's config when training opens the cache (the differing field is named);
-- the dataset, its gaze boxes and the images: every step compares the batch's resolved boxes with the cached
-  ones and each crop's signature (a 16 x 16 thumbnail and its amount of detail) with the cached one, so a changed dataset, changed boxes
-  or an augmentation that changes the crop (`--dataset.image_transforms.enable=true`) stop training with
-  the frame and camera named, instead of training on targets of other pixels;
+- the dataset, its gaze boxes and the images: every step compares the batch's boxes with the cached ones
+  and each crop's signature (a 16 x 16 thumbnail and its amount of detail) with the cached one, so a
+  changed dataset, changed boxes or an augmentation that changes the crop
+  (`--dataset.image_transforms.enable=true`) stop training with the frame and camera named, instead of
+  training on targets of other pixels;
 - the VAE's weights: hashed into the cache's name, so another VAE under the same name builds another cache.
 
-Layout of `<dir>` (default `<dataset root>/reconvla_latents/<key>`): `cache.json` (what it was built from,
-written last), and per camera `<camera>.posterior.npy` (N, 2 C, h, w), `<camera>.box.npy` (N, 4) and
-`<camera>.thumbnail.npy` (N, 3, 16, 16) and `<camera>.detail.npy` (N,) (the crop's signature), indexed by the dataset's `index`. It is built in `<dir>.partial`
-and renamed when complete: a killed build resumes from its last finished batch when run again.
+The cache is a directory (default `<dataset root>/reconvla_latents/<key>`; its layout and reader:
+training/latent_cache_reader.py). It is built in `<dir>.partial` and renamed when complete: a killed build
+resumes from its last finished batch when run again.
 """
 
 import hashlib
@@ -33,164 +33,30 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
-from torch import Tensor
 
 from lerobot.configs import parser
 from lerobot.configs.train import TrainPipelineConfig
+from lerobot.utils.constants import OBS_IMAGES
 
 from ..common.cli import run_entry_point
 from ..common.durable import publish, read_json, refuse_other_settings, staging_path, write_json_atomically
 from ..common.processes import die_with_parent
+from ..gaze_box import batch_gaze_boxes, whole_image_if_absent
+from .latent_cache_reader import (
+    FORMAT_VERSION,
+    METADATA_FILE,
+    THUMBNAIL_SIZE,
+    LatentCacheError,
+    camera_files,
+    crop_signature,
+    target_settings,
+)
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 CACHE_DIR_NAME = "reconvla_latents"
-METADATA_FILE = "cache.json"
 PROGRESS_FILE = "progress.json"
-# The policy settings a VAE target depends on; a cache holds targets for exactly these values.
-TARGET_FIELDS = (
-    "recon_vae",
-    "recon_vae_subfolder",
-    "recon_vae_latent_channels",
-    "recon_vae_downsample",
-    "recon_image_size",
-    "recon_pad_to_square",
-)
 CACHE_DTYPES = {"float32": np.float32, "float16": np.float16}
-# A crop's signature: its colours at 16 x 16 (area means of a 64 x 64 crop) and its detail (mean absolute
-# difference of neighbouring pixels of that crop), which blurring or sharpening changes while the means barely move.
-SIGNATURE_CROP_SIZE = 64
-THUMBNAIL_SIZE = 16
-# Largest differences between a batch's signature and the cached one that still count as the same pixels:
-# decoding the same frame twice gives 0; each of LeRobot's augmentations at the edge of its default range
-# moves one of them by more (tests/test_latent_cache.py).
-THUMBNAIL_TOLERANCE = 4 / 255  # mean absolute difference in the crops' [-1, 1] range
-DETAIL_TOLERANCE = 0.02  # relative
-
-
-class LatentCacheError(ValueError):
-    """A cache that does not fit the policy, the dataset or the batch (one clear line)."""
-
-
-def target_settings(policy_config) -> dict:
-    return {name: getattr(policy_config, name) for name in TARGET_FIELDS}
-
-
-def _camera_files(directory: Path, camera: str) -> dict[str, Path]:
-    return {part: directory / f"{camera}.{part}.npy" for part in ("posterior", "box", "thumbnail", "detail")}
-
-
-def crop_signature(target, images: list[Tensor], boxes: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """What identifies a gaze crop's pixels, cheaply: ((B K), 3, 16, 16) thumbnails and ((B K),) detail.
-
-    Args: as `ReconTarget.crops` (K cameras' images in [0, 1] and resolved boxes).
-    """
-    crops = target.crops(images, boxes, size=SIGNATURE_CROP_SIZE)  # ((B K), 3, 64, 64) in [-1, 1]
-    thumbnails = torch.nn.functional.avg_pool2d(crops, SIGNATURE_CROP_SIZE // THUMBNAIL_SIZE)
-    detail = (crops.diff(dim=-1).abs().mean(dim=(1, 2, 3)) + crops.diff(dim=-2).abs().mean(dim=(1, 2, 3))) / 2
-    return thumbnails, detail
-
-
-class LatentCache:
-    """A finished cache, memory-mapped: per-frame posterior parameters, resolved boxes and crop thumbnails."""
-
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        metadata_path = self.directory / METADATA_FILE
-        if not metadata_path.is_file():
-            staging = staging_path(self.directory)
-            hint = (
-                f" {staging} holds an unfinished build: run reconvla-cache-latents again to finish it."
-                if staging.exists()
-                else " Build it with reconvla-cache-latents (same arguments as lerobot-train)."
-            )
-            raise LatentCacheError(f"recon_latent_cache={str(directory)!r} is not a finished latent cache (no {METADATA_FILE}).{hint}")
-        self.metadata = json.loads(metadata_path.read_text())
-        if self.metadata.get("format") != FORMAT_VERSION:
-            raise LatentCacheError(
-                f"recon_latent_cache={str(directory)!r} has format {self.metadata.get('format')}, this version "
-                f"reads format {FORMAT_VERSION}: rebuild it with reconvla-cache-latents"
-            )
-        self.num_frames = self.metadata["num_frames"]
-        self.cameras = self.metadata["cameras"]
-        self.vae_config = self.metadata["vae_config"]
-        self._arrays = {
-            camera: {part: np.load(path, mmap_mode="r") for part, path in _camera_files(self.directory, camera).items()}
-            for camera in self.cameras
-        }
-
-    def check_fits(self, policy_config, cameras: list[str]) -> None:
-        """Refuses a cache built for other target settings or without one of the policy's cameras."""
-        built_for = self.metadata["target"]
-        for name, value in target_settings(policy_config).items():
-            if built_for.get(name) != value:
-                raise LatentCacheError(
-                    f"recon_latent_cache={str(self.directory)!r} was built with {name}={built_for.get(name)!r}, "
-                    f"but the policy has {name}={value!r}: rebuild the cache with reconvla-cache-latents and the "
-                    "same --policy settings, or train without --policy.recon_latent_cache"
-                )
-        missing = [camera for camera in cameras if camera not in self.cameras]
-        if missing:
-            raise LatentCacheError(
-                f"recon_latent_cache={str(self.directory)!r} has cameras {self.cameras}, not the policy's "
-                f"{missing}: build it with the same --rename_map as training"
-            )
-
-    def posteriors(
-        self, index: Tensor, cameras: list[str], boxes: list[Tensor], signature: tuple[Tensor, Tensor]
-    ) -> Tensor:
-        """The cached posterior parameters of a batch, after checking that it shows the cached crops.
-
-        Args:
-            index: (B,) the frames' dataset `index`.
-            cameras: K camera names (without `observation.images.`), in the policy's order.
-            boxes: K resolved boxes (B, 4), as the policy would crop them.
-            signature: the batch's `crop_signature`.
-        Returns:
-            ((B K), 2 C, h, w) fp32 on the device of `thumbnails`, batch-major like the policy's targets.
-        """
-        frames = index.detach().cpu().reshape(-1).long().numpy()  # (B,)
-        outside = frames[(frames < 0) | (frames >= self.num_frames)]
-        if outside.size:
-            raise LatentCacheError(
-                f"frame index {int(outside[0])} is outside the {self.num_frames} frames of recon_latent_cache="
-                f"{str(self.directory)!r}: it was built from another dataset"
-            )
-        thumbnails, detail = signature
-        device = thumbnails.device
-        batch_thumbnails = rearrange(thumbnails.float(), "(b k) c h w -> b k c h w", k=len(cameras))
-        batch_detail = rearrange(detail.float(), "(b k) -> b k", k=len(cameras))
-        parameters = []
-        for k, camera in enumerate(cameras):
-            arrays = self._arrays[camera]
-            cached_boxes = torch.from_numpy(arrays["box"][frames]).to(device)  # (B, 4)
-            moved = ~torch.isclose(cached_boxes, boxes[k].float(), atol=1e-6).all(-1)  # (B,)
-            if moved.any():
-                i = int(moved.nonzero()[0])
-                raise LatentCacheError(
-                    f"frame {int(frames[i])}, camera {camera!r}: the batch's gaze box {boxes[k][i].tolist()} is not "
-                    f"the cached {cached_boxes[i].tolist()}: the dataset or its boxes changed since the cache "
-                    "was built; rebuild it with reconvla-cache-latents"
-                )
-            cached_thumbnails = torch.from_numpy(arrays["thumbnail"][frames].astype(np.float32)).to(device)
-            difference = (batch_thumbnails[:, k] - cached_thumbnails).abs().mean(dim=(1, 2, 3))  # (B,)
-            cached_detail = torch.from_numpy(arrays["detail"][frames]).to(device)  # (B,)
-            detail_change = (batch_detail[:, k] - cached_detail).abs() / cached_detail.clamp(min=1e-6)  # (B,)
-            changed = (difference > THUMBNAIL_TOLERANCE) | (detail_change > DETAIL_TOLERANCE)
-            if changed.any():
-                i = int(changed.nonzero()[0])
-                raise LatentCacheError(
-                    f"frame {int(frames[i])}, camera {camera!r}: the batch's gaze crop differs from the cached one "
-                    f"(colours by {difference[i].item():.3f} in [-1, 1], tolerance {THUMBNAIL_TOLERANCE:.3f}; "
-                    f"detail by {100 * detail_change[i].item():.1f} %, tolerance {100 * DETAIL_TOLERANCE:.0f} %). "
-                    "The cache holds targets of the stored frames only: turn image augmentation off "
-                    "(--dataset.image_transforms.enable=false) or train without --policy.recon_latent_cache; if "
-                    "the dataset changed, rebuild the cache"
-                )
-            parameters.append(torch.from_numpy(arrays["posterior"][frames].astype(np.float32)))
-        stacked = torch.stack(parameters, dim=1)  # (B, K, 2C, h, w)
-        return rearrange(stacked, "b k c h w -> (b k) c h w").to(device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,29 +92,23 @@ def _vae_fingerprint(vae) -> str:
     return digest.hexdigest()
 
 
-def _resolve_cameras(cfg: CacheLatentsConfig, dataset) -> list[tuple[str, str, str | None]]:
-    """(policy camera name, dataset image key, dataset gaze-box key or None) for every camera to cache."""
-    from ..gaze_box import gaze_box_key
+def _policy_cameras(cfg: CacheLatentsConfig, dataset) -> list[str]:
+    """The names of the cameras to cache: the policy's, else the dataset's, under `--rename_map`."""
+    from ..configuration_reconvla import camera_name
 
-    renamed = {cfg.rename_map.get(key, key): key for key in dataset.meta.features}
-    image_prefix = "observation.images."
-    wanted = cfg.policy.camera_keys if cfg.policy.input_features else [
-        cfg.rename_map.get(key, key) for key in dataset.meta.camera_keys
-    ]
+    renamed = {cfg.rename_map.get(key, key) for key in dataset.meta.features}
+    wanted = (
+        cfg.policy.camera_keys
+        if cfg.policy.input_features
+        else [cfg.rename_map.get(key, key) for key in dataset.meta.camera_keys]
+    )
     missing = [key for key in wanted if key not in renamed]
     if missing:
         raise LatentCacheError(
             f"the policy's camera(s) {missing} are not in dataset {cfg.dataset.repo_id!r} (cameras "
             f"{dataset.meta.camera_keys}) under --rename_map={cfg.rename_map}"
         )
-    cameras = []
-    for key in wanted:
-        camera = key.removeprefix(image_prefix)
-        box_key = renamed.get(gaze_box_key(camera))
-        if box_key is None:
-            logger.warning("No %s in the dataset: camera %r caches its whole image.", gaze_box_key(camera), camera)
-        cameras.append((camera, renamed[key], box_key))
-    return cameras
+    return [camera_name(key) for key in wanted]
 
 
 def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> tuple[dict, int]:
@@ -270,7 +130,7 @@ def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> 
     for camera in identity["cameras"]:
         arrays[camera] = {
             part: np.lib.format.open_memmap(path, mode=mode, dtype=dtypes[part], shape=shapes[part])
-            for part, path in _camera_files(staging, camera).items()
+            for part, path in camera_files(staging, camera).items()
         }
     return arrays, done
 
@@ -287,7 +147,6 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
 
     from ..configuration_reconvla import ReconVLAConfig
     from ..modeling_reconvla import make_recon_target
-    from ..recon.target import boxes_or_whole_image
 
     cfg.output_dir = None  # nothing is trained or written there; lerobot-train's check must not refuse it
     cfg.validate()
@@ -308,7 +167,7 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
         cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )  # fmt: skip
-    cameras = _resolve_cameras(cfg, dataset)
+    cameras = _policy_cameras(cfg, dataset)
     device = torch.device(policy.device or "cpu")
     target = make_recon_target(policy)
     vae = target.vae.to(device)
@@ -316,7 +175,7 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
         "format": FORMAT_VERSION,
         "dataset": {"repo_id": cfg.dataset.repo_id, "fingerprint": _dataset_fingerprint(Path(dataset.root))},
         "num_frames": dataset.num_frames,
-        "cameras": [camera for camera, _, _ in cameras],
+        "cameras": cameras,
         "target": target_settings(policy),
         "vae_weights": _vae_fingerprint(vae),
         "vae_config": {key: vae.config[key] for key in ("scaling_factor", "shift_factor")},
@@ -345,28 +204,32 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     }  # fmt: skip
     staging = staging_path(directory)
     arrays, done = _open_staging(staging, identity, shapes, dtypes)
+    said: set[str] = set()  # what batch_gaze_boxes has warned about
 
     loader = DataLoader(
         torch.utils.data.Subset(dataset, range(done, num_frames)), batch_size=cfg.batch_size,
         num_workers=cfg.num_workers, shuffle=False, worker_init_fn=partial(_worker_init, os.getpid()),
     )  # fmt: skip
-    with tqdm(total=num_frames, initial=done, unit="frame", desc="caching latents") as progress, torch.no_grad():
+    progress = tqdm(total=num_frames, initial=done, unit="frame", desc="caching latents")
+    with progress, torch.no_grad():
         for batch in loader:
             frames = batch["index"].long().numpy()  # (B,)
             if not np.array_equal(frames, np.arange(done, done + len(frames))):
-                raise LatentCacheError(f"dataset {cfg.dataset.repo_id!r}: frame indices are not 0..N-1 in order")
-            images = [batch[image_key].to(device) for _, image_key, _ in cameras]  # K x (B, 3, H, W)
-            boxes = [
-                boxes_or_whole_image(batch.get(box_key) if box_key else None, len(frames), device)
-                for _, _, box_key in cameras
-            ]  # K x (B, 4)
+                raise LatentCacheError(
+                    f"dataset {cfg.dataset.repo_id!r}: frame indices are not 0..N-1 in order"
+                )
+            batch = {cfg.rename_map.get(key, key): value for key, value in batch.items()}  # policy's names
+            images = [batch[f"{OBS_IMAGES}.{camera}"].to(device) for camera in cameras]  # K x (B, 3, H, W)
+            # As the policy crops them (the same checks and whole-image fallback), so every step can compare.
+            boxes = whole_image_if_absent(batch_gaze_boxes(batch, cameras, said)).to(device)  # (B, K, 4)
+            boxes = list(boxes.unbind(1))  # K x (B, 4), as the crops take them
             parameters = target.posterior(target.crops(images, boxes)).parameters  # ((B K), 2C, h, w)
             parameters = rearrange(parameters, "(b k) c h w -> b k c h w", k=len(cameras)).cpu().numpy()
             thumbnails, detail = crop_signature(target, images, boxes)  # ((B K), 3, 16, 16), ((B K),)
             thumbnails = rearrange(thumbnails, "(b k) c h w -> b k c h w", k=len(cameras)).cpu().numpy()
             detail = rearrange(detail, "(b k) -> b k", k=len(cameras)).cpu().numpy()
             rows = slice(done, done + len(frames))
-            for k, (camera, _, _) in enumerate(cameras):
+            for k, camera in enumerate(cameras):
                 arrays[camera]["posterior"][rows] = parameters[:, k]
                 arrays[camera]["box"][rows] = boxes[k].cpu().numpy()
                 arrays[camera]["thumbnail"][rows] = thumbnails[:, k]
