@@ -27,11 +27,11 @@ __all__ = ["ReconVLAConfig", "make_reconvla_pre_post_processors"]
 
 # Optional parts register themselves on import; each only needs LeRobot's config classes here.
 from . import envs as _envs  # noqa: E402,F401
-from .training import optim as _optim  # noqa: E402,F401  (optimizer type adamw_8bit)
 from . import robots as _robots  # noqa: E402,F401
 from . import teleoperators as _teleoperators  # noqa: E402,F401
 
 # LeRobot's async-inference policy server accepts only listed policy types: list ours (policy_server.py).
 from .deploy.policy_server import allow_reconvla_in_policy_server as _allow_in_policy_server  # noqa: E402
+from .training import optim as _optim  # noqa: E402,F401  (optimizer type adamw_8bit)
 
 _allow_in_policy_server()

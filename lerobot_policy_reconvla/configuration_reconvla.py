@@ -213,7 +213,8 @@ class ReconVLAConfig(PI0Config):
             raise ValueError(f"image_shift_pixels={self.image_shift_pixels}; expected >= 0 (0 is off)")
         if self.image_shift_pixels > 0 and self.recon_latent_cache is not None:
             raise ValueError(
-                f"image_shift_pixels={self.image_shift_pixels} with recon_latent_cache={self.recon_latent_cache!r}: "
+                f"image_shift_pixels={self.image_shift_pixels} with "
+                f"recon_latent_cache={self.recon_latent_cache!r}: "
                 "the cache holds the targets of the stored frames, not of shifted ones; drop one of them"
             )
         if self.recon_log_images_freq < 0:

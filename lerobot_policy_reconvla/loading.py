@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 SAFETENSORS_FILE = "model.safetensors"
 
 
-
 class IncompleteCheckpointError(ValueError):
     """A checkpoint's weight file exists but is truncated or not a safetensors file."""
 
@@ -55,8 +54,8 @@ def check_safetensors_file(path: str | Path) -> Path:
             pass
     except SafetensorError as error:
         raise IncompleteCheckpointError(
-            f"{path} is truncated or corrupt ({path.stat().st_size} bytes; safetensors says: {error}); its save "
-            "was interrupted or the copy is incomplete: save or copy the checkpoint again"
+            f"{path} is truncated or corrupt ({path.stat().st_size} bytes; safetensors says: {error}); "
+            "its save was interrupted or the copy is incomplete: save or copy the checkpoint again"
         ) from None
     return path
 
@@ -92,8 +91,10 @@ def load_checked(
     if fresh:
         logger.warning(
             "Loaded every pi0 weight from %s; the recon head starts fresh (%d tensors under %s).",
-            source, len(fresh), fresh_prefix,
-        )  # fmt: skip
+            source,
+            len(fresh),
+            fresh_prefix,
+        )
 
 
 def _is_tied_duplicate(own: dict[str, Tensor], key: str, state_dict: dict[str, Tensor]) -> bool:

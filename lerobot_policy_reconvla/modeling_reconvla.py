@@ -30,15 +30,14 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from safetensors.torch import load_file
-from torch import Tensor, nn
-
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy, PI0Pytorch
 from lerobot.policies.pretrained import PreTrainedPolicy, T
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 from lerobot.utils.import_utils import require_package
+from safetensors.torch import load_file
+from torch import Tensor, nn
 
 from .configuration_reconvla import ReconVLAConfig
 from .gaze_box import batch_gaze_boxes, check_gaze_box_stats, is_gaze_box_key, whole_image_if_absent
@@ -258,9 +257,12 @@ class ReconVLAPytorch(PI0Pytorch):
         language_model = self.paligemma_with_expert.paligemma.model.language_model
         with capture_prefix_hidden_states(language_model, self.config.recon_layer) as captured:
             self.paligemma_with_expert.forward(
-                attention_mask=att_2d, position_ids=position_ids, past_key_values=None,
-                inputs_embeds=[prefix_embs, None], use_cache=False,
-            )  # fmt: skip
+                attention_mask=att_2d,
+                position_ids=position_ids,
+                past_key_values=None,
+                inputs_embeds=[prefix_embs, None],
+                use_cache=False,
+            )
         return self._recon_condition(captured[0], lang_masks, num_cameras)
 
 
@@ -415,9 +417,18 @@ class ReconVLAPolicy(PI0Policy):
         recon_targets = None if boxes is None else self.recon_targets(batch, boxes)  # ((B K), T, C)
 
         action_losses, recon_losses = self.model(
-            images, img_masks, lang_tokens, lang_masks, state, actions, noise, time,
-            recon_targets=recon_targets, recon_noise=recon_noise, recon_timesteps=recon_timesteps,
-        )  # fmt: skip
+            images,
+            img_masks,
+            lang_tokens,
+            lang_masks,
+            state,
+            actions,
+            noise,
+            time,
+            recon_targets=recon_targets,
+            recon_noise=recon_noise,
+            recon_timesteps=recon_timesteps,
+        )
 
         action_dim = self.config.output_features[ACTION].shape[0]
         action_losses = action_losses[:, :, :action_dim]  # (B, chunk, A)
@@ -444,12 +455,16 @@ class ReconVLAPolicy(PI0Policy):
         loss_dict["loss"] = loss.item()
         return loss, loss_dict
 
-    def _shifted(self, batch: dict[str, Tensor], boxes: Tensor | None) -> tuple[dict[str, Tensor], Tensor | None]:
+    def _shifted(
+        self, batch: dict[str, Tensor], boxes: Tensor | None
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
         """The batch with every camera randomly shifted, and its (B, K, 4) gaze boxes moved along
         (`image_shift_pixels`, training/augment.py)."""
         keys = self.config.camera_keys
         per_camera = [None] * len(keys) if boxes is None else list(boxes.unbind(1))  # K x (B, 4)
-        images, per_camera = random_shift([batch[key] for key in keys], per_camera, self.config.image_shift_pixels)
+        images, per_camera = random_shift(
+            [batch[key] for key in keys], per_camera, self.config.image_shift_pixels
+        )
         shifted = {**batch, **dict(zip(keys, images, strict=True))}
         return shifted, None if boxes is None else torch.stack(per_camera, dim=1)
 
@@ -592,9 +607,13 @@ class ReconVLAPolicy(PI0Policy):
         `pretrained_name_or_path` is a local directory or a Hub repo id ("owner/name").
         """
         hub_kwargs = dict(
-            revision=revision, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
-            token=token, local_files_only=local_files_only,
-        )  # fmt: skip
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            proxies=proxies,
+            token=token,
+            local_files_only=local_files_only,
+        )
         source_type, source_fields = checkpoint_config_fields(pretrained_name_or_path, **hub_kwargs)
         if config is None:
             config = parse_reconvla_config(source_fields)

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer
-
 from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
 from lerobot.processor import (
     AbsoluteActionsProcessorStep,
@@ -35,6 +33,7 @@ from lerobot.processor import (
     make_default_policy_processor_steps,
     make_policy_processor_pipelines,
 )
+from transformers import AutoTokenizer
 
 from .configuration_reconvla import TINY_TOKENIZER, TINY_TOKENIZER_DIR, ReconVLAConfig
 

@@ -22,10 +22,9 @@ import copy
 from itertools import chain
 
 import torch
-from torch import nn
-
 from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
 from lerobot.policies.pi_gemma import PaliGemmaForConditionalGenerationWithPiGemma, PiGemmaForCausalLM
+from torch import nn
 
 from .configuration_reconvla import TINY, TINY_LANGUAGE, TINY_VISION, TINY_VOCAB_SIZE
 

@@ -19,13 +19,61 @@ from transformers import PreTrainedTokenizerFast
 VOCAB_SIZE = 1024
 OUT_DIR = Path(__file__).resolve().parents[1] / "lerobot_policy_reconvla" / "assets" / "tiny_tokenizer"
 
-VERBS = ["pick up", "place", "put", "insert", "transfer", "move", "push", "pull", "open", "close", "lift",
-         "grasp", "hand over", "stack", "rotate", "slide", "drop", "fold", "pour", "wipe", "turn", "press"]
-OBJECTS = ["the cube", "the peg", "the socket", "the red block", "the blue block", "the cup", "the drawer",
-           "the towel", "the bottle", "the lid", "the sponge", "the tape", "the battery", "the bowl", "the plate"]
-PLACES = ["into the socket", "on the table", "to the left arm", "to the right arm", "into the bin",
-          "on the plate", "next to the bowl", "in the drawer", "onto the shelf", "with the left arm",
-          "with the right arm", "with both arms"]
+VERBS = [
+    "pick up",
+    "place",
+    "put",
+    "insert",
+    "transfer",
+    "move",
+    "push",
+    "pull",
+    "open",
+    "close",
+    "lift",
+    "grasp",
+    "hand over",
+    "stack",
+    "rotate",
+    "slide",
+    "drop",
+    "fold",
+    "pour",
+    "wipe",
+    "turn",
+    "press",
+]
+OBJECTS = [
+    "the cube",
+    "the peg",
+    "the socket",
+    "the red block",
+    "the blue block",
+    "the cup",
+    "the drawer",
+    "the towel",
+    "the bottle",
+    "the lid",
+    "the sponge",
+    "the tape",
+    "the battery",
+    "the bowl",
+    "the plate",
+]
+PLACES = [
+    "into the socket",
+    "on the table",
+    "to the left arm",
+    "to the right arm",
+    "into the bin",
+    "on the plate",
+    "next to the bowl",
+    "in the drawer",
+    "onto the shelf",
+    "with the left arm",
+    "with the right arm",
+    "with both arms",
+]
 FIXED = [
     "Insert the peg into the socket.",
     "Pick up the cube with the right arm and transfer it to the left arm.",

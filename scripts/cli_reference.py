@@ -28,8 +28,10 @@ REFERENCE = REPO / "docs" / "cli.md"
 WRITER = "python scripts/cli_reference.py"
 # Console scripts that run another project's parser: where their flags are documented.
 EXTERNAL_PARSERS = {
-    "reconvla-policy-server": "LeRobot's own policy server (`lerobot.async_inference.policy_server`), run with "
-    "every installed plugin imported: its flags are LeRobot's `PolicyServerConfig`.",
+    "reconvla-policy-server": (
+        "LeRobot's own policy server (`lerobot.async_inference.policy_server`), run with "
+        "every installed plugin imported: its flags are LeRobot's `PolicyServerConfig`."
+    ),
 }
 
 HEADER = f"""# Command-line reference
@@ -89,9 +91,9 @@ def captured_help(command: str, target: str) -> str:
 
 
 def purpose(module_name: str) -> str:
-    """The first line of the module's docstring: what the command is for."""
+    """The summary of the module's docstring (its first paragraph, on one line): what the command is for."""
     doc = sys.modules[module_name].__doc__ or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
 
 
 def section(command: str, target: str) -> str:
@@ -124,7 +126,9 @@ def reference() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help=f"exit 1 if {REFERENCE.relative_to(REPO)} is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help=f"exit 1 if {REFERENCE.relative_to(REPO)} is out of date"
+    )
     args = parser.parse_args(argv)
     try:
         text = reference()
@@ -138,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     current = REFERENCE.read_text() if REFERENCE.exists() else ""
     if current == text:
         return 0
-    difference = difflib.unified_diff(current.splitlines(), text.splitlines(), "docs/cli.md", "expected", lineterm="")
+    difference = difflib.unified_diff(
+        current.splitlines(), text.splitlines(), "docs/cli.md", "expected", lineterm=""
+    )
     print(f"{REFERENCE} is out of date: run {WRITER}", file=sys.stderr)
     print("\n".join(list(difference)[:60]), file=sys.stderr)
     return 1

@@ -163,7 +163,7 @@ def test_every_pi0_setting_defaults_to_pi0s_value():
     differing = {f.name for f in dataclasses.fields(PI0Config) if getattr(ours, f.name) != getattr(pi0, f.name)}
     assert differing == set()
     added = {f.name for f in dataclasses.fields(ReconVLAConfig)} - {f.name for f in dataclasses.fields(PI0Config)}
-    assert added and all(name.startswith("recon_") or name in {"cameras", "tokenizer_name", "optimizer_type"}
+    assert added and all(name.startswith("recon_") or name in {"cameras", "tokenizer_name", "optimizer_type", "image_shift_pixels"}
                          for name in added), added
     assert ours.resolved_tokenizer_name == "google/paligemma-3b-pt-224"  # pi0's own tokenizer when none is set
 

@@ -71,10 +71,11 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     seeds = list(range(1000, 1010))
     blind = blind_successes("lift", seeds)
     policy = [True, False] * 5
-    eval_info = {"per_episode": [{"seed": seed, "success": won} for seed, won in zip(seeds, policy, strict=True)]}
-    floor = paired_floor("lift", eval_info)
+    # The env's outcome log (--env.outcome_log), one line per episode as it ended.
+    outcomes = [{"seed": seed, "success": won} for seed, won in reversed(list(zip(seeds, policy, strict=True)))]
+    floor = paired_floor("lift", outcomes)
     assert floor["episodes"] == 10 and floor["blind_floor_pc"] == 10 * sum(blind)
     assert floor["both"] + floor["policy_only"] == sum(policy)
     assert floor["both"] + floor["blind_only"] == sum(blind)
     assert sum(floor[k] for k in ("both", "policy_only", "blind_only", "neither")) == 10
-    assert paired_floor("transfer_cube", eval_info) is None  # no blind floor defined there
+    assert paired_floor("transfer_cube", outcomes) is None  # no blind floor defined there

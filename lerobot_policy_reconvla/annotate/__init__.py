@@ -1,10 +1,11 @@
 """Gaze boxes for a LeRobotDataset that has none, from a zero-shot object detector (`reconvla-annotate`).
 
 Reads a dataset (Hub repo id, or a local ``--root``) and writes a NEW dataset at ``--new_root`` (the source
-is never touched) with one ``observation.gaze_box.<cam>`` float32 (4,) feature per camera: ``[x0, y0, x1, y1]``
-normalised to [0, 1], ``[-1, -1, -1, -1]`` where the object is not seen (the convention of the policy and
-the simulator). Frames are decoded by LeRobot's own dataset reader; the new features are written with
-LeRobot's ``dataset_tools.add_features``, which copies the source's data files and videos unchanged.
+is never touched) with one ``observation.gaze_box.<cam>`` float32 (4,) feature per camera:
+``[x0, y0, x1, y1]`` normalised to [0, 1], ``[-1, -1, -1, -1]`` where the object is not seen (the convention
+of the policy and the simulator). Frames are decoded by LeRobot's own dataset reader; the new features are
+written with LeRobot's ``dataset_tools.add_features``, which copies the source's data files and videos
+unchanged.
 
 Modules, each importing only those above it:
     config    AnnotateConfig (the flags and every default), AnnotateError, the detector families

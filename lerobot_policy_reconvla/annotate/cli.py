@@ -18,6 +18,7 @@ from .run import annotate
 
 PROG = "reconvla-annotate"
 
+
 @parser.wrap()
 def annotate_command(cfg: AnnotateConfig) -> dict:
     """Runs `annotate` on the parsed config; on Ctrl-C says where the finished episodes are kept."""

@@ -26,7 +26,8 @@ class Detector(Protocol):
     name: str
 
     def detect(self, images: Sequence[np.ndarray], phrases: Sequence[str]) -> list[Detection | None]:
-        """images: (H, W, 3) uint8 RGB each; phrases: one per image. None where nothing passes the threshold."""
+        """images: (H, W, 3) uint8 RGB each; phrases: one per image. None where nothing passes the
+        threshold."""
         ...
 
 
@@ -115,9 +116,12 @@ class ZeroShotDetector:
         sizes = [image.shape[:2] for image in images]  # (H, W): OWLv2 boxes refer to its padded square
         if self.model_type == "grounding-dino":
             results = self.processor.post_process_grounded_object_detection(
-                outputs, inputs["input_ids"], threshold=self.box_threshold,
-                text_threshold=self.text_threshold, target_sizes=sizes,
-            )  # fmt: skip
+                outputs,
+                inputs["input_ids"],
+                threshold=self.box_threshold,
+                text_threshold=self.text_threshold,
+                target_sizes=sizes,
+            )
         else:
             results = self.processor.post_process_grounded_object_detection(
                 outputs, threshold=self.box_threshold, target_sizes=sizes

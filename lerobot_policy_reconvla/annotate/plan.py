@@ -1,4 +1,5 @@
-"""What to look for in which frame: the objects file, the checks that need the dataset, and a plan per episode.
+"""What to look for in which frame: the objects file, the checks that need the dataset, and a plan per
+episode.
 
 ``--object PHRASE`` is looked for in every frame; ``--objects FILE``, a JSON object, maps each task string
 of the dataset to a phrase or to two phrases. With two ("pick X, place it on Y"), the gaze is on the first
@@ -88,8 +89,8 @@ def check_inputs(config: AnnotateConfig, dataset) -> tuple[list[str], dict[str, 
         missing = [task for task in tasks if task not in phrases]
         if missing:
             raise AnnotateError(
-                f"--objects {config.objects} has no phrase for task(s) {missing}. The dataset's task strings are:\n"
-                + "\n".join(f"  {json.dumps(task)}" for task in tasks)
+                f"--objects {config.objects} has no phrase for task(s) {missing}. "
+                "The dataset's task strings are:\n" + "\n".join(f"  {json.dumps(task)}" for task in tasks)
             )
 
     if any(len(p) == 2 for p in phrases.values()):
@@ -98,8 +99,8 @@ def check_inputs(config: AnnotateConfig, dataset) -> tuple[list[str], dict[str, 
         missing = [name for name in config.gripper_names if name not in names]
         if feature is None or missing:
             raise AnnotateError(
-                "--objects gives two objects for a task, which needs the gripper signal to switch between them, "
-                f"but {config.gripper_key!r} has no joint(s) {missing or config.gripper_names} "
+                "--objects gives two objects for a task, which needs the gripper signal to switch between "
+                f"them, but {config.gripper_key!r} has no joint(s) {missing or config.gripper_names} "
                 f"(names: {names or 'feature absent'}); set --gripper_key / --gripper_names"
             )
 
@@ -117,8 +118,11 @@ def check_inputs(config: AnnotateConfig, dataset) -> tuple[list[str], dict[str, 
                 "earlier outputs are never overwritten)"
             )
     if config.evaluate_against is not None:
-        missing = [f"{config.evaluate_against}.{cam}" for cam in cameras
-                   if f"{config.evaluate_against}.{cam}" not in dataset.meta.features]  # fmt: skip
+        missing = [
+            f"{config.evaluate_against}.{cam}"
+            for cam in cameras
+            if f"{config.evaluate_against}.{cam}" not in dataset.meta.features
+        ]
         if missing:
             raise AnnotateError(f"--evaluate_against {config.evaluate_against}: the dataset has no {missing}")
     return config.cameras, phrases
@@ -154,8 +158,10 @@ def make_plans(config: AnnotateConfig, dataset, phrases_per_task: dict[str, list
             )
         else:
             stages = np.zeros(len(rows), dtype=np.int64)
-        phrases = [phrases_per_task[task][min(stage, len(phrases_per_task[task]) - 1)]
-                   for task, stage in zip(tasks, stages, strict=True)]  # fmt: skip
+        phrases = [
+            phrases_per_task[task][min(stage, len(phrases_per_task[task]) - 1)]
+            for task, stage in zip(tasks, stages, strict=True)
+        ]
         segment_ids = np.cumsum(np.r_[0, [a != b for a, b in zip(phrases[1:], phrases[:-1], strict=True)]])
         plans.append(
             Plan(

@@ -35,8 +35,19 @@ ANNOTATION_META = "meta/gaze_annotation.json"
 RUN_FILE = "run.json"  # in the staging directory: the detection settings the saved episodes were made with
 # What the saved detections depend on: a resumed run must repeat these (--max_gap, --pad and the preview
 # apply after detection and may change).
-DETECTION_SETTINGS = ("repo_id", "cameras", "object", "detector_model", "box_threshold", "text_threshold",
-                      "stride", "gripper_key", "gripper_names", "gripper_threshold", "gripper_closed_above")  # fmt: skip
+DETECTION_SETTINGS = (
+    "repo_id",
+    "cameras",
+    "object",
+    "detector_model",
+    "box_threshold",
+    "text_threshold",
+    "stride",
+    "gripper_key",
+    "gripper_names",
+    "gripper_threshold",
+    "gripper_closed_above",
+)
 
 
 def detection_settings(config: AnnotateConfig) -> dict:
@@ -78,8 +89,14 @@ def annotate(config: AnnotateConfig, detector: Detector | None = None) -> dict:
         if config.evaluate_against is not None:
             report["evaluation"] = _evaluate(config, dataset, cameras, boxes)
         if config.preview is not None:
-            write_preview(config.preview, dataset, cameras, boxes, config.preview_frames,
-                          truth=_truth(config, dataset, cameras) if config.evaluate_against else None)  # fmt: skip
+            write_preview(
+                config.preview,
+                dataset,
+                cameras,
+                boxes,
+                config.preview_frames,
+                truth=_truth(config, dataset, cameras) if config.evaluate_against else None,
+            )
             report["preview"] = str(config.preview)
         if config.new_root is not None:
             _write_dataset(config, dataset, cameras, boxes, report, staging)
@@ -95,10 +112,11 @@ def prepare_staging(staging: Path, settings: dict) -> int:
     """Create or reuse the staging directory; returns how many episodes were already detected."""
     if staging.exists():
         refuse_other_settings(
-            read_json(staging / RUN_FILE), settings,
+            read_json(staging / RUN_FILE),
+            settings,
             what=f"{staging} holds an interrupted run with other settings",
             remedy=f"rerun with the same options to resume it, or delete {staging} to start over",
-        )  # fmt: skip
+        )
         done = len(list((staging / "detections").glob("episode_*.npz")))
         logger.info("Resuming the interrupted run in %s: %d episode(s) already detected", staging, done)
         return done
@@ -122,10 +140,12 @@ def detect_episode(
     boxes = np.tile(ABSENT_BOX, (len(frames), len(cameras), 1))  # (N, K, 4)
     scores = np.full((len(frames), len(cameras)), np.nan, dtype=np.float32)  # (N, K)
     loader = DataLoader(
-        Subset(dataset, plan.indices[frames].tolist()), batch_size=config.batch_size,
-        num_workers=config.num_workers, collate_fn=list,
+        Subset(dataset, plan.indices[frames].tolist()),
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        collate_fn=list,
         worker_init_fn=functools.partial(_decoding_worker_init, os.getpid()),
-    )  # fmt: skip
+    )
     start = 0
     for items in loader:
         phrases = [plan.phrases[f] for f in frames[start : start + len(items)]]
@@ -245,8 +265,14 @@ def _write_dataset(config, dataset, cameras, boxes, report, staging: Path) -> No
 def print_report(report: dict) -> None:
     print(f"gaze boxes by {report['model']} ({report['frames']} frames, {report['episodes']} episodes):")
     for cam, stats in report["cameras"].items():
-        line = f"  {cam:<16} box in {stats['frames_with_box']:6.1%} of frames, mean score {stats['mean_score']:.3f}"
+        line = (
+            f"  {cam:<16} box in {stats['frames_with_box']:6.1%} of frames, "
+            f"mean score {stats['mean_score']:.3f}"
+        )
         if "evaluation" in report:
             ev = report["evaluation"][cam]
-            line += f" | vs truth: mean IoU {ev['mean_iou']:.3f}, hit rate {ev['hit_rate']:.1%} (IoU >= {ev['hit_iou']})"
+            line += (
+                f" | vs truth: mean IoU {ev['mean_iou']:.3f}, hit rate {ev['hit_rate']:.1%} "
+                f"(IoU >= {ev['hit_iou']})"
+            )
         print(line)

@@ -1,1 +1,2 @@
-"""Shared plumbing with no knowledge of the policy: crash-safe writing, command-line flags, worker processes."""
+"""Shared plumbing with no knowledge of the policy: crash-safe writing, command-line flags, worker
+processes."""

@@ -1,4 +1,5 @@
-"""Crash-safe writing, one design for every long-running writer (dataset generator, annotator, latent cache, demo).
+"""Crash-safe writing, one design for every long-running writer (dataset generator, annotator, latent cache,
+demo).
 
 The rules, whatever is written:
 - an output is built in ``<output>.partial`` and renamed into place (``publish``) only when complete, so the
@@ -49,7 +50,8 @@ def read_json(path: Path) -> object | None:
 
 
 def changed_settings(recorded: Mapping | None, requested: Mapping) -> list[str]:
-    """Names of the `requested` settings whose recorded value differs (all of them when nothing is recorded)."""
+    """Names of the `requested` settings whose recorded value differs (all of them when nothing is
+    recorded)."""
     if recorded is None:
         return sorted(requested)
     return sorted(name for name in requested if name not in recorded or recorded[name] != requested[name])

@@ -74,6 +74,7 @@ def run_logged(
     if result.returncode != 0:
         tail = "\n".join(output.splitlines()[-40:])
         raise CommandFailed(
-            f"[{label}] failed (exit {result.returncode}): {shlex.join(command)}\nlast lines of {log_path}:\n{tail}"
+            f"[{label}] failed (exit {result.returncode}): {shlex.join(command)}\n"
+            f"last lines of {log_path}:\n{tail}"
         )
     return output

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from huggingface_hub import ModelCard, ModelCardData, constants
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-
 from lerobot import __version__ as lerobot_version
 
 from ..configuration_reconvla import ReconVLAConfig

@@ -37,7 +37,8 @@ def allow_reconvla_in_policy_server() -> None:
 
 
 def main() -> None:
-    """``python -m lerobot_policy_reconvla.deploy.policy_server``: LeRobot's policy server with plugins imported."""
+    """``python -m lerobot_policy_reconvla.deploy.policy_server``: LeRobot's policy server with plugins
+    imported."""
     from lerobot.utils.import_utils import register_third_party_plugins
 
     # `python -m` has already imported this package (so `reconvla` is allowed); this imports any other

@@ -21,7 +21,9 @@ def joint_goals(action: dict[str, float], device: object) -> dict[str, float]:
 
         joint_goals({"left_waist.pos": 0.1}, "aloha")   # {'left_waist': 0.1}
     """
-    unknown = [key for key in action if not key.endswith(".pos") or key.removesuffix(".pos") not in JOINT_NAMES]
+    unknown = [
+        key for key in action if not key.endswith(".pos") or key.removesuffix(".pos") not in JOINT_NAMES
+    ]
     if unknown:
         expected = [f"{name}.pos" for name in JOINT_NAMES]
         raise ValueError(f"{device}: unknown action key(s) {unknown}; expected {expected}")
@@ -42,7 +44,9 @@ def cap_joint_goals(
     from lerobot.robots.utils import ensure_safe_goal_position
 
     caps = {
-        name: max_relative_target.get(name, math.inf) if isinstance(max_relative_target, dict) else max_relative_target
+        name: max_relative_target.get(name, math.inf)
+        if isinstance(max_relative_target, dict)
+        else max_relative_target
         for name in goal
     }
     return ensure_safe_goal_position({name: (g, float(present[name])) for name, g in goal.items()}, caps)

@@ -6,7 +6,9 @@ import subprocess
 def checkout_commit() -> str:
     """The commit a report was written from, marked when tracked files differ from it."""
     git = dict(check=False, capture_output=True, text=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip() or "unknown (not a git checkout)"
+    commit = (
+        subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip() or "unknown (not a git checkout)"
+    )
     if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **git).stdout.strip():
         commit += " with uncommitted changes"
     return commit

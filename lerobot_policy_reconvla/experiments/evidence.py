@@ -1,7 +1,8 @@
 """Does the reconstruction head change what the backbone learns? ReconVLA against pi0, same data and steps.
 
     reconvla-evidence --preset=cpu [--seeds=5] [--jobs=2] [--out=docs/evidence.md]
-    bash scripts/evidence_gpu.sh    # the gpu preset on a GPU machine without LeRobot (docs/evidence_method.md)
+    # the gpu preset on a GPU machine without LeRobot (docs/evidence_method.md):
+    bash scripts/evidence_gpu.sh
 
 (or ``python -m lerobot_policy_reconvla.experiments.evidence ...``)
 
@@ -58,7 +59,9 @@ MODULE = "lerobot_policy_reconvla.experiments.evidence"
 EVIDENCE_TASKS = ("lift_pair", "lift_named", "transfer_cube", "insertion")
 FIXED_NOISE_SEED = 1234  # the action-error noise draws, identical for every arm and seed
 EVAL_START_SEED = 100_000  # lerobot-eval's first env seed: the same initial states for every arm
-HELDOUT_FIRST_SEED = 10_000  # held-out episodes and scenes: far above any seed the training set may have tried
+HELDOUT_FIRST_SEED = (
+    10_000  # held-out episodes and scenes: far above any seed the training set may have tried
+)
 
 
 @dataclass
@@ -78,28 +81,63 @@ class Preset:
     probe_frames: int = 600  # training frames the probe is fitted on (evenly spaced)
     heldout_frames: int = 200  # held-out frames for the probe and the action error
     arms: list[str] = field(default_factory=lambda: list(ARMS))
-    workers: int | None = None  # generator processes (None: the cores available); the data does not depend on it
-    action_noise: float = 0.0  # std (rad) of the arms' perturbation while recording (the generator's --action_noise)
+    workers: int | None = (
+        None  # generator processes (None: the cores available); the data does not depend on it
+    )
+    action_noise: float = (
+        0.0  # std (rad) of the arms' perturbation while recording (the generator's --action_noise)
+    )
     shadows: bool = True  # render shadows (data, evaluation and grounding scenes alike)
-    n_action_steps: int | None = None  # actions executed per predicted chunk in closed loop (None: the whole chunk)
+    n_action_steps: int | None = (
+        None  # actions executed per predicted chunk in closed loop (None: the whole chunk)
+    )
     grounding_scenes: int = 20  # tasks naming a cube: training and held-out scenes of the grounding measures
-    recon_image_size: int | None = None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
+    recon_image_size: int | None = (
+        None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
+    )
     jobs: int = 1  # (arm, seed) runs trained and evaluated at once, each with cores // jobs CPU threads
 
 
 PRESETS = {
-    # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores (docs/evidence_method.md):
-    # 3 arms x 5 seeds, two runs at a time on one core each.
-    "cpu": Preset(tasks=["lift_pair"], train_episodes=20, heldout_episodes=4, episode_length=150,
-                  image_size=(96, 128), image_resolution=84, steps=600, batch_size=8, eval_episodes=10,
-                  action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=2),
-    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once, twice
-    # the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a step there,
-    # so the images stay the cpu preset's size.
-    "gpu": Preset(tasks=["lift_pair"], train_episodes=40, heldout_episodes=5, episode_length=150,
-                  image_size=(96, 128), image_resolution=84, steps=2000, batch_size=8, eval_episodes=10,
-                  device="cuda", action_noise=0.02, shadows=False, n_action_steps=10, recon_image_size=24, jobs=15),
-}  # fmt: skip
+    # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores
+    # (docs/evidence_method.md): 3 arms x 5 seeds, two runs at a time on one core each.
+    "cpu": Preset(
+        tasks=["lift_pair"],
+        train_episodes=20,
+        heldout_episodes=4,
+        episode_length=150,
+        image_size=(96, 128),
+        image_resolution=84,
+        steps=600,
+        batch_size=8,
+        eval_episodes=10,
+        action_noise=0.02,
+        shadows=False,
+        n_action_steps=10,
+        recon_image_size=24,
+        jobs=2,
+    ),
+    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once,
+    # twice the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a
+    # step there, so the images stay the cpu preset's size.
+    "gpu": Preset(
+        tasks=["lift_pair"],
+        train_episodes=40,
+        heldout_episodes=5,
+        episode_length=150,
+        image_size=(96, 128),
+        image_resolution=84,
+        steps=2000,
+        batch_size=8,
+        eval_episodes=10,
+        device="cuda",
+        action_noise=0.02,
+        shadows=False,
+        n_action_steps=10,
+        recon_image_size=24,
+        jobs=15,
+    ),
+}
 
 
 def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> str:
@@ -112,11 +150,19 @@ def run(command: list[str], log_path: Path, env: dict[str, str] | None = None) -
 def generate(task: str, root: Path, episodes: int, first_seed: int, preset: Preset, log: Path) -> None:
     height, width = preset.image_size
     command = [
-        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={task}", f"--root={root}",
-        f"--repo_id=local/{root.name}", f"--num_episodes={episodes}", f"--seed={first_seed}",
-        f"--image_size=[{height},{width}]", f"--episode_length={preset.episode_length}",
-        f"--action_noise={preset.action_noise}", f"--shadows={str(preset.shadows).lower()}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "lerobot_policy_reconvla.sim.generate",
+        f"--task={task}",
+        f"--root={root}",
+        f"--repo_id=local/{root.name}",
+        f"--num_episodes={episodes}",
+        f"--seed={first_seed}",
+        f"--image_size=[{height},{width}]",
+        f"--episode_length={preset.episode_length}",
+        f"--action_noise={preset.action_noise}",
+        f"--shadows={str(preset.shadows).lower()}",
+    ]
     if preset.workers is not None:
         command.append(f"--workers={preset.workers}")
     if preset.episode_length < default_episode_length(task):
@@ -135,7 +181,13 @@ def without_gaze_boxes(root: Path, out_root: Path) -> None:
 
 
 def train(
-    arm: str, seed: int, data_root: Path, out_dir: Path, preset: Preset, log: Path, env: dict[str, str] | None = None
+    arm: str,
+    seed: int,
+    data_root: Path,
+    out_dir: Path,
+    preset: Preset,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> list:
     """One arm and seed through `lerobot-train`; returns the logged (step, loss, action, recon) rows."""
     side = preset.image_resolution
@@ -160,7 +212,7 @@ def train(
             f"--policy.scheduler_decay_steps={preset.steps}",  # the learning rate anneals by the last step
             f"--policy.recon_weight={0.0 if arm == 'pi0' else preset.recon_weight}",
             *([f"--policy.recon_image_size={preset.recon_image_size}"] if preset.recon_image_size else []),
-        ],  # fmt: skip
+        ],
         log,
         env,
     )
@@ -189,7 +241,7 @@ def evaluate_success(
             f"--seed={EVAL_START_SEED}",
             f"--output_dir={out_dir}",
             f"--policy.device={preset.device}",
-        ],  # fmt: skip
+        ],
         log,
         env,
     )
@@ -232,7 +284,9 @@ def offline_metrics(
     if named:  # the approach, where the cube is chosen; after it every chunk is the same lift
         frame_index = heldout.hf_dataset["frame_index"]
         heldout_pool = [i for i in heldout_pool if int(frame_index[i]) < LIFT_APPROACH_STEPS]
-    heldout_indices = [heldout_pool[i] for i in metrics.evenly_spaced(len(heldout_pool), preset.heldout_frames)]
+    heldout_indices = [
+        heldout_pool[i] for i in metrics.evenly_spaced(len(heldout_pool), preset.heldout_frames)
+    ]
     if named:
         scene_args = dict(image_size=preset.image_size, chunk=preset.chunk_size, shadows=preset.shadows)
         train_scenes = grounding.probe_scenes(task, range(preset.grounding_scenes), **scene_args)
@@ -244,12 +298,15 @@ def offline_metrics(
         named_train = grounding.named_object_features(policy, preprocessor, train_scenes)
         named_heldout = grounding.named_object_features(policy, preprocessor, heldout_scenes)
         return {
-            "attention": grounding.attention_ratio(policy, preprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED),
-            "swap": grounding.instruction_swap(policy, preprocessor, postprocessor, heldout_scenes,
-                                               noise_seed=FIXED_NOISE_SEED),
+            "attention": grounding.attention_ratio(
+                policy, preprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
+            ),
+            "swap": grounding.instruction_swap(
+                policy, preprocessor, postprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
+            ),
             "named_probe": metrics.probe_errors(named_train, named_heldout),
             "named_constant": metrics.constant_probe_errors(named_train[1], named_heldout[1]),
-        }  # fmt: skip
+        }
 
     results: dict = {}
     floor_done: set[int] = set()
@@ -257,13 +314,16 @@ def offline_metrics(
         policy = ReconVLAPolicy.from_pretrained(checkpoint)
         preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
         noise = torch.randn(
-            len(heldout_indices), preset.chunk_size, policy.config.max_action_dim,
+            len(heldout_indices),
+            preset.chunk_size,
+            policy.config.max_action_dim,
             generator=torch.Generator().manual_seed(FIXED_NOISE_SEED),
-        )  # fmt: skip
+        )
         results[(arm, seed)] = {
-            "action_error": metrics.heldout_action_error(policy, preprocessor, postprocessor, heldout,
-                                                         heldout_indices, noise),
-        }  # fmt: skip
+            "action_error": metrics.heldout_action_error(
+                policy, preprocessor, postprocessor, heldout, heldout_indices, noise
+            ),
+        }
         fresh_seed = seed not in floor_done
         floor_done.add(seed)
         if fresh_seed:  # the untrained backbone of this seed: the probes' floor
@@ -272,7 +332,9 @@ def offline_metrics(
         if named:  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
             results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
             if fresh_seed:
-                results[("untrained", seed)] = {"grounding": grounding_measures(untrained, preprocessor, postprocessor)}
+                results[("untrained", seed)] = {
+                    "grounding": grounding_measures(untrained, preprocessor, postprocessor)
+                }
         else:
             heldout_features = metrics.camera_features(policy, preprocessor, heldout, heldout_indices)
             train_features = metrics.camera_features(policy, preprocessor, train_set, train_indices)
@@ -297,7 +359,13 @@ def offline_metrics(
 
 
 def train_and_evaluate(
-    task: str, arm: str, seed: int, task_dir: Path, data_root: Path, preset: Preset, env: dict[str, str] | None
+    task: str,
+    arm: str,
+    seed: int,
+    task_dir: Path,
+    data_root: Path,
+    preset: Preset,
+    env: dict[str, str] | None,
 ) -> dict:
     """One arm and seed: `lerobot-train`, then `lerobot-eval` of its last checkpoint.
 
@@ -305,14 +373,29 @@ def train_and_evaluate(
     """
     started = time.perf_counter()
     run_dir = task_dir / f"{arm}_seed{seed}"
-    curve = train(arm, seed, data_root, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log", env)
+    curve = train(
+        arm, seed, data_root, run_dir / "train", preset, task_dir / f"{arm}_seed{seed}_train.log", env
+    )
     checkpoint = run_dir / "train" / "checkpoints" / "last" / "pretrained_model"
-    outcome = evaluate_success(checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log", env)
-    return {"curve": curve, "checkpoint": checkpoint, "outcome": outcome, "seconds": time.perf_counter() - started}
+    outcome = evaluate_success(
+        checkpoint, task, preset, run_dir / "eval", task_dir / f"{arm}_seed{seed}_eval.log", env
+    )
+    return {
+        "curve": curve,
+        "checkpoint": checkpoint,
+        "outcome": outcome,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def train_and_evaluate_all(
-    task: str, task_dir: Path, train_root: Path, no_box_root: Path, preset: Preset, seeds: list[int], assets: Path
+    task: str,
+    task_dir: Path,
+    train_root: Path,
+    no_box_root: Path,
+    preset: Preset,
+    seeds: list[int],
+    assets: Path,
 ) -> dict:
     """Every arm and seed, `preset.jobs` at a time; {(arm, seed): train_and_evaluate's result}.
 
@@ -329,7 +412,10 @@ def train_and_evaluate_all(
         for seed in seeds:
             for arm in preset.arms:
                 data = no_box_root if arm == "whole" else train_root
-                futures[pool.submit(train_and_evaluate, task, arm, seed, task_dir, data, preset, env)] = (arm, seed)
+                futures[pool.submit(train_and_evaluate, task, arm, seed, task_dir, data, preset, env)] = (
+                    arm,
+                    seed,
+                )
         try:
             for future in as_completed(futures):
                 arm, seed = futures[future]
@@ -339,7 +425,9 @@ def train_and_evaluate_all(
                 line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": seconds}
                 with open(progress, "a") as file:
                     file.write(json.dumps(line) + "\n")
-                print(f"[{task}] {arm} seed {seed} done in {seconds / 60:.1f} min: {run['outcome']}", flush=True)
+                print(
+                    f"[{task}] {arm} seed {seed} done in {seconds / 60:.1f} min: {run['outcome']}", flush=True
+                )
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -372,7 +460,10 @@ def plot_losses(curves: dict[str, list[list]], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        print(f"matplotlib is not installed: no {path.name}; the loss curves are in the results JSON", flush=True)
+        print(
+            f"matplotlib is not installed: no {path.name}; the loss curves are in the results JSON",
+            flush=True,
+        )
         return
 
     matplotlib.use("Agg")
@@ -451,8 +542,8 @@ def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras
     pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
     compared = measures(results[(arms[0], seeds[0])], cameras)
     lines = [
-        f"Paired comparisons over {len(seeds)} seeds (A - B; two-sided t-test at 5 %; a difference counts only "
-        "beyond its threshold; MDE: the difference this many seeds would detect 80 % of the time; "
+        f"Paired comparisons over {len(seeds)} seeds (A - B; two-sided t-test at 5 %; a difference counts "
+        "only beyond its threshold; MDE: the difference this many seeds would detect 80 % of the time; "
         f"{len(pairs) * len(compared)} comparisons, so about one in twenty crosses its threshold by chance):",
         "",
         "| A - B | measure | mean difference | threshold | MDE | p | A lower in |",
@@ -532,10 +623,12 @@ def write_report(
         f"- seeds {seeds} (each arm trains once per seed through `lerobot-train`); arms: "
         + "; ".join(f"`{a}` = {ARMS[a]}" for a in preset.arms),
         f"- {preset.jobs} run(s) (training, then `lerobot-eval`) at a time; minutes per run: "
-        + "; ".join(f"{task} {fmt([r['seconds'] / 60 for k, r in res.items() if k[0] != 'untrained'], 1)}"
-                    for task, (res, _) in per_task.items()),
-        f"- success and wrong object: `lerobot-eval` in `aloha_multicam`, {preset.eval_episodes} episode(s) per arm "
-        "and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
+        + "; ".join(
+            f"{task} {fmt([r['seconds'] / 60 for k, r in res.items() if k[0] != 'untrained'], 1)}"
+            for task, (res, _) in per_task.items()
+        ),
+        f"- success and wrong object: `lerobot-eval` in `aloha_multicam`, {preset.eval_episodes} episode(s) "
+        "per arm and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
         "",
     ]
     for task, (results, cameras) in per_task.items():
@@ -558,7 +651,8 @@ def write_report(
 
 @dataclass
 class EvidenceConfig:
-    """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's value."""
+    """Trains pi0 and the ReconVLA arms on the same data and seeds; a flag left unset takes the preset's
+    value."""
 
     # Size of the experiment: cpu (about 85 minutes on 2 cores with 5 seeds) or gpu (scripts/evidence_gpu.sh).
     preset: str = "cpu"
@@ -610,10 +704,13 @@ class EvidenceConfig:
     device: str | None = None
 
     def resolved_preset(self) -> Preset:
-        """The preset with this config's overrides; raises UsageError naming the first flag that cannot work."""
+        """The preset with this config's overrides; raises UsageError naming the first flag that cannot
+        work."""
         if self.preset not in PRESETS:
             raise UsageError(f"--preset={self.preset}: expected one of {sorted(PRESETS)}")
-        overrides = {f.name: getattr(self, f.name) for f in fields(Preset) if getattr(self, f.name, None) is not None}
+        overrides = {
+            f.name: getattr(self, f.name) for f in fields(Preset) if getattr(self, f.name, None) is not None
+        }
         if "image_size" in overrides:
             check_image_size(self.image_size)
             overrides["image_size"] = tuple(self.image_size)
@@ -631,7 +728,10 @@ class EvidenceConfig:
                 f"--image_resolution={preset.image_resolution}: expected a multiple of the patch size 14"
             )
         grid = preset.image_resolution // 14
-        recon_size = preset.recon_image_size or json.loads(preset_path("reconvla_tiny").read_text())["policy"]["recon_image_size"]
+        recon_size = (
+            preset.recon_image_size
+            or json.loads(preset_path("reconvla_tiny").read_text())["policy"]["recon_image_size"]
+        )
         if recon_size % grid:  # lerobot-train would refuse it only after the data is generated
             raise UsageError(
                 f"--recon_image_size={recon_size}: expected a multiple of the token grid {grid} "
@@ -639,8 +739,8 @@ class EvidenceConfig:
             )
         if preset.train_episodes < 2:
             raise UsageError(
-                f"--train_episodes={preset.train_episodes}: expected at least 2 (the probe's penalty is chosen "
-                "by holding out whole training episodes)"
+                f"--train_episodes={preset.train_episodes}: expected at least 2 (the probe's penalty is "
+                "chosen by holding out whole training episodes)"
             )
         return preset
 
@@ -673,7 +773,12 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
         train_root, heldout_root = task_dir / f"{task}_train", task_dir / f"{task}_heldout"
         generate(task, train_root, preset.train_episodes, 0, preset, task_dir / "generate_train.log")
         generate(
-            task, heldout_root, preset.heldout_episodes, HELDOUT_FIRST_SEED, preset, task_dir / "generate_heldout.log"
+            task,
+            heldout_root,
+            preset.heldout_episodes,
+            HELDOUT_FIRST_SEED,
+            preset,
+            task_dir / "generate_heldout.log",
         )
         no_box_root = task_dir / f"{task}_train_no_boxes"
         if "whole" in preset.arms:
@@ -691,11 +796,16 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
         plot_losses(curves, assets / f"{task}_losses.png")
         cameras = result_cameras(results[(preset.arms[0], seeds[0])])
         per_task[task] = (results, cameras)
-        (assets / f"{task}_results.json").write_text(json.dumps(
-            {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()],
-             "losses": curves}, indent=1))  # fmt: skip
+        (assets / f"{task}_results.json").write_text(
+            json.dumps(
+                {"results": [{"arm": a, "seed": s, **r} for (a, s), r in results.items()], "losses": curves},
+                indent=1,
+            )
+        )
 
-    write_report(out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started, commit)
+    write_report(
+        out, assets, command, cfg.preset, preset, seeds, per_task, time.perf_counter() - started, commit
+    )
     print(f"report {out}; plots and results in {assets}")
     return per_task
 

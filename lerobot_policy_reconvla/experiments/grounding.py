@@ -192,12 +192,18 @@ def scene_token_boxes(
     """{colour: one token box per camera (`token_box`), None where the camera does not see the cube}."""
     return {
         colour: [
-            token_box(scene.boxes[colour][cam], scene.images[cam].shape[1:], config.image_resolution,
-                      config.vision_patch_size) if is_present(scene.boxes[colour][cam]) else None
+            token_box(
+                scene.boxes[colour][cam],
+                scene.images[cam].shape[1:],
+                config.image_resolution,
+                config.vision_patch_size,
+            )
+            if is_present(scene.boxes[colour][cam])
+            else None
             for cam in cameras
         ]
         for colour in scene.cubes
-    }  # fmt: skip
+    }
 
 
 def named_and_distractor_mass(
@@ -478,7 +484,9 @@ def named_object_features(
         pooled = rearrange(cond.float().mean(1), "(b k) d -> b k d", k=len(cameras)).cpu()  # (rows, K, D)
         for k, cam in enumerate(cameras):
             features[cam].append(pooled[:, k])
-            boxes = torch.as_tensor(np.stack([scene.boxes[colour][cam] for colour in scene.cubes]))  # (rows, 4)
+            boxes = torch.as_tensor(
+                np.stack([scene.boxes[colour][cam] for colour in scene.cubes])
+            )  # (rows, 4)
             centres[cam].append(box_centres(boxes, is_present(boxes)).float())
         groups.append(torch.full((len(scene.cubes),), index))
     return (

@@ -7,12 +7,11 @@
 """
 
 import torch
+from lerobot.datasets import LeRobotDataset
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset
-
-from lerobot.datasets import LeRobotDataset
-from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
 from ..gaze_box import gaze_box_key, is_valid
 

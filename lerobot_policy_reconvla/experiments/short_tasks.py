@@ -62,8 +62,10 @@ class ShortTasksConfig:
         if self.seeds < 1:
             raise UsageError(f"--seeds={self.seeds}: expected at least 1")
         if not 1 <= self.curve_points <= self.demo.steps:
-            raise UsageError(f"--curve_points must be between 1 and --demo.steps ({self.demo.steps}), "
-                             f"got {self.curve_points}")  # fmt: skip
+            raise UsageError(
+                f"--curve_points must be between 1 and --demo.steps ({self.demo.steps}), "
+                f"got {self.curve_points}"
+            )
         replace(self.demo, task=self.tasks[0], curve_points=self.curve_points).check(flag_prefix="--demo.")
 
 
@@ -79,8 +81,16 @@ def run_seed(task: str, seed: int, work_dir: Path, curve_points: int, demo_setti
         print(f"[{task} seed {seed}] finished before: {finished}", flush=True)
         return json.loads(finished.read_text())
     started = time.perf_counter()
-    summary = run_demo(replace(demo_settings, task=task, seed=seed, output_dir=out, data_root=work_dir / task / "data",
-                               curve_points=curve_points))  # fmt: skip
+    summary = run_demo(
+        replace(
+            demo_settings,
+            task=task,
+            seed=seed,
+            output_dir=out,
+            data_root=work_dir / task / "data",
+            curve_points=curve_points,
+        )
+    )
     summary["seed"] = seed
     summary["wall_seconds"] = time.perf_counter() - started
     finished.write_text(json.dumps(summary, indent=2))
@@ -102,8 +112,8 @@ def report(results: dict[str, list[dict]], command: str) -> str:
         f"Commit: {checkout_commit()}  ",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, CPU only; "
         f"{len(first['success_curve'])} checkpoint evaluated per run  ",
-        f"Evaluation: lerobot-eval, {first['eval_episodes']} held-out placements per run (seeds 1000 upwards; "
-        "the demonstrations used seeds 0 upwards)",
+        f"Evaluation: lerobot-eval, {first['eval_episodes']} held-out placements per run "
+        "(seeds 1000 upwards; the demonstrations used seeds 0 upwards)",
         "",
         "| task | training seed | success (%) | wrong object (%) | data s | train s | eval s | run s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -114,10 +124,14 @@ def report(results: dict[str, list[dict]], command: str) -> str:
             evals = sum(v for k, v in seconds.items() if k.startswith("eval"))
             wrong = "-" if run["wrong_object_pc"] is None else f"{run['wrong_object_pc']:.0f}"
             lines.append(
-                f"| {task} | {run['seed']} | {run['eval_success_pc']:.0f} | {wrong} | {seconds['data']:.0f} | "
-                f"{seconds['train']:.0f} | {evals:.0f} | {run['wall_seconds']:.0f} |"
+                f"| {task} | {run['seed']} | {run['eval_success_pc']:.0f} | {wrong} | "
+                f"{seconds['data']:.0f} | {seconds['train']:.0f} | {evals:.0f} | {run['wall_seconds']:.0f} |"
             )
-    lines += ["", "| task | seeds | success (%), mean ± sd | wrong object (%), mean ± sd |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| task | seeds | success (%), mean ± sd | wrong object (%), mean ± sd |",
+        "| --- | --- | --- | --- |",
+    ]
     for task, runs in results.items():
         wrong = [r["wrong_object_pc"] for r in runs if r["wrong_object_pc"] is not None]
         lines.append(
@@ -127,7 +141,10 @@ def report(results: dict[str, list[dict]], command: str) -> str:
     lines += [
         "",
         "The first run of a task also generates its demonstrations (its `data s`); later seeds reuse them.",
-        "Per-run summaries (losses, curve, videos) are in each run's `summary.json` under the work directory.",
+        (
+            "Per-run summaries (losses, curve, videos) are in each run's `summary.json` "
+            "under the work directory."
+        ),
         "",
     ]
     return "\n".join(lines)

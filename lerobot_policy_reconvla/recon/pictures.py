@@ -18,7 +18,9 @@ def _to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
-def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch.Tensor, recon: torch.Tensor) -> Image.Image:
+def reconstruction_picture(
+    image: torch.Tensor, box: torch.Tensor, target: torch.Tensor, recon: torch.Tensor
+) -> Image.Image:
     """Input with its gaze box | target crop | reconstruction, side by side, titled."""
     source = _to_pil(image)
     scale = PANEL / source.height
@@ -31,7 +33,9 @@ def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch
         ("reconstruction", _to_pil(recon).resize((PANEL, PANEL), Image.NEAREST)),
     ]
     title = 18
-    canvas = Image.new("RGB", (sum(p.width for _, p in panels) + 8 * (len(panels) - 1), PANEL + title), "white")
+    canvas = Image.new(
+        "RGB", (sum(p.width for _, p in panels) + 8 * (len(panels) - 1), PANEL + title), "white"
+    )
     x = 0
     draw = ImageDraw.Draw(canvas)
     for name, panel in panels:
@@ -41,7 +45,9 @@ def reconstruction_picture(image: torch.Tensor, box: torch.Tensor, target: torch
     return canvas
 
 
-def first_sample_pictures(policy, batch: dict, num_inference_steps: int = 50, seed: int = 0) -> dict[str, Image.Image]:
+def first_sample_pictures(
+    policy, batch: dict, num_inference_steps: int = 50, seed: int = 0
+) -> dict[str, Image.Image]:
     """{camera: picture} for the first sample of a preprocessed batch."""
     device = batch[policy.config.camera_keys[0]].device
     batch_size = batch[policy.config.camera_keys[0]].shape[0]
@@ -54,7 +60,9 @@ def first_sample_pictures(policy, batch: dict, num_inference_steps: int = 50, se
     generator = torch.Generator(device=device).manual_seed(seed)
     per_camera = policy.reconstruct(first, num_inference_steps=num_inference_steps, generator=generator)
     return {
-        camera: reconstruction_picture(parts["image"][0], parts["box"][0], parts["target"][0], parts["reconstruction"][0])
+        camera: reconstruction_picture(
+            parts["image"][0], parts["box"][0], parts["target"][0], parts["reconstruction"][0]
+        )
         for camera, parts in per_camera.items()
     }
 

@@ -51,7 +51,9 @@ def crop_and_resize(
     if not pad_to_square:
         rois = torch.cat([batch_index, boxes.to(images.dtype) * scale], dim=1)  # (B, 5) in pixels
         # sampling_ratio=-1 adapts the number of samples per output bin to the crop size (antialiasing).
-        return roi_align(images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        return roi_align(
+            images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
+        )
     x0, y0, x1, y1 = (boxes.to(images.dtype) * scale).unbind(-1)  # (B,) each, in pixels
     side = torch.maximum(x1 - x0, y1 - y0)  # (B,)
     left, top = (x0 + x1 - side) / 2, (y0 + y1 - side) / 2  # the square shares the box's centre

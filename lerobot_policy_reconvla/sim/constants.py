@@ -6,7 +6,6 @@ the cameras MuJoCo actually loads from gym-aloha's XML.
 
 from collections.abc import Sequence
 
-
 GYM_ID = "lerobot_policy_reconvla/AlohaMultiCam-v0"
 FPS = 50  # gym-aloha DT = 0.02 s
 EPISODE_LENGTH = 400
@@ -34,7 +33,6 @@ EPISODE_LENGTHS = {"insertion": 400, "transfer_cube": 400, "lift": 150, "lift_na
 # Every camera in gym-aloha's scenes (scene.xml + the two wrist cameras of vx300s_left/right.xml).
 SCENE_CAMERAS = ("left_pillar", "right_pillar", "top", "angle", "front_close", "left_wrist", "right_wrist")
 DEFAULT_CAMERAS = ("top", "left_wrist", "right_wrist")
-
 
 
 def check_task(task: str) -> str:

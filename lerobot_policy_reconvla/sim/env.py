@@ -31,10 +31,10 @@ import numpy as np
 from gymnasium import spaces
 
 from ..embodiment.aloha import JOINT_NAMES
+from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from .render import MultiCameraRenderer
 from .tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
-from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 
 
 class AlohaMultiCamEnv(gym.Env):
@@ -79,7 +79,9 @@ class AlohaMultiCamEnv(gym.Env):
         if render_mode != "rgb_array":
             raise ValueError(f"render_mode must be 'rgb_array', got {render_mode!r}")
         if not 0 <= gaze_min_size <= 1:
-            raise ValueError(f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}")
+            raise ValueError(
+                f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}"
+            )
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.episode_length = int(episode_length or default_episode_length(self.task))
         self.render_mode = render_mode
@@ -156,7 +158,9 @@ class AlohaMultiCamEnv(gym.Env):
             self._episode_seed = episode_seed if self.scene_seed is None else self.scene_seed
             scene = scene_for_seed(self.task, self._episode_seed)
         if "object_pose" in options:
-            scene = dataclasses.replace(scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64))
+            scene = dataclasses.replace(
+                scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64)
+            )
         if scene.task != self.task:
             raise ValueError(f"options['scene'] is a {scene.task!r} scene, this env runs {self.task!r}")
         self.scene = scene
@@ -188,8 +192,14 @@ class AlohaMultiCamEnv(gym.Env):
         return self._observation(ts.observation), reward, terminated, truncated, info
 
     def _log_outcome(self, success: bool, info: dict) -> None:
-        record = {"seed": self._episode_seed, "task": self.task_description, "target": self.scene.target,
-                  "success": bool(success), "steps": self._step, "first_lifted": info.get("first_lifted")}  # fmt: skip
+        record = {
+            "seed": self._episode_seed,
+            "task": self.task_description,
+            "target": self.scene.target,
+            "success": bool(success),
+            "steps": self._step,
+            "first_lifted": info.get("first_lifted"),
+        }
         with open(self.outcome_log, "a") as log:
             log.write(json.dumps(record) + "\n")
 

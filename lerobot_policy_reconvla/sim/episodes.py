@@ -34,9 +34,9 @@ from typing import Self
 
 import numpy as np
 
+from ..common.processes import die_with_parent
 from ..embodiment.aloha import GRIPPER_INDICES
 from ..gaze_box import gaze_box_key
-from ..common.processes import die_with_parent
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 
 WORKER_MODULE = f"{__package__}.worker_entry"
@@ -74,7 +74,11 @@ class LostEpisode:
     exitcode: int | None  # of the worker that died simulating it (negative: killed by that signal)
 
     def __str__(self) -> str:
-        how = f"signal {-self.exitcode}" if self.exitcode and self.exitcode < 0 else f"exit code {self.exitcode}"
+        how = (
+            f"signal {-self.exitcode}"
+            if self.exitcode and self.exitcode < 0
+            else f"exit code {self.exitcode}"
+        )
         return f"the worker simulating seed {self.seed} died ({how}); that episode is lost"
 
 
@@ -82,9 +86,13 @@ def make_env(spec: EpisodeSpec):
     from .env import AlohaMultiCamEnv
 
     return AlohaMultiCamEnv(
-        task=spec.task, cameras=spec.cameras, image_size=spec.image_size, episode_length=spec.episode_length,
-        gaze_min_size=spec.gaze_min_size, shadows=spec.shadows,
-    )  # fmt: skip
+        task=spec.task,
+        cameras=spec.cameras,
+        image_size=spec.image_size,
+        episode_length=spec.episode_length,
+        gaze_min_size=spec.gaze_min_size,
+        shadows=spec.shadows,
+    )
 
 
 def arm_perturbation(seed: int, steps: int, std: float, correlation_steps: float = 20.0) -> np.ndarray:
@@ -114,7 +122,9 @@ def simulate_episode(spec: EpisodeSpec, seed: int, env) -> SimulatedEpisode:
     episode is kept only if it still succeeds (or with ``keep_failed``)."""
     from .scripted import replay, scripted_episode
 
-    episode = scripted_episode(spec.task, seed if spec.scene_seed is None else spec.scene_seed, spec.episode_length)
+    episode = scripted_episode(
+        spec.task, seed if spec.scene_seed is None else spec.scene_seed, spec.episode_length
+    )
     scripted_ok = replay(episode).success  # physics only: skip rendering what won't be kept
     if not (scripted_ok or spec.keep_failed):
         return SimulatedEpisode(seed, scripted_ok, instruction=episode.scene.instruction)
@@ -172,8 +182,9 @@ class _Worker:
         # stdin closed: a worker never reads the terminal; its output goes where the caller's goes.
         self.process = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE, str(child.fileno()), str(os.getpid())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            pass_fds=(child.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
         child.close()  # only the worker holds its end: its death shows here as EOF
         self.conn.send(dataclasses.asdict(spec))
         self.seed: int | None = None  # the seed it is simulating

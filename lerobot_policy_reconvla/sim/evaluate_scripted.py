@@ -46,7 +46,9 @@ class EvaluateScriptedConfig:
         if self.num_seeds < 1:
             raise UsageError(f"--num_seeds must be at least 1, got {self.num_seeds}")
         if self.blind and self.task not in BLIND_TASKS:
-            raise UsageError(f"--blind=true is defined for --task in {list(BLIND_TASKS)}, got --task={self.task}")
+            raise UsageError(
+                f"--blind=true is defined for --task in {list(BLIND_TASKS)}, got --task={self.task}"
+            )
 
 
 BLIND_TASKS = ("lift", "lift_pair")
@@ -57,14 +59,18 @@ def centre_script(task: str) -> np.ndarray:
     (lift_pair)."""
     upright = [0.05, 1.0, 0.0, 0.0, 0.0]
     if task == "lift":
-        scene = dataclasses.replace(scene_for_seed(task, 0), object_pose=np.array([np.mean(LIFT_X_RANGE), np.mean(LIFT_Y_RANGE), *upright]))
+        scene = dataclasses.replace(
+            scene_for_seed(task, 0),
+            object_pose=np.array([np.mean(LIFT_X_RANGE), np.mean(LIFT_Y_RANGE), *upright]),
+        )
     else:  # the named cube at the first slot's centre, the other at the second's
         scene = scene_for_seed(task, 0)
         first, second = (np.array([*slot, *upright]) for slot in PAIR_SLOTS)
         named_first = scene_cubes(task).index(scene.target) == 0
-        scene = dataclasses.replace(scene, object_pose=np.concatenate([first, second] if named_first else [second, first]))
+        scene = dataclasses.replace(
+            scene, object_pose=np.concatenate([first, second] if named_first else [second, first])
+        )
     return scripted_episode_for_scene(scene).actions
-
 
 
 def blind_successes(task: str, seeds: list[int], episode_length: int | None = None) -> list[bool]:
@@ -74,9 +80,12 @@ def blind_successes(task: str, seeds: list[int], episode_length: int | None = No
     actions = centre_script(task)[:episode_length]  # (T, 14), one fixed trajectory for every scene
     successes = []
     for seed in seeds:
-        episode = ScriptedEpisode(task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0)
+        episode = ScriptedEpisode(
+            task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0
+        )
         successes.append(replay(episode).success)
     return successes
+
 
 @parser.wrap()
 def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
@@ -90,11 +99,17 @@ def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
         result = replay(episode)
         ee_ok += episode.ee_success
         ok += result.success
-        print(f"seed {seed}: mocap {'ok' if episode.ee_success else 'fail'}, replay "
-              f"{'ok' if result.success else 'fail'} (max reward {result.max_reward:.0f})", flush=True)
+        print(
+            f"seed {seed}: mocap {'ok' if episode.ee_success else 'fail'}, replay "
+            f"{'ok' if result.success else 'fail'} (max reward {result.max_reward:.0f})",
+            flush=True,
+        )
     n = cfg.num_seeds
     what = "blind replay (the centre's script)" if cfg.blind else "replay"
-    print(f"{cfg.task}: {what} success {ok}/{n} = {100 * ok / n:.0f}% (mocap {ee_ok}/{n} = {100 * ee_ok / n:.0f}%)")
+    print(
+        f"{cfg.task}: {what} success {ok}/{n} = {100 * ok / n:.0f}% "
+        f"(mocap {ee_ok}/{n} = {100 * ee_ok / n:.0f}%)"
+    )
     return 0
 
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..gaze_box import ABSENT_BOX, is_absent
 
-
 # Smallest side of a gaze box, as a fraction of the image's short side: a tight box around a 4 cm cube
 # is a few pixels in the top camera, and a crop of it alone shows a blob of colour; at a quarter of the
 # short side the crop keeps the object's surroundings (gripper, neighbouring cubes) and its identity.

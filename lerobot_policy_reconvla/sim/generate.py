@@ -2,8 +2,8 @@
 
     MUJOCO_GL=egl reconvla-generate --task=insertion --num_episodes=50 \
         --root=data/aloha_sim_insertion_3cam --repo_id=local/aloha_sim_insertion_3cam \
-        [--cameras='[top,left_wrist,right_wrist]'] [--image_size='[224,224]'] [--images=true] [--keep_failed=true] \
-        [--workers=N] [--scene_seed=S] [--action_noise=STD]
+        [--cameras='[top,left_wrist,right_wrist]'] [--image_size='[224,224]'] [--images=true] \
+        [--keep_failed=true] [--workers=N] [--scene_seed=S] [--action_noise=STD]
 
 (or ``python -m lerobot_policy_reconvla.sim.generate ...``)
 
@@ -42,7 +42,6 @@ resumes (same task, cameras, size, storage), continuing after the last seed trie
 is refused with the reason.
 """
 
-
 import os
 import signal
 import sys
@@ -58,8 +57,14 @@ from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.durable import ResumeRefused, signals_deferred
 from ..embodiment.aloha import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
-from .constants import DEFAULT_CAMERAS, FPS
-from .constants import check_cameras, check_task, default_episode_length, task_instructions
+from .constants import (
+    DEFAULT_CAMERAS,
+    FPS,
+    check_cameras,
+    check_task,
+    default_episode_length,
+    task_instructions,
+)
 from .episodes import default_workers
 from .gaze import DEFAULT_GAZE_MIN_SIZE
 from .recovery import SIDECAR, GenerationLedger, commit_episode, create_committed, recover, write_sidecar
@@ -100,11 +105,13 @@ class GenerateConfig:
     action_noise: float = 0.0
     # Give up after this many seeds (default: 3 x num_episodes).
     max_attempts: int | None = None
-    # Processes simulating and rendering episodes in parallel (default: the cores available; 1: in this process).
+    # Processes simulating and rendering episodes in parallel (default: the cores available; 1: in this
+    # process).
     workers: int | None = None
 
     def check(self) -> None:
-        """Raises UsageError naming the first flag whose value cannot work; fills the defaults that depend on others."""
+        """Raises UsageError naming the first flag whose value cannot work; fills the defaults that depend on
+        others."""
         try:
             check_task(self.task)
             self.cameras = check_cameras(self.cameras)
@@ -122,7 +129,9 @@ class GenerateConfig:
         if self.action_noise < 0:
             raise UsageError(f"--action_noise is a standard deviation in rad (>= 0), got {self.action_noise}")
         if not 0 <= self.gaze_min_size <= 1:
-            raise UsageError(f"--gaze_min_size is a fraction of the image's short side in [0, 1], got {self.gaze_min_size}")
+            raise UsageError(
+                f"--gaze_min_size is a fraction of the image's short side in [0, 1], got {self.gaze_min_size}"
+            )
         self.root = Path(self.root)
         self.episode_length = self.episode_length or default_episode_length(self.task)
 
@@ -157,19 +166,25 @@ def _check_compatible(meta, features: dict, task: str) -> None:
     existing = meta.features
     for key, spec in features.items():
         if key not in existing:
-            raise ResumeRefused(f"refusing to resume: {key!r} is not in the existing dataset (has {sorted(existing)})")
+            raise ResumeRefused(
+                f"refusing to resume: {key!r} is not in the existing dataset (has {sorted(existing)})"
+            )
         have = existing[key]
         if have["dtype"] != spec["dtype"] or tuple(have["shape"]) != tuple(spec["shape"]):
             raise ResumeRefused(
-                f"refusing to resume: {key!r} is {have['dtype']} {tuple(have['shape'])} in the existing dataset, "
-                f"this run asks for {spec['dtype']} {tuple(spec['shape'])}"
+                f"refusing to resume: {key!r} is {have['dtype']} {tuple(have['shape'])} in the existing "
+                f"dataset, this run asks for {spec['dtype']} {tuple(spec['shape'])}"
             )
     extra = [k for k in existing if k.startswith("observation.") and k not in features]
     if extra:
-        raise ResumeRefused(f"refusing to resume: the existing dataset also has {extra}; pass the same --cameras")
+        raise ResumeRefused(
+            f"refusing to resume: the existing dataset also has {extra}; pass the same --cameras"
+        )
     tasks = set(meta.tasks.index) if meta.tasks is not None else set()
     if not tasks <= set(task_instructions(task)):
-        raise ResumeRefused(f"refusing to resume: the existing dataset's tasks are {sorted(tasks)}, not {task!r}'s")
+        raise ResumeRefused(
+            f"refusing to resume: the existing dataset's tasks are {sorted(tasks)}, not {task!r}'s"
+        )
     if meta.fps != FPS:
         raise ResumeRefused(f"refusing to resume: existing fps {meta.fps} != {FPS}")
 
@@ -184,29 +199,43 @@ def open_dataset(cfg: GenerateConfig, features: dict):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = cfg.root
-    requested = GenerationLedger(task=cfg.task, cameras=list(cfg.cameras), shadows=cfg.shadows,
-                                 gaze_min_size=cfg.gaze_min_size, scene_seed=cfg.scene_seed,
-                                 action_noise=cfg.action_noise, next_seed=cfg.seed)  # fmt: skip
+    requested = GenerationLedger(
+        task=cfg.task,
+        cameras=list(cfg.cameras),
+        shadows=cfg.shadows,
+        gaze_min_size=cfg.gaze_min_size,
+        scene_seed=cfg.scene_seed,
+        action_noise=cfg.action_noise,
+        next_seed=cfg.seed,
+    )
     ledger = GenerationLedger.read(root)
     if ledger is not None:
         removed = recover(root, ledger)
         if removed:
-            print(f"{root}: an interrupted run left an unfinished episode; removed its {len(removed)} file(s), "
-                  f"seed {ledger.next_seed} will be generated again", file=sys.stderr)
+            print(
+                f"{root}: an interrupted run left an unfinished episode; removed its {len(removed)} file(s), "
+                f"seed {ledger.next_seed} will be generated again",
+                file=sys.stderr,
+            )
     if (root / "meta" / "info.json").exists():
         meta = _load_local_metadata(cfg.repo_id, root)
         _check_compatible(meta, features, cfg.task)
         if ledger is None:
             raise ResumeRefused(
-                f"refusing to resume: {root} holds a LeRobot dataset not written by this generator ({SIDECAR} is missing)"
+                f"refusing to resume: {root} holds a LeRobot dataset not written by this generator "
+                f"({SIDECAR} is missing)"
             )
         asked = requested.settings()
         for name, before in ledger.settings().items():
             now = asked[name]
             if before != now:
-                raise ResumeRefused(f"refusing to resume: {root} was generated with --{name}={before}, "
-                                    f"this run asks for --{name}={now}")
-        dataset = LeRobotDataset.resume(cfg.repo_id, root=root, image_writer_threads=_image_writer_threads(cfg))
+                raise ResumeRefused(
+                    f"refusing to resume: {root} was generated with --{name}={before}, "
+                    f"this run asks for --{name}={now}"
+                )
+        dataset = LeRobotDataset.resume(
+            cfg.repo_id, root=root, image_writer_threads=_image_writer_threads(cfg)
+        )
         return dataset, ledger
     if root.exists() and any(root.iterdir()):
         raise ResumeRefused(
@@ -214,14 +243,22 @@ def open_dataset(cfg: GenerateConfig, features: dict):
         )
 
     def create(path: Path):
-        return LeRobotDataset.create(repo_id=cfg.repo_id, fps=FPS, features=features, root=path, robot_type="aloha",
-                                     use_videos=not cfg.images, image_writer_threads=_image_writer_threads(cfg))
+        return LeRobotDataset.create(
+            repo_id=cfg.repo_id,
+            fps=FPS,
+            features=features,
+            root=path,
+            robot_type="aloha",
+            use_videos=not cfg.images,
+            image_writer_threads=_image_writer_threads(cfg),
+        )
 
     return create_committed(root, create, requested, _image_writer_threads(cfg)), requested
 
 
 def _load_local_metadata(repo_id: str, root: Path):
-    """LeRobot's metadata of a local root, or one line saying what is missing (LeRobot would go to the Hub)."""
+    """LeRobot's metadata of a local root, or one line saying what is missing (LeRobot would go to the
+    Hub)."""
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.io_utils import load_info
 
@@ -258,8 +295,17 @@ def generate_dataset(cfg: GenerateConfig) -> int:
     dataset, ledger = open_dataset(cfg, features)
     start_count = dataset.meta.total_episodes
     max_attempts = cfg.max_attempts or 3 * cfg.num_episodes
-    spec = EpisodeSpec(cfg.task, tuple(cfg.cameras), tuple(cfg.image_size), cfg.episode_length, cfg.keep_failed,
-                       cfg.gaze_min_size, cfg.shadows, cfg.scene_seed, cfg.action_noise)
+    spec = EpisodeSpec(
+        cfg.task,
+        tuple(cfg.cameras),
+        tuple(cfg.image_size),
+        cfg.episode_length,
+        cfg.keep_failed,
+        cfg.gaze_min_size,
+        cfg.shadows,
+        cfg.scene_seed,
+        cfg.action_noise,
+    )
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     attempts = successes = frames = 0
@@ -285,7 +331,9 @@ def generate_dataset(cfg: GenerateConfig) -> int:
                     # LeRobot's process pool: forked pool children would inherit the deferred handlers
                     # (immune to SIGTERM) and the workers' pipes, and outlive a SIGKILL of this process.
                     dataset.save_episode(parallel_encoding=False)
-                    ledger.record_episode(dataset.meta.total_episodes - 1, seed, result.success, result.instruction)
+                    ledger.record_episode(
+                        dataset.meta.total_episodes - 1, seed, result.success, result.instruction
+                    )
                     dataset = commit_episode(dataset, ledger, _image_writer_threads(cfg))
                 frames += len(result.frames)
                 bar.update(1)

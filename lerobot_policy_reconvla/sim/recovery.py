@@ -19,9 +19,10 @@ goes to the Hub. So each episode is made a transaction, using LeRobot's public A
    interrupted episode's seed was never recorded as done, so it is generated again: episodes are
    deterministic in their seed, nothing is lost.
 
-A new dataset is created in ``<root>.partial`` (``common.durable``) and renamed into place with its first commit, so the
-root either does not exist or is resumable. Cost: one data file, one episodes file and one MP4 per camera
-per episode (LeRobot's loaders take any number), and a metadata reload per episode that grows with the
+A new dataset is created in ``<root>.partial`` (``common.durable``) and renamed into place with its first
+commit, so the root either does not exist or is resumable. Cost: one data file, one episodes file and one
+MP4 per camera per episode (LeRobot's loaders take any number), and a metadata reload per episode that
+grows with the
 number of episodes (0.8 s after 1 episode, 1.6 s after 30 on 2 busy CPU cores:
 benchmarks/bench_generator_commit.py), against minutes of rendering per 400-step episode.
 This guards against the process being killed, not against power loss (nothing is fsync'ed).
@@ -62,7 +63,9 @@ class GenerationLedger:
     scene_seed: int | None = None
     action_noise: float = 0.0
     next_seed: int = 0
-    episodes: list[dict] = field(default_factory=list)  # {episode_index, seed, success, task} per saved episode
+    episodes: list[dict] = field(
+        default_factory=list
+    )  # {episode_index, seed, success, task} per saved episode
     lost_seeds: list[int] = field(default_factory=list)  # seeds whose worker died
     committed: dict | None = None  # snapshot() at the last commit
 
@@ -105,7 +108,11 @@ def _dataset_files(root: Path) -> list[str]:
 def snapshot(root: Path) -> dict:
     """The commit record of `root` as it is now: every dataset file's size, the rewritten files' bytes."""
     files = {f: (root / f).stat().st_size for f in _dataset_files(root) if f not in REWRITTEN_IN_PLACE}
-    copies = {f: base64.b64encode((root / f).read_bytes()).decode() for f in REWRITTEN_IN_PLACE if (root / f).exists()}
+    copies = {
+        f: base64.b64encode((root / f).read_bytes()).decode()
+        for f in REWRITTEN_IN_PLACE
+        if (root / f).exists()
+    }
     return {"files": files, "copies": copies}
 
 
@@ -161,7 +168,9 @@ def recover(root: Path, ledger: GenerationLedger) -> list[str]:
                 f"cannot resume {root}: {rel} {found}, so the committed episodes (seeds {seeds}) cannot be "
                 f"trusted; move {root} away and run the same command again to regenerate them"
             )
-    removed = [rel for rel in _dataset_files(root) if rel not in record["files"] and rel not in record["copies"]]
+    removed = [
+        rel for rel in _dataset_files(root) if rel not in record["files"] and rel not in record["copies"]
+    ]
     for rel in removed:
         (root / rel).unlink()
     for rel in REWRITTEN_IN_PLACE:

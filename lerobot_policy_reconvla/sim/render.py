@@ -68,7 +68,9 @@ class MultiCameraRenderer:
     ):
         height, width = (int(v) for v in image_size)
         if height <= 0 or width <= 0:
-            raise ValueError(f"image_size must be (height, width) with positive values, got {tuple(image_size)}")
+            raise ValueError(
+                f"image_size must be (height, width) with positive values, got {tuple(image_size)}"
+            )
         if shadow_map_size is not None and shadow_map_size <= 0:
             raise ValueError(f"shadow_map_size must be positive or None, got {shadow_map_size}")
         if shadow_clip is not None and shadow_clip <= 0:
@@ -76,13 +78,20 @@ class MultiCameraRenderer:
         self.physics = physics
         self.image_size = (height, width)
         self._configure_model(shadow_map_size, shadow_clip, (height, width))
-        self._cameras = {name: Camera(physics, height=height, width=width, camera_id=name) for name in cameras}
+        self._cameras = {
+            name: Camera(physics, height=height, width=width, camera_id=name) for name in cameras
+        }
         self._flags = {} if shadows else {mujoco.mjtRndFlag.mjRND_SHADOW: False}
 
     def _configure_model(self, shadow_map_size, shadow_clip, image_size) -> None:
         """Set the model's render settings, then create (or check) the physics' rendering context."""
         model, (height, width) = self.physics.model, image_size
-        before = (model.vis.quality.shadowsize, model.vis.map.shadowclip, model.vis.global_.offwidth, model.vis.global_.offheight)
+        before = (
+            model.vis.quality.shadowsize,
+            model.vis.map.shadowclip,
+            model.vis.global_.offwidth,
+            model.vis.global_.offheight,
+        )
         if shadow_map_size is not None:
             model.vis.quality.shadowsize = shadow_map_size
         if shadow_clip is not None:
@@ -99,8 +108,12 @@ class MultiCameraRenderer:
         }
         stale = {k: v for k, v in have.items() if not np.isclose(*v, rtol=1e-5)}
         if stale:  # leave the model as the context it rendered with describes it
-            (model.vis.quality.shadowsize, model.vis.map.shadowclip, model.vis.global_.offwidth,
-             model.vis.global_.offheight) = before
+            (
+                model.vis.quality.shadowsize,
+                model.vis.map.shadowclip,
+                model.vis.global_.offwidth,
+                model.vis.global_.offheight,
+            ) = before
             raise ValueError(
                 f"this physics rendered before with other settings ({', '.join(stale)}): build the "
                 "MultiCameraRenderer before anything else renders it"

@@ -80,7 +80,11 @@ def interpolate(waypoints: list[Waypoint], t: float) -> np.ndarray:
     f = (t - a.t) / (b.t - a.t)
     # Linear quaternion blend, as in ACT; the mocap weld tolerates the small non-unit error in between.
     return np.concatenate(
-        [a.xyz + f * (b.xyz - a.xyz), a.quat + f * (b.quat - a.quat), [a.gripper + f * (b.gripper - a.gripper)]]
+        [
+            a.xyz + f * (b.xyz - a.xyz),
+            a.quat + f * (b.quat - a.quat),
+            [a.gripper + f * (b.gripper - a.gripper)],
+        ]
     )
 
 
@@ -153,7 +157,9 @@ def insertion_waypoints(start_left, start_right, object_pose):
     return left, right
 
 
-LIFT_APPROACH_STEPS = 55  # the lift script reaches above its cube at this step: the approach, where the cube is chosen
+LIFT_APPROACH_STEPS = (
+    55  # the lift script reaches above its cube at this step: the approach, where the cube is chosen
+)
 
 
 def lift_waypoints(start_left, start_right, cube_pose):
@@ -236,7 +242,9 @@ def scripted_episode(task: str, seed: int, episode_length: int | None = None) ->
     return scripted_episode_for_scene(scene_for_seed(task, seed), seed, episode_length)
 
 
-def scripted_episode_for_scene(scene: Scene, seed: int = -1, episode_length: int | None = None) -> ScriptedEpisode:
+def scripted_episode_for_scene(
+    scene: Scene, seed: int = -1, episode_length: int | None = None
+) -> ScriptedEpisode:
     """:func:`scripted_episode` for any scene (e.g. objects placed by hand); `seed` is only recorded."""
     task = scene.task
     episode_length = episode_length or default_episode_length(task)

@@ -10,10 +10,10 @@
     ts.reward == env.task.max_reward                      # success
 
 Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and three one-arm lifts in the same scene:
-``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area), ``lift_named`` (red, green and blue
-cubes placed at random; the task string names one, and only that cube lifted is success) and ``lift_pair`` (a red
-and a green cube in two fixed slots, near-copies of ``lift``'s placement, which cube sits in which slot and which
-is named drawn per episode: the choice is the whole difficulty).
+``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area), ``lift_named`` (red, green and
+blue cubes placed at random; the task string names one, and only that cube lifted is success) and
+``lift_pair`` (a red and a green cube in two fixed slots, near-copies of ``lift``'s placement, which cube
+sits in which slot and which is named drawn per episode: the choice is the whole difficulty).
 
 Shared by the gym env (``sim.env``), the scripted demonstrations (``sim.scripted``) and the
 ``aloha_sim`` robot. Rendering and gaze boxes live elsewhere (``sim.render``, ``sim.gaze``).
@@ -82,7 +82,10 @@ TASK_SPECS = {
     ),
     "transfer_cube": TaskSpec(*_CUBE_XMLS, ("box",)),
     "lift": TaskSpec(*_CUBE_XMLS, ("box",)),
-    **{task: TaskSpec(*_CUBE_XMLS, tuple(CUBE_BODIES[c] for c in cubes)) for task, cubes in NAMED_CUBE_TASKS.items()},
+    **{
+        task: TaskSpec(*_CUBE_XMLS, tuple(CUBE_BODIES[c] for c in cubes))
+        for task, cubes in NAMED_CUBE_TASKS.items()
+    },
 }
 
 
@@ -130,7 +133,9 @@ def scene_for_seed(task: str, seed: int | None) -> Scene:
     """The scene of `seed`: gym-aloha's samplers for its tasks, our own for the lifts."""
     check_task(task)
     if task == "insertion":
-        return Scene(task, np.concatenate(sample_insertion_pose(seed)), TASK_DESCRIPTIONS[task], ("peg", "socket"))
+        return Scene(
+            task, np.concatenate(sample_insertion_pose(seed)), TASK_DESCRIPTIONS[task], ("peg", "socket")
+        )
     if task == "transfer_cube":
         return Scene(task, sample_box_pose(seed), TASK_DESCRIPTIONS[task], ("box",))
     rng = np.random.RandomState(seed)
@@ -164,7 +169,11 @@ class _PoseMixin:
         return physics.data.qpos.copy()[16:]  # object poses
 
     def get_observation(self, physics):
-        return {"qpos": self.get_qpos(physics), "qvel": self.get_qvel(physics), "env_state": self.get_env_state(physics)}
+        return {
+            "qpos": self.get_qpos(physics),
+            "qvel": self.get_qvel(physics),
+            "env_state": self.get_env_state(physics),
+        }
 
 
 class _JointSpaceMixin(_PoseMixin):
@@ -232,13 +241,17 @@ def lifted_cubes(physics, colours=CUBE_COLOURS) -> list[str]:
     """Colours of the cubes a gripper holds at least 2 cm above their resting height (not just dropped
     into place at reset: they start 3 cm up)."""
     contacts = _contact_pairs(physics)
-    fingers = [name for name in (physics.model.id2name(i, "geom") for i in range(physics.model.ngeom))
-               if name and name.endswith("gripper_finger")]  # fmt: skip
+    fingers = [
+        name
+        for name in (physics.model.id2name(i, "geom") for i in range(physics.model.ngeom))
+        if name and name.endswith("gripper_finger")
+    ]
     return [
-        c for c in colours
+        c
+        for c in colours
         if physics.named.data.xpos[CUBE_BODIES[c]][2] >= LIFTED_Z
         and any((CUBE_GEOMS[c], finger) in contacts for finger in fingers)
-    ]  # fmt: skip
+    ]
 
 
 class _LiftJoint(_LiftMixin, _JointSpaceMixin, TransferCubeTask):
@@ -296,9 +309,15 @@ def _load_physics(task: str, xml: str) -> mujoco.Physics:
         body.ipos, body.mass, body.inertia, body.explicitinertial = [0, 0, 0], red.mass, red.inertia, True
         body.add_freejoint(name=f"{colour}_box_joint").frictionloss = red.joints[0].frictionloss
         body.add_geom(
-            name=CUBE_GEOMS[colour], type=mj.mjtGeom.mjGEOM_BOX, size=red_geom.size, friction=red_geom.friction,
-            condim=red_geom.condim, solimp=red_geom.solimp, solref=red_geom.solref, rgba=CUBE_RGBA[colour],
-        )  # fmt: skip
+            name=CUBE_GEOMS[colour],
+            type=mj.mjtGeom.mjGEOM_BOX,
+            size=red_geom.size,
+            friction=red_geom.friction,
+            condim=red_geom.condim,
+            solimp=red_geom.solimp,
+            solref=red_geom.solref,
+            rgba=CUBE_RGBA[colour],
+        )
     # gym-aloha's keyframe lists one cube's qpos; the added cubes make it the wrong length.
     for key in list(spec.keys):
         spec.delete(key)

@@ -47,15 +47,26 @@ DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the
 OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
 MARKER = ".reconvla_demo"
-# What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing output_dir).
-STAGE_OUTPUTS = ("train", "eval", "reconstructions", "data.log", "train.log", "eval.log", "reconstructions.log",
-                 "summary.json", "success_curve.png")  # fmt: skip
+# What a demo run writes besides the data: removed before a rerun (lerobot-train refuses an existing
+# output_dir).
+STAGE_OUTPUTS = (
+    "train",
+    "eval",
+    "reconstructions",
+    "data.log",
+    "train.log",
+    "eval.log",
+    "reconstructions.log",
+    "summary.json",
+    "success_curve.png",
+)
 STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
 
 
 @dataclass
 class DemoConfig:
-    """Generates demonstrations, trains the tiny ReconVLA, evaluates its checkpoints, draws reconstructions."""
+    """Generates demonstrations, trains the tiny ReconVLA, evaluates its checkpoints, draws
+    reconstructions."""
 
     # Directory the demo writes into (new, empty, or an earlier demo run's).
     output_dir: Path = Path("outputs/demo")
@@ -77,7 +88,7 @@ class DemoConfig:
     # lerobot-eval episodes of the last checkpoint (held-out placements, seeds 1000 upwards).
     eval_episodes: int = 30
     # lerobot-eval episodes of each earlier checkpoint of the curve (the first of the same placements).
-    curve_eval_episodes: int = 10
+    curve_eval_episodes: int = 5
     # Sim steps per episode (default: the task's).
     episode_length: int | None = None
     # Camera image height and width.
@@ -109,11 +120,15 @@ class DemoConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"{flag_prefix}{name} must be at least 1, got {getattr(self, name)}")
         if not 1 <= self.curve_points <= self.steps:
-            raise UsageError(f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
-                             f"got {self.curve_points}")  # fmt: skip
+            raise UsageError(
+                f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
+                f"got {self.curve_points}"
+            )
 
 
-def run_stage(name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False) -> str:
+def run_stage(
+    name: str, command: list[str], log_path: Path, timings: dict[str, float], append: bool = False
+) -> str:
     """Runs one stage, writing its output to `log_path` (after what is there with `append`); raises
     CommandFailed with the log's tail; returns this stage's output."""
     print(f"\n[{name}] $ {' '.join(command)}", flush=True)
@@ -144,8 +159,8 @@ def prepare_output_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise UsageError(
-                f"--output_dir={out} is not empty and is not the output of a previous demo run (no {MARKER} file); "
-                "pass a new or empty directory"
+                f"--output_dir={out} is not empty and is not the output of a previous demo run "
+                f"(no {MARKER} file); pass a new or empty directory"
             )
         for name in STAGE_OUTPUTS:
             path = out / name
@@ -154,12 +169,18 @@ def prepare_output_dir(out: Path) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by python -m lerobot_policy_reconvla.tools.demo; the demo may replace this directory's stage outputs\n")
+    (out / MARKER).write_text(
+        "written by python -m lerobot_policy_reconvla.tools.demo; "
+        "the demo may replace this directory's stage outputs\n"
+    )
 
 
 def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
     """(step, loss, action_loss, recon_loss) of every logged training step."""
-    return [(int(s), float(l), float(a), float(r)) for s, l, a, r in STEP_LINE.findall(train_log)]
+    return [
+        (int(step), float(loss), float(action), float(recon))
+        for step, loss, action, recon in STEP_LINE.findall(train_log)
+    ]
 
 
 def read_outcomes(path: Path) -> list[dict]:
@@ -190,14 +211,14 @@ def checkpoint_steps(steps: int, points: int) -> list[int]:
     return [every * (i + 1) for i in range(points - 1)] + [steps]
 
 
-def paired_floor(task: str, eval_info: dict, episode_length: int | None = None) -> dict | None:
-    """The blind floor replayed on the placements of one evaluation (its episodes' seeds), and the paired
-    counts against the policy's outcomes; None for a task without a blind floor."""
+def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = None) -> dict | None:
+    """The blind floor replayed on the placements of one evaluation (the seeds of its outcome log), and the
+    paired counts against the policy's outcomes; None for a task without a blind floor."""
     from ..sim.evaluate_scripted import BLIND_TASKS, blind_successes
 
     if task not in BLIND_TASKS:
         return None
-    episodes = eval_info["per_episode"]
+    episodes = sorted(outcomes, key=lambda outcome: outcome["seed"])  # one line per episode, as they ended
     policy = [bool(episode["success"]) for episode in episodes]
     blind = blind_successes(task, [int(episode["seed"]) for episode in episodes], episode_length)
     n = len(episodes)
@@ -225,7 +246,9 @@ def plot_success_curve(
     figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
     axis.plot(steps, success, marker="o", label="tiny ReconVLA")
     for step, pc, n in curve:
-        axis.annotate(f"n={n}", (step, pc), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        axis.annotate(
+            f"n={n}", (step, pc), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
+        )
     if floor_pc is not None:
         axis.axhline(floor_pc, color="grey", linestyle="--", label=f"blind floor (n={episodes[-1]})")
         axis.legend(loc="upper left", fontsize=7)
@@ -258,18 +281,29 @@ def run_demo(cfg: DemoConfig) -> dict:
     height, width = cfg.image_size
     shadows = "true" if cfg.shadows else "false"
     env_args = [
-        "--env.type=aloha_multicam", f"--env.task={cfg.task}", f"--env.observation_height={height}",
-        f"--env.observation_width={width}", f"--env.episode_length={episode_length}", f"--env.shadows={shadows}",
-    ]  # fmt: skip
+        "--env.type=aloha_multicam",
+        f"--env.task={cfg.task}",
+        f"--env.observation_height={height}",
+        f"--env.observation_width={width}",
+        f"--env.episode_length={episode_length}",
+        f"--env.shadows={shadows}",
+    ]
 
     # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
     #    resumed by the generator, which refuses it if the task, cameras or image size differ).
     generate = [
-        sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", f"--task={cfg.task}",
-        f"--num_episodes={cfg.num_episodes}", f"--root={data_root}", f"--repo_id={repo_id}",
-        f"--image_size=[{height},{width}]", f"--episode_length={episode_length}",
-        f"--action_noise={cfg.action_noise}", f"--shadows={shadows}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "lerobot_policy_reconvla.sim.generate",
+        f"--task={cfg.task}",
+        f"--num_episodes={cfg.num_episodes}",
+        f"--root={data_root}",
+        f"--repo_id={repo_id}",
+        f"--image_size=[{height},{width}]",
+        f"--episode_length={episode_length}",
+        f"--action_noise={cfg.action_noise}",
+        f"--shadows={shadows}",
+    ]
     if cfg.workers is not None:
         generate.append(f"--workers={cfg.workers}")
     if episode_length < default_episode_length(cfg.task):
@@ -281,35 +315,52 @@ def run_demo(cfg: DemoConfig) -> dict:
     train_log = run_stage(
         "train",
         [
-            lerobot_cli("lerobot-train"), f"--config_path={preset_path('reconvla_tiny')}",
-            f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--output_dir={train_dir}",
-            f"--steps={cfg.steps}", f"--batch_size={cfg.batch_size}", f"--save_freq={save_freq}",
-            f"--log_freq={max(1, cfg.steps // 10)}", "--num_workers=0", "--wandb.enable=false",
+            lerobot_cli("lerobot-train"),
+            f"--config_path={preset_path('reconvla_tiny')}",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={data_root}",
+            f"--output_dir={train_dir}",
+            f"--steps={cfg.steps}",
+            f"--batch_size={cfg.batch_size}",
+            f"--save_freq={save_freq}",
+            f"--log_freq={max(1, cfg.steps // 10)}",
+            "--num_workers=0",
+            "--wandb.enable=false",
             f"--policy.image_resolution=[{cfg.image_resolution},{cfg.image_resolution}]",
-            f"--seed={cfg.seed}", "--env_eval_freq=0", f"--policy.n_action_steps={cfg.n_action_steps}",
+            f"--seed={cfg.seed}",
+            "--env_eval_freq=0",
+            f"--policy.n_action_steps={cfg.n_action_steps}",
             f"--policy.scheduler_decay_steps={cfg.steps}",  # the learning rate anneals by the last step
             f"--policy.image_shift_pixels={cfg.image_shift_pixels}",
-        ],  # fmt: skip
+        ],
         out / "train.log",
         timings,
     )
     losses = parse_losses(train_log)
     from lerobot.common.train_utils import get_step_checkpoint_dir
 
-    checkpoints = {step: get_step_checkpoint_dir(train_dir, cfg.steps, step) / "pretrained_model" for step in curve_steps}
+    checkpoints = {
+        step: get_step_checkpoint_dir(train_dir, cfg.steps, step) / "pretrained_model" for step in curve_steps
+    }
 
     # 3. Evaluate every checkpoint on held-out placements (lerobot-eval's seeds start at 1000).
     curve: list[tuple[int, float, int]] = []  # (step, success %, episodes)
     for step, checkpoint in checkpoints.items():
         eval_dir = out / "eval" / f"{step:06d}"
-        n_episodes = cfg.eval_episodes if step == cfg.steps else min(cfg.curve_eval_episodes, cfg.eval_episodes)
+        n_episodes = (
+            cfg.eval_episodes if step == cfg.steps else min(cfg.curve_eval_episodes, cfg.eval_episodes)
+        )
         run_stage(
             f"eval step {step}",
             [
-                lerobot_cli("lerobot-eval"), f"--policy.path={checkpoint}", *env_args,
-                f"--env.outcome_log={eval_dir / OUTCOMES}", f"--eval.n_episodes={n_episodes}",
-                "--eval.batch_size=1", f"--output_dir={eval_dir}",
-            ],  # fmt: skip
+                lerobot_cli("lerobot-eval"),
+                f"--policy.path={checkpoint}",
+                *env_args,
+                f"--env.outcome_log={eval_dir / OUTCOMES}",
+                f"--eval.n_episodes={n_episodes}",
+                "--eval.batch_size=1",
+                f"--output_dir={eval_dir}",
+            ],
             out / "eval.log",
             timings,
             append=True,
@@ -320,7 +371,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     outcomes = read_outcomes(final_eval / OUTCOMES)
     videos = sorted(final_eval.rglob("*.mp4"))
     start = time.perf_counter()
-    floor = paired_floor(cfg.task, eval_info, episode_length)  # the blind script, the last evaluation's placements
+    # The blind script on the last evaluation's placements.
+    floor = paired_floor(cfg.task, outcomes, episode_length)
     timings["blind floor"] = time.perf_counter() - start
     curve_png = out / "success_curve.png"
     plot_success_curve(curve, cfg.task, curve_png, floor["blind_floor_pc"] if floor else None)
@@ -330,10 +382,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     run_stage(
         "reconstructions",
         [
-            sys.executable, "-m", "lerobot_policy_reconvla.tools.visualize", f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={repo_id}", f"--dataset.root={data_root}", f"--frame_index={episode_length // 2}",
+            sys.executable,
+            "-m",
+            "lerobot_policy_reconvla.tools.visualize",
+            f"--policy.path={checkpoint}",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={data_root}",
+            f"--frame_index={episode_length // 2}",
             f"--output_dir={out / 'reconstructions'}",
-        ],  # fmt: skip
+        ],
         out / "reconstructions.log",
         timings,
     )
@@ -362,12 +419,18 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"checkpoint       {checkpoint}")
     print(f"success          {success:.0f}% over {cfg.eval_episodes} held-out placements at step {cfg.steps}")
     if floor is not None:
-        print(f"blind floor      {floor['blind_floor_pc']:.0f}% on the same placements (one fixed trajectory); "
-              f"paired: policy only {floor['policy_only']}, blind only {floor['blind_only']}, "
-              f"both {floor['both']}, neither {floor['neither']}")
+        print(
+            f"blind floor      {floor['blind_floor_pc']:.0f}% on the same placements (one fixed trajectory); "
+            f"paired: policy only {floor['policy_only']}, blind only {floor['blind_only']}, "
+            f"both {floor['both']}, neither {floor['neither']}"
+        )
     if summary["wrong_object_pc"] is not None:
         print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
-    print("success curve    " + ", ".join(f"step {step}: {pc:.0f}% (n={n})" for step, pc, n in curve) + f"  ({curve_png})")
+    print(
+        "success curve    "
+        + ", ".join(f"step {step}: {pc:.0f}% (n={n})" for step, pc, n in curve)
+        + f"  ({curve_png})"
+    )
     for video in videos:
         print(f"eval video       {video}")
     for picture in pictures:
@@ -376,7 +439,11 @@ def run_demo(cfg: DemoConfig) -> dict:
         (s0, l0, a0, r0), (s1, l1, a1, r1) = losses[0], losses[-1]
         print(f"loss             step {s0}: {l0:.3f} (action {a0:.3f}, recon {r0:.3f})")
         print(f"                 step {s1}: {l1:.3f} (action {a1:.3f}, recon {r1:.3f})")
-    print("seconds          " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}")
+    print(
+        "seconds          "
+        + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        + f"; total {sum(timings.values()):.0f}"
+    )
     print(f"summary          {out / 'summary.json'}")
     return summary
 

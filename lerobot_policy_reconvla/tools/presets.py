@@ -1,4 +1,5 @@
-"""Named presets for LeRobot's `--config_path`, shipped inside the package (`lerobot_policy_reconvla/configs/`).
+"""Named presets for LeRobot's `--config_path`, shipped inside the package
+(`lerobot_policy_reconvla/configs/`).
 
     reconvla-presets                        # list them
     reconvla-presets --name=reconvla_tiny   # print the file's path
@@ -56,7 +57,8 @@ def presets_command(cfg: PresetsConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``reconvla-presets``: exit status 0, or 2 for an unknown preset (one line naming the available ones)."""
+    """``reconvla-presets``: exit status 0, or 2 for an unknown preset (one line naming the available
+    ones)."""
     return run_entry_point(presets_command, argv, prog=PROG)
 
 

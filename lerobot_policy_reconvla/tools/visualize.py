@@ -66,7 +66,12 @@ class VisualizeConfig:
 
 
 def write_reconstructions(
-    policy: ReconVLAPolicy, batch: dict, out_dir: Path, num_inference_steps: int = 50, seed: int = 0, prefix: str = ""
+    policy: ReconVLAPolicy,
+    batch: dict,
+    out_dir: Path,
+    num_inference_steps: int = 50,
+    seed: int = 0,
+    prefix: str = "",
 ) -> list[Path]:
     """Writes one PNG per camera for the first sample of a preprocessed batch; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)

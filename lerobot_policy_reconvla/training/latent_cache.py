@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from einops import rearrange
-
 from lerobot.configs import parser
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.utils.constants import OBS_IMAGES
@@ -115,9 +114,11 @@ def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> 
     """Creates or reopens the arrays of an unfinished build; returns them and the frames already done."""
     if staging.exists():
         refuse_other_settings(
-            read_json(staging / METADATA_FILE), identity, what=f"{staging} holds an unfinished build of another cache",
+            read_json(staging / METADATA_FILE),
+            identity,
+            what=f"{staging} holds an unfinished build of another cache",
             remedy="delete it to start over, or run with the arguments it was started with",
-        )  # fmt: skip
+        )
         done = read_json(staging / PROGRESS_FILE)["frames_done"]
         mode = "r+"
         logger.info("Resuming the unfinished build in %s: %d frames already cached", staging, done)
@@ -164,9 +165,11 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
         raise LatentCacheError(f"--cache_dtype={cfg.cache_dtype!r}; expected one of {list(CACHE_DTYPES)}")
 
     dataset = LeRobotDataset(
-        cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision,
+        cfg.dataset.repo_id,
+        root=cfg.dataset.root,
+        revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
-    )  # fmt: skip
+    )
     cameras = _policy_cameras(cfg, dataset)
     device = torch.device(policy.device or "cpu")
     target = make_recon_target(policy)
@@ -185,9 +188,11 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     directory = Path(cfg.cache_dir) if cfg.cache_dir else Path(dataset.root) / CACHE_DIR_NAME / key
     if (directory / METADATA_FILE).is_file():
         refuse_other_settings(
-            read_json(directory / METADATA_FILE), identity, what=f"{directory} holds a cache of other inputs",
+            read_json(directory / METADATA_FILE),
+            identity,
+            what=f"{directory} holds a cache of other inputs",
             remedy="choose another --cache_dir",
-        )  # fmt: skip
+        )
         logger.info("%s is up to date", directory)
         return directory
 
@@ -200,16 +205,22 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
         "detail": (num_frames,),
     }
     dtypes = {
-        "posterior": CACHE_DTYPES[cfg.cache_dtype], "box": np.float32, "thumbnail": np.float16, "detail": np.float32,
-    }  # fmt: skip
+        "posterior": CACHE_DTYPES[cfg.cache_dtype],
+        "box": np.float32,
+        "thumbnail": np.float16,
+        "detail": np.float32,
+    }
     staging = staging_path(directory)
     arrays, done = _open_staging(staging, identity, shapes, dtypes)
     said: set[str] = set()  # what batch_gaze_boxes has warned about
 
     loader = DataLoader(
-        torch.utils.data.Subset(dataset, range(done, num_frames)), batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers, shuffle=False, worker_init_fn=partial(_worker_init, os.getpid()),
-    )  # fmt: skip
+        torch.utils.data.Subset(dataset, range(done, num_frames)),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        shuffle=False,
+        worker_init_fn=partial(_worker_init, os.getpid()),
+    )
     progress = tqdm(total=num_frames, initial=done, unit="frame", desc="caching latents")
     with progress, torch.no_grad():
         for batch in loader:

@@ -72,8 +72,8 @@ def check_adamw8bit_runs_on(devices: set[torch.device]) -> None:
         except Exception as error:  # noqa: BLE001 - any backend failure means the same thing to the user
             raise RuntimeError(
                 f"optimizer type 'adamw_8bit': bitsandbytes {bitsandbytes.__version__} cannot run its 8-bit "
-                f"AdamW on device '{device}' ({type(error).__name__}: {error}). Train on a device it supports "
-                "(a CUDA GPU) or use --policy.optimizer_type=adamw"
+                f"AdamW on device '{device}' ({type(error).__name__}: {error}). Train on a device it "
+                "supports (a CUDA GPU) or use --policy.optimizer_type=adamw"
             ) from error
 
 

@@ -23,7 +23,7 @@ from lerobot.robots.robot import Robot
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
 from ...embodiment.aloha import cap_joint_goals, joint_goals
-from .arms import POWERED_DEVICES, FOLLOWER_MODELS, TwoArms, to_bus_units
+from .arms import FOLLOWER_MODELS, POWERED_DEVICES, TwoArms, to_bus_units
 from .config_aloha import AlohaConfig
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ class Aloha(TwoArms, Robot):
         """
         if self._fault:
             # Torque was cut after an error: re-enabling it must be a deliberate reconnect, not the next step.
-            raise ConnectionError(f"{self}: torque is off after an error ({self._fault}); disconnect and reconnect")
+            raise ConnectionError(
+                f"{self}: torque is off after an error ({self._fault}); disconnect and reconnect"
+            )
         goal = joint_goals(action, self)
         try:
             if self.config.max_relative_target is not None:

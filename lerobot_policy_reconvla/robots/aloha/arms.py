@@ -45,11 +45,24 @@ logger = logging.getLogger(__name__)
 
 SHADOWS = {"shoulder_shadow": "shoulder", "elbow_shadow": "elbow"}
 MOTOR_IDS = {
-    "waist": 1, "shoulder": 2, "shoulder_shadow": 3, "elbow": 4, "elbow_shadow": 5,
-    "forearm_roll": 6, "wrist_angle": 7, "wrist_rotate": 8, "gripper": 9,
-}  # fmt: skip
-FOLLOWER_MODELS = {name: "xm540-w270" for name in MOTOR_IDS} | {"wrist_rotate": "xm430-w350", "gripper": "xm430-w350"}
-LEADER_MODELS = {name: "xm430-w350" for name in MOTOR_IDS} | {"wrist_rotate": "xl430-w250", "gripper": "xc430-w150"}
+    "waist": 1,
+    "shoulder": 2,
+    "shoulder_shadow": 3,
+    "elbow": 4,
+    "elbow_shadow": 5,
+    "forearm_roll": 6,
+    "wrist_angle": 7,
+    "wrist_rotate": 8,
+    "gripper": 9,
+}
+FOLLOWER_MODELS = dict.fromkeys(MOTOR_IDS, "xm540-w270") | {
+    "wrist_rotate": "xm430-w350",
+    "gripper": "xm430-w350",
+}
+LEADER_MODELS = dict.fromkeys(MOTOR_IDS, "xm430-w350") | {
+    "wrist_rotate": "xl430-w250",
+    "gripper": "xc430-w150",
+}
 
 # Joint calibration range: the half-turn homing puts the zero pose at tick 2047, and LeRobot's DEGREES
 # mode measures from the middle of [range_min, range_max], so [0, 4094] makes the zero pose 0 rad.
@@ -57,9 +70,13 @@ JOINT_RANGE = (0, 4094)
 MIN_GRIPPER_TRAVEL = 50  # ticks between closed and open; less means the gripper did not move
 
 
-def make_arm_bus(port: str, models: dict[str, str], calibration: dict[str, MotorCalibration]) -> DynamixelMotorsBus:
+def make_arm_bus(
+    port: str, models: dict[str, str], calibration: dict[str, MotorCalibration]
+) -> DynamixelMotorsBus:
     motors = {
-        name: Motor(MOTOR_IDS[name], model, MotorNormMode.RANGE_0_100 if name == "gripper" else MotorNormMode.DEGREES)
+        name: Motor(
+            MOTOR_IDS[name], model, MotorNormMode.RANGE_0_100 if name == "gripper" else MotorNormMode.DEGREES
+        )
         for name, model in models.items()
     }
     arm_calibration = {name: cal for name, cal in calibration.items() if name in motors}
@@ -84,9 +101,7 @@ class TwoArms:
     def _make_buses(self, left_port: str, right_port: str, models: dict[str, str]) -> None:
         ports = {"left": left_port, "right": right_port}
         # The calibration file holds both arms, keyed "left_waist", ...; each bus sees its own names.
-        self.buses = {
-            side: make_arm_bus(ports[side], models, self._arm_calibration(side)) for side in SIDES
-        }
+        self.buses = {side: make_arm_bus(ports[side], models, self._arm_calibration(side)) for side in SIDES}
 
     def _arm_calibration(self, side: str) -> dict[str, MotorCalibration]:
         prefix = f"{side}_"
@@ -106,7 +121,9 @@ class TwoArms:
                 bus.connect()
             except Exception as e:
                 self._torque_off_and_close()
-                raise ConnectionError(f"{self}: could not connect the {side} arm on port '{bus.port}': {e}") from e
+                raise ConnectionError(
+                    f"{self}: could not connect the {side} arm on port '{bus.port}': {e}"
+                ) from e
 
     @property
     def is_calibrated(self) -> bool:
@@ -149,8 +166,8 @@ class TwoArms:
             bus.disable_torque()
         if self.calibration:
             user_input = input(
-                f"Press ENTER to use the calibration file of {who} id '{self.id}', or type 'c' and press ENTER "
-                "to calibrate again: "
+                f"Press ENTER to use the calibration file of {who} id '{self.id}', or type 'c' and press "
+                "ENTER to calibrate again: "
             )
             if user_input.strip().lower() != "c":
                 for side, bus in self.buses.items():
@@ -166,19 +183,25 @@ class TwoArms:
         )
         homings = {side: bus.set_half_turn_homings() for side, bus in self.buses.items()}
         input("Close both grippers fully and press ENTER...")
-        closed = {side: bus.read("Present_Position", "gripper", normalize=False) for side, bus in self.buses.items()}
+        closed = {
+            side: bus.read("Present_Position", "gripper", normalize=False) for side, bus in self.buses.items()
+        }
         input("Open both grippers fully and press ENTER...")
-        opened = {side: bus.read("Present_Position", "gripper", normalize=False) for side, bus in self.buses.items()}
+        opened = {
+            side: bus.read("Present_Position", "gripper", normalize=False) for side, bus in self.buses.items()
+        }
 
         calibration = {}
         for side, bus in self.buses.items():
             if opened[side] - closed[side] < MIN_GRIPPER_TRAVEL:
                 raise ValueError(
-                    f"{side} gripper: open reads {opened[side]} and closed {closed[side]} ticks; it must open "
-                    f"towards higher ticks by at least {MIN_GRIPPER_TRAVEL}. Did the gripper move? (If it is "
-                    "mounted reversed, set its Drive_Mode bit 0 with the Dynamixel Wizard first.)"
+                    f"{side} gripper: open reads {opened[side]} and closed {closed[side]} ticks; it must "
+                    f"open towards higher ticks by at least {MIN_GRIPPER_TRAVEL}. Did the gripper move? "
+                    "(If it is mounted reversed, set its Drive_Mode bit 0 with the Dynamixel Wizard first.)"
                 )
-            drive_modes = bus.sync_read("Drive_Mode", normalize=False)  # keep the hardware's (shadows reversed)
+            drive_modes = bus.sync_read(
+                "Drive_Mode", normalize=False
+            )  # keep the hardware's (shadows reversed)
             for motor, m in bus.motors.items():
                 low, high = (closed[side], opened[side]) if motor == "gripper" else JOINT_RANGE
                 calibration[f"{side}_{motor}"] = MotorCalibration(

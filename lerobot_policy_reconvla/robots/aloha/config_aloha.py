@@ -34,7 +34,8 @@ def check_camera_names(cameras, allowed=CAMERA_NAMES) -> None:
     unknown = [name for name in cameras if name not in allowed]
     if unknown:
         raise ValueError(
-            f"unknown ALOHA camera name(s) {unknown}; use {list(allowed)} (the names of LeRobot's ALOHA datasets)"
+            f"unknown ALOHA camera name(s) {unknown}; use {list(allowed)} "
+            "(the names of LeRobot's ALOHA datasets)"
         )
 
 

@@ -24,7 +24,11 @@ from lerobot.lerobot_types import RobotAction, RobotObservation
 from lerobot.robots.robot import Robot
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...embodiment.aloha import JOINT_NAMES, cap_joint_goals, joint_goals  # the sim's qpos order is the real robot's feature order
+from ...embodiment.aloha import (
+    JOINT_NAMES,
+    cap_joint_goals,
+    joint_goals,
+)  # the sim's qpos order is the real robot's feature order
 from ...sim.constants import TASK_DESCRIPTIONS
 from .config_aloha_sim import SIM_CAMERAS, AlohaSimConfig
 
@@ -54,7 +58,7 @@ class AlohaSim(Robot):
     @cached_property
     def observation_features(self) -> dict[str, type | tuple]:
         h, w = self.config.image_height, self.config.image_width
-        return {f"{n}.pos": float for n in JOINT_NAMES} | {name: (h, w, 3) for name in self.cameras}
+        return {f"{n}.pos": float for n in JOINT_NAMES} | dict.fromkeys(self.cameras, (h, w, 3))
 
     @cached_property
     def action_features(self) -> dict[str, type]:
@@ -87,7 +91,13 @@ class AlohaSim(Robot):
             self._env.physics, list(self.cameras.values()), (h, w), shadows=self.config.shadows
         )
         self._start_scene(self.config.seed)
-        logger.info("%s connected (task %s, seed %d, %d Hz).", self, self.config.task, self.config.seed, self.config.fps)
+        logger.info(
+            "%s connected (task %s, seed %d, %d Hz).",
+            self,
+            self.config.task,
+            self.config.seed,
+            self.config.fps,
+        )
 
     def _start_scene(self, seed: int) -> None:
         from ...sim.tasks import scene_for_seed

@@ -62,4 +62,6 @@ class AlohaSimConfig(RobotConfig, AlohaSceneConfig):
         check_camera_names(self.cameras, allowed=tuple(SIM_CAMERAS))
         check_max_relative_target(self.max_relative_target)
         if self.image_height <= 0 or self.image_width <= 0:
-            raise ValueError(f"image_height and image_width must be positive, got {self.image_height}x{self.image_width}")
+            raise ValueError(
+                f"image_height and image_width must be positive, got {self.image_height}x{self.image_width}"
+            )

@@ -15,7 +15,7 @@ from lerobot.motors.dynamixel import OperatingMode
 from lerobot.teleoperators.teleoperator import Teleoperator
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...robots.aloha.arms import POWERED_DEVICES, LEADER_MODELS, TwoArms
+from ...robots.aloha.arms import LEADER_MODELS, POWERED_DEVICES, TwoArms
 from .config_aloha_leader import AlohaLeaderConfig
 
 logger = logging.getLogger(__name__)

@@ -70,7 +70,13 @@ class AlohaScripted(Teleoperator):
     def connect(self, calibrate: bool = True) -> None:
         # The first scene's demonstration is computed on the first get_action (MuJoCo loads then).
         self.scene_seed, self.sim_step, self._script = self.config.seed, 0, None
-        logger.info("%s connected (task %s, seed %d, %d Hz).", self, self.config.task, self.config.seed, self.config.fps)
+        logger.info(
+            "%s connected (task %s, seed %d, %d Hz).",
+            self,
+            self.config.task,
+            self.config.seed,
+            self.config.fps,
+        )
 
     @check_if_not_connected
     def get_action(self) -> dict[str, float]:

@@ -13,7 +13,8 @@ from ...robots.aloha_sim.config_aloha_sim import AlohaSceneConfig
 @TeleoperatorConfig.register_subclass("aloha_scripted")
 @dataclass(kw_only=True)
 class AlohaScriptedConfig(TeleoperatorConfig, AlohaSceneConfig):
-    """Give ``task``, ``seed``, ``fps`` and ``episode_length`` the values of the ``aloha_sim`` robot it drives."""
+    """Give ``task``, ``seed``, ``fps`` and ``episode_length`` the values of the ``aloha_sim`` robot it
+    drives."""
 
     def __post_init__(self):
         self.check_scene()
