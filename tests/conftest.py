@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import tqdm
 
 # Everything offline: no test may reach the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,6 +32,10 @@ TEST_RUN = mark_test_run()
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 LEFTOVER_GRACE_SECONDS = 15  # a killed parent's workers get this long to notice and exit
+# Commands run in this process (tests/fixtures/cli.py): tqdm's monitor thread, started by their first progress
+# bar and kept for the process's life, would make every later fork (LeRobot's video encoding pool, a data
+# loader's workers) the fork of a multi-threaded process, which can deadlock in the child.
+tqdm.tqdm.monitor_interval = 0
 
 
 @pytest.fixture(scope="session", autouse=True)

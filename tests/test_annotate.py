@@ -42,9 +42,15 @@ def make_dataset(root: Path, repo_id: str, gaze_boxes: bool, video: bool) -> Pat
     from tests.fixtures.synthetic_dataset import write_synthetic_dataset
 
     write_synthetic_dataset(
-        root, repo_id=repo_id, gaze_boxes=gaze_boxes, video=video, height=48, width=64,
-        episode_length=EPISODE_LENGTH, task=TASK,
-    )  # fmt: skip
+        root,
+        repo_id=repo_id,
+        gaze_boxes=gaze_boxes,
+        video=video,
+        height=48,
+        width=64,
+        episode_length=EPISODE_LENGTH,
+        task=TASK,
+    )
     return root
 
 
@@ -169,10 +175,14 @@ def test_evaluation_counts_misses_as_zero_and_false_positives_apart():
 
 
 def test_evaluation_is_exact_against_own_boxes_and_lower_against_shifted_ones(boxed_source):
-    exact = annotate(config(boxed_source, "local/annotate_boxed", evaluate_against="observation.gaze_box"),
-                     detector=SquareDetector())  # fmt: skip
-    shifted = annotate(config(boxed_source, "local/annotate_boxed", evaluate_against="observation.gaze_box"),
-                       detector=SquareDetector(shift=0.1))  # fmt: skip
+    exact = annotate(
+        config(boxed_source, "local/annotate_boxed", evaluate_against="observation.gaze_box"),
+        detector=SquareDetector(),
+    )
+    shifted = annotate(
+        config(boxed_source, "local/annotate_boxed", evaluate_against="observation.gaze_box"),
+        detector=SquareDetector(shift=0.1),
+    )
     for cam in CAMERAS:
         assert exact["evaluation"][cam]["mean_iou"] == pytest.approx(1.0, abs=1e-6)
         assert exact["evaluation"][cam]["hit_rate"] == 1.0
@@ -183,10 +193,15 @@ def test_evaluation_is_exact_against_own_boxes_and_lower_against_shifted_ones(bo
 def test_stride_runs_the_detector_on_planned_frames_and_interpolates(boxed_source, tmp_path):
     detector = SquareDetector()
     report = annotate(
-        config(boxed_source, "local/annotate_boxed", stride=4, evaluate_against="observation.gaze_box",
-               preview=tmp_path / "preview.png"),
+        config(
+            boxed_source,
+            "local/annotate_boxed",
+            stride=4,
+            evaluate_against="observation.gaze_box",
+            preview=tmp_path / "preview.png",
+        ),
         detector=detector,
-    )  # fmt: skip
+    )
     # Frames 0, 4, 8 and the last (9) of each of the 2 episodes, once per camera.
     assert len(detector.phrases) == 2 * 4 * len(CAMERAS)
     for cam in CAMERAS:
@@ -209,8 +224,18 @@ def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source,
     objects.write_text(json.dumps({TASK: ["square", "nothing"]}))
     output = tmp_path / "out"
     detector = SquareDetector()
-    annotate(config(video_source, "local/annotate_video", object=None, objects=objects, gripper_threshold=0.0,
-                    max_gap=0, new_root=output), detector=detector)  # fmt: skip
+    annotate(
+        config(
+            video_source,
+            "local/annotate_video",
+            object=None,
+            objects=objects,
+            gripper_threshold=0.0,
+            max_gap=0,
+            new_root=output,
+        ),
+        detector=detector,
+    )
 
     # The expected switch, straight from the state: first frame a gripper is below 0 after being >= 0.
     state = read_data(video_source)
@@ -218,10 +243,14 @@ def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source,
     for _, episode in state.groupby("episode_index"):
         grippers = np.stack(episode["observation.state"].to_numpy())[:, GRIPPERS]
         switch = next(
-            (t for t in range(1, len(grippers)) for g in range(2)
-             if grippers[t, g] < 0 and (grippers[:t, g] >= 0).any()),
+            (
+                t
+                for t in range(1, len(grippers))
+                for g in range(2)
+                if grippers[t, g] < 0 and (grippers[:t, g] >= 0).any()
+            ),
             len(grippers),
-        )  # fmt: skip
+        )
         expected.append(switch)
     assert all(0 < s < EPISODE_LENGTH for s in expected), "the fixture must switch mid-episode"
 
@@ -234,14 +263,18 @@ def test_two_stage_objects_switch_on_the_gripper_and_absent_marker(video_source,
             np.testing.assert_array_equal(boxes[switch:], np.tile(ABSENT, (EPISODE_LENGTH - switch, 1)))
     # Stride 1: every frame was asked for once per camera, with the first phrase before its switch.
     asked = {phrase: detector.phrases.count(phrase) for phrase in set(detector.phrases)}
-    assert asked == {"square": sum(expected) * len(CAMERAS),
-                     "nothing": sum(EPISODE_LENGTH - s for s in expected) * len(CAMERAS)}  # fmt: skip
+    assert asked == {
+        "square": sum(expected) * len(CAMERAS),
+        "nothing": sum(EPISODE_LENGTH - s for s in expected) * len(CAMERAS),
+    }
 
 
 def test_written_dataset_keeps_the_source_and_adds_boxes(video_source, tmp_path):
     output = tmp_path / "annotated"
-    annotate(config(video_source, "local/annotate_video", new_root=output, stride=3, pad=0.1),
-             detector=SquareDetector())  # fmt: skip
+    annotate(
+        config(video_source, "local/annotate_video", new_root=output, stride=3, pad=0.1),
+        detector=SquareDetector(),
+    )
     dataset = LeRobotDataset("local/annotate_video_gaze", root=output)
     source = LeRobotDataset("local/annotate_video", root=video_source)
     assert dataset.num_frames == source.num_frames and dataset.num_episodes == source.num_episodes
@@ -270,8 +303,10 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
     staging = tmp_path / "out.partial"
     # batch_size 16 > episode length: one detector call per camera per episode; stop in episode 2.
     with pytest.raises(KeyboardInterrupt):
-        annotate(config(video_source, "local/annotate_video", new_root=output, batch_size=16),
-                 detector=SquareDetector(interrupt_after=len(CAMERAS) + 1))  # fmt: skip
+        annotate(
+            config(video_source, "local/annotate_video", new_root=output, batch_size=16),
+            detector=SquareDetector(interrupt_after=len(CAMERAS) + 1),
+        )
     assert not output.exists()
     assert [p.name for p in (staging / "detections").glob("*.npz")] == ["episode_000000.npz"]
 
@@ -297,7 +332,9 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
 
 
 def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path):
-    run = lambda **kw: annotate(config(video_source, "local/annotate_video", **kw), detector=SquareDetector())
+    def run(**kw):
+        return annotate(config(video_source, "local/annotate_video", **kw), detector=SquareDetector())
+
     with pytest.raises(AnnotateError, match=r"unknown camera\(s\) \['cam_high'\]; the dataset has \['top'"):
         run(cameras=["cam_high"], new_root=tmp_path / "a")
 
@@ -330,10 +367,17 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
 
     with pytest.raises(
         AnnotateError,
-        match=r"(?s)--detector_model 'no-such/detector' cannot be loaded.*pass --detector_model a local directory",
+        match=r"(?s)--detector_model 'no-such/detector' cannot be loaded"
+        r".*pass --detector_model a local directory",
     ):
-        annotate(config(video_source, "local/annotate_video", new_root=tmp_path / "a",
-                        detector_model="no-such/detector"))  # fmt: skip
+        annotate(
+            config(
+                video_source,
+                "local/annotate_video",
+                new_root=tmp_path / "a",
+                detector_model="no-such/detector",
+            )
+        )
     with pytest.raises(AnnotateError, match=r"dataset 'local/missing' cannot be loaded from root .*missing"):
         annotate(
             config(tmp_path / "missing", "local/missing", new_root=tmp_path / "a"),
@@ -346,8 +390,18 @@ def test_bad_inputs_are_refused_before_work(video_source, boxed_source, tmp_path
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
 
     # The CLI turns them into one line on stderr and exit status 2.
-    assert main(["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square",
-                 "--cameras=[cam_high]", f"--new_root={tmp_path / 'a'}"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "--repo_id=local/annotate_video",
+                f"--root={video_source}",
+                "--object=square",
+                "--cameras=[cam_high]",
+                f"--new_root={tmp_path / 'a'}",
+            ]
+        )
+        == 2
+    )
 
 
 def test_cli_takes_lists_and_switches_in_lerobots_spellings(video_source, tmp_path, monkeypatch, capsys):
@@ -356,9 +410,21 @@ def test_cli_takes_lists_and_switches_in_lerobots_spellings(video_source, tmp_pa
     assert "--new_root" in capsys.readouterr().out
     monkeypatch.setattr(ZeroShotDetector, "load", staticmethod(lambda *args, **kwargs: SquareDetector()))
     output = tmp_path / "out"
-    assert main(["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square",
-                 "--cameras=[top,left_wrist]", f"--new_root={output}", "--max_gap=3", "--batch_size=16",
-                 "--gripper_closed_above=true"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--repo_id=local/annotate_video",
+                f"--root={video_source}",
+                "--object=square",
+                "--cameras=[top,left_wrist]",
+                f"--new_root={output}",
+                "--max_gap=3",
+                "--batch_size=16",
+                "--gripper_closed_above=true",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((output / "meta" / "gaze_annotation.json").read_text())
     assert set(meta["cameras"]) == {"top", "left_wrist"} and meta["max_gap"] == 3
     assert meta["gripper"]["closed"] == "above"
@@ -367,11 +433,19 @@ def test_cli_takes_lists_and_switches_in_lerobots_spellings(video_source, tmp_pa
 def test_cli_interrupt_says_how_to_resume_and_refusals_exit_2(video_source, tmp_path, monkeypatch, capsys):
     # The first run's detector stops in episode 2; later runs get fresh ones.
     first = [SquareDetector(interrupt_after=len(CAMERAS) + 1)]
-    load = lambda *args, **kwargs: first.pop() if first else SquareDetector()
+
+    def load(*args, **kwargs):
+        return first.pop() if first else SquareDetector()
+
     monkeypatch.setattr(ZeroShotDetector, "load", staticmethod(load))
     output = tmp_path / "out"
-    args = ["--repo_id=local/annotate_video", f"--root={video_source}", "--object=square", "--batch_size=16",
-            f"--new_root={output}"]  # fmt: skip
+    args = [
+        "--repo_id=local/annotate_video",
+        f"--root={video_source}",
+        "--object=square",
+        "--batch_size=16",
+        f"--new_root={output}",
+    ]
     assert main(args) == 130
     stderr = capsys.readouterr().err
     assert f"finished episodes are kept in {output}.partial. Run the same command again to resume" in stderr
@@ -397,20 +471,36 @@ def save_tiny_grounding_dino(path: Path) -> Path:
         GroundingDinoImageProcessor,
         GroundingDinoProcessor,
         SwinConfig,
-    )  # fmt: skip
+    )
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "square", "red", "cube"]
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)})
     # Sizes from transformers' own Grounding DINO tests (two decoder layers: its box heads are tied).
     config = GroundingDinoConfig(
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=8, encoder_n_points=2, decoder_n_points=2,
-        backbone_config=SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                                   out_indices=[2, 3, 4]),
-        text_config={"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 8, "max_position_embeddings": 16, "vocab_size": len(words)},
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        num_queries=8,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        backbone_config=SwinConfig(
+            window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], out_indices=[2, 3, 4]
+        ),
+        text_config={
+            "model_type": "bert",
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 8,
+            "max_position_embeddings": 16,
+            "vocab_size": len(words),
+        },
         max_text_len=16,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     GroundingDinoForObjectDetection(config).save_pretrained(path)
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 48, "longest_edge": 64})
@@ -433,12 +523,24 @@ def save_tiny_owlv2(path: Path) -> Path:
     # model_max_length as OWLv2's own tokenizer: its processor pads every query to that length.
     tokenizer = CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=[], model_max_length=16)
     config = Owlv2Config(
-        text_config={"vocab_size": len(vocab), "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 16},
-        vision_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 64, "patch_size": 16},
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 16,
+        },
         projection_dim=16,
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = Owlv2ForObjectDetection(config)
     # Random box-head weights push every box to zero width or height; with a zero last layer each
@@ -462,14 +564,25 @@ def test_transformers_detector_loads_processes_post_processes_and_writes(
     family, video_source, tmp_path, request
 ):
     model_dir = (
-        request.getfixturevalue("tiny_grounding_dino") if family == "grounding-dino"
+        request.getfixturevalue("tiny_grounding_dino")
+        if family == "grounding-dino"
         else save_tiny_owlv2(tmp_path / "owlv2")
-    )  # fmt: skip
+    )
     output = tmp_path / "out"
     # Random weights score every query above 0: with threshold 0 a frame lacks a box only where every
     # query's box is degenerate.
-    report = annotate(config(video_source, "local/annotate_video", detector=family, detector_model=str(model_dir),
-                             box_threshold=0.0, stride=4, batch_size=4, new_root=output))  # fmt: skip
+    report = annotate(
+        config(
+            video_source,
+            "local/annotate_video",
+            detector=family,
+            detector_model=str(model_dir),
+            box_threshold=0.0,
+            stride=4,
+            batch_size=4,
+            new_root=output,
+        )
+    )
     assert report["detector"] == family and report["model"] == str(model_dir)
     dataset = LeRobotDataset("local/annotate_video_gaze", root=output)
     for cam in CAMERAS:
@@ -508,21 +621,36 @@ def test_transformers_detector_loads_processes_post_processes_and_writes(
 def test_cli_annotates_and_lerobot_train_uses_the_boxes(video_source, tiny_grounding_dino, tmp_path):
     output, preview = tmp_path / "annotated", tmp_path / "preview.png"
     annotate_args = [
-        "--repo_id=local/annotate_video", f"--root={video_source}", "--object=red cube",
-        f"--detector_model={tiny_grounding_dino}", "--box_threshold=0", "--stride=5", f"--new_root={output}",
+        "--repo_id=local/annotate_video",
+        f"--root={video_source}",
+        "--object=red cube",
+        f"--detector_model={tiny_grounding_dino}",
+        "--box_threshold=0",
+        "--stride=5",
+        f"--new_root={output}",
         f"--preview={preview}",
-    ]  # fmt: skip
+    ]
     said = run_cli("reconvla-annotate", annotate_args)
     assert "top              box in 100.0% of frames" in said
     assert preview.stat().st_size > 0 and (output / "meta" / "gaze_annotation.json").exists()
     # Rerunning into the same output is refused with the reason.
     assert "already exists" in run_cli("reconvla-annotate", annotate_args, expect_ok=False)
 
-    log = run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/annotate_video_gaze", f"--dataset.root={output}",
-        f"--output_dir={tmp_path / 'run'}", "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1",
-        "--num_workers=0", "--wandb.enable=false",
-    ])  # fmt: skip
+    log = run_train(
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--dataset.repo_id=local/annotate_video_gaze",
+            f"--dataset.root={output}",
+            f"--output_dir={tmp_path / 'run'}",
+            "--steps=2",
+            "--batch_size=2",
+            "--save_freq=2",
+            "--log_freq=1",
+            "--num_workers=0",
+            "--wandb.enable=false",
+        ]
+    )
     assert log.count("recon_loss:") >= 2
     assert "reconstructs its whole image" not in log  # the policy found a gaze box for every camera
     assert "malformed" not in log  # the written boxes pass the policy's checks (dataset stats, every batch)

@@ -55,17 +55,32 @@ def test_bench_latent_cache_quick_writes_its_section_and_keeps_the_rest(tmp_path
 
 @pytest.mark.slow
 def test_bench_gpu_runs_end_to_end_at_the_tiny_size(tmp_path):
-    # The GPU measurement through its launcher, on the CPU: every measurement and the report, compile included.
+    # The GPU measurement through its launcher, on the CPU: every measurement and the report, compile
+    # included.
     out = tmp_path / "bench_gpu.md"
     proc = processes.run(
-        ["bash", str(REPO / "benchmarks" / "run_bench_gpu.sh"), "--variant", "tiny", "--device", "cpu", "--quick",
-         "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        [
+            "bash",
+            str(REPO / "benchmarks" / "run_bench_gpu.sh"),
+            "--variant",
+            "tiny",
+            "--device",
+            "cpu",
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
         env=dict(os.environ, PYTHON=sys.executable, RECONVLA_BENCH_SITE=str(tmp_path / "site")),
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out.read_text()
-    latency = [line for line in report.splitlines() if line.startswith(("| eager |", "| compiled (default) |"))]
+    latency = [
+        line for line in report.splitlines() if line.startswith(("| eager |", "| compiled (default) |"))
+    ]
     assert len(latency) == 2
     train = [line.split("|")[1:-1] for line in report.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert {(row[0].strip(), row[1].strip()) for row in train} == {

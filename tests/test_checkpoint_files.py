@@ -1,4 +1,5 @@
-"""A checkpoint whose model.safetensors is truncated or missing fails in one line naming the file, wherever it is loaded."""
+"""A checkpoint whose model.safetensors is truncated or missing fails in one line naming the file, wherever
+it is loaded."""
 
 import os
 import re
@@ -45,11 +46,22 @@ def test_check_accepts_a_complete_file_and_names_a_truncated_one(saved_policy, t
     weights = saved_policy / "model.safetensors"
     assert check_safetensors_file(weights) == weights
     size = weights.stat().st_size
-    for keep in (size - 1, size // 2, 100, 4, 0):  # data cut short, header cut short, less than the length field
+    for keep in (
+        size - 1,
+        size // 2,
+        100,
+        4,
+        0,
+    ):  # data cut short, header cut short, less than the length field
         damaged = damaged_copy(saved_policy, tmp_path / str(keep), keep) / "model.safetensors"
-        with pytest.raises(IncompleteCheckpointError, match=rf"^{re.escape(str(damaged))} is truncated or corrupt \({keep} bytes"):
+        with pytest.raises(
+            IncompleteCheckpointError,
+            match=rf"^{re.escape(str(damaged))} is truncated or corrupt \({keep} bytes",
+        ):
             check_safetensors_file(damaged)
-    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(tmp_path / 'nowhere.safetensors'))} is missing"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{re.escape(str(tmp_path / 'nowhere.safetensors'))} is missing"
+    ):
         check_safetensors_file(tmp_path / "nowhere.safetensors")
 
 
@@ -57,7 +69,9 @@ def test_from_pretrained_names_the_truncated_or_missing_weight_file(saved_policy
     from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 
     truncated = damaged_copy(saved_policy, tmp_path / "truncated", keep_bytes=1000)
-    with pytest.raises(IncompleteCheckpointError, match=re.escape(f"{truncated / 'model.safetensors'} is truncated")):
+    with pytest.raises(
+        IncompleteCheckpointError, match=re.escape(f"{truncated / 'model.safetensors'} is truncated")
+    ):
         ReconVLAPolicy.from_pretrained(truncated)
     missing = damaged_copy(saved_policy, tmp_path / "missing", keep_bytes=None)
     with pytest.raises(FileNotFoundError, match=re.escape(f"{missing / 'model.safetensors'} does not exist")):
@@ -69,7 +83,9 @@ def test_visualizer_exits_with_one_line_naming_the_file(saved_policy, tmp_path, 
 
     for keep_bytes, says in ((1000, "is truncated or corrupt"), (None, "does not exist")):
         damaged = damaged_copy(saved_policy, tmp_path / str(keep_bytes), keep_bytes)
-        status = main([f"--policy.path={damaged}", "--dataset.repo_id=local/unused", f"--output_dir={tmp_path / 'out'}"])
+        status = main(
+            [f"--policy.path={damaged}", "--dataset.repo_id=local/unused", f"--output_dir={tmp_path / 'out'}"]
+        )
         assert status == 2
         err = capsys.readouterr().err
         message = err.strip().splitlines()[-1]
@@ -83,7 +99,6 @@ def test_lerobot_eval_policy_path_ends_with_one_line_naming_the_file(saved_polic
     damaged = damaged_copy(saved_policy, tmp_path, keep_bytes=1000)
     output = run_cli("lerobot-eval", short_sim_eval_args(damaged, tmp_path / "eval"), expect_ok=False)
     last_line = output.strip().splitlines()[-1]
-    assert last_line.startswith(
-        f"lerobot_policy_reconvla.loading.IncompleteCheckpointError: {damaged / 'model.safetensors'} is truncated"
-    ), output[-3000:]
+    error = "lerobot_policy_reconvla.loading.IncompleteCheckpointError"
+    assert last_line.startswith(f"{error}: {damaged / 'model.safetensors'} is truncated"), output[-3000:]
     assert not (tmp_path / "eval" / "eval_info.json").exists()

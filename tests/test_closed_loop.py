@@ -25,10 +25,19 @@ def replay_dataset(tmp_path_factory):
     from lerobot_policy_reconvla.sim import generate
 
     root = tmp_path_factory.mktemp("replay") / "lift_named"
-    code = generate.main([
-        f"--task={TASK}", "--num_episodes=2", f"--root={root}", "--repo_id=local/replay", "--seed=5",
-        f"--image_size=[{SIZE[0]},{SIZE[1]}]", "--images=true", "--shadows=false", "--workers=1",
-    ])  # fmt: skip
+    code = generate.main(
+        [
+            f"--task={TASK}",
+            "--num_episodes=2",
+            f"--root={root}",
+            "--repo_id=local/replay",
+            "--seed=5",
+            f"--image_size=[{SIZE[0]},{SIZE[1]}]",
+            "--images=true",
+            "--shadows=false",
+            "--workers=1",
+        ]
+    )
     assert code == 0
     return root
 
@@ -39,7 +48,11 @@ def _episodes(root):
     dataset = LeRobotDataset("local/replay", root=root)
     sidecar = json.loads((root / "meta" / "scripted_generation.json").read_text())
     for record in sidecar["episodes"]:
-        rows = [dataset[i] for i in range(len(dataset)) if int(dataset[i]["episode_index"]) == record["episode_index"]]
+        rows = [
+            dataset[i]
+            for i in range(len(dataset))
+            if int(dataset[i]["episode_index"]) == record["episode_index"]
+        ]
         yield record, rows
 
 
@@ -50,11 +63,15 @@ def _replay(rows, seed: int):
 
     from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
 
-    config = AlohaMultiCamEnvConfig(task=TASK, observation_height=SIZE[0], observation_width=SIZE[1], shadows=False)
+    config = AlohaMultiCamEnvConfig(
+        task=TASK, observation_height=SIZE[0], observation_width=SIZE[1], shadows=False
+    )
     env = make_env(config)["aloha_multicam"][0]
     try:
         policy = PlaybackPolicy(torch.stack([row["action"] for row in rows]))  # (T, 14)
-        info = eval_policy(env, policy, *identity_processors(), n_episodes=1, start_seed=seed, return_episode_data=True)
+        info = eval_policy(
+            env, policy, *identity_processors(), n_episodes=1, start_seed=seed, return_episode_data=True
+        )
         return info, set(policy.prompts)
     finally:
         env.close()
@@ -80,7 +97,9 @@ def test_replay_through_lerobot_eval_reaches_what_the_script_reached(replay_data
             boxes = torch.stack([r[f"observation.gaze_box.{cam}"] for r in rows])  # (T, 4)
             assert not is_malformed(boxes).any(), cam
         for key in ("action", "observation.state"):
-            np.testing.assert_allclose(data[key], torch.stack([r[key] for r in recorded]), atol=1e-4, err_msg=key)
+            np.testing.assert_allclose(
+                data[key], torch.stack([r[key] for r in recorded]), atol=1e-4, err_msg=key
+            )
         for cam in CAMERAS:  # CPU rasterisation differs in a handful of edge pixels from run to run
             key = f"observation.images.{cam}"
             differs = (data[key] - torch.stack([r[key] for r in recorded])).abs() > 1.5 / 255
@@ -101,7 +120,9 @@ def test_replay_in_another_scene_does_not_succeed(replay_dataset):
 
 
 @pytest.mark.slow
-def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_loop_broken(tmp_path, monkeypatch):
+def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_loop_broken(
+    tmp_path, monkeypatch
+):
     """lerobot-train on perturbed demonstrations of one lift placement, lerobot-eval on that placement: the
     tiny preset, replanning every 10 steps as the demo does, lifts the cube in most episodes.
 
@@ -117,28 +138,65 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
     from tests.fixtures.cli import run_cli, run_train
 
     root, scene, size = tmp_path / "one_scene", 4, ("96", "128")  # scene 5 places the cube 8 cm away
-    assert generate.main([
-        "--task=lift", "--num_episodes=8", f"--root={root}", "--repo_id=local/one_scene", "--seed=100",
-        f"--scene_seed={scene}", "--action_noise=0.02", f"--image_size=[{size[0]},{size[1]}]", "--shadows=false",
-        "--workers=2",
-    ]) == 0  # fmt: skip
-    run_train([
-        f"--config_path={preset_path('reconvla_tiny')}", "--dataset.repo_id=local/one_scene", f"--dataset.root={root}",
-        f"--output_dir={tmp_path / 'train'}", "--steps=600", "--batch_size=8", "--save_freq=600", "--log_freq=100",
-        "--wandb.enable=false", "--policy.image_resolution=[112,112]", "--env_eval_freq=0",
-        "--policy.n_action_steps=10", "--policy.scheduler_decay_steps=600",  # the learning rate anneals by the end
-        # The same training, cheaper: one loader process decodes the next batch while this one trains, and the
-        # prompt ("Pick up the cube.", 7 tokens) is padded to 16 tokens, not 48 (padding is masked out).
-        "--num_workers=1", "--policy.tokenizer_max_length=16",
-    ])  # fmt: skip
+    assert (
+        generate.main(
+            [
+                "--task=lift",
+                "--num_episodes=8",
+                f"--root={root}",
+                "--repo_id=local/one_scene",
+                "--seed=100",
+                f"--scene_seed={scene}",
+                "--action_noise=0.02",
+                f"--image_size=[{size[0]},{size[1]}]",
+                "--shadows=false",
+                "--workers=2",
+            ]
+        )
+        == 0
+    )
+    run_train(
+        [
+            f"--config_path={preset_path('reconvla_tiny')}",
+            "--dataset.repo_id=local/one_scene",
+            f"--dataset.root={root}",
+            f"--output_dir={tmp_path / 'train'}",
+            "--steps=600",
+            "--batch_size=8",
+            "--save_freq=600",
+            "--log_freq=100",
+            "--wandb.enable=false",
+            "--policy.image_resolution=[112,112]",
+            "--env_eval_freq=0",
+            "--policy.n_action_steps=10",
+            "--policy.scheduler_decay_steps=600",  # the learning rate anneals by the end
+            # The same training, cheaper: one loader process decodes the next batch while this one trains,
+            # and the prompt ("Pick up the cube.", 7 tokens) is padded to 16 tokens, not 48 (padding is
+            # masked out).
+            "--num_workers=1",
+            "--policy.tokenizer_max_length=16",
+        ]
+    )
     # 200 steps, not the demonstration's 150: room for a policy that lags the script by a few steps.
-    env = ["--env.type=aloha_multicam", "--env.task=lift", f"--env.observation_height={size[0]}",
-           f"--env.observation_width={size[1]}", "--env.shadows=false", f"--env.scene_seed={scene}",
-           "--env.episode_length=200"]  # fmt: skip
-    run_cli("lerobot-eval", [
-        f"--policy.path={tmp_path / 'train/checkpoints/last/pretrained_model'}", *env, "--eval.n_episodes=5",
-        "--eval.batch_size=1", f"--output_dir={tmp_path / 'eval'}",
-    ])  # fmt: skip
+    env = [
+        "--env.type=aloha_multicam",
+        "--env.task=lift",
+        f"--env.observation_height={size[0]}",
+        f"--env.observation_width={size[1]}",
+        "--env.shadows=false",
+        f"--env.scene_seed={scene}",
+        "--env.episode_length=200",
+    ]
+    run_cli(
+        "lerobot-eval",
+        [
+            f"--policy.path={tmp_path / 'train/checkpoints/last/pretrained_model'}",
+            *env,
+            "--eval.n_episodes=5",
+            "--eval.batch_size=1",
+            f"--output_dir={tmp_path / 'eval'}",
+        ],
+    )
     info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
     max_rewards = info["per_task"][0]["metrics"]["max_rewards"]  # 1 touched, 2 held off the table, 3 success
     assert info["overall"]["n_episodes"] == 5
@@ -181,8 +239,14 @@ def _successes(checkpoint, scene: int, size, episodes: int = 2) -> int:
 
     from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
 
-    env_config = AlohaMultiCamEnvConfig(task="lift", observation_height=int(size[0]), observation_width=int(size[1]),
-                                        shadows=False, scene_seed=scene, episode_length=200)  # fmt: skip
+    env_config = AlohaMultiCamEnvConfig(
+        task="lift",
+        observation_height=int(size[0]),
+        observation_width=int(size[1]),
+        shadows=False,
+        scene_seed=scene,
+        episode_length=200,
+    )
     policy_config = PreTrainedConfig.from_pretrained(checkpoint)
     policy_config.pretrained_path = checkpoint
     policy = make_policy(policy_config, env_cfg=env_config)
@@ -190,8 +254,16 @@ def _successes(checkpoint, scene: int, size, episodes: int = 2) -> int:
     env_preprocessor, env_postprocessor = make_env_pre_post_processors(env_config, policy.config)
     env = make_env(env_config)["aloha_multicam"][0]
     try:
-        info = eval_policy(env, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
-                           n_episodes=episodes, start_seed=1000)  # fmt: skip
+        info = eval_policy(
+            env,
+            policy,
+            env_preprocessor,
+            env_postprocessor,
+            preprocessor,
+            postprocessor,
+            n_episodes=episodes,
+            start_seed=1000,
+        )
     finally:
         env.close()
     return sum(episode["success"] for episode in info["per_episode"])

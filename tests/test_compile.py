@@ -26,8 +26,16 @@ def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, dict]:
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(2, CHUNK, MAX_ACTION_DIM, generator=generator)  # (B, chunk, max_action_dim)
     time = torch.rand(2, generator=generator) * 0.9 + 0.05  # (B,)
-    args = (images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK],
-            policy.prepare_state(batch), policy.prepare_action(batch), noise, time)  # fmt: skip
+    args = (
+        images,
+        img_masks,
+        batch[OBS_LANGUAGE_TOKENS],
+        batch[OBS_LANGUAGE_ATTENTION_MASK],
+        policy.prepare_state(batch),
+        policy.prepare_action(batch),
+        noise,
+        time,
+    )
     return args, {}
 
 
@@ -86,7 +94,10 @@ def test_compile_model_trains_as_eager_does(tiny_vae_dir):
     eager = ReconVLAPolicy(tiny_config(**vae_target)).train()
     compiled = ReconVLAPolicy(tiny_config(compile_model=True, compile_mode="default", **vae_target)).train()
     compiled.load_state_dict(eager.state_dict())
-    for policy in (eager, compiled):  # the same weights, off the head's zero init: its gradient reaches the backbone
+    for policy in (
+        eager,
+        compiled,
+    ):  # the same weights, off the head's zero init: its gradient reaches the backbone
         perturb_head_(policy)
     preprocessor = make_reconvla_pre_post_processors(tiny_config())[0]
     for batch_size in (2, 3):
@@ -103,11 +114,16 @@ def test_compile_model_trains_as_eager_does(tiny_vae_dir):
                 loss.backward()
         assert losses["compiled"]["recon_loss"] > 0
         for term in ("action_loss", "recon_loss", "loss"):
-            assert losses["compiled"][term] == pytest.approx(losses["eager"][term], rel=1e-4), (batch_size, term)
+            assert losses["compiled"][term] == pytest.approx(losses["eager"][term], rel=1e-4), (
+                batch_size,
+                term,
+            )
         if batch_size == 2:
             compiled_grads = dict(compiled.named_parameters())
             for name, parameter in eager.named_parameters():
                 if parameter.grad is None:
                     assert compiled_grads[name].grad is None, name
                     continue
-                torch.testing.assert_close(compiled_grads[name].grad, parameter.grad, atol=1e-5, rtol=1e-3, msg=name)
+                torch.testing.assert_close(
+                    compiled_grads[name].grad, parameter.grad, atol=1e-5, rtol=1e-3, msg=name
+                )

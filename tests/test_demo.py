@@ -41,11 +41,27 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     out = tmp_path / "demo"
     output = run_cli(
         "reconvla-demo",
-        [f"--output_dir={out}", "--num_episodes=1", "--workers=1", "--episode_length=30", "--steps=4",
-         "--batch_size=2", "--curve_points=2", "--eval_episodes=1", "--image_size=[48,64]"],
-    )  # fmt: skip
+        [
+            f"--output_dir={out}",
+            "--num_episodes=1",
+            "--workers=1",
+            "--episode_length=30",
+            "--steps=4",
+            "--batch_size=2",
+            "--curve_points=2",
+            "--eval_episodes=1",
+            "--image_size=[48,64]",
+        ],
+    )
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"data", "train", "eval step 2", "eval step 4", "blind floor", "reconstructions"}
+    assert set(summary["seconds"]) == {
+        "data",
+        "train",
+        "eval step 2",
+        "eval step 4",
+        "blind floor",
+        "reconstructions",
+    }
     # The blind floor replayed on the last evaluation's one placement, for 30 steps: it cannot lift either.
     floor = summary["blind_floor"]
     assert floor["episodes"] == 1 and floor["blind_floor_pc"] == 0.0 and floor["neither"] == 1
@@ -55,7 +71,9 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
         assert eval_info["overall"]["n_episodes"] == 1
         assert point["success_pc"] == eval_info["overall"]["pc_success"]
     assert [p["step"] for p in summary["success_curve"]] == [2, 4]
-    assert summary["eval_success_pc"] == summary["success_curve"][-1]["success_pc"] == 0.0  # 30 steps cannot lift
+    assert (
+        summary["eval_success_pc"] == summary["success_curve"][-1]["success_pc"] == 0.0
+    )  # 30 steps cannot lift
     assert Image.open(out / "success_curve.png").width > 0
     assert summary["losses_first"][0] == 1 and summary["losses_last"][0] == 4
     assert (out / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
@@ -72,7 +90,9 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     blind = blind_successes("lift", seeds)
     policy = [True, False] * 5
     # The env's outcome log (--env.outcome_log), one line per episode as it ended.
-    outcomes = [{"seed": seed, "success": won} for seed, won in reversed(list(zip(seeds, policy, strict=True)))]
+    outcomes = [
+        {"seed": seed, "success": won} for seed, won in reversed(list(zip(seeds, policy, strict=True)))
+    ]
     floor = paired_floor("lift", outcomes)
     assert floor["episodes"] == 10 and floor["blind_floor_pc"] == 10 * sum(blind)
     assert floor["both"] + floor["policy_only"] == sum(policy)

@@ -43,11 +43,20 @@ def aloha_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deploy_data") / "aloha_cams"
     write_synthetic_dataset(root, repo_id="local/aloha_cams", cameras=ALOHA_CAMERAS, height=H, width=W)
     run = tmp_path_factory.mktemp("deploy_train") / "run"
-    run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/aloha_cams", f"--dataset.root={root}",
-        f"--output_dir={run}", "--steps=1", "--batch_size=2", "--save_freq=1", "--num_workers=0",
-        "--wandb.enable=false",
-    ])  # fmt: skip
+    run_train(
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--dataset.repo_id=local/aloha_cams",
+            f"--dataset.root={root}",
+            f"--output_dir={run}",
+            "--steps=1",
+            "--batch_size=2",
+            "--save_freq=1",
+            "--num_workers=0",
+            "--wandb.enable=false",
+        ]
+    )
     return run / "checkpoints" / "last" / "pretrained_model"
 
 
@@ -121,7 +130,8 @@ def wait_until(condition, timeout: float, process: subprocess.Popen, what: str) 
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 60) -> None:
-    """Ctrl-C, as a user stops either process (killed on leaving its `processes.started` block if it has not stopped)."""
+    """Ctrl-C, as a user stops either process (killed on leaving its `processes.started` block if it has not
+    stopped)."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -139,33 +149,66 @@ def test_async_policy_server_and_robot_client_drive_aloha_sim(aloha_checkpoint, 
         tmp_path / "robot.json",
     )
     # Each stopped with Ctrl-C as a user would; whatever either leaves is killed on leaving its block.
-    with open(server_log, "w") as server_out, open(client_log, "w") as client_out:
-        with processes.started(
-            [sys.executable, "-m", "lerobot_policy_reconvla.deploy.policy_server", "--host=127.0.0.1",
-             f"--port={port}", "--fps=10", "--obs_queue_timeout=1"],
-            cwd=tmp_path, stdout=server_out, stderr=subprocess.STDOUT, env=subprocess_env(),
-        ) as server:  # fmt: skip
-            try:
-                wait_until(lambda: f"PolicyServer started on 127.0.0.1:{port}" in server_log.read_text(), 120, server,
-                           "the policy server")  # fmt: skip
-                with processes.started(
-                    [sys.executable, str(RECORDER), "--robot.type=aloha_sim", "--robot.task=insertion",
-                     "--robot.fps=10", f"--robot.image_height={H}", f"--robot.image_width={W}", f"--task={TASK}",
-                     f"--server_address=127.0.0.1:{port}", "--policy_type=reconvla",
-                     f"--pretrained_name_or_path={aloha_checkpoint}", "--policy_device=cpu",
-                     f"--actions_per_chunk={CHUNK}", "--fps=10"],
-                    cwd=tmp_path, stdout=client_out, stderr=subprocess.STDOUT,
-                    env=dict(subprocess_env(), ROBOT_RECORDER_OUT=str(recorded)),
-                ) as client:  # fmt: skip
-                    try:
-                        wait_until(
-                            lambda: server_log.read_text().count("Action chunk #") >= 3, 300, client, "three chunks"
-                        )
-                        time.sleep(5)  # a few seconds of control with chunks flowing
-                    finally:
-                        interrupt(client)
-            finally:
-                interrupt(server)
+    with (
+        open(server_log, "w") as server_out,
+        open(client_log, "w") as client_out,
+        processes.started(
+            [
+                sys.executable,
+                "-m",
+                "lerobot_policy_reconvla.deploy.policy_server",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--fps=10",
+                "--obs_queue_timeout=1",
+            ],
+            cwd=tmp_path,
+            stdout=server_out,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(),
+        ) as server,
+    ):
+        try:
+            wait_until(
+                lambda: f"PolicyServer started on 127.0.0.1:{port}" in server_log.read_text(),
+                120,
+                server,
+                "the policy server",
+            )
+            with processes.started(
+                [
+                    sys.executable,
+                    str(RECORDER),
+                    "--robot.type=aloha_sim",
+                    "--robot.task=insertion",
+                    "--robot.fps=10",
+                    f"--robot.image_height={H}",
+                    f"--robot.image_width={W}",
+                    f"--task={TASK}",
+                    f"--server_address=127.0.0.1:{port}",
+                    "--policy_type=reconvla",
+                    f"--pretrained_name_or_path={aloha_checkpoint}",
+                    "--policy_device=cpu",
+                    f"--actions_per_chunk={CHUNK}",
+                    "--fps=10",
+                ],
+                cwd=tmp_path,
+                stdout=client_out,
+                stderr=subprocess.STDOUT,
+                env=dict(subprocess_env(), ROBOT_RECORDER_OUT=str(recorded)),
+            ) as client:
+                try:
+                    wait_until(
+                        lambda: server_log.read_text().count("Action chunk #") >= 3,
+                        300,
+                        client,
+                        "three chunks",
+                    )
+                    time.sleep(5)  # a few seconds of control with chunks flowing
+                finally:
+                    interrupt(client)
+        finally:
+            interrupt(server)
 
     server_text, client_text = server_log.read_text(), client_log.read_text()
     assert "Policy type: reconvla" in server_text and "not supported" not in server_text
@@ -193,14 +236,30 @@ def test_rtc_rollout_drives_aloha_sim(aloha_checkpoint, tmp_path):
     output = run_cli(
         "lerobot-rollout",
         [
-            "--strategy.type=episodic", "--inference.type=rtc", "--inference.rtc.execution_horizon=4",
-            "--inference.queue_threshold=4", "--robot.type=aloha_sim", "--robot.task=insertion", "--robot.fps=5",
-            f"--robot.image_height={H}", f"--robot.image_width={W}", f"--policy.path={aloha_checkpoint}", "--fps=5",
-            "--dataset.repo_id=local/rollout_rtc", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
-            "--dataset.fps=5", "--dataset.num_episodes=1", "--dataset.episode_time_s=8", "--dataset.reset_time_s=0",
-            "--dataset.video=false", "--dataset.push_to_hub=false", "--display_data=false", "--play_sounds=false",
+            "--strategy.type=episodic",
+            "--inference.type=rtc",
+            "--inference.rtc.execution_horizon=4",
+            "--inference.queue_threshold=4",
+            "--robot.type=aloha_sim",
+            "--robot.task=insertion",
+            "--robot.fps=5",
+            f"--robot.image_height={H}",
+            f"--robot.image_width={W}",
+            f"--policy.path={aloha_checkpoint}",
+            "--fps=5",
+            "--dataset.repo_id=local/rollout_rtc",
+            f"--dataset.root={root}",
+            f"--dataset.single_task={TASK}",
+            "--dataset.fps=5",
+            "--dataset.num_episodes=1",
+            "--dataset.episode_time_s=8",
+            "--dataset.reset_time_s=0",
+            "--dataset.video=false",
+            "--dataset.push_to_hub=false",
+            "--display_data=false",
+            "--play_sounds=false",
         ],
-    )  # fmt: skip
+    )
     assert "RTC inference thread started" in output and "Rollout finished" in output
     assert "RTC inference error" not in output
 
@@ -338,9 +397,13 @@ def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
     from tests.fixtures.tiny_policy import tiny_config
 
     config = tiny_config(
-        recon_target="vae", recon_vae=str(tmp_path / "vae"), recon_image_size=256, recon_weight=0.5,
-        pretrained_path="lerobot/pi0_base", use_peft=True,
-    )  # fmt: skip
+        recon_target="vae",
+        recon_vae=str(tmp_path / "vae"),
+        recon_image_size=256,
+        recon_weight=0.5,
+        pretrained_path="lerobot/pi0_base",
+        use_peft=True,
+    )
     card = push_card(
         ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch
     )
@@ -434,5 +497,9 @@ def test_model_card_commands_parse_with_lerobots_own_parsers(policy_and_processo
             draccus.parse(PolicyServerConfig, args=command[3:])
             seen.append("policy_server")
     assert seen == [
-        "rollout/sync/base", "rollout/rtc/base", "rollout/sync/episodic", "policy_server", "robot_client",
-    ]  # fmt: skip
+        "rollout/sync/base",
+        "rollout/rtc/base",
+        "rollout/sync/episodic",
+        "policy_server",
+        "robot_client",
+    ]

@@ -30,10 +30,19 @@ def accelerate_train(args: list[str], timeout: int = 600) -> str:
     # The shipped multi-GPU config, on 2 CPU processes: --policy.device=cpu makes lerobot-train build a
     # CPU Accelerator (gloo); precision follows --policy.dtype (float32 here).
     launch = [
-        lerobot_cli("accelerate"), "launch", "--config_file", str(DDP_CONFIG),
-        "--num_processes", "2", "--mixed_precision", "no", "--num_cpu_threads_per_process", "1",
-        "--main_process_port", "0",  # a free port: two runs on one machine never share a rendezvous
-    ]  # fmt: skip
+        lerobot_cli("accelerate"),
+        "launch",
+        "--config_file",
+        str(DDP_CONFIG),
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "--num_cpu_threads_per_process",
+        "1",
+        "--main_process_port",
+        "0",  # a free port: two runs on one machine never share a rendezvous
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
     result = processes.run(
         [*launch, lerobot_cli("lerobot-train"), *args],
@@ -61,9 +70,14 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
         "--policy.recon_image_size=128",
     ]
     output = accelerate_train(
-        ["--policy.type=reconvla", *TINY_CLI, *vae_head, "--policy.optimizer_type=adamw_8bit",
-         *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=2)]
-    )  # fmt: skip
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            *vae_head,
+            "--policy.optimizer_type=adamw_8bit",
+            *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=2),
+        ]
+    )
     assert "Effective batch size: 2 x 2 = 4" in output
     # Logged once per step (by the main process), with the rank-averaged loss terms.
     assert logged_steps(output) == [1, 2]
@@ -90,10 +104,9 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, dataset_3cam, 
     assert json.loads((state_dir / "training_step.json").read_text())["step"] == 3
     assert json.loads((state_dir / "scheduler_state.json").read_text())["last_epoch"] == 3
     with safe_open(state_dir / "optimizer_state.safetensors", "pt") as state:
-        steps = {float(state.get_tensor(k)) for k in state.keys() if k.endswith("/step")}
-        quantised = [
-            k for k in state.keys() if k.endswith("/state1") and state.get_tensor(k).dtype.itemsize == 1
-        ]
+        names = state.keys()  # a safetensors file handle: keys() is its listing, it is not a dict
+        steps = {float(state.get_tensor(k)) for k in names if k.endswith("/step")}
+        quantised = [k for k in names if k.endswith("/state1") and state.get_tensor(k).dtype.itemsize == 1]
     assert steps == {3.0} and quantised  # 8-bit moments continued from step 2
 
 
@@ -103,8 +116,13 @@ def test_recon_weight_zero_leaves_the_head_unused_without_tripping_ddp(tmp_path,
     # The head's parameters get no gradient; lerobot-train wraps the policy with
     # find_unused_parameters=True, so DDP accepts it.
     output = accelerate_train(
-        ["--policy.type=reconvla", *TINY_CLI, "--policy.recon_weight=0", "--save_checkpoint=false",
-         *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2)]
-    )  # fmt: skip
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--policy.recon_weight=0",
+            "--save_checkpoint=false",
+            *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2),
+        ]
+    )
     assert logged_steps(output) == [1, 2]
     assert re.findall(r"recon_loss:(\d+\.\d+)", output) == ["0.000", "0.000"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures import processes
 from tests.fixtures.wheels import make_wheel
 
@@ -15,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(tmp_path):
-    """scripts/evidence_gpu.sh as it runs on a GPU machine, with the gpu preset shrunk and moved to the CPU: it
-    installs its wheel folder into a folder of its own, then real sim data, real `lerobot-train` and
+    """scripts/evidence_gpu.sh as it runs on a GPU machine, with the gpu preset shrunk and moved to the CPU:
+    it installs its wheel folder into a folder of its own, then real sim data, real `lerobot-train` and
     `lerobot-eval` runs, two at a time."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -24,37 +25,66 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
     site = tmp_path / "site"
     report = tmp_path / "docs" / "evidence.md"
     command = [
-        "bash", str(REPO / "scripts" / "evidence_gpu.sh"), "--device=cpu", "--seeds=2", "--jobs=2",
-        f"--out={report}", f"--work_dir={tmp_path / 'work'}", "--arms=[pi0,gaze]",
-        "--steps=3", "--batch_size=2", "--train_episodes=2", "--heldout_episodes=1", "--episode_length=30",
-        "--eval_episodes=1", "--image_size=[48,64]", "--image_resolution=56", "--probe_frames=30",
-        "--heldout_frames=12", "--workers=1", "--grounding_scenes=2",
-    ]  # fmt: skip
-    env = dict(os.environ, PYTHON=sys.executable, RECONVLA_GPU_WHEELS=str(wheels), RECONVLA_GPU_SITE=str(site))
+        "bash",
+        str(REPO / "scripts" / "evidence_gpu.sh"),
+        "--device=cpu",
+        "--seeds=2",
+        "--jobs=2",
+        f"--out={report}",
+        f"--work_dir={tmp_path / 'work'}",
+        "--arms=[pi0,gaze]",
+        "--steps=3",
+        "--batch_size=2",
+        "--train_episodes=2",
+        "--heldout_episodes=1",
+        "--episode_length=30",
+        "--eval_episodes=1",
+        "--image_size=[48,64]",
+        "--image_resolution=56",
+        "--probe_frames=30",
+        "--heldout_frames=12",
+        "--workers=1",
+        "--grounding_scenes=2",
+    ]
+    env = dict(
+        os.environ, PYTHON=sys.executable, RECONVLA_GPU_WHEELS=str(wheels), RECONVLA_GPU_SITE=str(site)
+    )
     result = processes.run(command, check=False, capture_output=True, text=True, timeout=1500, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     assert (site / "toy_pkg" / "__init__.py").is_file()
 
     text = report.read_text()
-    assert "lerobot_policy_reconvla.experiments.evidence --preset=gpu" in text and "--device=cpu --seeds=2" in text
+    assert (
+        "lerobot_policy_reconvla.experiments.evidence --preset=gpu" in text
+        and "--device=cpu --seeds=2" in text
+    )
     assert "commit `" in text and "CPU cores" in text
     assert "2 run(s) (training, then `lerobot-eval`) at a time" in text
     assert "Paired comparisons over 2 seeds" in text
     # Every measure of a task naming a cube is in the table, with the untrained backbone and chance.
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
-    assert header == ("| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
-                      "| instruction shift | named probe top | named probe left_wrist | named probe right_wrist |")
+    assert header == (
+        "| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
+        "| instruction shift | named probe top | named probe left_wrist | named probe right_wrist |"
+    )
     assert "| chance / constant answer | - | - | - | 1.000 | 50.0 |" in text
     assets = report.parent / "evidence_files"
     assert (assets / "lift_pair_losses.png").stat().st_size > 0
     # Reconstructions only for the arm whose head trained (one picture per camera).
     assert sorted(p.name for p in assets.glob("lift_pair_gaze_*.png")) == [
-        "lift_pair_gaze_left_wrist.png", "lift_pair_gaze_right_wrist.png", "lift_pair_gaze_top.png",
-    ]  # fmt: skip
+        "lift_pair_gaze_left_wrist.png",
+        "lift_pair_gaze_right_wrist.png",
+        "lift_pair_gaze_top.png",
+    ]
 
     # Each run was logged as it finished, with its outcome and time.
     runs = [json.loads(line) for line in (assets / "lift_pair_runs.jsonl").read_text().splitlines()]
-    assert sorted((run["arm"], run["seed"]) for run in runs) == [("gaze", 0), ("gaze", 1), ("pi0", 0), ("pi0", 1)]
+    assert sorted((run["arm"], run["seed"]) for run in runs) == [
+        ("gaze", 0),
+        ("gaze", 1),
+        ("pi0", 0),
+        ("pi0", 1),
+    ]
     assert all(run["seconds"] > 0 and 0.0 <= run["success"] <= 100.0 for run in runs)
 
     saved = json.loads((assets / "lift_pair_results.json").read_text())
@@ -71,7 +101,9 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
         assert math.isfinite(grounding["named_probe"]["top"])
     # The floor is a different backbone from the trained one: its measures differ.
     floor = rows["untrained"]["grounding"]
-    assert floor["attention"]["mean"] != pytest.approx(rows["gaze"]["grounding"]["attention"]["mean"], abs=1e-9)
+    assert floor["attention"]["mean"] != pytest.approx(
+        rows["gaze"]["grounding"]["attention"]["mean"], abs=1e-9
+    )
     # Every logged step of both runs made it into the curves; pi0's head never trained.
     assert [row[0] for row in saved["losses"]["gaze"][0]][-1] == 3
     assert all(row[3] == 0.0 for row in saved["losses"]["pi0"][0])
@@ -89,7 +121,12 @@ def test_one_training_episode_is_refused_before_any_work(tmp_path, capsys):
 def test_a_reconstruction_size_off_the_token_grid_is_refused_before_any_work(tmp_path, capsys):
     from lerobot_policy_reconvla.experiments.evidence import main
 
-    argv = ["--image_resolution=84", "--recon_image_size=32", f"--work_dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"]
+    argv = [
+        "--image_resolution=84",
+        "--recon_image_size=32",
+        f"--work_dir={tmp_path / 'work'}",
+        f"--out={tmp_path / 'e.md'}",
+    ]
     assert main(argv) == 2
     assert "--recon_image_size=32: expected a multiple of the token grid 6" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
@@ -111,10 +148,14 @@ def test_ridge_probe_recovers_a_linear_map_and_finds_nothing_in_noise():
     constant = constant_probe_errors({"top": centres["train"]}, {"top": centres["test"]})["top"]
 
     episodes = {"train": torch.arange(300) // 50, "test": torch.arange(100) // 50}  # 6 and 2 episodes
-    informative = probe_errors(({"top": features["train"]}, {"top": centres["train"]}, episodes["train"]),
-                               ({"top": features["test"]}, {"top": centres["test"]}, episodes["test"]))["top"]  # fmt: skip
-    uninformative = probe_errors(({"top": noise["train"]}, {"top": centres["train"]}, episodes["train"]),
-                                 ({"top": noise["test"]}, {"top": centres["test"]}, episodes["test"]))["top"]  # fmt: skip
+    informative = probe_errors(
+        ({"top": features["train"]}, {"top": centres["train"]}, episodes["train"]),
+        ({"top": features["test"]}, {"top": centres["test"]}, episodes["test"]),
+    )["top"]
+    uninformative = probe_errors(
+        ({"top": noise["train"]}, {"top": centres["train"]}, episodes["train"]),
+        ({"top": noise["test"]}, {"top": centres["test"]}, episodes["test"]),
+    )["top"]
     assert informative < 0.05 * constant
     assert uninformative == pytest.approx(constant, rel=0.2)
 
@@ -145,7 +186,6 @@ def test_probe_penalty_is_chosen_on_whole_episodes_so_memorising_them_does_not_p
 
 def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
     import torch
-
     from lerobot.datasets import LeRobotDataset
 
     from lerobot_policy_reconvla.experiments.evidence import without_gaze_boxes
@@ -160,8 +200,10 @@ def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
     copy = LeRobotDataset("local/train_no_boxes", root=tmp_path / "train_no_boxes")
 
     assert sorted(set(original.meta.features) - set(copy.meta.features)) == [
-        "observation.gaze_box.left_wrist", "observation.gaze_box.right_wrist", "observation.gaze_box.top",
-    ]  # fmt: skip
+        "observation.gaze_box.left_wrist",
+        "observation.gaze_box.right_wrist",
+        "observation.gaze_box.top",
+    ]
     assert len(copy) == len(original)
     for key in ("observation.images.top", "observation.state", "action"):
         assert torch.equal(copy[3][key], original[3][key])
@@ -179,16 +221,22 @@ def test_every_pair_of_arms_is_compared_on_every_measure_with_its_t_threshold():
     action = {"pi0": [0.030, 0.032, 0.034], "gaze": [0.020, 0.0221, 0.0239], "whole": [0.031, 0.031, 0.035]}
     results = {
         (arm, s): {"action_error": action[arm][s], "probe": {"top": 0.02 + 0.001 * s}, "success": 0.0}
-        for arm in action for s in seeds
+        for arm in action
+        for s in seeds
     }
     lines = paired_comparisons(results, ["pi0", "gaze", "whole"], seeds, cameras)
-    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in lines if line.startswith("| ")}
+    rows = {
+        tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in lines if line.startswith("| ")
+    }
     pairs = ["pi0 - gaze", "pi0 - whole", "gaze - whole"]
-    assert set(rows) == {(p, m) for p in pairs for m in ["held-out action error", "probe top", "success %"]} | {
-        ("A - B", "measure")}  # nothing left out, whichever way it goes
+    assert set(rows) == {
+        (p, m) for p in pairs for m in ["held-out action error", "probe top", "success %"]
+    } | {("A - B", "measure")}  # nothing left out, whichever way it goes
     gaze_row = [cell.strip() for cell in rows[("pi0 - gaze", "held-out action error")].split("|")[1:-1]]
     difference, threshold = float(gaze_row[2]), float(gaze_row[3])
-    assert difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[6] == "0 of 3"
+    assert (
+        difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[6] == "0 of 3"
+    )
     assert "equal in every seed" in rows[("pi0 - whole", "probe top")]
     assert paired_comparisons(results, ["pi0", "gaze"], [0], cameras)[0].startswith("One seed")
 
@@ -199,12 +247,15 @@ def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_f
     seeds, cameras = [0, 1], ["top", "left_wrist"]
 
     def row(attention, heads, shift, probe, success=None, wrong=None):
-        result = {"action_error": 0.03, "grounding": {
-            "attention": {"mean": attention},
-            "swap": {"heads_to_named": heads, "mean_shift": shift, "chance_heads_to_named": 0.5},
-            "named_probe": {"top": probe, "left_wrist": float("nan")},
-            "named_constant": {"top": 0.2, "left_wrist": float("nan")},
-        }}  # fmt: skip
+        result = {
+            "action_error": 0.03,
+            "grounding": {
+                "attention": {"mean": attention},
+                "swap": {"heads_to_named": heads, "mean_shift": shift, "chance_heads_to_named": 0.5},
+                "named_probe": {"top": probe, "left_wrist": float("nan")},
+                "named_constant": {"top": 0.2, "left_wrist": float("nan")},
+            },
+        }
         if success is not None:
             result.update(success=success, wrong_object=wrong)
         return result
@@ -213,17 +264,36 @@ def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_f
     results |= {("pi0", s): row(1.1 + s / 10, 0.5, 0.01, 0.15, 20.0, 40.0 + s) for s in seeds}
     results |= {("gaze", s): row(1.3 + s / 10, 0.75, 0.02, 0.10, 30.0, 10.0 + s) for s in seeds}
     table = results_table(results, ["pi0", "gaze"], seeds, cameras)
-    assert table[0] == ("| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
-                        "| instruction shift | named probe top | named probe left_wrist |")
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in table[2:]}
-    assert rows["ReconVLA, gaze crops"][:5] == ["30.0 ± 0.0", "10.5 ± 0.7", "0.030 ± 0.000", "1.350 ± 0.071", "75.0 ± 0.0"]
-    # The untrained backbone is neither trained nor evaluated closed loop: no success, wrong object or action error.
+    assert table[0] == (
+        "| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
+        "| instruction shift | named probe top | named probe left_wrist |"
+    )
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in table[2:]
+    }
+    assert rows["ReconVLA, gaze crops"][:5] == [
+        "30.0 ± 0.0",
+        "10.5 ± 0.7",
+        "0.030 ± 0.000",
+        "1.350 ± 0.071",
+        "75.0 ± 0.0",
+    ]
+    # The untrained backbone is neither trained nor evaluated closed loop: no success, wrong object or action
+    # error.
     assert rows["untrained"][:4] == ["-", "-", "-", "1.000 ± 0.000"]
     # Chance: the attention ratio's 1, the swap's 50 %; the probe's constant answer; nothing for the rest.
     assert rows["chance / constant answer"] == ["-", "-", "-", "1.000", "50.0", "-", "0.200 ± 0.000", "n/a"]
     lines = paired_comparisons(results, ["pi0", "gaze"], seeds, cameras)
     measured = {line.split("|")[2].strip(): line for line in lines if line.startswith("| pi0 - gaze")}
-    assert set(measured) == {"success %", "wrong object %", "approach action error", "attention ratio",
-                             "heads to named %", "instruction shift", "named probe top", "named probe left_wrist"}
+    assert set(measured) == {
+        "success %",
+        "wrong object %",
+        "approach action error",
+        "attention ratio",
+        "heads to named %",
+        "instruction shift",
+        "named probe top",
+        "named probe left_wrist",
+    }
     assert "not measured in every seed" in measured["named probe left_wrist"]
     assert "equal in every seed" in measured["approach action error"]

@@ -1,14 +1,15 @@
-"""Fine-tuning from pi0 weights with LoRA through `lerobot-train --peft.*`, then loading as lerobot-eval does."""
+"""Fine-tuning from pi0 weights with LoRA through `lerobot-train --peft.*`, then loading as lerobot-eval
+does."""
 
 import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from lerobot.configs import PreTrainedConfig
 from lerobot.datasets import LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy, make_pre_post_processors
+from safetensors.torch import load_file
+
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from tests.fixtures.cli import run_cli, run_train, train_args
 from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
@@ -25,10 +26,13 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
 
     output = run_train(
         [
-            "--policy.type=reconvla", *TINY_CLI, f"--policy.pretrained_path={pi0_dir}",
-            "--peft.method_type=LORA", "--peft.r=4",
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            f"--policy.pretrained_path={pi0_dir}",
+            "--peft.method_type=LORA",
+            "--peft.r=4",
             *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=3),
-        ]  # fmt: skip
+        ]
     )
     assert "Loaded every pi0 weight" in output and "recon head starts fresh" in output
     assert "recon_loss:" in output
@@ -37,7 +41,10 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
     adapter = load_file(checkpoint / "adapter_model.safetensors")
     adapter_config = json.loads((checkpoint / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(pi0_dir)
-    for fragment in ("language_model.layers.1.self_attn.o_proj.lora_B", "gemma_expert.model.layers.1.self_attn.q_proj.lora_B"):
+    for fragment in (
+        "language_model.layers.1.self_attn.o_proj.lora_B",
+        "gemma_expert.model.layers.1.self_attn.q_proj.lora_B",
+    ):
         assert any(fragment in key for key in adapter), fragment
     head_keys = [key for key in adapter if "recon_head.dit" in key]
     assert any(key.endswith("blocks.0.ada_ln.1.weight") for key in head_keys)
@@ -75,10 +82,15 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
     run_cli(
         "lerobot-eval",
         [
-            f"--policy.path={checkpoint}", "--env.type=aloha_multicam",
-            "--env.task=transfer_cube", "--env.observation_height=96", "--env.observation_width=128",
-            "--env.episode_length=10", "--eval.n_episodes=1", "--eval.batch_size=1",
+            f"--policy.path={checkpoint}",
+            "--env.type=aloha_multicam",
+            "--env.task=transfer_cube",
+            "--env.observation_height=96",
+            "--env.observation_width=128",
+            "--env.episode_length=10",
+            "--eval.n_episodes=1",
+            "--eval.batch_size=1",
             f"--output_dir={tmp_path / 'eval'}",
-        ],  # fmt: skip
+        ],
     )
     assert json.loads((tmp_path / "eval" / "eval_info.json").read_text())["overall"]["n_episodes"] == 1

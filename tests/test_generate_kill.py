@@ -36,9 +36,17 @@ KILLS = [
 
 
 def generator_args(root: Path, workers: int) -> list[str]:
-    return ["--task=transfer_cube", f"--num_episodes={EPISODES}", f"--root={root}", "--repo_id=local/kill",
-            "--cameras=[top,left_wrist]", "--image_size=[24,32]", f"--episode_length={LENGTH}", "--keep_failed=true",
-            f"--workers={workers}"]
+    return [
+        "--task=transfer_cube",
+        f"--num_episodes={EPISODES}",
+        f"--root={root}",
+        "--repo_id=local/kill",
+        "--cameras=[top,left_wrist]",
+        "--image_size=[24,32]",
+        f"--episode_length={LENGTH}",
+        "--keep_failed=true",
+        f"--workers={workers}",
+    ]
 
 
 def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, list[str]]:
@@ -50,9 +58,10 @@ def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, 
     else:
         cmd = [sys.executable, "-m", "tests.fixtures.kill_at", kill[0], str(kill[1]), "--"]
     # Output to a file, not a pipe: a pipe would also wait for any child the killed process left behind.
-    with log.open("w") as out, processes.started(
-        [*cmd, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV
-    ) as process:
+    with (
+        log.open("w") as out,
+        processes.started([*cmd, *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV) as process,
+    ):
         code = process.wait(timeout=300)
         alive = processes.wait_for_no_command_process(process, within=15)
         left = []
@@ -65,7 +74,11 @@ def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, 
 
 
 def files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != Path(SIDECAR).name)
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != Path(SIDECAR).name
+    )
 
 
 @pytest.mark.slow
@@ -92,11 +105,21 @@ def test_sigkill_at_every_stage_loses_nothing_and_the_result_equals_an_unkilled_
     killed = LeRobotDataset("local/kill", root=killed_root)
     assert killed.meta.total_episodes == EPISODES and len(killed) == EPISODES * LENGTH
     seeds = [e["seed"] for e in json.loads((killed_root / SIDECAR).read_text())["episodes"]]
-    assert seeds == [e["seed"] for e in json.loads((reference_root / SIDECAR).read_text())["episodes"]] == [0, 1, 2]
+    assert (
+        seeds
+        == [e["seed"] for e in json.loads((reference_root / SIDECAR).read_text())["episodes"]]
+        == [0, 1, 2]
+    )
     assert files(killed_root) == files(reference_root)  # nothing left over from the killed runs
     for column in ["observation.state", "action", "observation.gaze_box.top", "episode_index", "frame_index"]:
-        np.testing.assert_array_equal(np.stack(killed.hf_dataset[column]), np.stack(reference.hf_dataset[column]))
+        np.testing.assert_array_equal(
+            np.stack(killed.hf_dataset[column]), np.stack(reference.hf_dataset[column])
+        )
     for index in range(0, len(killed), 3):
         # Same frames through the same encoder: decoded pixels agree to within the codec's noise.
-        torch.testing.assert_close(killed[index]["observation.images.top"], reference[index]["observation.images.top"],
-                                   atol=4 / 255, rtol=0)
+        torch.testing.assert_close(
+            killed[index]["observation.images.top"],
+            reference[index]["observation.images.top"],
+            atol=4 / 255,
+            rtol=0,
+        )

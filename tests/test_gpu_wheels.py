@@ -1,4 +1,5 @@
-"""The GPU wheel folder's repacking: LZMA-compressed wheels without the dropped parts still install with pip."""
+"""The GPU wheel folder's repacking: LZMA-compressed wheels without the dropped parts still install with
+pip."""
 
 import importlib.util
 import sys
@@ -15,11 +16,14 @@ spec.loader.exec_module(fill_gpu_wheels)
 
 
 def test_a_repacked_wheel_installs_without_its_dropped_parts(tmp_path):
-    wheel = make_wheel(tmp_path, {
-        "toy_pkg/__init__.py": b"VALUE = 7\n",
-        "toy_pkg/assets/big.bin": bytes(range(256)) * 4000,
-        "toy_pkg/assets/nested/more.bin": b"x" * 1000,
-    })  # fmt: skip
+    wheel = make_wheel(
+        tmp_path,
+        {
+            "toy_pkg/__init__.py": b"VALUE = 7\n",
+            "toy_pkg/assets/big.bin": bytes(range(256)) * 4000,
+            "toy_pkg/assets/nested/more.bin": b"x" * 1000,
+        },
+    )
     fill_gpu_wheels.repack(wheel, ("toy_pkg/assets/",))
 
     with zipfile.ZipFile(wheel) as archive:
@@ -29,7 +33,17 @@ def test_a_repacked_wheel_installs_without_its_dropped_parts(tmp_path):
     assert "assets" not in record and "toy_pkg/__init__.py,sha256=" in record
 
     site = tmp_path / "site"
-    install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", f"--target={site}", str(wheel)]
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        f"--target={site}",
+        str(wheel),
+    ]
     result = processes.run(install, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (site / "toy_pkg" / "__init__.py").read_text() == "VALUE = 7\n"

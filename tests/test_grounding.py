@@ -7,10 +7,9 @@ import re
 import numpy as np
 import pytest
 import torch
-
 from lerobot.policies.common.vla_utils import resize_with_pad_torch
+
 from lerobot_policy_reconvla.experiments.grounding import (
-    predict_chunks,
     attention_ratio,
     camera_grids,
     capture_expert_attention,
@@ -19,6 +18,7 @@ from lerobot_policy_reconvla.experiments.grounding import (
     instruction_swap,
     named_and_distractor_mass,
     policy_cameras,
+    predict_chunks,
     probe_scenes,
     token_box,
     windows_overlap,
@@ -147,7 +147,7 @@ def test_probe_scenes_hold_the_first_frame_boxes_and_each_cubes_script(scenes):
         for cam in CAMERAS:
             image = scene.images[cam]
             assert image.shape == IMAGE_SHAPE and image.dtype == torch.float32
-            assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.01
+            assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.01
 
         seed_scene.apply(env)
         ts = env.reset()
@@ -232,7 +232,8 @@ def test_instruction_swap_of_a_blind_policy_scores_chance(scenes, tiny):
     # Every instruction of a scene the same string: the policy cannot tell the rows apart.
     policy, preprocessor, postprocessor = tiny
     blind = [
-        dataclasses.replace(s, instructions={c: s.instructions[s.cubes[0]] for c in s.cubes}) for s in scenes
+        dataclasses.replace(s, instructions=dict.fromkeys(s.cubes, s.instructions[s.cubes[0]]))
+        for s in scenes
     ]
     result = instruction_swap(policy, preprocessor, postprocessor, blind, noise_seed=0)
     assert result["mean_shift"] == pytest.approx(0.0, abs=1e-6)
@@ -267,9 +268,17 @@ def test_instruction_swap_scores_a_policy_that_follows_and_one_that_mixes_up(sce
     assert result["heads_to_named"] == 1.0 and result["retargets"] == 1.0
     assert result["named_error"] == pytest.approx(0.0, abs=1e-6)
     expected_shift = np.mean(
-        [np.mean([(s.scripted[a] - s.scripted[b]).abs().mean().item()
-                  for i, a in enumerate(s.cubes) for b in s.cubes[i + 1:]]) for s in scenes]
-    )  # fmt: skip
+        [
+            np.mean(
+                [
+                    (s.scripted[a] - s.scripted[b]).abs().mean().item()
+                    for i, a in enumerate(s.cubes)
+                    for b in s.cubes[i + 1 :]
+                ]
+            )
+            for s in scenes
+        ]
+    )
     assert result["mean_shift"] == pytest.approx(expected_shift, rel=1e-5)
 
     # Always the cube after the named one: never the named cube, yet the chunk moves with the prompt.

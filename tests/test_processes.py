@@ -61,9 +61,12 @@ def test_a_worker_dies_with_its_parent_killed_by_sigkill(guarded, tmp_path):
     script.write_text(PARENT)
     mode = "guarded" if guarded else "unguarded"
     # Output to a file: a worker holding a pipe's end open would keep a reader of the pipe waiting.
-    with (tmp_path / "out.txt").open("w+") as out, processes.started(
-        [sys.executable, str(script), mode, str(Path(common_processes.__file__))], stdout=out
-    ) as parent:
+    with (
+        (tmp_path / "out.txt").open("w+") as out,
+        processes.started(
+            [sys.executable, str(script), mode, str(Path(common_processes.__file__))], stdout=out
+        ) as parent,
+    ):
         assert parent.wait(timeout=120) == -9
         worker = int((tmp_path / "out.txt").read_text().split()[-1])
         assert psutil.pid_exists(worker)  # it had started and was sleeping when its parent died
@@ -77,7 +80,8 @@ def test_run_kills_what_the_command_left_behind_and_on_timeout():
     # The command starts a grandchild in a session of its own (as torch's launcher starts training ranks),
     # not holding the output pipe, and exits at once: the grandchild is killed all the same.
     script = (
-        "import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+        "import subprocess, sys; "
+        "print(subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
         "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True).pid)"
     )
     result = processes.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)

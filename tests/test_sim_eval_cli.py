@@ -1,4 +1,5 @@
-"""`lerobot-eval` runs the registered `aloha_multicam` env, loaded from the preset file, for one short episode."""
+"""`lerobot-eval` runs the registered `aloha_multicam` env, loaded from the preset file, for one short
+episode."""
 
 import json
 

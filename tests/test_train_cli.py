@@ -1,4 +1,5 @@
-"""`lerobot-train --policy.type=reconvla` end to end, from the flags a user types (tiny variant, in this process)."""
+"""`lerobot-train --policy.type=reconvla` end to end, from the flags a user types (tiny variant, in this
+process)."""
 
 import json
 import re
@@ -19,11 +20,18 @@ def trained_3cam(tmp_path_factory, dataset_3cam):
     """One 3-step run on the boxed 3-camera dataset that several tests read (never write): checkpoints at
     every step, the head at 4x the learning rate, reconstructions logged to an offline wandb run at step 2."""
     run = tmp_path_factory.mktemp("trained_3cam") / "run"
-    output = run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--policy.recon_lr_scale=4.0", "--policy.recon_log_images_freq=2",
-        *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=3),
-        "--wandb.enable=true", "--wandb.mode=offline", "--wandb.project=reconvla_test",
-    ])  # fmt: skip
+    output = run_train(
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--policy.recon_lr_scale=4.0",
+            "--policy.recon_log_images_freq=2",
+            *train_args(dataset_3cam, "local/synthetic_3cam", run, steps=3),
+            "--wandb.enable=true",
+            "--wandb.mode=offline",
+            "--wandb.project=reconvla_test",
+        ]
+    )
     return run, output
 
 
@@ -60,7 +68,9 @@ def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with
             [f"--policy.path={checkpoint}", *train_args(root, repo_id, tmp_path / "finetune", steps=2)]
         )
         assert "recon_loss:" in output
-        assert (tmp_path / "finetune" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
+        assert (
+            tmp_path / "finetune" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors"
+        ).exists()
 
 
 def test_resume_continues_step_optimizer_and_scheduler(tmp_path, trained_3cam):
@@ -72,8 +82,16 @@ def test_resume_continues_step_optimizer_and_scheduler(tmp_path, trained_3cam):
     shutil.copytree(trained_3cam[0], run, symlinks=True)  # the shared run stays as it is
     first_state = load_file(run / "checkpoints" / "000003" / "training_state" / "optimizer_state.safetensors")
     train_config = run / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-    output = run_train([f"--config_path={train_config}", "--resume=true", "--steps=5", "--save_freq=5",
-                        f"--output_dir={run}", "--wandb.enable=false"])  # fmt: skip
+    output = run_train(
+        [
+            f"--config_path={train_config}",
+            "--resume=true",
+            "--steps=5",
+            "--save_freq=5",
+            f"--output_dir={run}",
+            "--wandb.enable=false",
+        ]
+    )
     assert "step:4 " in output and "step:5 " in output and "step:1 " not in output
 
     state_dir = run / "checkpoints" / "last" / "training_state"
@@ -93,13 +111,17 @@ def test_pixel_coordinate_gaze_boxes_are_refused_with_one_message_before_trainin
     from tests.fixtures.synthetic_dataset import write_synthetic_dataset
 
     root = tmp_path / "pixel_boxes"
-    write_synthetic_dataset(root, repo_id="local/pixel_boxes", num_episodes=1, episode_length=4, pixel_boxes=True)
+    write_synthetic_dataset(
+        root, repo_id="local/pixel_boxes", num_episodes=1, episode_length=4, pixel_boxes=True
+    )
     output = run_cli(
         "lerobot-train",
         ["--policy.type=reconvla", *TINY_CLI, *train_args(root, "local/pixel_boxes", tmp_path / "run")],
         expect_ok=False,
     )
-    refusals = re.findall(r"observation\.gaze_box\.\w+: the dataset's boxes average .*? Divide x0, x1 by", output)
+    refusals = re.findall(
+        r"observation\.gaze_box\.\w+: the dataset's boxes average .*? Divide x0, x1 by", output
+    )
     assert len(refusals) == 1, output[-3000:]  # the first camera's, named once
     assert "step:" not in output and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -124,10 +146,14 @@ def test_rename_map_fine_tunes_a_checkpoint_on_renamed_cameras_with_their_gaze_b
     for ours, theirs in renamed.items():
         rename_map[f"observation.images.{theirs}"] = f"observation.images.{ours}"
         rename_map[f"observation.gaze_box.{theirs}"] = f"observation.gaze_box.{ours}"
-    output = run_train([
-        f"--policy.path={checkpoint}", f"--rename_map={json.dumps(rename_map)}", "--policy.push_to_hub=false",
-        *train_args(root, "local/raw_names", tmp_path / "finetune", steps=2),
-    ])  # fmt: skip
+    output = run_train(
+        [
+            f"--policy.path={checkpoint}",
+            f"--rename_map={json.dumps(rename_map)}",
+            "--policy.push_to_hub=false",
+            *train_args(root, "local/raw_names", tmp_path / "finetune", steps=2),
+        ]
+    )
     assert re.findall(r"\bstep:(\d+) ", output) == ["1", "2"]
     assert "recon_loss:" in output
     assert "reconstructs its whole image" not in output  # every camera found its renamed box
@@ -135,10 +161,15 @@ def test_rename_map_fine_tunes_a_checkpoint_on_renamed_cameras_with_their_gaze_b
 
 def test_held_out_episodes_give_an_eval_loss_during_training(tmp_path, dataset_3cam):
     """--dataset.eval_split holds out the last episode; --eval_steps scores it (action + recon loss)."""
-    output = run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--dataset.eval_split=0.5", "--eval_steps=1",
-        *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2),
-    ])  # fmt: skip
+    output = run_train(
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--dataset.eval_split=0.5",
+            "--eval_steps=1",
+            *train_args(dataset_3cam, "local/synthetic_3cam", tmp_path / "run", steps=2),
+        ]
+    )
     logged = re.findall(r"step (\d+): eval_loss=(\d+\.\d+)", output)
     assert [step for step, _ in logged] == ["1", "2"], output[-3000:]
     eval_losses = [float(loss) for _, loss in logged]
@@ -152,7 +183,9 @@ def test_reconstructions_are_logged_to_wandb_as_images_every_n_steps(trained_3ca
     run, output = trained_3cam
     assert "was ignored as its type" not in output  # LeRobot's logger drops anything not int/float/str
     (run_dir,) = (run / "wandb").glob("offline-run-*")
-    images = sorted(p.name for p in (run_dir / "files" / "media" / "images" / "train" / "reconstruction").iterdir())
+    images = sorted(
+        p.name for p in (run_dir / "files" / "media" / "images" / "train" / "reconstruction").iterdir()
+    )
     # One picture per camera in 3 steps: logged at step 2 only.
     assert [name.rsplit("_", 2)[0] for name in images] == ["left_wrist", "right_wrist", "top"], images
     from PIL import Image
