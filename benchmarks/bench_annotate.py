@@ -32,7 +32,7 @@ def save_random_grounding_dino(path: Path) -> int:
         GroundingDinoForObjectDetection,
         GroundingDinoImageProcessor,
         GroundingDinoProcessor,
-    )  # fmt: skip
+    )
 
     # A small WordPiece vocabulary: token ids stay inside BERT-base's 30522-row table; the text is a few
     # tokens long either way, as with the real tokenizer.

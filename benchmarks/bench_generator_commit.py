@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from datasets.utils.logging import disable_progress_bar
-
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
 from lerobot_policy_reconvla.sim.recovery import commit_episode, create_committed
 
 FEATURES = {"observation.state": {"dtype": "float32", "shape": (14,), "names": None}}

@@ -68,8 +68,16 @@ def chunk_latency(args, recon, pi0, batch, compiled: bool) -> dict:
     # Identical chunks for the same noise (to kernel tolerance on a GPU); also the compile's first calls.
     assert_same_chunks(recon, pi0, batch, compiled or args.device == "cuda")
     first_call_s = time.perf_counter() - started
-    stats = interleaved({"pi0": lambda: pi0.predict_action_chunk(batch), "reconvla": lambda: recon.predict_action_chunk(batch)},
-                        "chunk", rounds=args.rounds, threads=args.threads, min_run_time=args.min_run_time)  # fmt: skip
+    stats = interleaved(
+        {
+            "pi0": lambda: pi0.predict_action_chunk(batch),
+            "reconvla": lambda: recon.predict_action_chunk(batch),
+        },
+        "chunk",
+        rounds=args.rounds,
+        threads=args.threads,
+        min_run_time=args.min_run_time,
+    )
     return dict(stats=stats, first_call_s=first_call_s)
 
 
@@ -131,13 +139,21 @@ def run(args, tmp: Path) -> dict:
 
     # Training, eager.
     for size, batch in batches.items():
-        for name, policy, cache in (("pi0", pi0, None), ("reconvla, VAE", recon, None),
-                                    ("reconvla, latent cache", recon, str(cache_dir))):  # fmt: skip
+        for name, policy, cache in (
+            ("pi0", pi0, None),
+            ("reconvla, VAE", recon, None),
+            ("reconvla, latent cache", recon, str(cache_dir)),
+        ):
             if policy is recon:
-                recon.config.recon_latent_cache = cache  # the same weights, reading the cache or running the VAE
+                recon.config.recon_latent_cache = (
+                    cache  # the same weights, reading the cache or running the VAE
+                )
             row = train_steps(args, policy, batch)
             results["train"].append(dict(batch_size=size, name=name, **row))
-            print(f"train b{size} {name}: {fmt_ms(row['median_s'])}, peak {fmt_gib(row['peak_bytes'])}", flush=True)
+            print(
+                f"train b{size} {name}: {fmt_ms(row['median_s'])}, peak {fmt_gib(row['peak_bytes'])}",
+                flush=True,
+            )
     recon.config.recon_latent_cache = None
 
     if not args.no_compile:
@@ -155,7 +171,9 @@ def run(args, tmp: Path) -> dict:
 def render(args, results: dict, argv: list[str], wall: float) -> str:
     cmd = "python -m benchmarks.bench_gpu " + " ".join(argv)
     out = [
-        "# ReconVLA against stock pi0 on one GPU (full size)" if args.variant == "full" else "# ReconVLA against stock pi0 (bench_gpu.py, tiny size)",
+        "# ReconVLA against stock pi0 on one GPU (full size)"
+        if args.variant == "full"
+        else "# ReconVLA against stock pi0 (bench_gpu.py, tiny size)",
         "",
         f"- command: `{cmd}`; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; wall time {wall / 60:.1f} min; commit {git_describe()}",
         *machine(),
@@ -172,8 +190,10 @@ def render(args, results: dict, argv: list[str], wall: float) -> str:
     for mode, row in results["latency"].items():
         stats = row["stats"]
         label = mode if mode == "eager" else f"compiled ({args.compile_mode})"
-        out.append(f"| {label} | {stats['pi0'].fmt()} | {stats['reconvla'].fmt()} | "
-                   f"{ratio(stats['reconvla'], stats['pi0']):.3f} | {row['first_call_s']:.1f} s |")  # fmt: skip
+        out.append(
+            f"| {label} | {stats['pi0'].fmt()} | {stats['reconvla'].fmt()} | "
+            f"{ratio(stats['reconvla'], stats['pi0']):.3f} | {row['first_call_s']:.1f} s |"
+        )
     out += [
         "",
         f"## Training step ({args.dtype}, full fine-tune, gradient checkpointing; median of {args.train_steps} steps)",
@@ -186,9 +206,11 @@ def render(args, results: dict, argv: list[str], wall: float) -> str:
     ]
     pi0_times = {row["batch_size"]: row["median_s"] for row in results["train"] if row["name"] == "pi0"}
     for row in results["train"]:
-        out.append(f"| {row['batch_size']} | {row['name']} | {fmt_ms(row['median_s'])} | "
-                   f"{row['median_s'] / pi0_times[row['batch_size']]:.3f} | {fmt_gib(row['peak_bytes'])} | "
-                   f"{row['weights_bytes'] / 2**30:.2f} GiB |")  # fmt: skip
+        out.append(
+            f"| {row['batch_size']} | {row['name']} | {fmt_ms(row['median_s'])} | "
+            f"{row['median_s'] / pi0_times[row['batch_size']]:.3f} | {fmt_gib(row['peak_bytes'])} | "
+            f"{row['weights_bytes'] / 2**30:.2f} GiB |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -203,12 +225,19 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--min-run-time", type=float, default=1.0)
-    p.add_argument("--quick", action="store_true", help="smoke setting: short runs, narrow VAE, batch 1 and 2")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke setting: short runs, narrow VAE, batch 1 and 2"
+    )
     p.add_argument("--out", default=None, help="markdown report to write")
     args = p.parse_args(argv)
     # What pi0_pair.make_config reads.
     args.dtype = "bfloat16" if args.device == "cuda" else "float32"
-    args.recon_head_dtype, args.chunk_size, args.num_steps, args.image_shape = "float32", 50, 10, [3, 224, 224]
+    args.recon_head_dtype, args.chunk_size, args.num_steps, args.image_shape = (
+        "float32",
+        50,
+        10,
+        [3, 224, 224],
+    )
     args.threads = args.threads or torch.get_num_threads()
     if args.quick:
         args.batch_sizes, args.train_steps, args.rounds, args.min_run_time = [1, 2], 1, 1, 0.05

@@ -49,11 +49,23 @@ from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy  # noqa: E4
 BEGIN = "<!-- bench_latent_cache.py: begin -->"
 END = "<!-- bench_latent_cache.py: end -->"
 # FLUX.1's VAE: SD's architecture with 16 latent channels, no quant convs, and its own shift and scale.
-FLUX_VAE = dict(SD_VAE, latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
-                shift_factor=0.1159, scaling_factor=0.3611)  # fmt: skip
+FLUX_VAE = dict(
+    SD_VAE,
+    latent_channels=16,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    shift_factor=0.1159,
+    scaling_factor=0.3611,
+)
 LAYOUTS = {
-    "sd": dict(vae=SD_VAE, image_size=128, description="SD-VAE architecture, 128 px crops, 4 x 1 x 1 per token"),
-    "paper": dict(vae=FLUX_VAE, image_size=256, description="FLUX.1-VAE architecture, 256 px crops, 16 x 2 x 2 per token"),
+    "sd": dict(
+        vae=SD_VAE, image_size=128, description="SD-VAE architecture, 128 px crops, 4 x 1 x 1 per token"
+    ),
+    "paper": dict(
+        vae=FLUX_VAE,
+        image_size=256,
+        description="FLUX.1-VAE architecture, 256 px crops, 16 x 2 x 2 per token",
+    ),
 }
 
 
@@ -64,13 +76,20 @@ def write_frames(root: Path, num_frames: int, image_shape) -> None:
 
     _, height, width = image_shape
     dataset = LeRobotDataset.create(
-        repo_id="local/bench_latent_cache", fps=50, root=root, robot_type="aloha", use_videos=False,
+        repo_id="local/bench_latent_cache",
+        fps=50,
+        root=root,
+        robot_type="aloha",
+        use_videos=False,
         features=dataset_features(CAMERAS, (height, width), use_videos=False),
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(0)
     for _ in range(num_frames):
-        frame = {"observation.state": rng.standard_normal(14).astype(np.float32),
-                 "action": rng.standard_normal(14).astype(np.float32), "task": "Pick up the cube."}  # fmt: skip
+        frame = {
+            "observation.state": rng.standard_normal(14).astype(np.float32),
+            "action": rng.standard_normal(14).astype(np.float32),
+            "task": "Pick up the cube.",
+        }
         for cam in CAMERAS:
             frame[f"observation.images.{cam}"] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
             frame[f"observation.gaze_box.{cam}"] = np.float32(GAZE_BOX)
@@ -84,8 +103,13 @@ def build_cache(root: Path, policy_config, cache_dir: Path) -> float:
 
     from lerobot_policy_reconvla.training.latent_cache import CacheLatentsConfig, build_latent_cache
 
-    config = CacheLatentsConfig(dataset=DatasetConfig(repo_id="local/bench_latent_cache", root=str(root)),
-                                policy=copy.deepcopy(policy_config), cache_dir=cache_dir, batch_size=8, num_workers=0)  # fmt: skip
+    config = CacheLatentsConfig(
+        dataset=DatasetConfig(repo_id="local/bench_latent_cache", root=str(root)),
+        policy=copy.deepcopy(policy_config),
+        cache_dir=cache_dir,
+        batch_size=8,
+        num_workers=0,
+    )
     start = time.perf_counter()
     build_latent_cache(config)
     return time.perf_counter() - start
@@ -98,7 +122,9 @@ def dataset_batch(root: Path, config, batch_size: int, device: str) -> dict:
     dataset = LeRobotDataset("local/bench_latent_cache", root=root)
     frames = torch.utils.data.default_collate([dataset[i] for i in range(batch_size)])
     batch = make_batch(config, batch_size, device)
-    for key in [f"observation.images.{cam}" for cam in CAMERAS] + [f"observation.gaze_box.{cam}" for cam in CAMERAS]:
+    for key in [f"observation.images.{cam}" for cam in CAMERAS] + [
+        f"observation.gaze_box.{cam}" for cam in CAMERAS
+    ]:
         batch[key] = frames[key].to(device)
     batch["index"] = frames["index"].to(device)
     return batch
@@ -111,7 +137,9 @@ def same_loss(cached, encoding, batch) -> float:
         torch.manual_seed(7)
         losses.append(policy.forward(batch)[1]["recon_loss"])
     difference = abs(losses[0] - losses[1]) / abs(losses[1])
-    assert difference < 1e-4, f"cached and encoded targets give different losses {losses}: the comparison is void"
+    assert difference < 1e-4, (
+        f"cached and encoded targets give different losses {losses}: the comparison is void"
+    )
     return difference
 
 
@@ -121,8 +149,11 @@ def run_layout(args, name: str, tmp: Path) -> list[dict]:
     root = tmp / f"frames_{name}"
     write_frames(root, args.frames, args.image_shape)
     config = make_config(args, "vae", vae_path)
-    config = dataclasses.replace(config, recon_image_size=layout["image_size"],
-                                 recon_vae_latent_channels=layout["vae"]["latent_channels"])  # fmt: skip
+    config = dataclasses.replace(
+        config,
+        recon_image_size=layout["image_size"],
+        recon_vae_latent_channels=layout["vae"]["latent_channels"],
+    )
     torch.manual_seed(0)
     encoding = ReconVLAPolicy(config)
     # Off its zero init: a zero head predicts 0 whatever the target, and the loss check below would be void.
@@ -145,11 +176,27 @@ def run_layout(args, name: str, tmp: Path) -> list[dict]:
         for policy_name, policy in (("pi0", pi0), ("vae", encoding), ("cache", cached)):
             policy.train()
             steps[policy_name] = train_step_fn(policy, make_optimizer(policy), batch)
-        stats = interleaved(steps, f"train step {name} b{batch_size}", rounds=args.rounds, threads=args.threads,
-                            min_run_time=args.min_run_time)  # fmt: skip
-        rows.append(dict(layout=name, batch_size=batch_size, stats=stats, difference=difference,
-                         build_s_per_1000=build_seconds * per_thousand, mib_per_1000=cache_bytes * per_thousand / 2**20))  # fmt: skip
-        print(f"[{name} b{batch_size}] pi0 {stats['pi0'].fmt()} vae {stats['vae'].fmt()} cache {stats['cache'].fmt()}", flush=True)
+        stats = interleaved(
+            steps,
+            f"train step {name} b{batch_size}",
+            rounds=args.rounds,
+            threads=args.threads,
+            min_run_time=args.min_run_time,
+        )
+        rows.append(
+            dict(
+                layout=name,
+                batch_size=batch_size,
+                stats=stats,
+                difference=difference,
+                build_s_per_1000=build_seconds * per_thousand,
+                mib_per_1000=cache_bytes * per_thousand / 2**20,
+            )
+        )
+        print(
+            f"[{name} b{batch_size}] pi0 {stats['pi0'].fmt()} vae {stats['vae'].fmt()} cache {stats['cache'].fmt()}",
+            flush=True,
+        )
         del cached, pi0
     return rows
 
@@ -209,7 +256,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--min-run-time", type=float, default=2.0)
-    p.add_argument("--quick", action="store_true", help="smoke setting: sd layout with a narrow VAE, batch 1, short runs (numbers meaningless)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke setting: sd layout with a narrow VAE, batch 1, short runs (numbers meaningless)",
+    )
     p.add_argument("--out", default=None, help="markdown file whose latent-cache section is (re)written")
     args = p.parse_args(argv)
     # What pi0_pair.make_config reads.

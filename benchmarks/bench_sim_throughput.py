@@ -97,26 +97,47 @@ def _breakdown(task: str, size: tuple[int, int], calls: int, results) -> None:
     h, w = size
     rows = []
     physics = physics_with()
-    rows.append(("gym-aloha's settings (4096 px shadow map, 4x multisampling)", cpu_ms(lambda: physics.render(h, w, camera_id="top"))))
+    rows.append(
+        (
+            "gym-aloha's settings (4096 px shadow map, 4x multisampling)",
+            cpu_ms(lambda: physics.render(h, w, camera_id="top")),
+        )
+    )
     for label, vis in [
         ("1024 px shadow map", {"quality.shadowsize": 1024}),
-        ("1024 px shadow map over half the extent (sim.render default)", {"quality.shadowsize": 1024, "map.shadowclip": 0.5}),
+        (
+            "1024 px shadow map over half the extent (sim.render default)",
+            {"quality.shadowsize": 1024, "map.shadowclip": 0.5},
+        ),
         ("no multisampling", {"quality.offsamples": 0}),
         (f"offscreen buffer of the image size ({h} x {w})", {"global_.offwidth": w, "global_.offheight": h}),
     ]:
         other = physics_with(**vis)
         rows.append((label, cpu_ms(lambda other=other: other.render(h, w, camera_id="top"))))
-    for label, flag in [("no shadows", "mjRND_SHADOW"), ("no reflections", "mjRND_REFLECTION"), ("no skybox", "mjRND_SKYBOX")]:
+    for label, flag in [
+        ("no shadows", "mjRND_SHADOW"),
+        ("no reflections", "mjRND_REFLECTION"),
+        ("no skybox", "mjRND_SKYBOX"),
+    ]:
         overrides = {getattr(mujoco.mjtRndFlag, flag): False}
-        rows.append((label, cpu_ms(lambda o=overrides: physics.render(h, w, camera_id="top", render_flag_overrides=o))))
+        rows.append(
+            (
+                label,
+                cpu_ms(lambda o=overrides: physics.render(h, w, camera_id="top", render_flag_overrides=o)),
+            )
+        )
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(calls):
         physics.render(h, w, camera_id="top")
     profile.disable()
     stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
-    gl = sum(v[2] for k, v in stats.items() if k[2] in ("<built-in method mujoco._render.mjr_render>",
-                                                        "<built-in method mujoco._render.mjr_readPixels>"))
+    gl = sum(
+        v[2]
+        for k, v in stats.items()
+        if k[2]
+        in ("<built-in method mujoco._render.mjr_render>", "<built-in method mujoco._render.mjr_readPixels>")
+    )
     total = sum(v[2] for v in stats.values())
     results.put((rows, gl / total))
 
@@ -133,13 +154,17 @@ def breakdown(task: str, size: tuple[int, int], calls: int = 10) -> None:
     print("| --- | --- |")
     for label, ms in rows:
         print(f"| {label} | {ms:.0f} |")
-    print(f"\ncProfile: {100 * gl_share:.0f} % of a physics.render call is inside mjr_render / mjr_readPixels.\n")
+    print(
+        f"\ncProfile: {100 * gl_share:.0f} % of a physics.render call is inside mjr_render / mjr_readPixels.\n"
+    )
 
 
 def measure(mode: str, task: str, size: tuple[int, int], frames: int, workers: int) -> dict:
     ctx = mp.get_context("spawn")  # fresh processes: no GL context inherited
     start, results = ctx.Barrier(workers), ctx.Queue()
-    procs = [ctx.Process(target=_frames, args=(mode, task, size, frames, start, results)) for _ in range(workers)]
+    procs = [
+        ctx.Process(target=_frames, args=(mode, task, size, frames, start, results)) for _ in range(workers)
+    ]
     for p in procs:
         p.start()
     out = [results.get() for _ in procs]
@@ -173,14 +198,19 @@ def main(argv=None) -> None:
     if args.breakdown:
         breakdown(args.task, (224, 224))
 
-    print(f"{args.task}, cameras {', '.join(CAMERAS)}, {args.frames} frames per worker, {os.cpu_count()} cores\n")
+    print(
+        f"{args.task}, cameras {', '.join(CAMERAS)}, {args.frames} frames per worker, {os.cpu_count()} cores\n"
+    )
     print("| image (H x W) | mode | workers | frames/s | cpu ms/frame |")
     print("| --- | --- | --- | --- | --- |")
     for size in args.sizes:
         for mode in args.modes:
             for workers in args.workers:
                 r = measure(mode, args.task, size, args.frames, workers)
-                print(f"| {size[0]} x {size[1]} | {mode} | {workers} | {r['fps']:.1f} | {r['cpu_ms']:.0f} |", flush=True)
+                print(
+                    f"| {size[0]} x {size[1]} | {mode} | {workers} | {r['fps']:.1f} | {r['cpu_ms']:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,9 @@ KEPT_FROM = "## Analysis"
 
 def timed(fns: dict, label: str, args, rounds: int | None = None) -> dict[str, Stat]:
     """`interleaved` with the command line's rounds, threads and minimum run time."""
-    return interleaved(fns, label, rounds=rounds or args.rounds, threads=args.threads, min_run_time=args.min_run_time)
+    return interleaved(
+        fns, label, rounds=rounds or args.rounds, threads=args.threads, min_run_time=args.min_run_time
+    )
 
 
 def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: dict) -> None:
@@ -87,15 +89,20 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
     batch = make_batch(recon_px.config, batch_size, args.device)
     print(f"[b={batch_size} compile={tag}] built in {time.time() - t0:.1f}s", flush=True)
 
-    res.notes.append(f"batch {batch_size}, compile {tag}: modules walked by `eval()`/`train()`: pi0 "
-                     f"{sum(1 for _ in pi0.modules())}, " + ", ".join(f"{n} {sum(1 for _ in p.modules())}" for n, p in policies.items() if n != "pi0"))
+    res.notes.append(
+        f"batch {batch_size}, compile {tag}: modules walked by `eval()`/`train()`: pi0 "
+        f"{sum(1 for _ in pi0.modules())}, "
+        + ", ".join(f"{n} {sum(1 for _ in p.modules())}" for n, p in policies.items() if n != "pi0")
+    )
     res.load.append((f"b{batch_size}/{tag} start", os.getloadavg()[0]))
 
     # ---- equivalence (before any timing) ----
     for name in [n for n in policies if n != "pi0"]:
         diff = assert_same_chunks(policies[name], pi0, batch, compile_on)
-        res.notes.append(f"batch {batch_size}, compile {tag}: {name} and pi0 action chunks identical "
-                         f"(max |diff| {diff:.1e}, same noise)")  # fmt: skip
+        res.notes.append(
+            f"batch {batch_size}, compile {tag}: {name} and pi0 action chunks identical "
+            f"(max |diff| {diff:.1e}, same noise)"
+        )
     recon = policies.get("reconvla-pixels") or policies["reconvla-vae"]
 
     # ---- inference ----
@@ -120,22 +127,45 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
 
         return fn
 
-    for what, make in (("predict_action_chunk", chunk_fn), ("select_action, empty queue (computes a chunk)", refill_fn)):
+    for what, make in (
+        ("predict_action_chunk", chunk_fn),
+        ("select_action, empty queue (computes a chunk)", refill_fn),
+    ):
         stats = oom_guard(timed, {"pi0": make(pi0), "reconvla": make(recon)}, what, args)
         if isinstance(stats, Exception):
             res.rows.append(Row(batch_size, tag, what, "OOM", "OOM", None))
             continue
         r = ratio(stats["reconvla"], stats["pi0"])
-        res.rows.append(Row(batch_size, tag, what, stats["pi0"], stats["reconvla"], r,
-                            f"<= {TARGETS['inference_ratio']}", verdict_ratio(r, TARGETS["inference_ratio"])))  # fmt: skip
+        res.rows.append(
+            Row(
+                batch_size,
+                tag,
+                what,
+                stats["pi0"],
+                stats["reconvla"],
+                r,
+                f"<= {TARGETS['inference_ratio']}",
+                verdict_ratio(r, TARGETS["inference_ratio"]),
+            )
+        )
         if what == "predict_action_chunk" and args.device == "cuda":
             res.chunk_latency.append((batch_size, tag, stats["reconvla"], stats["pi0"]))
     # Queue hits are microseconds: time them as many times as blocked_autorange likes.
     for p in (pi0, recon):
         p.reset()
     stats = timed({"pi0": pop_fn(pi0), "reconvla": pop_fn(recon)}, "select_action, queue hit", args)
-    res.rows.append(Row(batch_size, tag, "select_action, queue hit (pops one action)*", stats["pi0"],
-                        stats["reconvla"], ratio(stats["reconvla"], stats["pi0"]), "", "informative"))  # fmt: skip
+    res.rows.append(
+        Row(
+            batch_size,
+            tag,
+            "select_action, queue hit (pops one action)*",
+            stats["pi0"],
+            stats["reconvla"],
+            ratio(stats["reconvla"], stats["pi0"]),
+            "",
+            "informative",
+        )
+    )
 
     # ---- training step ----
     steps = {}
@@ -149,9 +179,18 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
             res.rows.append(Row(batch_size, tag, label, "OOM", "OOM", None))
             continue
         r = ratio(train_stats[name], train_stats["pi0"])
-        res.rows.append(Row(batch_size, tag, label, train_stats["pi0"], train_stats[name], r,
-                            f"<= {TARGETS['train_time_ratio']} (full, GPU, bf16)",
-                            verdict_ratio(r, TARGETS["train_time_ratio"]) if full_gpu else "not measured on a GPU yet"))  # fmt: skip
+        res.rows.append(
+            Row(
+                batch_size,
+                tag,
+                label,
+                train_stats["pi0"],
+                train_stats[name],
+                r,
+                f"<= {TARGETS['train_time_ratio']} (full, GPU, bf16)",
+                verdict_ratio(r, TARGETS["train_time_ratio"]) if full_gpu else "not measured on a GPU yet",
+            )
+        )
 
     # ---- where the recon time goes ----
     if not args.no_breakdown and not isinstance(train_stats, Exception):
@@ -165,19 +204,34 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
 
     # ---- peak memory (fresh subprocess per policy) ----
     if not args.no_memory:
-        mem = {kind: measure_memory(args, kind, batch_size, compile_on)
-               for kind in ["pi0"] + [f"reconvla-{t}" for t in args.recon_targets]}  # fmt: skip
+        mem = {
+            kind: measure_memory(args, kind, batch_size, compile_on)
+            for kind in ["pi0"] + [f"reconvla-{t}" for t in args.recon_targets]
+        }
         res.memory_method = next((m["method"] for m in mem.values() if m.get("method")), "")
         for kind in [k for k in mem if k != "pi0"]:
             a, b = mem["pi0"].get("peak_bytes"), mem[kind].get("peak_bytes")
             r = b / a if a and b else None
             label = f"peak memory, train step ({kind.split('-')[1]} target{', ' + args.vae_arch + '-VAE' if 'vae' in kind else ''})"
-            res.rows.append(Row(batch_size, tag, label, fmt_bytes(a, mem["pi0"]), fmt_bytes(b, mem[kind]), r,
-                                f"<= {TARGETS['train_memory_ratio']} (full, GPU, bf16)",
-                                verdict_ratio(r, TARGETS["train_memory_ratio"]) if full_gpu else "not measured on a GPU yet"))  # fmt: skip
+            res.rows.append(
+                Row(
+                    batch_size,
+                    tag,
+                    label,
+                    fmt_bytes(a, mem["pi0"]),
+                    fmt_bytes(b, mem[kind]),
+                    r,
+                    f"<= {TARGETS['train_memory_ratio']} (full, GPU, bf16)",
+                    verdict_ratio(r, TARGETS["train_memory_ratio"])
+                    if full_gpu
+                    else "not measured on a GPU yet",
+                )
+            )
 
 
-def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, batch: dict, train_stats, vae_paths):
+def breakdown(
+    args, res: Results, batch_size: int, tag: str, policies: dict, batch: dict, train_stats, vae_paths
+):
     from lerobot_policy_reconvla.gaze_box import batch_gaze_boxes, whole_image_if_absent
     from lerobot_policy_reconvla.modeling_reconvla import capture_prefix_hidden_states
     from lerobot_policy_reconvla.recon.target import ReconTarget, load_frozen_vae
@@ -190,9 +244,11 @@ def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, bat
     n_targets = batch_size * len(CAMERAS)
 
     fns = {}
-    fns["target: pixels (crop+resize, 32 px)" if args.variant == "tiny" else "target: pixels (crop+resize, 128 px)"] = (
-        lambda t=ReconTarget("pixels", 32 if args.variant == "tiny" else 128, grid): t(images, boxes)
-    )
+    fns[
+        "target: pixels (crop+resize, 32 px)"
+        if args.variant == "tiny"
+        else "target: pixels (crop+resize, 128 px)"
+    ] = lambda t=ReconTarget("pixels", 32 if args.variant == "tiny" else 128, grid): t(images, boxes)
     for arch, path in vae_paths.items():
         vae = load_frozen_vae(path, 4, 8).to(args.device)
         if args.dtype == "bfloat16" and args.device == "cuda":
@@ -222,7 +278,9 @@ def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, bat
             h(c, t, len(CAMERAS)).mean().backward()
 
         dit = head.dit.config
-        shape = f"DiT {dit.width}x{dit.depth}, {n_targets * head.timestep_repeats} seqs x {grid * grid} tokens"
+        shape = (
+            f"DiT {dit.width}x{dit.depth}, {n_targets * head.timestep_repeats} seqs x {grid * grid} tokens"
+        )
         fns[f"head ({label}): forward, no grad [{shape}]"] = head_fwd
         fns[f"head ({label}): forward, with grad"] = head_fwd_train
         fns[f"head ({label}): forward + backward"] = head_fwd_bwd
@@ -239,7 +297,11 @@ def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, bat
     def core_fwd_bwd(hook: bool):
         def fn():
             model.zero_grad(set_to_none=True)
-            ctx = capture_prefix_hidden_states(language_model, config.recon_layer) if hook else contextlib.nullcontext()
+            ctx = (
+                capture_prefix_hidden_states(language_model, config.recon_layer)
+                if hook
+                else contextlib.nullcontext()
+            )
             with ctx:
                 loss = model.forward(images_pp, masks_pp, lang, lang_mask, state, actions, noise, t).mean()
             loss.backward()
@@ -248,14 +310,26 @@ def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, bat
 
     model.train()
     parts_rounds = max(2, args.rounds // 2) if not args.quick else 1
-    hook_stats = timed({"pi0 core fwd+bwd, no hook": core_fwd_bwd(False),
-                              "pi0 core fwd+bwd, with capture hook": core_fwd_bwd(True)}, "hook", args, rounds=parts_rounds)  # fmt: skip
+    hook_stats = timed(
+        {
+            "pi0 core fwd+bwd, no hook": core_fwd_bwd(False),
+            "pi0 core fwd+bwd, with capture hook": core_fwd_bwd(True),
+        },
+        "hook",
+        args,
+        rounds=parts_rounds,
+    )
     stats = timed(fns, "recon parts", args, rounds=parts_rounds)
     stats.update(hook_stats)
-    hook_cost = hook_stats["pi0 core fwd+bwd, with capture hook"].median - hook_stats["pi0 core fwd+bwd, no hook"].median
+    hook_cost = (
+        hook_stats["pi0 core fwd+bwd, with capture hook"].median
+        - hook_stats["pi0 core fwd+bwd, no hook"].median
+    )
     for name in [n for n in policies if n != "pi0"]:
         extra = train_stats[name].median - train_stats["pi0"].median
-        stats[f"ReconVLA ({name.split('-')[1]}) train step - pi0 train step (whole recon overhead)"] = Stat(extra, None)
+        stats[f"ReconVLA ({name.split('-')[1]}) train step - pi0 train step (whole recon overhead)"] = Stat(
+            extra, None
+        )
     stats["capture hook overhead (difference of the two rows above)"] = Stat(hook_cost, None)
     ref = train_stats.get("reconvla-vae", train_stats.get("reconvla-pixels"))
     for name, s in stats.items():
@@ -264,29 +338,50 @@ def breakdown(args, res: Results, batch_size: int, tag: str, policies: dict, bat
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--variant", choices=("tiny", "full"), default="tiny")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
-                   help="policy dtype; default float32 on CPU, bfloat16 on CUDA")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 2 (tiny), 1 8 32 (full)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="policy dtype; default float32 on CPU, bfloat16 on CUDA",
+    )
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=None, help="default: 1 2 (tiny), 1 8 32 (full)"
+    )
     p.add_argument("--compile", choices=("off", "on", "both"), default="off")
-    p.add_argument("--compile-mode", default="max-autotune",
-                   help="torch.compile mode of both policies (pi0's default: max-autotune, which autotunes for minutes on a CPU)")
+    p.add_argument(
+        "--compile-mode",
+        default="max-autotune",
+        help="torch.compile mode of both policies (pi0's default: max-autotune, which autotunes for minutes on a CPU)",
+    )
     p.add_argument("--recon-targets", nargs="+", choices=("pixels", "vae"), default=["pixels", "vae"])
-    p.add_argument("--recon-head-dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="precision the reconstruction head computes in (the config's recon_head_dtype)")
-    p.add_argument("--vae-arch", choices=("sd", "small"), default="sd", help="VAE of the training-step comparison")
+    p.add_argument(
+        "--recon-head-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="precision the reconstruction head computes in (the config's recon_head_dtype)",
+    )
+    p.add_argument(
+        "--vae-arch", choices=("sd", "small"), default="sd", help="VAE of the training-step comparison"
+    )
     p.add_argument("--image-shape", type=int, nargs=3, default=[3, 224, 224], metavar=("C", "H", "W"))
     p.add_argument("--chunk-size", type=int, default=50)
     p.add_argument("--num-steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=4, help="alternating rounds per comparison")
-    p.add_argument("--min-run-time", type=float, default=2.0, help="blocked_autorange min_run_time per round, s")
+    p.add_argument(
+        "--min-run-time", type=float, default=2.0, help="blocked_autorange min_run_time per round, s"
+    )
     p.add_argument("--memory-steps", type=int, default=3)
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-breakdown", action="store_true")
-    p.add_argument("--quick", action="store_true", help="smoke setting: batch 1, 1 round, short runs, small VAE")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke setting: batch 1, 1 round, short runs, small VAE"
+    )
     p.add_argument("--extra-notes", default=None, help="markdown file appended to the report (analysis)")
     p.add_argument("--out", default=None, help="markdown report to write (e.g. docs/benchmarks.md)")
     # internal: memory subprocess

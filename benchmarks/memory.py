@@ -67,7 +67,9 @@ def memory_worker(args) -> None:
         if args.compile_on:
             compile_like_pi0_(policy)
         policy.train()
-        step = train_step_fn(policy, make_optimizer(policy), make_batch(policy.config, args.memory_batch_size, args.device))
+        step = train_step_fn(
+            policy, make_optimizer(policy), make_batch(policy.config, args.memory_batch_size, args.device)
+        )
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -90,16 +92,43 @@ def memory_worker(args) -> None:
 
 def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
     """{"peak_bytes", "method"[, "note"]} of `kind` (pi0, reconvla-pixels, reconvla-vae) from a fresh process."""
-    cmd = [sys.executable, "-m", "benchmarks.bench_vs_pi0", "--memory-worker", kind,
-           "--memory-batch-size", str(batch_size), "--variant", args.variant, "--device", args.device,
-           "--dtype", args.dtype, "--threads", str(args.threads), "--chunk-size", str(args.chunk_size),
-           "--num-steps", str(args.num_steps), "--vae-arch", args.vae_arch,
-           "--recon-head-dtype", args.recon_head_dtype,
-           "--image-shape", *map(str, args.image_shape), "--memory-steps", str(args.memory_steps)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_vs_pi0",
+        "--memory-worker",
+        kind,
+        "--memory-batch-size",
+        str(batch_size),
+        "--variant",
+        args.variant,
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+        "--threads",
+        str(args.threads),
+        "--chunk-size",
+        str(args.chunk_size),
+        "--num-steps",
+        str(args.num_steps),
+        "--vae-arch",
+        args.vae_arch,
+        "--recon-head-dtype",
+        args.recon_head_dtype,
+        "--image-shape",
+        *map(str, args.image_shape),
+        "--memory-steps",
+        str(args.memory_steps),
+    ]
     if compile_on:
         cmd += ["--compile-on", "--compile-mode", args.compile_mode]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line.removeprefix(RESULT_PREFIX))
-    return {"peak_bytes": None, "method": "", "note": f"worker failed (rc {proc.returncode}): {proc.stderr[-300:]}"}
+    return {
+        "peak_bytes": None,
+        "method": "",
+        "note": f"worker failed (rc {proc.returncode}): {proc.stderr[-300:]}",
+    }

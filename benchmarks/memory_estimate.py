@@ -53,8 +53,13 @@ CAMERAS = ("top", "left_wrist", "right_wrist")
 ACTION_DIM = 14  # ALOHA
 BNB_MIN_8BIT_SIZE, BNB_BLOCK = 4096, 256
 # The SD VAE (`stabilityai/sd-vae-ft-ema`, ReconVLA's default recon_vae): frozen, fp32.
-SD_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-              down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)  # fmt: skip
+SD_VAE = dict(
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=4,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +99,14 @@ def build(kind: str, setup: Setup, variant: str, expert_variant: str, head_dtype
     """The policy on the meta device, trainable as `setup` says (LoRA through LeRobot's own wrap_with_peft)."""
     inputs, outputs = features(224)
     common = dict(
-        paligemma_variant=variant, action_expert_variant=expert_variant, dtype="bfloat16", device="cpu",
-        gradient_checkpointing=setup.checkpointing, input_features=inputs, output_features=outputs,
-    )  # fmt: skip
+        paligemma_variant=variant,
+        action_expert_variant=expert_variant,
+        dtype="bfloat16",
+        device="cpu",
+        gradient_checkpointing=setup.checkpointing,
+        input_features=inputs,
+        output_features=outputs,
+    )
     if kind == "pi0":
         config = PI0Config(**common)
     else:
@@ -284,14 +294,19 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="gemma_2b", choices=["gemma_2b"])
     parser.add_argument("--expert-variant", default="gemma_300m", choices=["gemma_2b", "gemma_300m"])
     parser.add_argument(
-        "--recon-head-dtype", default="float32", choices=["float32", "bfloat16"],
+        "--recon-head-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
         help="the precision the head computes in (the policy's recon_head_dtype)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", type=Path, help="write the markdown report here (default: stdout)")
     parser.add_argument(
-        "--setups", type=int, nargs="+", default=list(range(len(SETUPS))),
+        "--setups",
+        type=int,
+        nargs="+",
+        default=list(range(len(SETUPS))),
         help="indices into: " + "; ".join(f"{i}: {setup.name}" for i, setup in enumerate(SETUPS)),
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     started = time.time()
 

@@ -50,7 +50,8 @@ def make_config(args, recon_target: str, vae_path: str | None):
     from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 
     features = {
-        f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, tuple(args.image_shape)) for cam in CAMERAS
+        f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, tuple(args.image_shape))
+        for cam in CAMERAS
     }
     features["observation.state"] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
     kwargs = dict(
@@ -69,14 +70,23 @@ def make_config(args, recon_target: str, vae_path: str | None):
     )
     if args.variant == "tiny":
         # configs/policy/reconvla_tiny.json's head, pi0's chunk and step count.
-        kwargs.update(paligemma_variant="tiny", action_expert_variant="tiny", recon_dit_width=64,
-                      recon_dit_depth=2, recon_dit_heads=4)  # fmt: skip
+        kwargs.update(
+            paligemma_variant="tiny",
+            action_expert_variant="tiny",
+            recon_dit_width=64,
+            recon_dit_depth=2,
+            recon_dit_heads=4,
+        )
     else:
-        kwargs.update(paligemma_variant="gemma_2b", action_expert_variant="gemma_300m")  # DiT 1024 x 3, 16 heads
+        kwargs.update(
+            paligemma_variant="gemma_2b", action_expert_variant="gemma_300m"
+        )  # DiT 1024 x 3, 16 heads
     if recon_target == "pixels":
         kwargs.update(recon_image_size=32 if args.variant == "tiny" else 128)
     else:
-        kwargs.update(recon_vae=vae_path, recon_image_size=128, recon_vae_latent_channels=4, recon_vae_downsample=8)
+        kwargs.update(
+            recon_vae=vae_path, recon_image_size=128, recon_vae_latent_channels=4, recon_vae_downsample=8
+        )
     return ReconVLAConfig(**kwargs)
 
 
@@ -139,8 +149,13 @@ def make_batch(config, batch_size: int, device: str, seed: int = 0) -> dict:
 
 def make_optimizer(policy):
     c = policy.config
-    return torch.optim.AdamW(policy.get_optim_params(), lr=c.optimizer_lr, betas=c.optimizer_betas,
-                             eps=c.optimizer_eps, weight_decay=c.optimizer_weight_decay)  # fmt: skip
+    return torch.optim.AdamW(
+        policy.get_optim_params(),
+        lr=c.optimizer_lr,
+        betas=c.optimizer_betas,
+        eps=c.optimizer_eps,
+        weight_decay=c.optimizer_weight_decay,
+    )
 
 
 def train_step_fn(policy, optimizer, batch):
@@ -166,5 +181,7 @@ def assert_same_chunks(recon, pi0, batch, compiled: bool) -> float:
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(c, d)
     else:
-        assert torch.equal(a, b) and torch.equal(c, d), "ReconVLA and its pi0 twin differ: the comparison is void"
+        assert torch.equal(a, b) and torch.equal(c, d), (
+            "ReconVLA and its pi0 twin differ: the comparison is void"
+        )
     return (c - d).abs().max().item()

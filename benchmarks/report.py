@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -17,7 +17,12 @@ from benchmarks.timing import Stat
 
 REPO = Path(__file__).resolve().parents[1]
 # The goals ReconVLA is held to: inference costs what pi0 costs; training adds at most 15 % time and 10 % memory.
-TARGETS = {"inference_ratio": 1.02, "train_time_ratio": 1.15, "train_memory_ratio": 1.10, "h100_chunk_ms": 50.0}
+TARGETS = {
+    "inference_ratio": 1.02,
+    "train_time_ratio": 1.15,
+    "train_memory_ratio": 1.10,
+    "h100_chunk_ms": 50.0,
+}
 
 
 @dataclass
@@ -56,8 +61,12 @@ def verdict_ratio(r: float | None, limit: float) -> str:
 
 def git_describe() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return f"{rev}{' (working tree has uncommitted changes)' if dirty else ''}"
     except OSError:
         return "unknown"
@@ -67,7 +76,9 @@ def cpu_model() -> str:
     # Neither psutil nor platform reports the CPU's model name on Linux; /proc/cpuinfo does.
     try:
         with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine())
+            return next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine()
+            )
     except OSError:
         return platform.machine()
 
@@ -91,8 +102,10 @@ def versions() -> str:
     import lerobot
     import transformers
 
-    return (f"Python {platform.python_version()}, torch {torch.__version__}, LeRobot {lerobot.__version__}, "
-            f"transformers {transformers.__version__}, diffusers {diffusers.__version__}")  # fmt: skip
+    return (
+        f"Python {platform.python_version()}, torch {torch.__version__}, LeRobot {lerobot.__version__}, "
+        f"transformers {transformers.__version__}, diffusers {diffusers.__version__}"
+    )
 
 
 def render(args, res: Results, argv: list[str], wall: float) -> str:
@@ -105,7 +118,7 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
         "",
         "## Run",
         "",
-        f"- date (UTC): {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')}; wall time {wall / 60:.1f} min",
+        f"- date (UTC): {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')}; wall time {wall / 60:.1f} min",
         f"- command: `{cmd}`",
         f"- repo commit: {git_describe()}",
         *machine(),
@@ -126,8 +139,12 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
         "per callable excluded. Figures are median ± IQR/2 over all blocks.",
         f"- memory: one fresh subprocess per policy and size, {args.memory_steps} training steps; "
         f"measure: {res.memory_method or 'n/a'}"
-        + (" (resident-set high-water mark, i.e. model + gradients + AdamW state + activations + allocator slack; "
-           "not comparable with GPU `max_memory_allocated` figures)" if args.device == "cpu" else ""),
+        + (
+            " (resident-set high-water mark, i.e. model + gradients + AdamW state + activations + allocator slack; "
+            "not comparable with GPU `max_memory_allocated` figures)"
+            if args.device == "cpu"
+            else ""
+        ),
         "- stock pi0: a deep copy of the ReconVLA policy with `model.recon_head` deleted and its classes set to "
         "LeRobot's `PI0Policy` / `PI0Pytorch` / `PaliGemmaWithExpertModel`, so it runs LeRobot's pi0 code "
         "unchanged on identical weights (LeRobot's `PI0Config` rejects the tiny variant). Asserted before timing: "
@@ -141,21 +158,33 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
     for r in res.rows:
         pi0 = r.pi0.fmt() if isinstance(r.pi0, Stat) else r.pi0
         rec = r.recon.fmt() if isinstance(r.recon, Stat) else r.recon
-        out.append(f"| {r.batch_size} | {r.compile} | {r.what} | {pi0} | {rec} | "
-                   f"{'' if r.ratio is None else f'{r.ratio:.3f}'} | {r.target} | {r.verdict} |")  # fmt: skip
-    out += ["", "\\* a queue hit runs no model: one ready action is appended to the queue and `select_action` pops "
-            "it (pi0's `self.eval()` walk over every module + `popleft`); Python overhead only.", ""]
+        out.append(
+            f"| {r.batch_size} | {r.compile} | {r.what} | {pi0} | {rec} | "
+            f"{'' if r.ratio is None else f'{r.ratio:.3f}'} | {r.target} | {r.verdict} |"
+        )
+    out += [
+        "",
+        "\\* a queue hit runs no model: one ready action is appended to the queue and `select_action` pops "
+        "it (pi0's `self.eval()` walk over every module + `popleft`); Python overhead only.",
+        "",
+    ]
     if res.breakdown:
-        out += ["## Where the recon time goes", "",
-                "Share = the row's median / the ReconVLA training step (VAE target where measured, else pixels) "
-                "of the same batch size. VAEs are random-init `diffusers.AutoencoderKL` (weights do not change "
-                "the time): `sd` = Stable Diffusion's layout (block_out_channels (128, 256, 512, 512), "
-                "2 layers per block, 4 latent channels: the architecture of `stabilityai/sd-vae-ft-ema`, "
-                "ReconVLA's default `recon_vae`), `small` = the same layout 8 channels wide (the tests' VAE).", "",
-                "| batch | compile | component | median ± IQR/2 | share of ReconVLA step |",
-                "| ---: | --- | --- | ---: | ---: |"]  # fmt: skip
+        out += [
+            "## Where the recon time goes",
+            "",
+            "Share = the row's median / the ReconVLA training step (VAE target where measured, else pixels) "
+            "of the same batch size. VAEs are random-init `diffusers.AutoencoderKL` (weights do not change "
+            "the time): `sd` = Stable Diffusion's layout (block_out_channels (128, 256, 512, 512), "
+            "2 layers per block, 4 latent channels: the architecture of `stabilityai/sd-vae-ft-ema`, "
+            "ReconVLA's default `recon_vae`), `small` = the same layout 8 channels wide (the tests' VAE).",
+            "",
+            "| batch | compile | component | median ± IQR/2 | share of ReconVLA step |",
+            "| ---: | --- | --- | ---: | ---: |",
+        ]
         for b, tag, name, s, share in res.breakdown:
-            out.append(f"| {b} | {tag} | {name} | {s.fmt()} | {'' if share is None else f'{share * 100:.1f} %'} |")
+            out.append(
+                f"| {b} | {tag} | {name} | {s.fmt()} | {'' if share is None else f'{share * 100:.1f} %'} |"
+            )
         out.append("")
     out += ["## Targets", ""]
     out += targets_section(args, res, full_gpu)
@@ -167,36 +196,62 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
 
 def targets_section(args, res: Results, full_gpu: bool) -> list[str]:
     lines = []
-    inf = [r for r in res.rows if r.what in ("predict_action_chunk", "select_action, empty queue (computes a chunk)") and r.ratio]
+    inf = [
+        r
+        for r in res.rows
+        if r.what in ("predict_action_chunk", "select_action, empty queue (computes a chunk)") and r.ratio
+    ]
     if inf:
         worst = max(inf, key=lambda r: r.ratio)
-        verdict = "met" if worst.ratio <= TARGETS["inference_ratio"] else verdict_ratio(worst.ratio, TARGETS["inference_ratio"])
-        lines.append(f"- Inference ratio <= {TARGETS['inference_ratio']} ({args.variant}, {args.device}): **{verdict}** "
-                     f"(worst ratio {worst.ratio:.3f}: {worst.what}, batch {worst.batch_size}, compile {worst.compile}; "
-                     f"all: {', '.join(f'{r.ratio:.3f}' for r in inf)})")  # fmt: skip
+        verdict = (
+            "met"
+            if worst.ratio <= TARGETS["inference_ratio"]
+            else verdict_ratio(worst.ratio, TARGETS["inference_ratio"])
+        )
+        lines.append(
+            f"- Inference ratio <= {TARGETS['inference_ratio']} ({args.variant}, {args.device}): **{verdict}** "
+            f"(worst ratio {worst.ratio:.3f}: {worst.what}, batch {worst.batch_size}, compile {worst.compile}; "
+            f"all: {', '.join(f'{r.ratio:.3f}' for r in inf)})"
+        )
     for key, word in (("train step", "train_time_ratio"), ("peak memory", "train_memory_ratio")):
         rows = [r for r in res.rows if r.what.startswith(key) and r.ratio]
-        measured = ", ".join(f"{r.what.split('(')[1].rstrip(')')} b{r.batch_size}/{r.compile}: {r.ratio:.3f}" for r in rows)
+        measured = ", ".join(
+            f"{r.what.split('(')[1].rstrip(')')} b{r.batch_size}/{r.compile}: {r.ratio:.3f}" for r in rows
+        )
         if full_gpu:
             worst = max(rows, key=lambda r: r.ratio) if rows else None
             verdict = verdict_ratio(worst.ratio, TARGETS[word]) if worst else "n/a"
-            lines.append(f"- Training {key} ratio <= {TARGETS[word]} (full, GPU, bf16): **{verdict}** ({measured})")
+            lines.append(
+                f"- Training {key} ratio <= {TARGETS[word]} (full, GPU, bf16): **{verdict}** ({measured})"
+            )
         else:
-            lines.append(f"- Training {key} ratio <= {TARGETS[word]} (full size, GPU, bf16): **not measured on a GPU yet** "
-                         f"(the full model does not train on a CPU). Indicative {args.variant}/{args.device} "
-                         f"ratios, which overstate the head's share because the tiny backbone is ~1000x smaller "
-                         f"than gemma_2b while the VAE keeps its full size: {measured or 'n/a'}")  # fmt: skip
+            lines.append(
+                f"- Training {key} ratio <= {TARGETS[word]} (full size, GPU, bf16): **not measured on a GPU yet** "
+                f"(the full model does not train on a CPU). Indicative {args.variant}/{args.device} "
+                f"ratios, which overstate the head's share because the tiny backbone is ~1000x smaller "
+                f"than gemma_2b while the VAE keeps its full size: {measured or 'n/a'}"
+            )
     h100 = [x for x in res.chunk_latency if x[0] == 1 and x[1] == "on"]
     gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
     if full_gpu and h100 and "H100" in gpu_name:
         s = h100[0][2]
-        verdict = "met" if s.median * 1e3 <= TARGETS["h100_chunk_ms"] else f"missed by {s.median * 1e3 - TARGETS['h100_chunk_ms']:.1f} ms"
-        lines.append(f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile, batch 1: "
-                     f"**{verdict}** ({s.median * 1e3:.1f} ms; stock pi0 {h100[0][3].median * 1e3:.1f} ms)")  # fmt: skip
+        verdict = (
+            "met"
+            if s.median * 1e3 <= TARGETS["h100_chunk_ms"]
+            else f"missed by {s.median * 1e3 - TARGETS['h100_chunk_ms']:.1f} ms"
+        )
+        lines.append(
+            f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile, batch 1: "
+            f"**{verdict}** ({s.median * 1e3:.1f} ms; stock pi0 {h100[0][3].median * 1e3:.1f} ms)"
+        )
     else:
-        lines.append(f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile: "
-                     "**not measured on a GPU yet** (the full-size command above, on an H100)")
+        lines.append(
+            f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile: "
+            "**not measured on a GPU yet** (the full-size command above, on an H100)"
+        )
     if not full_gpu:
-        lines.append("- Full size at batch 1, 8, 32 with compile off/on, bf16: **not measured on a GPU yet** "
-                     "(`--variant full --device cuda --batch-sizes 1 8 32 --compile both --dtype bfloat16`)")
+        lines.append(
+            "- Full size at batch 1, 8, 32 with compile off/on, bf16: **not measured on a GPU yet** "
+            "(`--variant full --device cuda --batch-sizes 1 8 32 --compile both --dtype bfloat16`)"
+        )
     return lines

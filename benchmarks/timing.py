@@ -37,7 +37,13 @@ def fmt_time(seconds: float) -> str:
 
 
 def interleaved(
-    fns: dict[str, Callable[[], object]], label: str, *, rounds: int, threads: int, min_run_time: float, warmup: int = 1
+    fns: dict[str, Callable[[], object]],
+    label: str,
+    *,
+    rounds: int,
+    threads: int,
+    min_run_time: float,
+    warmup: int = 1,
 ) -> dict[str, Stat]:
     """Times every callable with blocked_autorange, alternating them round by round; merges the rounds."""
     for fn in fns.values():  # warm-up, excluded from every figure

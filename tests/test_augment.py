@@ -22,11 +22,17 @@ def red_box(image: torch.Tensor) -> list[float] | None:
     if not red.any():
         return None
     ys, xs = torch.nonzero(red, as_tuple=True)
-    return [xs.min().item() / WIDTH, ys.min().item() / HEIGHT, (xs.max().item() + 1) / WIDTH,
-            (ys.max().item() + 1) / HEIGHT]  # fmt: skip
+    return [
+        xs.min().item() / WIDTH,
+        ys.min().item() / HEIGHT,
+        (xs.max().item() + 1) / WIDTH,
+        (ys.max().item() + 1) / HEIGHT,
+    ]
 
 
-@pytest.mark.parametrize("corners", [(12, 8, 18, 14), (0, 0, 5, 4), (28, 20, 32, 24)], ids=["middle", "corner", "edge"])
+@pytest.mark.parametrize(
+    "corners", [(12, 8, 18, 14), (0, 0, 5, 4), (28, 20, 32, 24)], ids=["middle", "corner", "edge"]
+)
 def test_box_stays_around_the_square_at_every_shift(corners):
     image = square_image(*corners)
     box = torch.tensor([red_box(image[0])])
@@ -39,12 +45,18 @@ def test_box_stays_around_the_square_at_every_shift(corners):
             # Edge replication smears a square touching the border along it: the box then covers only
             # the square's own pixels that stayed in view, so compare against the unsmeared square.
             x0, y0, x1, y1 = corners
-            own = [min(max(x0 + dx, 0), WIDTH), min(max(y0 + dy, 0), HEIGHT),
-                   min(max(x1 + dx, 0), WIDTH), min(max(y1 + dy, 0), HEIGHT)]  # fmt: skip
+            own = [
+                min(max(x0 + dx, 0), WIDTH),
+                min(max(y0 + dy, 0), HEIGHT),
+                min(max(x1 + dx, 0), WIDTH),
+                min(max(y1 + dy, 0), HEIGHT),
+            ]
             if own[2] <= own[0] or own[3] <= own[1]:  # the square left the view: so did its box
                 assert moved.tolist() == ABSENT_BOX.tolist(), (dx, dy)
                 continue
-            assert moved.tolist() == pytest.approx([own[0] / WIDTH, own[1] / HEIGHT, own[2] / WIDTH, own[3] / HEIGHT])
+            assert moved.tolist() == pytest.approx(
+                [own[0] / WIDTH, own[1] / HEIGHT, own[2] / WIDTH, own[3] / HEIGHT]
+            )
             assert expected is not None
             # Every pixel inside the moved box is red: the box frames the square, not the background.
             px = (moved * torch.tensor([WIDTH, HEIGHT, WIDTH, HEIGHT])).round().long().tolist()
@@ -82,7 +94,9 @@ def test_no_pad_changes_nothing_and_a_negative_pad_is_refused():
         random_shift(images, boxes, -1)
 
 
-def test_policy_shifts_in_training_only_and_its_targets_follow_the_objects(policy_and_processors, monkeypatch):
+def test_policy_shifts_in_training_only_and_its_targets_follow_the_objects(
+    policy_and_processors, monkeypatch
+):
     """`image_shift_pixels`: training forwards draw a shift (the loss changes with the draw, all else fixed),
     evaluation forwards do not, and the gaze crop of a shifted camera is the crop of the unshifted one."""
     from tests.fixtures.tiny_policy import CHUNK, TOKEN_GRID, raw_batch
@@ -116,7 +130,9 @@ def test_policy_shifts_in_training_only_and_its_targets_follow_the_objects(polic
     boxes = policy.gaze_boxes(batch)  # (B, K, 4)
     moved_batch, moved_boxes = policy._shifted(batch, boxes)
     assert not torch.equal(moved_boxes, boxes)
-    torch.testing.assert_close(policy.recon_targets(moved_batch, moved_boxes), policy.recon_targets(batch, boxes))
+    torch.testing.assert_close(
+        policy.recon_targets(moved_batch, moved_boxes), policy.recon_targets(batch, boxes)
+    )
 
 
 def test_shift_with_a_latent_cache_is_refused_by_name():

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 import pytest
-
 from lerobot.configs import parser
+
 from lerobot_policy_reconvla.common.cli import UsageError, run_entry_point
 from lerobot_policy_reconvla.common.durable import (
     ResumeRefused,
@@ -31,7 +31,9 @@ class ToolConfig:
 @parser.wrap()
 def tool(cfg: ToolConfig):
     if cfg.out == "refuse":
-        refuse_other_settings({"steps": 1}, {"steps": cfg.steps}, what="out holds another run", remedy="delete it")
+        refuse_other_settings(
+            {"steps": 1}, {"steps": cfg.steps}, what="out holds another run", remedy="delete it"
+        )
     if cfg.out == "interrupt":
         raise KeyboardInterrupt
     return 7 if cfg.images else {"out": cfg.out}

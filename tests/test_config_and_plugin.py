@@ -6,11 +6,11 @@ import textwrap
 
 import pytest
 import torch
-from transformers import AutoTokenizer
-
 from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
+from transformers import AutoTokenizer
+
 from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, TINY_VOCAB_SIZE, ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from tests.fixtures import processes
@@ -46,14 +46,23 @@ def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
     [
         ({"paligemma_variant": "gemma_7b"}, r"paligemma_variant='gemma_7b'.*expected one of"),
         ({"action_expert_variant": "gemma_300m"}, "both be 'tiny'"),
-        ({"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"}, "gemma_300m' cannot run"),
+        (
+            {"paligemma_variant": "gemma_300m", "action_expert_variant": "gemma_300m"},
+            "gemma_300m' cannot run",
+        ),
         ({"dtype": "float16"}, r"dtype='float16'; expected one of \('bfloat16', 'float32'\)"),  # pi0's check
         ({"recon_target": "rgb"}, r"recon_target='rgb'; expected one of \('vae', 'pixels'\)"),
         ({"recon_target": "vae", "recon_vae": None}, "recon_target='vae' needs recon_vae"),
         # The tiny test policy's grid is 8 x 8 tokens (112 px).
         ({"recon_image_size": 36}, r"recon_image_size=36 must be a multiple of the image-token grid \(8"),
-        ({"recon_target": "vae", "recon_image_size": 96}, r"recon_image_size=96 must be a multiple of recon_vae_downsample=8 x"),
-        ({"recon_head_dtype": "float16"}, r"recon_head_dtype='float16'; expected one of \('float32', 'bfloat16'\)"),
+        (
+            {"recon_target": "vae", "recon_image_size": 96},
+            r"recon_image_size=96 must be a multiple of recon_vae_downsample=8 x",
+        ),
+        (
+            {"recon_head_dtype": "float16"},
+            r"recon_head_dtype='float16'; expected one of \('float32', 'bfloat16'\)",
+        ),
         ({"recon_vae_latent_channels": 0}, "recon_vae_latent_channels=0; expected >= 1"),
         ({"recon_dit_width": 30, "recon_dit_heads": 4}, "recon_dit_width=30 must be divisible"),
         ({"recon_layer": 2}, r"recon_layer=2 is outside the 2 layers of 'tiny'"),
@@ -93,13 +102,17 @@ def test_full_variants_have_exactly_pi0s_parameters(expert):
         upstream = PI0Pytorch(PI0Config(**sizes))
         ours = ReconVLAPytorch(ReconVLAConfig(**sizes, recon_target="pixels"))
     expected = {k: (tuple(v.shape), v.dtype) for k, v in upstream.state_dict().items()}
-    got = {k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items() if not k.startswith("recon_head.")}
+    got = {
+        k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items() if not k.startswith("recon_head.")
+    }
     assert got == expected
     assert any(k.startswith("recon_head.dit.") for k in ours.state_dict())
     # The config's checks use the sizes the model was built with.
     language_model = ours.paligemma_with_expert.paligemma.model.language_model
     assert ours.config.language_depth == len(language_model.layers) == 18
-    assert ours.config.vision_patch_size == ours.paligemma_with_expert.paligemma.config.vision_config.patch_size
+    assert (
+        ours.config.vision_patch_size == ours.paligemma_with_expert.paligemma.config.vision_config.patch_size
+    )
 
 
 def test_tiny_variant_sizes_are_the_configs():
@@ -146,7 +159,9 @@ def test_tiny_variant_freezes_as_pi0_does(setting, frozen):
 def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():
     policy = ReconVLAPolicy(tiny_config())
     total = sum(p.numel() for p in policy.parameters())
-    vision = sum(p.numel() for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    vision = sum(
+        p.numel() for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters()
+    )
     assert 1_000_000 < total < 10_000_000, total
     assert vision > 100_000  # the vision tower is real (SigLIP), just small
     tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
@@ -160,12 +175,21 @@ def test_every_pi0_setting_defaults_to_pi0s_value():
     import dataclasses
 
     ours, pi0 = ReconVLAConfig(device="cpu"), PI0Config(device="cpu")
-    differing = {f.name for f in dataclasses.fields(PI0Config) if getattr(ours, f.name) != getattr(pi0, f.name)}
+    differing = {
+        f.name for f in dataclasses.fields(PI0Config) if getattr(ours, f.name) != getattr(pi0, f.name)
+    }
     assert differing == set()
-    added = {f.name for f in dataclasses.fields(ReconVLAConfig)} - {f.name for f in dataclasses.fields(PI0Config)}
-    assert added and all(name.startswith("recon_") or name in {"cameras", "tokenizer_name", "optimizer_type", "image_shift_pixels"}
-                         for name in added), added
-    assert ours.resolved_tokenizer_name == "google/paligemma-3b-pt-224"  # pi0's own tokenizer when none is set
+    added = {f.name for f in dataclasses.fields(ReconVLAConfig)} - {
+        f.name for f in dataclasses.fields(PI0Config)
+    }
+    assert added and all(
+        name.startswith("recon_")
+        or name in {"cameras", "tokenizer_name", "optimizer_type", "image_shift_pixels"}
+        for name in added
+    ), added
+    assert (
+        ours.resolved_tokenizer_name == "google/paligemma-3b-pt-224"
+    )  # pi0's own tokenizer when none is set
 
 
 def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
@@ -173,13 +197,17 @@ def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
     config.cameras = ["cam_right_wrist", "cam_high", "cam_left_wrist"]
     config.validate_features()
     assert config.camera_keys == [
-        "observation.images.cam_right_wrist", "observation.images.cam_high", "observation.images.cam_left_wrist",
-    ]  # fmt: skip
+        "observation.images.cam_right_wrist",
+        "observation.images.cam_high",
+        "observation.images.cam_left_wrist",
+    ]
     assert "observation.state" in config.input_features
 
     config = tiny_config(cameras=("top", "left_wrist"))
     config.cameras = ["cam_high"]
-    with pytest.raises(ValueError, match=r"\['cam_high'\] not among the input cameras \['top', 'left_wrist'\]"):
+    with pytest.raises(
+        ValueError, match=r"\['cam_high'\] not among the input cameras \['top', 'left_wrist'\]"
+    ):
         config.validate_features()
 
 
@@ -234,8 +262,16 @@ def test_a_refused_setting_is_named_where_lerobot_trains_parser_hides_the_reason
     class Command:  # the shape of lerobot-train's config as far as the policy goes
         policy: PreTrainedConfig | None = None
 
-    flags = ["--policy.type=reconvla", "--policy.paligemma_variant=tiny", "--policy.action_expert_variant=tiny",
-             "--policy.image_resolution=[84,84]", "--policy.device=cpu"]  # fmt: skip
+    flags = [
+        "--policy.type=reconvla",
+        "--policy.paligemma_variant=tiny",
+        "--policy.action_expert_variant=tiny",
+        "--policy.image_resolution=[84,84]",
+        "--policy.device=cpu",
+    ]
     with caplog.at_level(logging.ERROR), pytest.raises((SystemExit, draccus.utils.ParsingError)):
         draccus.parse(Command, args=flags)
-    assert "recon_image_size=128 must be a multiple of the image-token grid (6 = image_resolution 84 // patch 14)" in caplog.text
+    assert (
+        "recon_image_size=128 must be a multiple of the image-token grid (6 = image_resolution 84 // patch 14)"
+        in caplog.text
+    )

@@ -5,10 +5,16 @@ import re
 
 import numpy as np
 import pytest
-
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot_policy_reconvla.sim.recovery import SIDECAR, GenerationLedger, UnrecoverableDataset, commit_episode
-from lerobot_policy_reconvla.sim.recovery import create_committed, recover
+
+from lerobot_policy_reconvla.sim.recovery import (
+    SIDECAR,
+    GenerationLedger,
+    UnrecoverableDataset,
+    commit_episode,
+    create_committed,
+    recover,
+)
 
 FEATURES = {"observation.state": {"dtype": "float32", "shape": (2,), "names": ["a", "b"]}}
 
@@ -42,13 +48,19 @@ def test_recover_removes_uncommitted_files_and_restores_rewritten_metadata(tmp_p
     (root / "meta/info.json").write_text('{"total_episodes": 3')  # rewritten in place, cut short
 
     removed = recover(root, GenerationLedger.read(root))
-    assert sorted(removed) == ["data/chunk-000/file-002.parquet", "images/", "meta/episodes/chunk-000/file-002.parquet",
-                               "tmpab12cd/"]
+    assert sorted(removed) == [
+        "data/chunk-000/file-002.parquet",
+        "images/",
+        "meta/episodes/chunk-000/file-002.parquet",
+        "tmpab12cd/",
+    ]
     assert (root / "meta/info.json").read_bytes() == info and not (root / "images").exists()
     dataset = LeRobotDataset("local/rec", root=root)
     assert dataset.meta.total_episodes == 2 and len(dataset) == 6
     assert dataset[5]["observation.state"].tolist() == [1.0, 2.0]
-    assert recover(root, GenerationLedger.read(root)) == []  # idempotent: a kill during the rollback is rolled back again
+    assert (
+        recover(root, GenerationLedger.read(root)) == []
+    )  # idempotent: a kill during the rollback is rolled back again
 
 
 def test_a_committed_file_changed_by_hand_is_refused_in_one_line(tmp_path):
@@ -57,7 +69,9 @@ def test_a_committed_file_changed_by_hand_is_refused_in_one_line(tmp_path):
     data = root / "data/chunk-000/file-000.parquet"
     size = data.stat().st_size
     data.write_bytes(data.read_bytes()[:10])
-    with pytest.raises(UnrecoverableDataset, match=rf"data/chunk-000/file-000.parquet has 10 bytes, committed with {size}"):
+    with pytest.raises(
+        UnrecoverableDataset, match=rf"data/chunk-000/file-000.parquet has 10 bytes, committed with {size}"
+    ):
         recover(root, GenerationLedger.read(root))
 
 
@@ -68,13 +82,20 @@ def test_incomplete_metadata_from_an_older_run_is_refused_in_one_line_without_th
     (root / "meta").mkdir(parents=True)
     # What the generator wrote before commits existed, killed after one episode: info.json counts an
     # episode whose buffered metadata never reached meta/episodes/.
-    LeRobotDataset.create("local/old", fps=50, features=FEATURES, root=tmp_path / "new", use_videos=False).finalize()
+    LeRobotDataset.create(
+        "local/old", fps=50, features=FEATURES, root=tmp_path / "new", use_videos=False
+    ).finalize()
     info = json.loads((tmp_path / "new/meta/info.json").read_text())
     info.update(total_episodes=1, total_frames=400, total_tasks=1)
     (root / "meta/info.json").write_text(json.dumps(info))
-    (root / SIDECAR).write_text(json.dumps({"task": "transfer_cube", "next_seed": 1, "episodes": [{"seed": 0}]}))
+    (root / SIDECAR).write_text(
+        json.dumps({"task": "transfer_cube", "next_seed": 1, "episodes": [{"seed": 0}]})
+    )
     assert main(["--task=transfer_cube", "--num_episodes=2", f"--root={root}", "--repo_id=local/old"]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"cannot resume .*old: 1 episode\(s\) in meta/info.json but "
-                     r"\['meta/tasks.parquet', 'meta/episodes/'\] missing", err), err
+    assert re.search(
+        r"cannot resume .*old: 1 episode\(s\) in meta/info.json but "
+        r"\['meta/tasks.parquet', 'meta/episodes/'\] missing",
+        err,
+    ), err
     assert err.count("\n") == 1  # one line, no traceback

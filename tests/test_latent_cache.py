@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import default_collate
-from torchvision.transforms import v2
-
 from lerobot.configs.default import DatasetConfig
 from lerobot.datasets import LeRobotDataset
 from lerobot.transforms import ImageTransformsConfig, SharpnessJitter
+from torch.utils.data import default_collate
+from torchvision.transforms import v2
+
 from lerobot_policy_reconvla.common.durable import STAGING_SUFFIX, ResumeRefused
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
@@ -37,7 +37,9 @@ def vae_config(tiny_vae_dir, **overrides):
 
 def build(dataset_root, policy_config, cache_dir, **options):
     dataset = DatasetConfig(repo_id=REPO_ID, root=str(dataset_root))
-    config = CacheLatentsConfig(dataset=dataset, policy=policy_config, cache_dir=cache_dir, batch_size=8, num_workers=0)
+    config = CacheLatentsConfig(
+        dataset=dataset, policy=policy_config, cache_dir=cache_dir, batch_size=8, num_workers=0
+    )
     for name, value in options.items():
         setattr(config, name, value)
     return build_latent_cache(config)
@@ -65,7 +67,9 @@ def test_a_training_step_with_the_cache_has_the_loss_of_one_without(dataset_3cam
     config = vae_config(tiny_vae_dir, recon_latent_cache=str(cache_dir))
     torch.manual_seed(0)
     policy = ReconVLAPolicy(config)
-    perturb_head_(policy)  # a zero-init head predicts 0 for any target: the recon loss would not tell them apart
+    perturb_head_(
+        policy
+    )  # a zero-init head predicts 0 for any target: the recon loss would not tell them apart
     policy.train()
     preprocessor, _ = make_reconvla_pre_post_processors(config)
     batch = preprocessor(training_batch(dataset_3cam))
@@ -91,7 +95,9 @@ def test_a_training_step_with_the_cache_has_the_loss_of_one_without(dataset_3cam
     ("field", "value"),
     [("recon_pad_to_square", True), ("recon_image_size", 256), ("recon_vae", "another/vae")],
 )
-def test_a_cache_built_for_other_target_settings_is_refused_naming_the_field(tiny_vae_dir, cache_dir, field, value):
+def test_a_cache_built_for_other_target_settings_is_refused_naming_the_field(
+    tiny_vae_dir, cache_dir, field, value
+):
     config = vae_config(tiny_vae_dir, **{field: value})
     with pytest.raises(LatentCacheError, match=rf"built with {field}=.*but the policy has {field}={value!r}"):
         LatentCache(cache_dir).check_fits(config, list(CAMERAS))
@@ -116,7 +122,9 @@ def test_a_batch_whose_boxes_changed_since_the_cache_is_refused(dataset_3cam, ti
     def move_box(batch):
         batch["observation.gaze_box.left_wrist"][2] += 0.01
 
-    with pytest.raises(LatentCacheError, match=r"frame 25, camera 'left_wrist': the batch's gaze box .* rebuild"):
+    with pytest.raises(
+        LatentCacheError, match=r"frame 25, camera 'left_wrist': the batch's gaze box .* rebuild"
+    ):
         cached_step(dataset_3cam, tiny_vae_dir, cache_dir, move_box)
 
 
@@ -137,7 +145,9 @@ def test_an_augmented_batch_is_refused(dataset_3cam, tiny_vae_dir, cache_dir, na
         torch.manual_seed(0)
         batch["observation.images.top"] = AUGMENTATIONS[name](batch["observation.images.top"])
 
-    with pytest.raises(LatentCacheError, match=r"camera 'top': the batch's gaze crop differs from the cached one"):
+    with pytest.raises(
+        LatentCacheError, match=r"camera 'top': the batch's gaze crop differs from the cached one"
+    ):
         cached_step(dataset_3cam, tiny_vae_dir, cache_dir, augment)
 
 
@@ -147,10 +157,16 @@ def test_the_unchanged_batch_passes_the_checks(dataset_3cam, tiny_vae_dir, cache
 
 
 def test_augmentation_is_refused_before_a_cache_is_built(dataset_3cam, tiny_vae_dir, tmp_path):
-    augmenting = ImageTransformsConfig(enable=True, tfs={})  # photometric or not: every augmentation changes crops
+    augmenting = ImageTransformsConfig(
+        enable=True, tfs={}
+    )  # photometric or not: every augmentation changes crops
     with pytest.raises(LatentCacheError, match="image_transforms.enable=true"):
-        build(dataset_3cam, vae_config(tiny_vae_dir), tmp_path / "c", dataset=DatasetConfig(
-            repo_id=REPO_ID, root=str(dataset_3cam), image_transforms=augmenting))  # fmt: skip
+        build(
+            dataset_3cam,
+            vae_config(tiny_vae_dir),
+            tmp_path / "c",
+            dataset=DatasetConfig(repo_id=REPO_ID, root=str(dataset_3cam), image_transforms=augmenting),
+        )
     assert not (tmp_path / "c").exists() and not (tmp_path / f"c{STAGING_SUFFIX}").exists()
 
 
@@ -179,11 +195,17 @@ def test_an_interrupted_build_resumes_and_ends_equal_to_an_uninterrupted_one(
     resumed = build(dataset_3cam, vae_config(tiny_vae_dir), tmp_path / "latents")
     assert not staging.exists()
     for path in sorted(cache_dir.glob("*.npy")):
-        np.testing.assert_allclose(np.load(resumed / path.name), np.load(path), rtol=1e-5, atol=1e-6, err_msg=path.name)
+        np.testing.assert_allclose(
+            np.load(resumed / path.name), np.load(path), rtol=1e-5, atol=1e-6, err_msg=path.name
+        )
 
 
-def test_a_build_for_other_settings_does_not_resume_an_unfinished_one(dataset_3cam, tiny_vae_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(ReconTarget, "posterior", lambda self, crops: (_ for _ in ()).throw(KeyboardInterrupt))
+def test_a_build_for_other_settings_does_not_resume_an_unfinished_one(
+    dataset_3cam, tiny_vae_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(
+        ReconTarget, "posterior", lambda self, crops: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     with pytest.raises(KeyboardInterrupt):
         build(dataset_3cam, vae_config(tiny_vae_dir), tmp_path / "latents")
     monkeypatch.undo()
@@ -195,12 +217,21 @@ def test_a_build_for_other_settings_does_not_resume_an_unfinished_one(dataset_3c
 def test_lerobot_train_reads_a_cache_built_by_the_command(dataset_3cam, tiny_vae_dir, tmp_path):
     vae = tmp_path / "vae"
     shutil.copytree(tiny_vae_dir, vae)
-    policy_flags = [*TINY_CLI, "--policy.type=reconvla", "--policy.recon_target=vae",
-                    f"--policy.recon_vae={vae}", "--policy.recon_image_size=128"]  # fmt: skip
+    policy_flags = [
+        *TINY_CLI,
+        "--policy.type=reconvla",
+        "--policy.recon_target=vae",
+        f"--policy.recon_vae={vae}",
+        "--policy.recon_image_size=128",
+    ]
     dataset_flags = [f"--dataset.repo_id={REPO_ID}", f"--dataset.root={dataset_3cam}"]
     output = run_cli("reconvla-cache-latents", [*dataset_flags, *policy_flags, "--num_workers=0"])
-    cache_flag = next(line for line in output.splitlines() if line.startswith("train with: ")).removeprefix("train with: ")
+    cache_flag = next(line for line in output.splitlines() if line.startswith("train with: ")).removeprefix(
+        "train with: "
+    )
     assert cache_flag.startswith(f"--policy.recon_latent_cache={dataset_3cam / 'reconvla_latents'}/")
     shutil.rmtree(vae)  # training that ran the VAE would now fail to load it
-    log = run_train([*train_args(dataset_3cam, REPO_ID, tmp_path / "out", steps=2), *policy_flags, cache_flag])
+    log = run_train(
+        [*train_args(dataset_3cam, REPO_ID, tmp_path / "out", steps=2), *policy_flags, cache_flag]
+    )
     assert "recon_loss" in log and "Traceback" not in log

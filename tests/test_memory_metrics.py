@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from tests.fixtures.tiny_policy import fixed_training_noise, perturb_head_, raw_batch, tiny_config
 
-from lerobot_policy_reconvla.modeling_reconvla import cuda_memory_metrics
-from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, cuda_memory_metrics
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+from tests.fixtures.tiny_policy import fixed_training_noise, perturb_head_, raw_batch, tiny_config
 
 
 def test_no_memory_keys_off_cuda(policy_and_processors):
@@ -39,8 +38,11 @@ def test_gradient_checkpointing_keeps_every_gradient_exact():
     # pi0 recomputes each checkpointed layer in backward, and the head each DiT block; neither the hook
     # that captures the backbone's hidden states nor the recomputation may change what reaches a parameter.
     grads, block_runs = {}, {}
-    for run, (checkpointing, recon_weight) in {"eager": (False, 1.0), "checkpointed": (True, 1.0),
-                                               "action only": (False, 0.0)}.items():  # fmt: skip
+    for run, (checkpointing, recon_weight) in {
+        "eager": (False, 1.0),
+        "checkpointed": (True, 1.0),
+        "action only": (False, 0.0),
+    }.items():
         torch.manual_seed(0)
         config = tiny_config(gradient_checkpointing=checkpointing, recon_weight=recon_weight)
         policy = ReconVLAPolicy(config).train()

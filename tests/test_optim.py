@@ -6,11 +6,11 @@ import bitsandbytes
 import draccus
 import pytest
 import torch
-from tests.fixtures.tiny_policy import tiny_config
-
 from lerobot.optim.optimizers import AdamWConfig, OptimizerConfig, load_optimizer_state, save_optimizer_state
+
 from lerobot_policy_reconvla.training import optim
 from lerobot_policy_reconvla.training.optim import AdamW8bitConfig
+from tests.fixtures.tiny_policy import tiny_config
 
 
 def test_adamw_8bit_is_in_lerobots_registry_and_parses_from_the_cli():

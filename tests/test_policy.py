@@ -22,10 +22,14 @@ def _recon_only_backward(policy, batch):
     policy.zero_grad(set_to_none=True)
     images, img_masks = policy._preprocess_images(batch)
     _, recon_losses = policy.model(
-        images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
-        policy.prepare_state(batch), policy.prepare_action(batch),
+        images,
+        img_masks,
+        batch["observation.language.tokens"],
+        batch["observation.language.attention_mask"],
+        policy.prepare_state(batch),
+        policy.prepare_action(batch),
         recon_targets=policy.recon_targets(batch, policy.gaze_boxes(batch)),
-    )  # fmt: skip
+    )
     recon_losses.mean().backward()
     return recon_losses
 
@@ -70,7 +74,9 @@ def test_frozen_vision_encoder_leaves_siglip_to_pi0_and_recon_trains_the_rest():
     for _ in range(3):
         _recon_only_backward(policy, batch)
         optimizer.step()
-    assert not any(p.requires_grad for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    assert not any(
+        p.requires_grad for p in policy.model.paligemma_with_expert.paligemma.model.vision_tower.parameters()
+    )
     assert _grad_norm(policy, "paligemma.model.multi_modal_projector") > 0
     assert _grad_norm(policy, "language_model.layers.0.") > 0
 
@@ -133,9 +139,15 @@ def test_loss_is_action_plus_weighted_recon_and_masks_padding(policy_and_process
     # Steps past the episode end do not count: the loss is the mean over valid steps only.
     images, img_masks = policy._preprocess_images(batch)
     action_losses, _ = policy.model(
-        images, img_masks, batch["observation.language.tokens"], batch["observation.language.attention_mask"],
-        policy.prepare_state(batch), policy.prepare_action(batch), fixed["noise"], fixed["time"],
-    )  # fmt: skip
+        images,
+        img_masks,
+        batch["observation.language.tokens"],
+        batch["observation.language.attention_mask"],
+        policy.prepare_state(batch),
+        policy.prepare_action(batch),
+        fixed["noise"],
+        fixed["time"],
+    )
     per_step = action_losses[:, :, :14].mean(-1)  # (B, chunk)
     batch["action_is_pad"][:, CHUNK // 2 :] = True
     _, info_padded = policy.forward(batch, **fixed)
@@ -192,7 +204,9 @@ def test_held_out_loss_in_eval_mode_is_the_same_at_every_evaluation(policy_and_p
     second, second_terms = policy.forward(batch)
     assert torch.equal(first, second) and first_terms == second_terms
     assert first_terms["recon_loss"] > 0  # both parts of the loss are in it
-    assert first_terms["loss"] == pytest.approx(first_terms["action_loss"] + policy.config.recon_weight * first_terms["recon_loss"], rel=1e-5)
+    assert first_terms["loss"] == pytest.approx(
+        first_terms["action_loss"] + policy.config.recon_weight * first_terms["recon_loss"], rel=1e-5
+    )
     policy.train()
     trained_a, _ = policy.forward(batch)
     trained_b, _ = policy.forward(batch)
@@ -224,8 +238,11 @@ def test_gaze_boxes_left_behind_by_a_camera_rename_are_named_with_the_keys_to_ad
     policy, pre, _ = policy_and_processors
     batch = pre(raw_batch())
     batch["observation.gaze_box.cam_high"] = batch.pop("observation.gaze_box.top")
-    with pytest.raises(ValueError, match=r"gaze boxes for camera\(s\) \['cam_high'\].*none for its camera\(s\) "
-                                         r"\['top'\].*\"observation.gaze_box.cam_high\": \"observation.gaze_box.top\""):
+    with pytest.raises(
+        ValueError,
+        match=r"gaze boxes for camera\(s\) \['cam_high'\].*none for its camera\(s\) "
+        r"\['top'\].*\"observation.gaze_box.cam_high\": \"observation.gaze_box.top\"",
+    ):
         policy.forward(batch)
     # An extra camera's box beside a complete set is the dataset's business, not an error.
     batch["observation.gaze_box.top"] = batch["observation.gaze_box.cam_high"]
@@ -238,8 +255,11 @@ def test_malformed_gaze_boxes_stop_training_or_are_named_once(policy_and_process
     # Pixel coordinates (a detector's output on a 128 x 96 image) in every row: refused with the fix.
     pixels = pre(raw_batch())
     pixels["observation.gaze_box.top"] = torch.tensor([[30.0, 20.0, 70.0, 60.0]] * 2)
-    with pytest.raises(ValueError, match=r"observation.gaze_box.top: 2 of 2 boxes .*malformed.*30\.0.*"
-                                         r"Divide x0, x1 by the image width and y0, y1 by its height"):
+    with pytest.raises(
+        ValueError,
+        match=r"observation.gaze_box.top: 2 of 2 boxes .*malformed.*30\.0.*"
+        r"Divide x0, x1 by the image width and y0, y1 by its height",
+    ):
         policy.forward(pixels)
     # NaN, inverted, partly negative (only [-1, -1, -1, -1] is the absent marker)
     for bad in ([float("nan")] * 4, [0.6, 0.2, 0.4, 0.8], [-0.1, 0.2, 0.5, 0.6]):
@@ -285,8 +305,12 @@ def test_gaze_box_predicates_agree_on_numpy_and_torch():
 
 
 def test_pixel_coordinate_boxes_in_the_dataset_stats_are_refused_before_building():
-    stats = {"observation.gaze_box.top": {"mean": [52.0, 31.0, 80.0, 60.0], "max": [120.0, 90.0, 128.0, 96.0]}}
-    with pytest.raises(ValueError, match=r"observation.gaze_box.top: the dataset's boxes average .*Divide x0"):
+    stats = {
+        "observation.gaze_box.top": {"mean": [52.0, 31.0, 80.0, 60.0], "max": [120.0, 90.0, 128.0, 96.0]}
+    }
+    with pytest.raises(
+        ValueError, match=r"observation.gaze_box.top: the dataset's boxes average .*Divide x0"
+    ):
         ReconVLAPolicy(tiny_config(), dataset_stats=stats)
     fine = {"observation.gaze_box.top": {"mean": [0.3, 0.3, 0.5, 0.6], "max": [0.9, 0.9, 1.0, 1.0]}}
     ReconVLAPolicy(tiny_config(), dataset_stats=fine)
@@ -324,7 +348,9 @@ def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog
 def test_pi0_checkpoint_with_unknown_or_missing_keys_is_an_error(tmp_path):
     source = ReconVLAPolicy(tiny_config())
     state = save_as_pi0_checkpoint(source, tmp_path / "extra")
-    save_file({**state, "model.something_else.weight": torch.zeros(2)}, tmp_path / "extra" / "model.safetensors")
+    save_file(
+        {**state, "model.something_else.weight": torch.zeros(2)}, tmp_path / "extra" / "model.safetensors"
+    )
     with pytest.raises(ValueError, match="unexpected keys.*something_else"):
         ReconVLAPolicy.from_pretrained(tmp_path / "extra")
 
@@ -342,7 +368,10 @@ def test_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
 
 
 def test_missing_local_checkpoint_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"outputs/train/last/pretrained_model does not exist \(no such local directory"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"outputs/train/last/pretrained_model does not exist \(no such local directory",
+    ):
         ReconVLAPolicy.from_pretrained(tmp_path / "outputs/train/last/pretrained_model")
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(NotADirectoryError, match=r"model\.safetensors is a file; expected the directory"):
@@ -373,7 +402,9 @@ def test_wrong_image_size_is_a_clear_error(policy_and_processors):
     policy, pre, _ = policy_and_processors
     batch = pre(raw_batch())
     batch["observation.images.top"] = torch.rand(2, 3, 480, 640)
-    with pytest.raises(ValueError, match=r"observation\.images\.top has shape \(3, 480, 640\).*expected \(3, 96, 128\)"):
+    with pytest.raises(
+        ValueError, match=r"observation\.images\.top has shape \(3, 480, 640\).*expected \(3, 96, 128\)"
+    ):
         policy.forward(batch)
 
 
@@ -429,7 +460,9 @@ def test_prefix_only_condition_equals_the_training_forwards(policy_and_processor
     tokens, masks = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
     language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
     with torch.no_grad(), capture_prefix_hidden_states(language_model, -1) as captured:
-        policy.model(images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch))
+        policy.model(
+            images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch)
+        )
     expected, _ = policy.model._recon_condition(captured[0], masks, len(CAMERAS))
     cond, _ = policy.model.prefix_recon_condition(images, img_masks, tokens, masks, len(CAMERAS))
     assert cond.shape == (2 * len(CAMERAS), TOKEN_GRID**2, 256)  # 256: the tiny backbone's width
@@ -455,7 +488,9 @@ def test_captured_hidden_states_are_transformers_own_output_hidden_states(layer)
     language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
     assert len(language_model.layers) > 1  # so that layer 0 is not also the last
     with torch.no_grad(), capture_prefix_hidden_states(language_model, layer) as captured:
-        policy.model(images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch))
+        policy.model(
+            images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch)
+        )
 
     prefix_embs, pad_masks, att_masks = policy.model.embed_prefix(images, img_masks, tokens, masks)
     with torch.no_grad():
@@ -472,7 +507,9 @@ def test_captured_hidden_states_are_transformers_own_output_hidden_states(layer)
     valid = pad_masks  # (B, L_prefix): padded prompt positions attend to nothing and feed nothing
     torch.testing.assert_close(captured[0][valid], expected[valid], atol=1e-4, rtol=1e-4)
     neighbour = output.hidden_states[-2] if layer == -1 else output.hidden_states[layer]  # the layer's input
-    assert not torch.allclose(neighbour[valid], expected[valid], atol=1e-2)  # so a layer off by one would fail
+    assert not torch.allclose(
+        neighbour[valid], expected[valid], atol=1e-2
+    )  # so a layer off by one would fail
 
 
 def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, tmp_path):
@@ -487,7 +524,9 @@ def test_reconstruction_pictures_are_written_per_camera(policy_and_processors, t
     assert picture.height == 256 + 18 and picture.width > 3 * 256
 
 
-@pytest.mark.parametrize(("head_dtype", "expected"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
+@pytest.mark.parametrize(
+    ("head_dtype", "expected"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)]
+)
 def test_bfloat16_backbone_trains_with_the_head_in_its_own_precision(head_dtype, expected):
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 

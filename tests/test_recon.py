@@ -187,9 +187,13 @@ def _sixteen_channel_vae(tmp_path):
     """A FLUX.1-like VAE (16 latent channels, shift_factor set, no quant convs) inside a repo's `vae/`."""
     repo = tmp_path / "repo"
     save_tiny_vae(
-        repo / "vae", latent_channels=16, shift_factor=SHIFT, scaling_factor=SCALE,
-        use_quant_conv=False, use_post_quant_conv=False,
-    )  # fmt: skip
+        repo / "vae",
+        latent_channels=16,
+        shift_factor=SHIFT,
+        scaling_factor=SCALE,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
     return repo
 
 

@@ -5,8 +5,8 @@ import logging
 
 import pytest
 import torch
-
 from lerobot.configs.train import TrainPipelineConfig
+
 from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import (
     GAZE_BOXES_AND_IMAGE_TRANSFORMS,
@@ -40,8 +40,12 @@ def test_training_traps_are_said_once(caplog):
     quiet.train()
     with caplog.at_level(logging.WARNING):
         quiet.forward(pre(raw_batch(gaze_boxes=False)))
-    assert not any("train_expert_only" in r.getMessage() or "recon_condition_on_language" in r.getMessage()
-                   or r.getMessage() == GAZE_BOXES_AND_IMAGE_TRANSFORMS for r in caplog.records)  # fmt: skip
+    assert not any(
+        "train_expert_only" in r.getMessage()
+        or "recon_condition_on_language" in r.getMessage()
+        or r.getMessage() == GAZE_BOXES_AND_IMAGE_TRANSFORMS
+        for r in caplog.records
+    )
 
 
 # ReconVLA's official settings, each with where the official code (OpenHelix-Team/ReconVLA) sets it.
@@ -50,7 +54,10 @@ OFFICIAL_SETTINGS = {
     # README.md: the VAE of `--mm_pixel_decoder ./pretrained_vae` (scripts/train_vla/finetune.sh)
     "recon_vae": ("John6666/flux1-dev-fp8-flux", "README.md, mm_pixel_decoder"),
     "recon_vae_subfolder": ("vae", "README.md, mm_pixel_decoder"),
-    "recon_vae_latent_channels": (16, "recon/model/pixel_decoder/flux_decoder.py: latent_dim = latent_channels * 4"),
+    "recon_vae_latent_channels": (
+        16,
+        "recon/model/pixel_decoder/flux_decoder.py: latent_dim = latent_channels * 4",
+    ),
     "recon_vae_sample_posterior": (True, "recon/recon_arch.py: posterior.sample() - shift_factor"),
     "recon_pad_to_square": (True, "train_vla.py: expand2square(target_image, processor.image_mean)"),
     "recon_weight": (1.0, "recon/model/language_model/recon_qwen.py: loss = loss + vm_loss"),
@@ -91,7 +98,9 @@ def test_paper_preset_holds_every_official_setting_and_builds_at_full_size():
     dit = head.dit
     assert (len(dit.blocks), dit.config.width, dit.config.num_heads) == (3, 1024, 16)
     assert dit.config.cond_dim == 2048  # gemma_2b's hidden states condition the head
-    assert not any(p.requires_grad for p in model.paligemma_with_expert.paligemma.model.vision_tower.parameters())
+    assert not any(
+        p.requires_grad for p in model.paligemma_with_expert.paligemma.model.vision_tower.parameters()
+    )
     assert head.target._vae is None
 
 
@@ -100,11 +109,22 @@ def test_lerobot_train_with_gaze_boxes_and_photometric_augmentation_says_what_tr
     tmp_path, dataset_3cam
 ):
     photometric = json.dumps({"brightness": {"type": "ColorJitter", "kwargs": {"brightness": [0.5, 1.5]}}})
-    output = run_train([
-        "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/synthetic_3cam", f"--dataset.root={dataset_3cam}",
-        "--batch_size=2", "--log_freq=1", "--num_workers=0", "--wandb.enable=false",
-        "--dataset.image_transforms.enable=true", f"--dataset.image_transforms.tfs={photometric}",
-        "--steps=2", "--save_freq=2", f"--output_dir={tmp_path / 'photometric'}",
-    ])  # fmt: skip
+    output = run_train(
+        [
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--dataset.repo_id=local/synthetic_3cam",
+            f"--dataset.root={dataset_3cam}",
+            "--batch_size=2",
+            "--log_freq=1",
+            "--num_workers=0",
+            "--wandb.enable=false",
+            "--dataset.image_transforms.enable=true",
+            f"--dataset.image_transforms.tfs={photometric}",
+            "--steps=2",
+            "--save_freq=2",
+            f"--output_dir={tmp_path / 'photometric'}",
+        ]
+    )
     assert output.count("recon_loss:") >= 2
     assert output.count(GAZE_BOXES_AND_IMAGE_TRANSFORMS) == 1

@@ -14,12 +14,6 @@ import pytest
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots import make_robot_from_config
 from lerobot.teleoperators import make_teleoperator_from_config
-from tests.fixtures.fake_dynamixel import (
-    ADDR_GOAL_POSITION,
-    ADDR_OPERATING_MODE,
-    ADDR_SECONDARY_ID,
-    INST_SYNC_WRITE,
-)
 
 from lerobot_policy_reconvla.embodiment.aloha import JOINT_NAMES
 from lerobot_policy_reconvla.robots import AlohaConfig
@@ -36,6 +30,12 @@ from tests.fixtures.aloha_rig import (
     follower_config,
     leader_config,
     no_input,
+)
+from tests.fixtures.fake_dynamixel import (
+    ADDR_GOAL_POSITION,
+    ADDR_OPERATING_MODE,
+    ADDR_SECONDARY_ID,
+    INST_SYNC_WRITE,
 )
 from tests.fixtures.faketestcamera import fake_cams
 
@@ -59,7 +59,9 @@ def test_connect_calibrate_read_write(tmp_path, arms, monkeypatch):
 
     # Calibration stored like LeRobot's other robots, both arms in one file.
     saved = tmp_path / "cal" / "test.json"
-    assert saved.is_file() and set(robot.calibration) == {f"{s}_{m}" for s in ("left", "right") for m in MOTOR_IDS}
+    assert saved.is_file() and set(robot.calibration) == {
+        f"{s}_{m}" for s in ("left", "right") for m in MOTOR_IDS
+    }
     assert robot.calibration["left_gripper"].range_max - robot.calibration["left_gripper"].range_min == 1000
 
     # Configuration reached the motors: shadows follow their primaries, modes, torque on, no jump.
@@ -75,7 +77,7 @@ def test_connect_calibrate_read_write(tmp_path, arms, monkeypatch):
     assert all(abs(obs[f"{s}_{j}.pos"]) < 1e-9 for s in ("left", "right") for j in ("waist", "elbow"))
     assert obs["left_gripper.pos"] == pytest.approx(1.0)  # left open by the hand
 
-    action = {k: 0.0 for k in robot.action_features} | {"left_waist.pos": 0.5, "right_gripper.pos": 0.25}
+    action = dict.fromkeys(robot.action_features, 0.0) | {"left_waist.pos": 0.5, "right_gripper.pos": 0.25}
     sent = robot.send_action(action)
     assert sent == action
     # 0.5 rad from the zero pose (tick 2047 after homing), in raw ticks.
@@ -97,11 +99,15 @@ def test_connect_calibrate_read_write(tmp_path, arms, monkeypatch):
 
 
 def test_max_relative_target_clips_per_motor(tmp_path, arms, monkeypatch):
-    robot = connected_follower(tmp_path, arms, monkeypatch, max_relative_target={"left_waist": 0.1, "left_gripper": 0.2})
+    robot = connected_follower(
+        tmp_path, arms, monkeypatch, max_relative_target={"left_waist": 0.1, "left_gripper": 0.2}
+    )
     start = robot.get_observation()
     action = {k: start[k] for k in robot.action_features} | {
-        "left_waist.pos": 1.0, "left_elbow.pos": -0.7, "left_gripper.pos": 0.0,
-    }  # fmt: skip
+        "left_waist.pos": 1.0,
+        "left_elbow.pos": -0.7,
+        "left_gripper.pos": 0.0,
+    }
     sent = robot.send_action(action)
     assert sent["left_waist.pos"] == pytest.approx(0.1)  # capped
     assert sent["left_gripper.pos"] == pytest.approx(start["left_gripper.pos"] - 0.2)  # capped
@@ -203,7 +209,9 @@ def test_camera_that_cannot_open(tmp_path, arms, monkeypatch):
     earlier.disconnect()
     assert all(all_torques(arms).values())
 
-    cams = {"cam_high": OpenCVCameraConfig(index_or_path=Path("/dev/CAM_NOT_THERE"), fps=30, width=64, height=48)}
+    cams = {
+        "cam_high": OpenCVCameraConfig(index_or_path=Path("/dev/CAM_NOT_THERE"), fps=30, width=64, height=48)
+    }
     robot = Aloha(follower_config(tmp_path, cameras=cams))
     with pytest.raises(ConnectionError, match="camera 'cam_high' could not be opened"):
         robot.connect()

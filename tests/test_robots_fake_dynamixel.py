@@ -13,9 +13,9 @@ from tests.fixtures.fake_dynamixel import (
     ADDR_SECONDARY_ID,
     ADDR_TORQUE_ENABLE,
     ERR_ACCESS,
-    FakeDynamixelBus,
     INST_READ,
     INST_SYNC_WRITE,
+    FakeDynamixelBus,
     crc16,
     install_fake_serial,
     instruction_packet,
@@ -98,7 +98,10 @@ def test_lerobot_bus_runs_unchanged_on_fake(fake_serial):
     from lerobot.motors.dynamixel import DynamixelMotorsBus
 
     FakeDynamixelBus("lr", {1: "xm540-w270", 9: "xm430-w350"}, positions={1: 1234, 9: 2222})
-    motors = {"waist": Motor(1, "xm540-w270", MotorNormMode.DEGREES), "gripper": Motor(9, "xm430-w350", MotorNormMode.RANGE_0_100)}
+    motors = {
+        "waist": Motor(1, "xm540-w270", MotorNormMode.DEGREES),
+        "gripper": Motor(9, "xm430-w350", MotorNormMode.RANGE_0_100),
+    }
     bus = DynamixelMotorsBus("fakedxl://lr", motors)
     bus.connect()  # pings every id and checks the model numbers
     assert bus.sync_read("Present_Position", normalize=False) == {"waist": 1234, "gripper": 2222}

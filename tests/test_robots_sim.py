@@ -25,9 +25,12 @@ from tests.fixtures.tiny_policy import TINY_CLI, tiny_config
 TASK = "Insert the peg into the socket."
 H, W, FPS = 96, 128, 5
 SIM_ARGS = [
-    "--robot.type=aloha_sim", "--robot.task=insertion", f"--robot.fps={FPS}",
-    f"--robot.image_height={H}", f"--robot.image_width={W}",
-]  # fmt: skip
+    "--robot.type=aloha_sim",
+    "--robot.task=insertion",
+    f"--robot.fps={FPS}",
+    f"--robot.image_height={H}",
+    f"--robot.image_width={W}",
+]
 # The scripted teleoperator plays the robot's scenes: same task, first seed, rate and length.
 SCRIPTED_ARGS = ["--teleop.type=aloha_scripted", "--teleop.task=insertion", f"--teleop.fps={FPS}"]
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -49,7 +52,9 @@ def sim():
 
 def test_sim_has_the_real_robots_features(tmp_path):
     sim = AlohaSim(AlohaSimConfig(image_height=480, image_width=640, calibration_dir=tmp_path))
-    real = Aloha(AlohaConfig(calibration_dir=tmp_path))  # default cameras: 480 x 640 cam_high / cam_left_wrist / cam_right_wrist
+    real = Aloha(
+        AlohaConfig(calibration_dir=tmp_path)
+    )  # default cameras: 480 x 640 cam_high / cam_left_wrist / cam_right_wrist
     assert sim.observation_features == real.observation_features
     assert sim.action_features == real.action_features
     assert list(sim.action_features) == [f"{n}.pos" for n in JOINT_NAMES]
@@ -61,7 +66,9 @@ def test_scripted_teleop_drives_the_sim_and_scenes_roll_over(sim):
     first = robot.get_observation()
     assert set(first) == {f"{n}.pos" for n in JOINT_NAMES} | set(CAMERAS)
     for cam in CAMERAS:
-        assert first[cam].shape == (H, W, 3) and first[cam].dtype == np.uint8 and first[cam].flags.c_contiguous
+        assert (
+            first[cam].shape == (H, W, 3) and first[cam].dtype == np.uint8 and first[cam].flags.c_contiguous
+        )
     assert first["left_gripper.pos"] == pytest.approx(0.0, abs=0.1)  # gym-aloha starts closed (normalised)
 
     for _ in range(5):  # 5 steps of 0.1 s = 25 physics steps
@@ -89,7 +96,9 @@ def test_scripted_teleop_drives_the_sim_and_scenes_roll_over(sim):
 
 
 def test_sim_clips_and_refuses_bad_actions():
-    robot = AlohaSim(AlohaSimConfig(fps=50, image_height=H, image_width=W, max_relative_target={"left_waist": 0.05}))
+    robot = AlohaSim(
+        AlohaSimConfig(fps=50, image_height=H, image_width=W, max_relative_target={"left_waist": 0.05})
+    )
     robot.connect()
     try:
         obs = robot.get_observation()
@@ -134,13 +143,21 @@ def recorded(tmp_path_factory):
     output = run_cli(
         "lerobot-record",
         [
-            *SIM_ARGS, *SCRIPTED_ARGS,
-            "--dataset.repo_id=local/aloha_sim_scripted", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
-            f"--dataset.fps={FPS}", "--dataset.num_episodes=2", "--dataset.episode_time_s=2",
-            "--dataset.reset_time_s=0", "--dataset.video=false", "--dataset.push_to_hub=false",
-            "--display_data=false", "--play_sounds=false",
+            *SIM_ARGS,
+            *SCRIPTED_ARGS,
+            "--dataset.repo_id=local/aloha_sim_scripted",
+            f"--dataset.root={root}",
+            f"--dataset.single_task={TASK}",
+            f"--dataset.fps={FPS}",
+            "--dataset.num_episodes=2",
+            "--dataset.episode_time_s=2",
+            "--dataset.reset_time_s=0",
+            "--dataset.video=false",
+            "--dataset.push_to_hub=false",
+            "--display_data=false",
+            "--play_sounds=false",
         ],
-    )  # fmt: skip
+    )
     return root, output
 
 
@@ -151,11 +168,19 @@ def checkpoint(recorded, tmp_path_factory):
     output = run_cli(
         "lerobot-train",
         [
-            "--policy.type=reconvla", *TINY_CLI, "--dataset.repo_id=local/aloha_sim_scripted", f"--dataset.root={root}",
-            f"--output_dir={run}", "--steps=2", "--batch_size=2", "--save_freq=2", "--log_freq=1",
-            "--num_workers=0", "--wandb.enable=false",
+            "--policy.type=reconvla",
+            *TINY_CLI,
+            "--dataset.repo_id=local/aloha_sim_scripted",
+            f"--dataset.root={root}",
+            f"--output_dir={run}",
+            "--steps=2",
+            "--batch_size=2",
+            "--save_freq=2",
+            "--log_freq=1",
+            "--num_workers=0",
+            "--wandb.enable=false",
         ],
-    )  # fmt: skip
+    )
     assert "step:2 " in output and "recon_loss:" in output
     return run / "checkpoints" / "last" / "pretrained_model"
 
@@ -189,13 +214,23 @@ def test_rollout_runs_the_trained_policy_and_records_it(checkpoint, tmp_path):
     output = run_cli(
         "lerobot-rollout",
         [
-            "--strategy.type=episodic", *SIM_ARGS, f"--policy.path={checkpoint}", f"--fps={FPS}",
-            "--dataset.repo_id=local/rollout_aloha_sim", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
-            f"--dataset.fps={FPS}", "--dataset.num_episodes=1", "--dataset.episode_time_s=6",
-            "--dataset.reset_time_s=0", "--dataset.video=false", "--dataset.push_to_hub=false",
-            "--display_data=false", "--play_sounds=false",
+            "--strategy.type=episodic",
+            *SIM_ARGS,
+            f"--policy.path={checkpoint}",
+            f"--fps={FPS}",
+            "--dataset.repo_id=local/rollout_aloha_sim",
+            f"--dataset.root={root}",
+            f"--dataset.single_task={TASK}",
+            f"--dataset.fps={FPS}",
+            "--dataset.num_episodes=1",
+            "--dataset.episode_time_s=6",
+            "--dataset.reset_time_s=0",
+            "--dataset.video=false",
+            "--dataset.push_to_hub=false",
+            "--display_data=false",
+            "--play_sounds=false",
         ],
-    )  # fmt: skip
+    )
     assert "Rollout finished" in output and "AlohaSim disconnected" in output
     info = json.loads((root / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 1 and info["total_frames"] >= 2 and info["robot_type"] == "aloha_sim"
@@ -220,31 +255,38 @@ def mismatched_checkpoint(tmp_path_factory):
 def test_rollout_refuses_a_policy_with_other_cameras(mismatched_checkpoint):
     output = run_cli(
         "lerobot-rollout",
-        ["--strategy.type=base", *SIM_ARGS, f"--policy.path={mismatched_checkpoint}", "--duration=2",
-         "--play_sounds=false"],
+        [
+            "--strategy.type=base",
+            *SIM_ARGS,
+            f"--policy.path={mismatched_checkpoint}",
+            "--duration=2",
+            "--play_sounds=false",
+        ],
         expect_ok=False,
-    )  # fmt: skip
+    )
     assert "Visual feature mismatch between policy and robot hardware" in output
     assert "observation.images.cam_high" in output and "--rename_map" in output
 
 
-def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(mismatched_checkpoint, tmp_path, monkeypatch):
+def test_real_aloha_left_unpowered_when_rollout_refuses_the_policy(
+    mismatched_checkpoint, tmp_path, monkeypatch
+):
     """LeRobot's own build_rollout_context on the real robot class over fake buses: it connects the
     robot (torque on), then raises on the camera mismatch without disconnecting it. The motors must end
     unpowered anyway: Robot.__del__ when the robot is collected, else our atexit hook when the CLI exits."""
     from lerobot.configs import PreTrainedConfig
     from lerobot.rollout import RolloutConfig, build_rollout_context
-    from tests.fixtures.faketestcamera import fake_cams
+
+    from lerobot_policy_reconvla.robots.aloha.arms import FOLLOWER_MODELS, MOTOR_IDS, torque_off_at_exit
     from tests.fixtures.aloha_rig import ZERO_POSE, Hand, all_torques, follower_config
     from tests.fixtures.fake_dynamixel import _REGISTRY, FakeDynamixelBus, install_fake_serial
-
-    from lerobot_policy_reconvla.robots.aloha.arms import FOLLOWER_MODELS, MOTOR_IDS
-
-    from lerobot_policy_reconvla.robots.aloha.arms import torque_off_at_exit
+    from tests.fixtures.faketestcamera import fake_cams
 
     install_fake_serial(monkeypatch)
     by_id = {MOTOR_IDS[name]: model for name, model in FOLLOWER_MODELS.items()}
-    buses = {f"follower_{s}": FakeDynamixelBus(f"follower_{s}", by_id, dict(ZERO_POSE)) for s in ("left", "right")}
+    buses = {
+        f"follower_{s}": FakeDynamixelBus(f"follower_{s}", by_id, dict(ZERO_POSE)) for s in ("left", "right")
+    }
     monkeypatch.setattr(builtins, "input", Hand(buses, "follower"))
     policy = PreTrainedConfig.from_pretrained(mismatched_checkpoint)
     policy.pretrained_path = mismatched_checkpoint

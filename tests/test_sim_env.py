@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lerobot_policy_reconvla.envs import AlohaMultiCamEnvConfig
-from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
 from lerobot_policy_reconvla.sim.constants import SCENE_CAMERAS, TASK_DESCRIPTIONS
+from lerobot_policy_reconvla.sim.env import AlohaMultiCamEnv
 from lerobot_policy_reconvla.sim.gaze import ABSENT_BOX, gaze_box, object_geom_ids
 from lerobot_policy_reconvla.sim.tasks import TASK_SPECS
 
@@ -45,9 +45,15 @@ def test_scene_camera_list_matches_the_mujoco_model(cube_env):
 
 
 def test_unknown_camera_or_task_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"unknown camera\(s\) \['cam_high'\]; valid cameras: \['left_pillar'.*'right_wrist'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown camera\(s\) \['cam_high'\]; valid cameras: \['left_pillar'.*'right_wrist'\]",
+    ):
         AlohaMultiCamEnv(task="insertion", cameras=["top", "cam_high"])
-    with pytest.raises(ValueError, match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair'\]",
+    ):
         AlohaMultiCamEnv(task="stack")
     # The LeRobot config refuses them too, before any simulator is built.
     with pytest.raises(ValueError, match="valid cameras"):
@@ -70,7 +76,9 @@ def _segmentation_box(physics, camera, geom_ids, size):
     if not mask.any():
         return None
     rows, cols = np.nonzero(mask)
-    return np.array([cols.min() / size[1], rows.min() / size[0], (cols.max() + 1) / size[1], (rows.max() + 1) / size[0]])
+    return np.array(
+        [cols.min() / size[1], rows.min() / size[0], (cols.max() + 1) / size[1], (rows.max() + 1) / size[0]]
+    )
 
 
 def test_cube_box_in_top_camera_contains_its_projected_centre_and_matches_segmentation(cube_env):
@@ -95,7 +103,9 @@ def test_cube_box_in_top_camera_contains_its_projected_centre_and_matches_segmen
 
 # exact: the cube is fully visible there at seed 0; otherwise a gripper hides part of it (occlusion is
 # not modelled), so the segmentation must lie inside the box.
-@pytest.mark.parametrize("camera,exact", [("angle", True), ("left_pillar", True), ("front_close", False), ("left_wrist", False)])
+@pytest.mark.parametrize(
+    "camera,exact", [("angle", True), ("left_pillar", True), ("front_close", False), ("left_wrist", False)]
+)
 def test_boxes_match_segmentation_in_other_cameras(cube_env, camera, exact):
     physics, size = cube_env.physics, (240, 320)
     geoms = object_geom_ids(physics, TASK_SPECS["transfer_cube"].object_bodies)
@@ -130,25 +140,33 @@ def test_insertion_box_is_the_union_of_peg_and_socket():
     physics = env.physics
     peg = gaze_box(physics, "top", object_geom_ids(physics, ["peg"]), (240, 320))
     socket = gaze_box(physics, "top", object_geom_ids(physics, ["socket"]), (240, 320))
-    union = np.array([min(peg[0], socket[0]), min(peg[1], socket[1]), max(peg[2], socket[2]), max(peg[3], socket[3])])
+    union = np.array(
+        [min(peg[0], socket[0]), min(peg[1], socket[1]), max(peg[2], socket[2]), max(peg[3], socket[3])]
+    )
     np.testing.assert_allclose(info["gaze_boxes"]["top"], union, atol=1e-6)
     seg = _segmentation_box(physics, "top", object_geom_ids(physics, ["peg", "socket"]), (240, 320))
     np.testing.assert_allclose(info["gaze_boxes"]["top"], seg, atol=1.0 / 240)
 
 
 def test_env_config_features_follow_the_cameras():
-    cfg = AlohaMultiCamEnvConfig(task="transfer_cube", cameras=["top", "right_wrist"], observation_height=96,
-                                 observation_width=128)
-    assert cfg.features_map == {"action": "action", "agent_pos": "observation.state",
-                                "pixels/top": "observation.images.top",
-                                "pixels/right_wrist": "observation.images.right_wrist"}
+    cfg = AlohaMultiCamEnvConfig(
+        task="transfer_cube", cameras=["top", "right_wrist"], observation_height=96, observation_width=128
+    )
+    assert cfg.features_map == {
+        "action": "action",
+        "agent_pos": "observation.state",
+        "pixels/top": "observation.images.top",
+        "pixels/right_wrist": "observation.images.right_wrist",
+    }
     assert cfg.features["pixels/top"].shape == (96, 128, 3)
     assert cfg.gym_kwargs["image_size"] == (96, 128) and cfg.gym_kwargs["max_episode_steps"] == 400
     assert cfg.task_description == TASK_DESCRIPTIONS["transfer_cube"]
     # LeRobot's own factory path builds it (gym registry id + string entry point).
     from lerobot.envs.factory import make_env
 
-    envs = make_env(AlohaMultiCamEnvConfig(cameras=["top"], observation_height=8, observation_width=8, episode_length=2))
+    envs = make_env(
+        AlohaMultiCamEnvConfig(cameras=["top"], observation_height=8, observation_width=8, episode_length=2)
+    )
     vec = envs["aloha_multicam"][0]
     obs, info = vec.reset(seed=[0])
     assert obs["pixels"]["top"].shape == (1, 8, 8, 3) and obs["agent_pos"].shape == (1, 14)
@@ -186,7 +204,9 @@ def test_lift_named_names_one_cube_and_gazes_at_it():
         centres = env.physics.data.qpos[16:].reshape(len(CUBE_COLOURS), 7)[:, :2]  # (3, 2) cube x, y
         gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(3, 1)]
         assert gaps.min() >= NAMED_MIN_SEPARATION
-        expected = gaze_box(env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128))
+        expected = gaze_box(
+            env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128)
+        )
         np.testing.assert_array_equal(info["gaze_boxes"]["top"], expected)
         assert info["first_lifted"] == ""  # the cubes drop into place at reset: nothing is lifted
     assert len(named) > 1  # the seed picks the cube
@@ -207,9 +227,13 @@ def test_lift_pair_puts_each_cube_in_its_own_slot_and_names_either():
         centres = env.physics.data.qpos[16:].reshape(2, 7)[:, :2]  # (2, 2) red, green x, y
         slots = [int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - c, axis=1))) for c in centres]
         assert sorted(slots) == [0, 1]  # one cube per slot
-        assert np.abs(centres - np.asarray(PAIR_SLOTS)[slots]).max() <= PAIR_JITTER + 1e-3  # + the drop onto the table
+        assert (
+            np.abs(centres - np.asarray(PAIR_SLOTS)[slots]).max() <= PAIR_JITTER + 1e-3
+        )  # + the drop onto the table
         layouts.add(tuple(slots))
-        expected = gaze_box(env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128))
+        expected = gaze_box(
+            env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128)
+        )
         np.testing.assert_array_equal(info["gaze_boxes"]["top"], expected)
     assert layouts == {(0, 1), (1, 0)} and named == {"red", "green"}  # the seed decides both
 
@@ -218,8 +242,9 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
 
     log = tmp_path / "outcomes.jsonl"
-    env = AlohaMultiCamEnv(task="lift_named", cameras=["top"], image_size=(8, 8), gaze_boxes=False,
-                           outcome_log=str(log))  # fmt: skip
+    env = AlohaMultiCamEnv(
+        task="lift_named", cameras=["top"], image_size=(8, 8), gaze_boxes=False, outcome_log=str(log)
+    )
     episode = scripted_episode("lift_named", 2)
     env.reset(seed=2)
     for action in episode.actions:
@@ -230,10 +255,21 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
     for _ in range(env.episode_length):  # standing still: nothing lifted, truncated
         env.step(episode.actions[0])
     first, second = [json.loads(line) for line in log.read_text().splitlines()]
-    assert first == {"seed": 2, "task": episode.scene.instruction, "target": episode.scene.target, "success": True,
-                     "steps": first["steps"], "first_lifted": episode.scene.target}  # fmt: skip
+    assert first == {
+        "seed": 2,
+        "task": episode.scene.instruction,
+        "target": episode.scene.target,
+        "success": True,
+        "steps": first["steps"],
+        "first_lifted": episode.scene.target,
+    }
     assert first["steps"] < 150 and terminated
-    assert second["seed"] == 3 and not second["success"] and second["first_lifted"] == "" and second["steps"] == 150
+    assert (
+        second["seed"] == 3
+        and not second["success"]
+        and second["first_lifted"] == ""
+        and second["steps"] == 150
+    )
 
 
 def test_gaze_box_convention_is_one_definition():

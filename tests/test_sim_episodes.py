@@ -13,8 +13,13 @@ import pytest
 from lerobot_policy_reconvla.sim.episodes import EpisodeSpec, EpisodeWorkers, LostEpisode, SimulatedEpisode
 
 # Short episodes cannot succeed, so keep_failed; tiny images keep the workers quick.
-SPEC = EpisodeSpec(task="transfer_cube", cameras=("top", "left_wrist"), image_size=(16, 24), episode_length=8,
-                   keep_failed=True)
+SPEC = EpisodeSpec(
+    task="transfer_cube",
+    cameras=("top", "left_wrist"),
+    image_size=(16, 24),
+    episode_length=8,
+    keep_failed=True,
+)
 
 
 def take(workers: EpisodeWorkers, count: int) -> list:
@@ -22,7 +27,12 @@ def take(workers: EpisodeWorkers, count: int) -> list:
 
 
 def assert_same_episode(a: SimulatedEpisode, b: SimulatedEpisode) -> None:
-    assert (a.seed, a.scripted_ok, a.success, len(a.frames)) == (b.seed, b.scripted_ok, b.success, len(b.frames))
+    assert (a.seed, a.scripted_ok, a.success, len(a.frames)) == (
+        b.seed,
+        b.scripted_ok,
+        b.success,
+        len(b.frames),
+    )
     for fa, fb in zip(a.frames, b.frames, strict=True):
         assert fa.keys() == fb.keys()
         for key in fa:
@@ -57,7 +67,9 @@ def test_a_killed_worker_loses_only_its_seed():
     assert isinstance(lost, LostEpisode) and lost.exitcode == -signal.SIGKILL
     assert str(lost) == f"the worker simulating seed {victim} died (signal 9); that episode is lost"
     after = [r for seed, r in by_seed.items() if seed > victim]
-    assert after and all(isinstance(r, SimulatedEpisode) and r.frames for r in after)  # a new worker took over
+    assert after and all(
+        isinstance(r, SimulatedEpisode) and r.frames for r in after
+    )  # a new worker took over
 
 
 def test_a_worker_that_fails_loses_only_its_seed():

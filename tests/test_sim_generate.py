@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
 from lerobot_policy_reconvla.sim.constants import TASK_DESCRIPTIONS
 from lerobot_policy_reconvla.sim.generate import SIDECAR
 from tests.fixtures import processes
@@ -32,9 +32,17 @@ def short_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen") / "cube"
     # Short episodes cannot succeed, so --keep_failed=true; 2 cameras at 32 x 48 keep it quick.
     # One worker (the simulation runs in the generator's process): workers do not change the data (tested below).
-    generate("--task=transfer_cube", "--num_episodes=2", f"--root={root}", "--repo_id=local/cube",
-             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true",
-             "--workers=1")
+    generate(
+        "--task=transfer_cube",
+        "--num_episodes=2",
+        f"--root={root}",
+        "--repo_id=local/cube",
+        "--cameras=[top,left_wrist]",
+        "--image_size=[32,48]",
+        "--episode_length=12",
+        "--keep_failed=true",
+        "--workers=1",
+    )
     return root
 
 
@@ -42,9 +50,18 @@ def test_generated_dataset_loads_with_the_right_features_lengths_and_task(short_
     ds = LeRobotDataset("local/cube", root=short_dataset)
     assert ds.meta.total_episodes == 2 and len(ds) == 24 and ds.fps == 50
     f = ds.features
-    assert f["observation.images.top"]["dtype"] == "video" and tuple(f["observation.images.top"]["shape"]) == (32, 48, 3)
-    assert f["observation.state"]["names"][:7] == ["left_waist", "left_shoulder", "left_elbow", "left_forearm_roll",
-                                                   "left_wrist_angle", "left_wrist_rotate", "left_gripper"]
+    assert f["observation.images.top"]["dtype"] == "video" and tuple(
+        f["observation.images.top"]["shape"]
+    ) == (32, 48, 3)
+    assert f["observation.state"]["names"][:7] == [
+        "left_waist",
+        "left_shoulder",
+        "left_elbow",
+        "left_forearm_roll",
+        "left_wrist_angle",
+        "left_wrist_rotate",
+        "left_gripper",
+    ]
     assert f["action"]["names"][7] == "right_waist" and tuple(f["action"]["shape"]) == (14,)
     assert f["observation.gaze_box.left_wrist"]["names"] == ["x0", "y0", "x1", "y1"]
     assert "observation.images.right_wrist" not in f
@@ -59,7 +76,9 @@ def test_generated_dataset_loads_with_the_right_features_lengths_and_task(short_
     assert 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1  # the cube is in the top view
     # The first state is gym-aloha's start pose; actions are the scripted joint targets.
     first = ds[0]
-    np.testing.assert_allclose(first["observation.state"][:6].numpy(), [0, -0.96, 1.16, 0, -0.3, 0], atol=1e-4)
+    np.testing.assert_allclose(
+        first["observation.state"][:6].numpy(), [0, -0.96, 1.16, 0, -0.3, 0], atol=1e-4
+    )
     assert json.loads((short_dataset / SIDECAR).read_text())["episodes"][1]["seed"] == 1
 
 
@@ -76,20 +95,51 @@ def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
     from lerobot_policy_reconvla.sim.generate import main
 
-    generate("--task=transfer_cube", "--num_episodes=3", f"--root={short_dataset}", "--repo_id=local/cube",
-             "--cameras=[top,left_wrist]", "--image_size=[32,48]", "--episode_length=12", "--keep_failed=true",
-             "--workers=1")
+    generate(
+        "--task=transfer_cube",
+        "--num_episodes=3",
+        f"--root={short_dataset}",
+        "--repo_id=local/cube",
+        "--cameras=[top,left_wrist]",
+        "--image_size=[32,48]",
+        "--episode_length=12",
+        "--keep_failed=true",
+        "--workers=1",
+    )
     ds = LeRobotDataset("local/cube", root=short_dataset)
     assert ds.meta.total_episodes == 3 and len(ds) == 36
     assert [e["seed"] for e in json.loads((short_dataset / SIDECAR).read_text())["episodes"]] == [0, 1, 2]
     assert int(ds[30]["episode_index"]) == 2
 
-    assert main(["--task=transfer_cube", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
-                 "--cameras=[top]", "--image_size=[32,48]", "--keep_failed=true"]) == 2
+    assert (
+        main(
+            [
+                "--task=transfer_cube",
+                "--num_episodes=4",
+                f"--root={short_dataset}",
+                "--repo_id=local/cube",
+                "--cameras=[top]",
+                "--image_size=[32,48]",
+                "--keep_failed=true",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "refusing to resume" in err and "--cameras" in err
-    assert main(["--task=insertion", "--num_episodes=4", f"--root={short_dataset}", "--repo_id=local/cube",
-                 "--cameras=[top,left_wrist]", "--image_size=[32,48]"]) == 2
+    assert (
+        main(
+            [
+                "--task=insertion",
+                "--num_episodes=4",
+                f"--root={short_dataset}",
+                "--repo_id=local/cube",
+                "--cameras=[top,left_wrist]",
+                "--image_size=[32,48]",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "refusing to resume" in err and "Traceback" not in err
     assert LeRobotDataset("local/cube", root=short_dataset).meta.total_episodes == 3  # untouched
@@ -100,7 +150,10 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
 
     common = ["--num_episodes=1", f"--root={tmp_path / 'x'}", "--repo_id=local/x"]
     assert main(["--task=stack", *common]) == 2
-    assert "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair']" in capsys.readouterr().err
+    assert (
+        "valid tasks: ['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair']"
+        in capsys.readouterr().err
+    )
     assert main(["--task=insertion", *common, "--cameras=[cam_high]"]) == 2
     err = capsys.readouterr().err
     assert "unknown camera(s) ['cam_high']; valid cameras" in err and "left_wrist" in err
@@ -108,7 +161,10 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
     assert "--workers must be positive, got 0" in capsys.readouterr().err
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("not a dataset")
-    assert main(["--task=insertion", "--num_episodes=1", f"--root={tmp_path / 'junk'}", "--repo_id=local/x"]) == 2
+    assert (
+        main(["--task=insertion", "--num_episodes=1", f"--root={tmp_path / 'junk'}", "--repo_id=local/x"])
+        == 2
+    )
     assert "holds no LeRobot dataset" in capsys.readouterr().err
     assert (tmp_path / "junk" / "file.txt").read_text() == "not a dataset"
     assert not (tmp_path / "x").exists()  # refused before anything was written
@@ -117,13 +173,25 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig):
     root = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate", "--task=transfer_cube", "--num_episodes=50",
-           f"--root={root}", "--repo_id=local/killed", "--images=true", "--cameras=[top,left_wrist,right_wrist]",
-           "--image_size=[24,24]", "--episode_length=120", "--keep_failed=true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lerobot_policy_reconvla.sim.generate",
+        "--task=transfer_cube",
+        "--num_episodes=50",
+        f"--root={root}",
+        "--repo_id=local/killed",
+        "--images=true",
+        "--cameras=[top,left_wrist,right_wrist]",
+        "--image_size=[24,24]",
+        "--episode_length=120",
+        "--keep_failed=true",
+    ]
     sidecar, log = root / SIDECAR, tmp_path / "generate.log"
-    with log.open("w") as out, processes.started(
-        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV
-    ) as proc:
+    with (
+        log.open("w") as out,
+        processes.started(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV) as proc,
+    ):
         deadline = time.time() + 200
         # Wait for the first saved episode, then for the second to be under way, and stop it mid-episode.
         while time.time() < deadline:
@@ -145,13 +213,25 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
 
 
 def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
-    args = ["--task=transfer_cube", "--num_episodes=3", "--repo_id=local/par", "--images=true", "--cameras=[top,left_wrist]",
-            "--image_size=[24,32]", "--episode_length=10", "--keep_failed=true", "--seed=5"]
+    args = [
+        "--task=transfer_cube",
+        "--num_episodes=3",
+        "--repo_id=local/par",
+        "--images=true",
+        "--cameras=[top,left_wrist]",
+        "--image_size=[24,32]",
+        "--episode_length=10",
+        "--keep_failed=true",
+        "--seed=5",
+    ]
     from lerobot_policy_reconvla.sim.generate import main
 
     assert main([*args, f"--root={tmp_path / 'one'}", "--workers=1"]) == 0  # in this process
     generate(*args, f"--root={tmp_path / 'two'}", "--workers=2")
-    one, two = LeRobotDataset("local/par", root=tmp_path / "one"), LeRobotDataset("local/par", root=tmp_path / "two")
+    one, two = (
+        LeRobotDataset("local/par", root=tmp_path / "one"),
+        LeRobotDataset("local/par", root=tmp_path / "two"),
+    )
     assert one.meta.total_episodes == two.meta.total_episodes == 3 and len(one) == len(two) == 30
     for i in range(len(one)):
         a, b = one[i], two[i]
@@ -162,7 +242,9 @@ def test_two_workers_write_the_dataset_one_process_writes(tmp_path):
             else:
                 assert value == b[key], (i, key)
     sidecars = [json.loads((tmp_path / name / SIDECAR).read_text()) for name in ("one", "two")]
-    assert sidecars[0]["episodes"] == sidecars[1]["episodes"] and [e["seed"] for e in sidecars[0]["episodes"]] == [5, 6, 7]
+    assert sidecars[0]["episodes"] == sidecars[1]["episodes"] and [
+        e["seed"] for e in sidecars[0]["episodes"]
+    ] == [5, 6, 7]
 
 
 def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_path, capsys):
@@ -171,8 +253,18 @@ def test_perturbed_demonstrations_of_one_scene_record_the_scripts_targets(tmp_pa
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
 
     root, steps = tmp_path / "one_scene", 40
-    args = ["--task=lift", "--repo_id=local/one", "--images=true", "--cameras=[top]", "--image_size=[24,32]",
-            f"--episode_length={steps}", "--keep_failed=true", "--scene_seed=3", "--workers=1", f"--root={root}"]
+    args = [
+        "--task=lift",
+        "--repo_id=local/one",
+        "--images=true",
+        "--cameras=[top]",
+        "--image_size=[24,32]",
+        f"--episode_length={steps}",
+        "--keep_failed=true",
+        "--scene_seed=3",
+        "--workers=1",
+        f"--root={root}",
+    ]
     generate(*args, "--num_episodes=2", "--action_noise=0.05")
     ds = LeRobotDataset("local/one", root=root)
     episodes = [[ds[i] for i in range(len(ds)) if int(ds[i]["episode_index"]) == e] for e in (0, 1)]

@@ -58,7 +58,10 @@ def test_default_settings_stay_within_the_stated_tolerance(task):
         for cam in CAMERAS:
             diff = np.abs(images[cam].astype(int) - expected[cam].astype(int))  # (H, W, 3)
             assert diff.mean() <= MEAN_TOLERANCE, (cam, diff.mean())
-            assert (diff.max(axis=-1) > 8).mean() <= EDGE_PIXELS_TOLERANCE, (cam, (diff.max(axis=-1) > 8).mean())
+            assert (diff.max(axis=-1) > 8).mean() <= EDGE_PIXELS_TOLERANCE, (
+                cam,
+                (diff.max(axis=-1) > 8).mean(),
+            )
             assert diff.any() or cam != "top"  # the settings do act: shadow edges moved by a texel somewhere
 
 
@@ -72,14 +75,18 @@ def test_no_shadows_is_a_visible_change():
 def test_settings_cannot_change_after_the_physics_rendered():
     physics = make_task_environment("transfer_cube").physics
     physics.render(height=32, width=32, camera_id="top")  # context made with gym-aloha's 4096 px shadow map
-    with pytest.raises(ValueError, match=r"rendered before with other settings \(shadow_map_size, shadow_clip\)"):
+    with pytest.raises(
+        ValueError, match=r"rendered before with other settings \(shadow_map_size, shadow_clip\)"
+    ):
         MultiCameraRenderer(physics, ["top"], (32, 32))
     MultiCameraRenderer(physics, ["top"], (32, 32), shadow_map_size=None, shadow_clip=None)  # the same: fine
 
 
 def test_bad_arguments_name_the_field():
     physics = make_task_environment("transfer_cube").physics
-    with pytest.raises(ValueError, match=r"image_size must be \(height, width\) with positive values, got \(0, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"image_size must be \(height, width\) with positive values, got \(0, 8\)"
+    ):
         MultiCameraRenderer(physics, ["top"], (0, 8))
     with pytest.raises(ValueError, match="shadow_map_size must be positive or None, got -1"):
         MultiCameraRenderer(physics, ["top"], (8, 8), shadow_map_size=-1)

@@ -67,7 +67,13 @@ def test_scripted_policy_steps_and_holds_the_last_action():
 
 @pytest.mark.parametrize("task", ["lift_named", "lift_pair"])
 def test_named_cube_script_lifts_the_named_cube_and_leaves_the_others(task):
-    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, CUBE_REST_Z, lifted_cubes, make_task_environment, scene_cubes
+    from lerobot_policy_reconvla.sim.tasks import (
+        CUBE_BODIES,
+        CUBE_REST_Z,
+        lifted_cubes,
+        make_task_environment,
+        scene_cubes,
+    )
 
     episode = scripted_episode(task, 4)
     assert episode.actions.shape == (150, 14)
@@ -89,13 +95,18 @@ def test_blind_replay_is_defined_where_one_fixed_script_is_a_floor(capsys):
     from lerobot_policy_reconvla.sim.tasks import PAIR_SLOTS, scene_for_seed
 
     assert main(["--task=transfer_cube", "--blind=true", "--num_seeds=1"]) == 2
-    assert "--blind=true is defined for --task in ['lift', 'lift_pair'], got --task=transfer_cube" in capsys.readouterr().err
+    assert (
+        "--blind=true is defined for --task in ['lift', 'lift_pair'], got --task=transfer_cube"
+        in capsys.readouterr().err
+    )
     # lift_pair's blind script takes the first slot: it lifts the named cube only where that cube sits there.
     blind = centre_script("lift_pair")
     for seed in range(4):
         episode = scripted_episode("lift_pair", seed)
         scene = scene_for_seed("lift_pair", seed)
-        named = scene.object_pose[7 * ("red", "green").index(scene.target) :][:2]  # (2,) x, y of the named cube
+        named = scene.object_pose[7 * ("red", "green").index(scene.target) :][
+            :2
+        ]  # (2,) x, y of the named cube
         in_first_slot = np.linalg.norm(named - np.asarray(PAIR_SLOTS[0])) < 0.05
         # Deterministic physics: on these seeds the fixed script lifts exactly the cubes in its slot.
         assert replay(dataclasses.replace(episode, actions=blind)).success is bool(in_first_slot), seed
