@@ -82,8 +82,10 @@ def main() -> None:
         cpu_seconds.append((time.process_time() - cpu_start) / args.batch_size)
     per_frame = statistics.median(seconds)
     print(
-        f"Grounding DINO (grounding-dino-tiny architecture, {parameters / 1e6:.0f} M parameters, random weights), "
-        f"{args.image_size[0]}x{args.image_size[1]} frames, batch {args.batch_size}, {args.device} {args.dtype}, "
+        f"Grounding DINO (grounding-dino-tiny architecture, {parameters / 1e6:.0f} M parameters, "
+        "random weights), "
+        f"{args.image_size[0]}x{args.image_size[1]} frames, batch {args.batch_size}, "
+        f"{args.device} {args.dtype}, "
         f"{torch.get_num_threads()} threads: {per_frame:.2f} s/frame = {1 / per_frame:.2f} frames/s "
         f"(median of {args.calls} calls; per call: {', '.join(f'{s:.2f}' for s in seconds)} s/frame)"
     )

@@ -175,11 +175,14 @@ def render(args, results: dict, argv: list[str], wall: float) -> str:
         if args.variant == "full"
         else "# ReconVLA against stock pi0 (bench_gpu.py, tiny size)",
         "",
-        f"- command: `{cmd}`; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; wall time {wall / 60:.1f} min; commit {git_describe()}",
+        f"- command: `{cmd}`; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "
+        f"wall time {wall / 60:.1f} min; commit {git_describe()}",
         *machine(),
         f"- versions: {versions()}",
-        f"- variant `{args.variant}`, dtype {args.dtype}, device {args.device}; random weights built on the device in {results['build_s']:.0f} s",
-        f"- inputs: 3 cameras of {tuple(args.image_shape)}, chunk {args.chunk_size}, {args.num_steps} denoising steps; "
+        f"- variant `{args.variant}`, dtype {args.dtype}, device {args.device}; "
+        f"random weights built on the device in {results['build_s']:.0f} s",
+        f"- inputs: 3 cameras of {tuple(args.image_shape)}, chunk {args.chunk_size}, "
+        f"{args.num_steps} denoising steps; "
         f"latent cache built for the batch's frames in {results['cache_build_s']:.1f} s",
         "",
         "## Chunk latency, batch 1",
@@ -196,10 +199,12 @@ def render(args, results: dict, argv: list[str], wall: float) -> str:
         )
     out += [
         "",
-        f"## Training step ({args.dtype}, full fine-tune, gradient checkpointing; median of {args.train_steps} steps)",
+        f"## Training step ({args.dtype}, full fine-tune, gradient checkpointing; "
+        f"median of {args.train_steps} steps)",
         "",
-        "Peak: `max_memory_allocated` during the steps minus what was allocated before the optimizer was made "
-        "(gradients, AdamW state, activations; the VAE's weights in the VAE row, where they are loaded).",
+        "Peak: `max_memory_allocated` during the steps minus what was allocated before the optimizer "
+        "was made (gradients, AdamW state, activations; the VAE's weights in the VAE row, where they "
+        "are loaded).",
         "",
         "| batch | policy | step | ratio to pi0 | peak above the weights | own weights |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",

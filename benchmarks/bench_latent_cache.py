@@ -5,7 +5,8 @@ markdown report (between markers, so the rest of the file is left as it is).
     .venv/bin/python -m benchmarks.bench_latent_cache --out docs/benchmarks.md
 
 Two target layouts, each with a random-init `diffusers.AutoencoderKL` (weights do not change the time):
-- `sd`: the defaults, Stable Diffusion's VAE architecture (4 latent channels), 128 px crops, 1 latent per token;
+- `sd`: the defaults, Stable Diffusion's VAE architecture (4 latent channels), 128 px crops, 1 latent
+  per token;
 - `paper`: ReconVLA's official layout, FLUX.1's VAE architecture (16 latent channels, no quant convs), 256 px
   crops, 2 x 2 latents = 64 channels per token.
 The frames come from a LeRobotDataset written for the run (random 224 x 224 images, a gaze box per camera),
@@ -194,7 +195,8 @@ def run_layout(args, name: str, tmp: Path) -> list[dict]:
             )
         )
         print(
-            f"[{name} b{batch_size}] pi0 {stats['pi0'].fmt()} vae {stats['vae'].fmt()} cache {stats['cache'].fmt()}",
+            f"[{name} b{batch_size}] pi0 {stats['pi0'].fmt()} vae {stats['vae'].fmt()} "
+            f"cache {stats['cache'].fmt()}",
             flush=True,
         )
         del cached, pi0
@@ -212,15 +214,18 @@ def render(args, rows: list[dict], argv: list[str], wall: float) -> str:
         "",
         *machine(),
         f"- versions: {versions()}",
-        f"- variant `{args.variant}`, device {args.device}, float32, torch threads {args.threads}, 3 cameras of "
-        f"{tuple(args.image_shape)}; {args.rounds} rounds alternating the three policies, "
+        f"- variant `{args.variant}`, device {args.device}, float32, torch threads {args.threads}, "
+        f"3 cameras of {tuple(args.image_shape)}; {args.rounds} rounds alternating the three policies, "
         f"`blocked_autorange(min_run_time={args.min_run_time})`, median ± IQR/2",
-        "- train step: `zero_grad` + `forward` + `backward` + `AdamW.step`; ReconVLA running the VAE on the gaze "
-        "crops (`vae`) and reading the posteriors from the cache (`cache`, with its per-step box and crop checks)",
-        f"- build and size: `build_latent_cache` over {args.frames} frames (3 cameras, batch 8, no decoding "
-        "workers, PNG frames), scaled to 1,000 frames; float32 posteriors (`--cache_dtype float16` halves them)",
+        "- train step: `zero_grad` + `forward` + `backward` + `AdamW.step`; ReconVLA running the VAE on "
+        "the gaze crops (`vae`) and reading the posteriors from the cache (`cache`, with its per-step box "
+        "and crop checks)",
+        f"- build and size: `build_latent_cache` over {args.frames} frames (3 cameras, batch 8, "
+        "no decoding workers, PNG frames), scaled to 1,000 frames; float32 posteriors "
+        "(`--cache_dtype float16` halves them)",
         "",
-        "| layout | batch | stock pi0 | ReconVLA, VAE | ratio | ReconVLA, cache | ratio | target | loss cached vs encoded | build s / 1,000 frames | MiB / 1,000 frames |",
+        "| layout | batch | stock pi0 | ReconVLA, VAE | ratio | ReconVLA, cache | ratio | target "
+        "| loss cached vs encoded | build s / 1,000 frames | MiB / 1,000 frames |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for row in rows:
@@ -228,8 +233,10 @@ def render(args, rows: list[dict], argv: list[str], wall: float) -> str:
         vae_ratio, cache_ratio = ratio(stats["vae"], stats["pi0"]), ratio(stats["cache"], stats["pi0"])
         verdict = "met" if cache_ratio <= 1.5 else f"missed ({cache_ratio:.2f} > 1.5)"
         out.append(
-            f"| {row['layout']}: {LAYOUTS[row['layout']]['description']} | {row['batch_size']} | {stats['pi0'].fmt()} | "
-            f"{stats['vae'].fmt()} | {vae_ratio:.2f} | {stats['cache'].fmt()} | {cache_ratio:.2f} | <= 1.5 (CPU, tiny): {verdict} | "
+            f"| {row['layout']}: {LAYOUTS[row['layout']]['description']} | {row['batch_size']} "
+            f"| {stats['pi0'].fmt()} | "
+            f"{stats['vae'].fmt()} | {vae_ratio:.2f} | {stats['cache'].fmt()} | {cache_ratio:.2f} "
+            f"| <= 1.5 (CPU, tiny): {verdict} | "
             f"rel. diff {row['difference']:.1e} | {row['build_s_per_1000']:.0f} | {row['mib_per_1000']:.0f} |"
         )
     out.append(END)

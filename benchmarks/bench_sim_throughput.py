@@ -155,7 +155,8 @@ def breakdown(task: str, size: tuple[int, int], calls: int = 10) -> None:
     for label, ms in rows:
         print(f"| {label} | {ms:.0f} |")
     print(
-        f"\ncProfile: {100 * gl_share:.0f} % of a physics.render call is inside mjr_render / mjr_readPixels.\n"
+        f"\ncProfile: {100 * gl_share:.0f} % of a physics.render call is inside "
+        "mjr_render / mjr_readPixels.\n"
     )
 
 
@@ -199,7 +200,8 @@ def main(argv=None) -> None:
         breakdown(args.task, (224, 224))
 
     print(
-        f"{args.task}, cameras {', '.join(CAMERAS)}, {args.frames} frames per worker, {os.cpu_count()} cores\n"
+        f"{args.task}, cameras {', '.join(CAMERAS)}, {args.frames} frames per worker, "
+        f"{os.cpu_count()} cores\n"
     )
     print("| image (H x W) | mode | workers | frames/s | cpu ms/frame |")
     print("| --- | --- | --- | --- | --- |")

@@ -174,7 +174,10 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
         steps[name] = train_step_fn(p, make_optimizer(p), batch)
     train_stats = oom_guard(timed, steps, "train step", args)
     for name in [n for n in policies if n != "pi0"]:
-        label = f"train step ({name.split('-')[1]} target{', ' + args.vae_arch + '-VAE' if 'vae' in name else ''})"
+        label = (
+            f"train step ({name.split('-')[1]} target"
+            f"{', ' + args.vae_arch + '-VAE' if 'vae' in name else ''})"
+        )
         if isinstance(train_stats, Exception):
             res.rows.append(Row(batch_size, tag, label, "OOM", "OOM", None))
             continue
@@ -212,7 +215,10 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
         for kind in [k for k in mem if k != "pi0"]:
             a, b = mem["pi0"].get("peak_bytes"), mem[kind].get("peak_bytes")
             r = b / a if a and b else None
-            label = f"peak memory, train step ({kind.split('-')[1]} target{', ' + args.vae_arch + '-VAE' if 'vae' in kind else ''})"
+            label = (
+                f"peak memory, train step ({kind.split('-')[1]} target"
+                f"{', ' + args.vae_arch + '-VAE' if 'vae' in kind else ''})"
+            )
             res.rows.append(
                 Row(
                     batch_size,
@@ -243,12 +249,10 @@ def breakdown(
     grid = config.recon_token_grid
     n_targets = batch_size * len(CAMERAS)
 
+    pixel_size = 32 if args.variant == "tiny" else 128
+    pixel_target = ReconTarget("pixels", pixel_size, grid)
     fns = {}
-    fns[
-        "target: pixels (crop+resize, 32 px)"
-        if args.variant == "tiny"
-        else "target: pixels (crop+resize, 128 px)"
-    ] = lambda t=ReconTarget("pixels", 32 if args.variant == "tiny" else 128, grid): t(images, boxes)
+    fns[f"target: pixels (crop+resize, {pixel_size} px)"] = lambda: pixel_target(images, boxes)
     for arch, path in vae_paths.items():
         vae = load_frozen_vae(path, 4, 8).to(args.device)
         if args.dtype == "bfloat16" and args.device == "cuda":
@@ -356,7 +360,10 @@ def parse_args(argv):
     p.add_argument(
         "--compile-mode",
         default="max-autotune",
-        help="torch.compile mode of both policies (pi0's default: max-autotune, which autotunes for minutes on a CPU)",
+        help=(
+            "torch.compile mode of both policies "
+            "(pi0's default: max-autotune, which autotunes for minutes on a CPU)"
+        ),
     )
     p.add_argument("--recon-targets", nargs="+", choices=("pixels", "vae"), default=["pixels", "vae"])
     p.add_argument(

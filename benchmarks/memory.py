@@ -49,7 +49,8 @@ def peak_rss_bytes() -> int:
 
 
 def memory_worker(args) -> None:
-    """Runs in the subprocess: builds one policy (`args.memory_worker`), trains a few steps, prints the peak."""
+    """Runs in the subprocess: builds one policy (`args.memory_worker`), trains a few steps, prints the
+    peak."""
     import diffusers  # noqa: F401  - imported before the baseline, so imports are not counted
     import lerobot.policies.pi0.modeling_pi0  # noqa: F401
 
@@ -91,7 +92,8 @@ def memory_worker(args) -> None:
 
 
 def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
-    """{"peak_bytes", "method"[, "note"]} of `kind` (pi0, reconvla-pixels, reconvla-vae) from a fresh process."""
+    """{"peak_bytes", "method"[, "note"]} of `kind` (pi0, reconvla-pixels, reconvla-vae) from a fresh
+    process."""
     cmd = [
         sys.executable,
         "-m",

@@ -16,7 +16,8 @@ from benchmarks.pi0_pair import CAMERAS, GAZE_BOX, PROMPT_TOKENS, STATE_DIM
 from benchmarks.timing import Stat
 
 REPO = Path(__file__).resolve().parents[1]
-# The goals ReconVLA is held to: inference costs what pi0 costs; training adds at most 15 % time and 10 % memory.
+# The goals ReconVLA is held to: inference costs what pi0 costs; training adds at most 15 % time and
+# 10 % memory.
 TARGETS = {
     "inference_ratio": 1.02,
     "train_time_ratio": 1.15,
@@ -111,6 +112,14 @@ def versions() -> str:
 def render(args, res: Results, argv: list[str], wall: float) -> str:
     full_gpu = args.variant == "full" and args.device == "cuda"
     cmd = ".venv/bin/python -m benchmarks.bench_vs_pi0 " + " ".join(argv)
+    layout = (
+        "gemma_2b + gemma_300m, DiT 1024x3"
+        if args.variant == "full"
+        else "tiny: language and expert 256x2, SigLIP 128x2, DiT 64x2"
+    )
+    compile_mode = (
+        f" (torch.compile mode {args.compile_mode}, inductor, both policies)" if args.compile != "off" else ""
+    )
     out = [
         "# Benchmarks: ReconVLA against LeRobot's stock pi0",
         "",
@@ -127,10 +136,10 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
         f"(cores: {os.cpu_count()}; a load above the thread count means other processes shared the cores: "
         "interleaving spreads their effect over both policies, but it widens the IQR)",
         f"- torch threads: {args.threads} (`torch.set_num_threads` and every Timer's `num_threads`)",
-        f"- variant: `{args.variant}` ({'gemma_2b + gemma_300m, DiT 1024x3' if args.variant == 'full' else 'tiny: language and expert 256x2, SigLIP 128x2, DiT 64x2'}), "
+        f"- variant: `{args.variant}` ({layout}), "
         f"recon head computing in {args.recon_head_dtype}, "
         f"dtype {args.dtype}, device {args.device}, compile: {args.compile}"
-        f"{f' (torch.compile mode {args.compile_mode}, inductor, both policies)' if args.compile != 'off' else ''}",
+        f"{compile_mode}",
         f"- inputs: 3 cameras ({', '.join(CAMERAS)}) of {tuple(args.image_shape)} padded to 224 px by pi0, "
         f"state/action {STATE_DIM}-D, prompt {PROMPT_TOKENS} tokens padded to 48, chunk {args.chunk_size}, "
         f"{args.num_steps} denoising steps; gaze box {GAZE_BOX} on every camera",
@@ -140,14 +149,17 @@ def render(args, res: Results, argv: list[str], wall: float) -> str:
         f"- memory: one fresh subprocess per policy and size, {args.memory_steps} training steps; "
         f"measure: {res.memory_method or 'n/a'}"
         + (
-            " (resident-set high-water mark, i.e. model + gradients + AdamW state + activations + allocator slack; "
+            " (resident-set high-water mark, i.e. model + gradients + AdamW state + activations "
+            "+ allocator slack; "
             "not comparable with GPU `max_memory_allocated` figures)"
             if args.device == "cpu"
             else ""
         ),
-        "- stock pi0: a deep copy of the ReconVLA policy with `model.recon_head` deleted and its classes set to "
+        "- stock pi0: a deep copy of the ReconVLA policy with `model.recon_head` deleted and its classes "
+        "set to "
         "LeRobot's `PI0Policy` / `PI0Pytorch` / `PaliGemmaWithExpertModel`, so it runs LeRobot's pi0 code "
-        "unchanged on identical weights (LeRobot's `PI0Config` rejects the tiny variant). Asserted before timing: "
+        "unchanged on identical weights (LeRobot's `PI0Config` rejects the tiny variant). "
+        "Asserted before timing: "
         "both produce identical action chunks for the same noise.",
         "",
         "## Side by side",
@@ -209,8 +221,10 @@ def targets_section(args, res: Results, full_gpu: bool) -> list[str]:
             else verdict_ratio(worst.ratio, TARGETS["inference_ratio"])
         )
         lines.append(
-            f"- Inference ratio <= {TARGETS['inference_ratio']} ({args.variant}, {args.device}): **{verdict}** "
-            f"(worst ratio {worst.ratio:.3f}: {worst.what}, batch {worst.batch_size}, compile {worst.compile}; "
+            f"- Inference ratio <= {TARGETS['inference_ratio']} ({args.variant}, {args.device}): "
+            f"**{verdict}** "
+            f"(worst ratio {worst.ratio:.3f}: {worst.what}, batch {worst.batch_size}, "
+            f"compile {worst.compile}; "
             f"all: {', '.join(f'{r.ratio:.3f}' for r in inf)})"
         )
     for key, word in (("train step", "train_time_ratio"), ("peak memory", "train_memory_ratio")):
@@ -226,7 +240,8 @@ def targets_section(args, res: Results, full_gpu: bool) -> list[str]:
             )
         else:
             lines.append(
-                f"- Training {key} ratio <= {TARGETS[word]} (full size, GPU, bf16): **not measured on a GPU yet** "
+                f"- Training {key} ratio <= {TARGETS[word]} (full size, GPU, bf16): "
+                "**not measured on a GPU yet** "
                 f"(the full model does not train on a CPU). Indicative {args.variant}/{args.device} "
                 f"ratios, which overstate the head's share because the tiny backbone is ~1000x smaller "
                 f"than gemma_2b while the VAE keeps its full size: {measured or 'n/a'}"
@@ -241,7 +256,8 @@ def targets_section(args, res: Results, full_gpu: bool) -> list[str]:
             else f"missed by {s.median * 1e3 - TARGETS['h100_chunk_ms']:.1f} ms"
         )
         lines.append(
-            f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile, batch 1: "
+            f"- 3-camera chunk (10 steps) <= {TARGETS['h100_chunk_ms']:.0f} ms on an H100 with compile, "
+            "batch 1: "
             f"**{verdict}** ({s.median * 1e3:.1f} ms; stock pi0 {h100[0][3].median * 1e3:.1f} ms)"
         )
     else:

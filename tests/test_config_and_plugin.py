@@ -30,7 +30,9 @@ def test_lerobot_discovers_the_plugin_in_a_fresh_interpreter():
         from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
         from lerobot_policy_reconvla.processor_reconvla import ReconVLATokenizerProcessorStep
         assert get_policy_class("reconvla") is ReconVLAPolicy
-        config = make_policy_config("reconvla", paligemma_variant="tiny", action_expert_variant="tiny", device="cpu")
+        config = make_policy_config(
+            "reconvla", paligemma_variant="tiny", action_expert_variant="tiny", device="cpu"
+        )
         pre, post = make_pre_post_processors(config)
         assert any(isinstance(step, ReconVLATokenizerProcessorStep) for step in pre.steps)
         print("discovered")
@@ -171,7 +173,8 @@ def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():
 
 
 def test_every_pi0_setting_defaults_to_pi0s_value():
-    """A user switching --policy.type=pi0 to reconvla changes nothing of pi0's recipe; only recon_* is added."""
+    """A user switching --policy.type=pi0 to reconvla changes nothing of pi0's recipe; only recon_* is
+    added."""
     import dataclasses
 
     ours, pi0 = ReconVLAConfig(device="cpu"), PI0Config(device="cpu")
@@ -272,6 +275,6 @@ def test_a_refused_setting_is_named_where_lerobot_trains_parser_hides_the_reason
     with caplog.at_level(logging.ERROR), pytest.raises((SystemExit, draccus.utils.ParsingError)):
         draccus.parse(Command, args=flags)
     assert (
-        "recon_image_size=128 must be a multiple of the image-token grid (6 = image_resolution 84 // patch 14)"
-        in caplog.text
+        "recon_image_size=128 must be a multiple of the image-token grid "
+        "(6 = image_resolution 84 // patch 14)" in caplog.text
     )

@@ -1,4 +1,5 @@
-"""The latent cache: the same training loss as the VAE it replaces, and refusal of anything it does not fit."""
+"""The latent cache: the same training loss as the VAE it replaces, and refusal of anything it does not
+fit."""
 
 import json
 import shutil

@@ -63,7 +63,8 @@ def test_recon_loss_alone_trains_vision_tower_and_language_layers(policy_and_pro
 
 
 def test_frozen_vision_encoder_leaves_siglip_to_pi0_and_recon_trains_the_rest():
-    """As the official (and the paper preset): SigLIP frozen, L_recon reaches projector and language layers."""
+    """As the official (and the paper preset): SigLIP frozen, L_recon reaches projector and language
+    layers."""
     config = tiny_config(freeze_vision_encoder=True)
     policy = ReconVLAPolicy(config)
     from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors

@@ -105,14 +105,17 @@ assert Path(lerobot_policy_reconvla.__file__).is_relative_to(venv), lerobot_poli
 for name, path in available_presets().items():
     assert path.is_relative_to(venv), path
     # What `lerobot-train --config_path=<preset>` does (lerobot.configs.parser.wrap).
-    cfg = TrainPipelineConfig.from_pretrained(str(preset_path(name)), cli_args=["--dataset.repo_id=local/any", "--policy.type=reconvla"])
+    cfg = TrainPipelineConfig.from_pretrained(
+        str(preset_path(name)), cli_args=["--dataset.repo_id=local/any", "--policy.type=reconvla"]
+    )
     print(name, cfg.policy.type, cfg.env.type if cfg.env else None)
 """
 
 
 @pytest.mark.slow
 def test_wheel_ships_the_presets(tmp_path):
-    """Build a wheel, install it into a fresh venv outside the checkout, and find and parse every preset there."""
+    """Build a wheel, install it into a fresh venv outside the checkout, and find and parse every preset
+    there."""
     src = tmp_path / "src"  # a copy, so the build writes nothing into the checkout
     shutil.copytree(
         REPO / "lerobot_policy_reconvla",

@@ -86,7 +86,8 @@ def test_a_tall_box_and_a_four_by_three_whole_image_keep_their_shape():
     tall_box = torch.tensor([[30 / 80, 10 / 60, 40 / 80, 50 / 60]])
     tall = crop_and_resize(image, tall_box, size=16, pad_to_square=True)  # (1, 3, 16, 16)
     # The bar fills columns 6-9 of the 40 px square (16 * 15 / 40 = 6 columns of grey either side); the
-    # blue around it in the image is not part of the crop (its bilinear samples touch the border bins a little).
+    # blue around it in the image is not part of the crop (its bilinear samples touch the border bins a
+    # little).
     red = torch.tensor([1.0, 0.0, 0.0])[None, :, None, None]
     assert torch.allclose(tall[:, :, 1:-1, 7:9], red.expand(1, 3, 14, 2), atol=1e-5)
     assert torch.allclose(tall[:, :, :, 6:10], red.expand(1, 3, 16, 4), atol=0.06)
@@ -313,7 +314,8 @@ def test_dit_condition_is_time_plus_linear_of_silu_of_parameter_free_layernorm()
 
 def _assert_xavier_uniform(weight, fan_in: int, fan_out: int):
     """Drawn from U(-a, a), a = sqrt(6 / (fan_in + fan_out)): inside the bound, reaching close to it, with
-    its standard deviation a / sqrt(3) (PyTorch's default, U(+-1/sqrt(fan_in)), fails both for these layers)."""
+    its standard deviation a / sqrt(3) (PyTorch's default, U(+-1/sqrt(fan_in)), fails both for these
+    layers)."""
     bound = math.sqrt(6 / (fan_in + fan_out))
     values = weight.detach().flatten()
     assert values.abs().max() <= bound

@@ -119,7 +119,7 @@ def test_max_relative_target_clips_per_motor(tmp_path, arms, monkeypatch):
 
 def test_write_failure_mid_episode_cuts_torque_on_both_arms(tmp_path, arms, monkeypatch):
     robot = connected_follower(tmp_path, arms, monkeypatch)
-    for step in range(3):
+    for _step in range(3):
         obs = robot.get_observation()
         robot.send_action({k: obs[k] + 0.01 for k in robot.action_features})
     arms["follower_right"].fail_next_write(INST_SYNC_WRITE, ADDR_GOAL_POSITION)

@@ -52,7 +52,10 @@ def test_unknown_camera_or_task_is_a_clear_error():
         AlohaMultiCamEnv(task="insertion", cameras=["top", "cam_high"])
     with pytest.raises(
         ValueError,
-        match=r"unknown task 'stack'; valid tasks: \['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair'\]",
+        match=(
+            r"unknown task 'stack'; valid tasks: "
+            r"\['insertion', 'transfer_cube', 'lift', 'lift_named', 'lift_pair'\]"
+        ),
     ):
         AlohaMultiCamEnv(task="stack")
     # The LeRobot config refuses them too, before any simulator is built.

@@ -56,7 +56,8 @@ def test_a_killed_worker_loses_only_its_seed():
     with EpisodeWorkers(replace(SPEC, episode_length=60), workers=2, first_seed=0) as workers:
         delivered = [workers.next_episode()]
         # Idle workers get their next seed before a result is handed over, so one is busy now. The victim is
-        # the seed given last, just started (seed 1 started with seed 0: its result may be in the pipe already).
+        # the seed given last, just started (seed 1 started with seed 0: its result may be in the pipe
+        # already).
         assert workers.in_progress, "no worker was given a seed before the result was delivered"
         victim, pid = max(workers.in_progress.items())
         os.kill(pid, signal.SIGKILL)

@@ -31,7 +31,8 @@ def generate(*args) -> str:
 def short_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen") / "cube"
     # Short episodes cannot succeed, so --keep_failed=true; 2 cameras at 32 x 48 keep it quick.
-    # One worker (the simulation runs in the generator's process): workers do not change the data (tested below).
+    # One worker (the simulation runs in the generator's process): workers do not change the data
+    # (tested below).
     generate(
         "--task=transfer_cube",
         "--num_episodes=2",

@@ -1,7 +1,8 @@
 """Scripted demonstrations: full 400-step episodes, mocap rollout then joint-space replay (physics only).
 
 Measured over 50 seeds on MuJoCo 3.8 (see docs/sim.md): transfer cube 100 %, insertion 100 %, lift
-100 %, lift_named 98 %, lift_pair 100 % (the goal is >= 90 %); the per-task success test below runs a handful of those seeds.
+100 %, lift_named 98 %, lift_pair 100 % (the goal is >= 90 %); the per-task success test below runs a
+handful of those seeds.
 """
 
 import os
