@@ -130,6 +130,9 @@ def batch_gaze_boxes(batch: dict, cameras: list[str], said: set[str]):
             _say_once(said, f"{key} missing", missing)
             stacked.append(absent)
             continue
+        if box.ndim == 1 and reference.shape[0] == 1:
+            # One dataset frame: LeRobot's batch-dimension step adds it to images and state, not to boxes.
+            box = box[None]
         if tuple(box.shape) != tuple(absent.shape):
             raise ValueError(
                 f"{key} has shape {tuple(box.shape)}, expected {tuple(absent.shape)}: [x0, y0, x1, y1] each"

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 export HF_HUB_OFFLINE=1 MUJOCO_GL="${MUJOCO_GL:-egl}"
 # Two pytest processes (pytest-xdist), the cores split between them: most tests spend their time in one
-# thread (imports, MuJoCo, small tensors), so a second process fills the core the first leaves idle. A file
-# goes to one process as a whole (its module fixtures are built once), in file order (the long files of
-# closed-loop, benchmark, demo and evidence runs come early, so neither process is left with one at the end).
+# thread (MuJoCo, small tensors), so a second process fills the core the first leaves idle. A file goes to
+# one process as a whole (its module fixtures are built once), in file order, the closed-loop file first
+# (tests/conftest.py says why).
 WORKERS=2
 threads=$(( $(nproc) / WORKERS ))
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( threads > 0 ? threads : 1 ))}"

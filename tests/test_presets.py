@@ -182,7 +182,7 @@ def test_wheel_ships_the_presets(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(run.stdout.split()[0::3]) == sorted(available_presets())
     listed = processes.run(
-        [venv_python, "-m", "lerobot_policy_reconvla.tools.presets", "reconvla_tiny"],
+        [venv_python, "-m", "lerobot_policy_reconvla.tools.presets", "--name=reconvla_tiny"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
