@@ -24,11 +24,8 @@ from lerobot.lerobot_types import RobotAction, RobotObservation
 from lerobot.robots.robot import Robot
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
-from ...embodiment.aloha import (
-    JOINT_NAMES,
-    cap_joint_goals,
-    joint_goals,
-)  # the sim's qpos order is the real robot's feature order
+# The sim's qpos order is the real robot's feature order.
+from ...embodiment.aloha import JOINT_NAMES, cap_joint_goals, joint_goals
 from ...sim.constants import TASK_DESCRIPTIONS
 from .config_aloha_sim import SIM_CAMERAS, AlohaSimConfig
 
