@@ -71,6 +71,13 @@ def _paligemma_patch_size() -> int:
     return PaliGemmaConfig().vision_config.patch_size
 
 
+def vision_patch_size(paligemma_variant: str) -> int:
+    """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
+    if paligemma_variant == TINY:
+        return TINY_VISION["patch_size"]
+    return _paligemma_patch_size()
+
+
 @PreTrainedConfig.register_subclass("reconvla")
 @dataclass
 class ReconVLAConfig(PI0Config):
@@ -233,6 +240,11 @@ class ReconVLAConfig(PI0Config):
             if getattr(self, field_name) < 1:
                 raise ValueError(f"{field_name}={getattr(self, field_name)}; expected >= 1")
         grid = self.recon_token_grid
+        if grid < 1:
+            raise ValueError(
+                f"image_resolution={self.image_resolution}; expected at least the vision patch size "
+                f"({self.vision_patch_size} px) per side"
+            )
         grid_reason = (
             f"the image-token grid ({grid} = image_resolution {self.image_resolution[0]} // patch "
             f"{self.vision_patch_size})"
@@ -298,10 +310,7 @@ class ReconVLAConfig(PI0Config):
 
     @property
     def vision_patch_size(self) -> int:
-        """SigLIP's patch size: transformers' PaliGemma default (which pi0 keeps) or TINY_VISION."""
-        if self.paligemma_variant == TINY:
-            return TINY_VISION["patch_size"]
-        return _paligemma_patch_size()
+        return vision_patch_size(self.paligemma_variant)
 
     @property
     def recon_token_grid(self) -> int:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from lerobot_policy_reconvla.common.cli import UsageError
 from lerobot_policy_reconvla.sim.evaluate_scripted import blind_successes
-from lerobot_policy_reconvla.tools.demo import MARKER, paired_floor, prepare_output_dir
+from lerobot_policy_reconvla.tools.demo import MARKER, DemoConfig, paired_floor, prepare_output_dir, run_demo
 from tests.fixtures.cli import run_cli
 
 
@@ -99,3 +99,23 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     assert floor["both"] + floor["blind_only"] == sum(blind)
     assert sum(floor[k] for k in ("both", "policy_only", "blind_only", "neither")) == 10
     assert paired_floor("transfer_cube", outcomes) is None  # no blind floor defined there
+
+
+@pytest.mark.parametrize(("resolution", "crop"), [(84, 36), (112, 32), (140, 40), (224, 32)])
+def test_demo_fits_the_reconstruction_crop_to_the_image_resolution(resolution, crop):
+    # 84 px gives a 6 x 6 token grid: the preset's 32-px crop does not divide into it, 36 does.
+    demo = DemoConfig(image_resolution=resolution)
+    policy = demo.training_policy_config()
+    grid = resolution // 14
+    assert policy.recon_image_size % grid == 0 and policy.recon_image_size >= 32
+    assert policy.image_resolution == (resolution, resolution)
+    assert demo.training_policy_overrides()["recon_image_size"] == crop
+
+
+def test_demo_refuses_a_policy_setting_that_cannot_train_before_any_work(tmp_path):
+    out = tmp_path / "demo"
+    with pytest.raises(UsageError, match=r"--image_resolution=10,.*cannot train: .*image_resolution"):
+        run_demo(DemoConfig(output_dir=out, image_resolution=10))
+    with pytest.raises(UsageError, match=r"--image_shift_pixels=-1\) .*cannot train: .*image_shift_pixels"):
+        run_demo(DemoConfig(output_dir=out, image_shift_pixels=-1))
+    assert not out.exists()  # nothing generated, not even the output directory

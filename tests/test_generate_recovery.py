@@ -48,13 +48,14 @@ def test_recover_removes_uncommitted_files_and_restores_rewritten_metadata(tmp_p
     (root / "meta/info.json").write_text('{"total_episodes": 3')  # rewritten in place, cut short
 
     removed = recover(root, GenerationLedger.read(root))
-    assert sorted(removed) == [
+    assert sorted(removed) == [  # what the interrupted episode wrote, the rewritten info.json restored
         "data/chunk-000/file-002.parquet",
-        "images/",
+        "images/observation.images.top/episode-000002/frame-000000.png",
         "meta/episodes/chunk-000/file-002.parquet",
-        "tmpab12cd/",
+        "meta/info.json",
     ]
     assert (root / "meta/info.json").read_bytes() == info and not (root / "images").exists()
+    assert not (root / "tmpab12cd").exists()  # LeRobot's empty temporary video directory, removed unlisted
     dataset = LeRobotDataset("local/rec", root=root)
     assert dataset.meta.total_episodes == 2 and len(dataset) == 6
     assert dataset[5]["observation.state"].tolist() == [1.0, 2.0]

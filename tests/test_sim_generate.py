@@ -93,6 +93,32 @@ def test_generated_boxes_pass_the_policys_box_checks(short_dataset):
         assert len(boxes) == 24 and not is_malformed(boxes).any(), cam  # what every batch checks
 
 
+def directory_contents(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` with its bytes (None for a directory)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None for p in root.rglob("*")}
+
+
+def test_a_finished_run_run_again_says_nothing_and_changes_no_file(short_dataset, capsys):
+    # A clean finish leaves none of LeRobot's scratch space (per-camera frame directories) behind.
+    assert not (short_dataset / "images").exists() and not list(short_dataset.glob("tmp*"))
+    before = directory_contents(short_dataset)
+    episodes = len(json.loads((short_dataset / SIDECAR).read_text())["episodes"])
+    output = generate(
+        "--task=transfer_cube",
+        f"--num_episodes={episodes}",
+        f"--root={short_dataset}",
+        "--repo_id=local/cube",
+        "--cameras=[top,left_wrist]",
+        "--image_size=[32,48]",
+        "--episode_length=12",
+        "--keep_failed=true",
+        "--workers=1",
+    )
+    output += capsys.readouterr().err
+    assert "interrupted" not in output and f"already holds {episodes} episodes" in output
+    assert directory_contents(short_dataset) == before  # same paths, same bytes
+
+
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
     from lerobot_policy_reconvla.sim.generate import main
 
@@ -211,6 +237,8 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
     assert ds.meta.total_episodes == len(saved) >= 1
     assert len(ds) == 120 * len(saved)  # no half episode
     assert ds[len(ds) - 1]["observation.images.top"].shape == (3, 24, 24)
+    # Nothing of the episode in flight stays: no frames awaiting encoding, no temporary videos.
+    assert not (root / "images").exists() and not list(root.glob("tmp*"))
 
 
 def test_two_workers_write_the_dataset_one_process_writes(tmp_path):

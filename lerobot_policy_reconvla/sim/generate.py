@@ -67,7 +67,15 @@ from .constants import (
 )
 from .episodes import default_workers
 from .gaze import DEFAULT_GAZE_MIN_SIZE
-from .recovery import SIDECAR, GenerationLedger, commit_episode, create_committed, recover, write_sidecar
+from .recovery import (
+    SIDECAR,
+    GenerationLedger,
+    commit_episode,
+    create_committed,
+    recover,
+    remove_empty_scratch,
+    write_sidecar,
+)
 
 PROG = "reconvla-generate"
 
@@ -356,12 +364,18 @@ def generate_dataset(cfg: GenerateConfig) -> int:
         if dataset.has_pending_frames():
             dataset.clear_episode_buffer()  # the unfinished episode is dropped, never half-saved
         dataset.finalize()
+        remove_empty_scratch(cfg.root)  # LeRobot's empty per-camera frame directories
         bar.close()
         signal.signal(signal.SIGINT, previous[signal.SIGINT])
         signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
 
     elapsed = time.perf_counter() - started
     total = dataset.meta.total_episodes
+    if start_count >= cfg.num_episodes:
+        print(
+            f"{cfg.root}: already holds {total} episodes (--num_episodes={cfg.num_episodes}); nothing to do"
+        )
+        return 0
     print(
         f"{cfg.root}: {total} episodes ({total - start_count} new); scripted success {successes}/{attempts} "
         f"({100 * successes / max(attempts, 1):.0f}%); {frames} frames in {elapsed:.1f} s "

@@ -122,6 +122,7 @@ def commit_episode(dataset, ledger: GenerationLedger, image_writer_threads: int)
 
     root = Path(dataset.root)
     dataset.finalize()  # footers and buffered episode metadata reach disk
+    remove_empty_scratch(root)
     ledger.committed = snapshot(root)
     write_sidecar(root, ledger)  # the commit point
     return LeRobotDataset.resume(dataset.repo_id, root=root, image_writer_threads=image_writer_threads)
@@ -148,7 +149,8 @@ def create_committed(root: Path, create, ledger: GenerationLedger, image_writer_
 
 
 def recover(root: Path, ledger: GenerationLedger) -> list[str]:
-    """Roll `root` back to its last commit; returns the paths removed (an interrupted episode's files).
+    """Roll `root` back to its last commit; returns the paths removed or restored (an interrupted episode's
+    files); empty when `root` is as committed, which then is not written to at all.
 
     Raises UnrecoverableDataset naming the file when a committed file is missing or has another size.
     """
@@ -174,19 +176,40 @@ def recover(root: Path, ledger: GenerationLedger) -> list[str]:
     for rel in removed:
         (root / rel).unlink()
     for rel in REWRITTEN_IN_PLACE:
+        path = root / rel
         if rel in record["copies"]:
+            committed = base64.b64decode(record["copies"][rel])
+            if path.exists() and path.read_bytes() == committed:
+                continue  # as committed: left alone, not even rewritten
             tmp = root / (rel + ".restore")
-            tmp.write_bytes(base64.b64decode(record["copies"][rel]))
-            tmp.replace(root / rel)
-        elif (root / rel).exists():
-            (root / rel).unlink()
+            tmp.write_bytes(committed)
+            tmp.replace(path)
+            removed.append(rel)  # the uncommitted version
+        elif path.exists():
+            path.unlink()
             removed.append(rel)
-    for scratch in [root / d for d in SCRATCH_DIRS] + list(root.glob("tmp*")):
-        if scratch.is_dir():  # LeRobot's frames awaiting encoding, tempfile.mkdtemp() videos
+    for scratch in scratch_dirs(root):  # LeRobot's frames awaiting encoding, tempfile.mkdtemp() videos
+        removed += [p.relative_to(root).as_posix() for p in scratch.rglob("*") if p.is_file()]
+        shutil.rmtree(scratch)
+    _remove_empty_dirs(root)  # chunk directories left by removed files
+    return removed
+
+
+def scratch_dirs(root: Path) -> list[Path]:
+    """LeRobot's scratch space under `root`: frames awaiting encoding, tempfile.mkdtemp() videos."""
+    return [p for p in [root / d for d in SCRATCH_DIRS] + list(root.glob("tmp*")) if p.is_dir()]
+
+
+def remove_empty_scratch(root: Path) -> None:
+    """Removes scratch directories that hold no file: what LeRobot's writer leaves after an episode is
+    encoded (one empty directory per camera). A clean exit leaves nothing behind in the dataset."""
+    for scratch in scratch_dirs(root):
+        if not any(p.is_file() for p in scratch.rglob("*")):
             shutil.rmtree(scratch)
-            removed.append(scratch.relative_to(root).as_posix() + "/")
-    for top in DATASET_DIRS:  # empty chunk directories left by removed files
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    for top in DATASET_DIRS:
         for d in sorted((root / top).rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
-    return removed

@@ -43,6 +43,7 @@ PROG = "reconvla-demo"
 # excluded) with the tiny preset's success on held-out lift placements above zero (docs/results.md).
 DEFAULT_EPISODES = 20
 DEFAULT_STEPS = 600
+PRESET = "reconvla_tiny"
 DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the script's path (sim.generate)
 OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
@@ -124,6 +125,51 @@ class DemoConfig:
                 f"{flag_prefix}curve_points must be between 1 and {flag_prefix}steps ({self.steps}), "
                 f"got {self.curve_points}"
             )
+        self.training_policy_config(flag_prefix)  # the policy settings too, before any data is generated
+
+    def training_policy_overrides(self) -> dict:
+        """The policy fields the training stage sets on top of the tiny preset (``--policy.<name>``)."""
+        preset = preset_policy_fields()
+        return {
+            "image_resolution": (self.image_resolution, self.image_resolution),
+            "recon_image_size": fitting_recon_image_size(
+                preset["recon_image_size"], self.image_resolution, preset["paligemma_variant"]
+            ),
+            "n_action_steps": self.n_action_steps,
+            "scheduler_decay_steps": self.steps,  # the learning rate anneals by the last step
+            "image_shift_pixels": self.image_shift_pixels,
+        }
+
+    def training_policy_config(self, flag_prefix: str = "--"):
+        """The ReconVLAConfig lerobot-train will build; raises UsageError with the config's reason when the
+        demo's flags give one that cannot work."""
+        from ..configuration_reconvla import ReconVLAConfig
+
+        fields_ = {k: v for k, v in preset_policy_fields().items() if k != "type"}
+        try:
+            return ReconVLAConfig(**{**fields_, **self.training_policy_overrides()})
+        except ValueError as error:
+            raise UsageError(
+                f"the demo's flags (e.g. {flag_prefix}image_resolution={self.image_resolution}, "
+                f"{flag_prefix}n_action_steps={self.n_action_steps}, {flag_prefix}image_shift_pixels="
+                f"{self.image_shift_pixels}) give a policy that cannot train: {error}"
+            ) from None
+
+
+def preset_policy_fields() -> dict:
+    """The tiny preset's ``policy`` section (the config file lerobot-train is given)."""
+    return json.loads(preset_path(PRESET).read_text())["policy"]
+
+
+def fitting_recon_image_size(preset_size: int, image_resolution: int, paligemma_variant: str) -> int:
+    """The preset's reconstruction crop side rounded up to a multiple of the image-token grid (the config's
+    rule: every token gets the same p x p pixels); the preset's own value where it already fits."""
+    from ..configuration_reconvla import vision_patch_size
+
+    grid = image_resolution // vision_patch_size(paligemma_variant)
+    if grid < 1:
+        return preset_size  # the config refuses the resolution itself, naming it
+    return grid * -(-preset_size // grid)
 
 
 def run_stage(
@@ -311,12 +357,16 @@ def run_demo(cfg: DemoConfig) -> dict:
     run_stage("data", generate, out / "data.log", timings)
 
     # 2. Train, saving a checkpoint at every point of the curve.
+    policy_flags = [
+        f"--policy.{name}=" + (f"[{','.join(map(str, value))}]" if isinstance(value, tuple) else str(value))
+        for name, value in cfg.training_policy_overrides().items()
+    ]
     save_freq = cfg.steps // cfg.curve_points
     train_log = run_stage(
         "train",
         [
             lerobot_cli("lerobot-train"),
-            f"--config_path={preset_path('reconvla_tiny')}",
+            f"--config_path={preset_path(PRESET)}",
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={data_root}",
             f"--output_dir={train_dir}",
@@ -326,12 +376,9 @@ def run_demo(cfg: DemoConfig) -> dict:
             f"--log_freq={max(1, cfg.steps // 10)}",
             "--num_workers=0",
             "--wandb.enable=false",
-            f"--policy.image_resolution=[{cfg.image_resolution},{cfg.image_resolution}]",
             f"--seed={cfg.seed}",
             "--env_eval_freq=0",
-            f"--policy.n_action_steps={cfg.n_action_steps}",
-            f"--policy.scheduler_decay_steps={cfg.steps}",  # the learning rate anneals by the last step
-            f"--policy.image_shift_pixels={cfg.image_shift_pixels}",
+            *policy_flags,
         ],
         out / "train.log",
         timings,
