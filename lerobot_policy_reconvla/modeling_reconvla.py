@@ -56,6 +56,7 @@ from .recon.target import ReconTarget, load_frozen_vae
 from .tiny import init_pi0_core
 from .training.augment import random_shift
 from .training.latent_cache_reader import LatentCache, LatentCacheError, crop_signature
+from .training.video_check import check_video_files
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ class ReconVLAPolicy(PI0Policy):
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
         check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
+        check_video_files(kwargs.get("dataset_meta"))  # and the dataset's metadata: its videos decode
         # pi0's construction statements (PI0Policy.__init__), with ReconVLA's core model in pi0's place.
         require_package("transformers", extra="pi")
         PreTrainedPolicy.__init__(self, config)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,6 +31,37 @@ def check_image_size(image_size: list[int], flag: str = "--image_size") -> None:
         raise UsageError(f"{flag} takes [H,W] (positive), got {image_size}")
 
 
+# A full disk, a full quota, or a file-size limit (ulimit -f): the same remedy, the same one line.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+
+class OutOfSpace(OSError):
+    """The disk filled up, said by a command that knows what it kept (printed as its one line)."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def out_of_space(error: BaseException) -> OSError | None:
+    """The OSError in `error`'s chain that says the disk (or quota, or file-size limit) is full, else None.
+
+    Libraries wrap it: pyarrow raises OSError with the errno only in its message, PyAV its own OSError
+    subclass, others chain it as the cause of their own error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and (
+            error.errno in NO_SPACE_ERRNOS or any(words in str(error) for words in NO_SPACE_WORDS)
+        ):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run_entry_point(
     entry: Callable[[], object],
     argv: Sequence[str] | None,
@@ -41,7 +73,9 @@ def run_entry_point(
 
     Returns the entry's status if it returns an int, else 0; 2 with one line on stderr when the entry raises
     UsageError, ResumeRefused or one of `refusals` (bad input found before any work); 1 with the log's tail
-    when a stage's command failed (CommandFailed); 130 on Ctrl-C. Anything else propagates with its traceback.
+    when a stage's command failed (CommandFailed); 1 with one line when the disk filled up (the commands
+    that write keep what they committed and resume when run again); 130 on Ctrl-C. Anything else propagates
+    with its traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     saved_argv = sys.argv
@@ -64,6 +98,20 @@ def run_entry_point(
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        full = out_of_space(error)
+        if full is None:
+            raise
+        if isinstance(full, OutOfSpace):
+            print(f"{prog}: error: {full}", file=sys.stderr)
+            return 1
+        where = f" writing {full.filename}" if full.filename else ""
+        print(
+            f"{prog}: error: no space left{where} ({full.strerror or full}); free some space (or raise the "
+            "file-size limit) and run the same command again",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         sys.argv = saved_argv
     return status if isinstance(status, int) else 0

@@ -53,7 +53,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from lerobot.configs import parser
 
-from ..common.cli import UsageError, check_image_size, run_entry_point
+from ..common.cli import OutOfSpace, UsageError, check_image_size, out_of_space, run_entry_point
 from ..common.durable import ResumeRefused, signals_deferred
 from ..embodiment.aloha import JOINT_NAMES
 from ..gaze_box import gaze_box_feature, gaze_box_key
@@ -320,6 +320,7 @@ def generate_dataset(cfg: GenerateConfig) -> int:
     started = time.perf_counter()
     bar = tqdm(total=cfg.num_episodes, initial=start_count, desc=f"{cfg.task} episodes", unit="ep")
     stopped_by = None
+    disk_full: OSError | None = None
     # Episodes are simulated by `--workers` processes and written here, one at a time, in seed order.
     workers = EpisodeWorkers(spec, cfg.workers, first_seed=ledger.next_seed)
     try:
@@ -354,6 +355,10 @@ def generate_dataset(cfg: GenerateConfig) -> int:
         stopped_by = str(stop)
     except KeyboardInterrupt:
         stopped_by = "SIGINT"
+    except Exception as error:
+        disk_full = out_of_space(error)
+        if disk_full is None:
+            raise
     finally:
         workers.close()  # episodes still being simulated are dropped
         for sig, handler in previous.items():
@@ -363,11 +368,18 @@ def generate_dataset(cfg: GenerateConfig) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if dataset.has_pending_frames():
             dataset.clear_episode_buffer()  # the unfinished episode is dropped, never half-saved
-        dataset.finalize()
+        try:
+            dataset.finalize()
+        except Exception as error:
+            if disk_full is None and out_of_space(error) is None:
+                raise
+            disk_full = disk_full or out_of_space(error)  # the write that failed is retried here
         remove_empty_scratch(cfg.root)  # LeRobot's empty per-camera frame directories
         bar.close()
         signal.signal(signal.SIGINT, previous[signal.SIGINT])
         signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+    if disk_full is not None:
+        raise _no_space(cfg.root, disk_full)
 
     elapsed = time.perf_counter() - started
     total = dataset.meta.total_episodes
@@ -387,6 +399,23 @@ def generate_dataset(cfg: GenerateConfig) -> int:
         print(f"gave up after {attempts} attempts (--max_attempts); rerun to continue", file=sys.stderr)
         return 1
     return 0
+
+
+def _no_space(root: Path, error: OSError) -> OutOfSpace:
+    """Rolls `root` back to its last commit now (removing the unfinished episode's files frees space, and the
+    dataset loads at once), and says what was kept."""
+    ledger = GenerationLedger.read(root)
+    try:
+        if ledger is not None:
+            recover(root, ledger)
+        state = "rolled back to its last commit"
+    except OSError:
+        state = "rolled back by the next run"  # even the rollback could not write: the next run does it
+    kept = len(ledger.episodes) if ledger is not None else 0
+    return OutOfSpace(
+        f"no space left writing {root} ({error.strerror or error}); the dataset is {state}, its {kept} "
+        "committed episode(s) kept: free some space and run the same command again to go on"
+    )
 
 
 @parser.wrap()

@@ -22,10 +22,12 @@ training/latent_cache_reader.py). It is built in `<dir>.partial` and renamed whe
 resumes from its last finished batch when run again.
 """
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,7 +39,7 @@ from lerobot.configs import parser
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.utils.constants import OBS_IMAGES
 
-from ..common.cli import run_entry_point
+from ..common.cli import OutOfSpace, out_of_space, run_entry_point
 from ..common.durable import publish, read_json, refuse_other_settings, staging_path, write_json_atomically
 from ..common.processes import die_with_parent
 from ..gaze_box import batch_gaze_boxes, whole_image_if_absent
@@ -111,8 +113,13 @@ def _policy_cameras(cfg: CacheLatentsConfig, dataset) -> list[str]:
 
 
 def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> tuple[dict, int]:
-    """Creates or reopens the arrays of an unfinished build; returns them and the frames already done."""
-    if staging.exists():
+    """Creates or reopens the arrays of an unfinished build; returns them and the frames already done.
+
+    A build's files are created at their full size, their disk blocks reserved, before any frame is encoded:
+    a disk that cannot hold the cache says so at once (OutOfSpace) instead of after hours of encoding, or as
+    a SIGBUS when a memory-mapped page finds no free block. The progress file is written only once every
+    array exists whole, so a build stopped while creating them starts over."""
+    if (staging / PROGRESS_FILE).is_file():
         refuse_other_settings(
             read_json(staging / METADATA_FILE),
             identity,
@@ -120,20 +127,53 @@ def _open_staging(staging: Path, identity: dict, shapes: dict, dtypes: dict) -> 
             remedy="delete it to start over, or run with the arguments it was started with",
         )
         done = read_json(staging / PROGRESS_FILE)["frames_done"]
-        mode = "r+"
         logger.info("Resuming the unfinished build in %s: %d frames already cached", staging, done)
-    else:
-        staging.mkdir(parents=True)
+        return _open_arrays(staging, identity["cameras"], shapes, dtypes, "r+"), done
+    if staging.exists():
+        shutil.rmtree(staging)  # stopped while creating its files: nothing was cached yet
+    needed = sum(int(np.prod(shapes[part])) * np.dtype(dtypes[part]).itemsize for part in shapes)
+    needed *= len(identity["cameras"])
+    staging.mkdir(parents=True)
+    try:
+        free = shutil.disk_usage(staging).free
+        if free < needed:
+            raise OSError(errno.ENOSPC, f"needs {needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free")
         write_json_atomically(staging / METADATA_FILE, identity)
+        arrays = _open_arrays(staging, identity["cameras"], shapes, dtypes, "w+")
+        for camera_arrays in arrays.values():
+            for array in camera_arrays.values():
+                _reserve_blocks(Path(array.filename), array.offset + array.nbytes)
         write_json_atomically(staging / PROGRESS_FILE, {"frames_done": 0})
-        done, mode = 0, "w+"
-    arrays = {}
-    for camera in identity["cameras"]:
-        arrays[camera] = {
+    except OSError as error:
+        if out_of_space(error) is None:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # gives the space back; nothing was cached
+        raise OutOfSpace(
+            f"no space left for the latent cache in {staging.parent} ({error.strerror or error}; the cache "
+            f"takes {needed / 2**20:.1f} MiB): free some space, or choose another --cache_dir, and run the "
+            "same command again"
+        ) from error
+    return arrays, 0
+
+
+def _open_arrays(staging: Path, cameras: list[str], shapes: dict, dtypes: dict, mode: str) -> dict:
+    return {
+        camera: {
             part: np.lib.format.open_memmap(path, mode=mode, dtype=dtypes[part], shape=shapes[part])
             for part, path in camera_files(staging, camera).items()
         }
-    return arrays, done
+        for camera in cameras
+    }
+
+
+def _reserve_blocks(path: Path, size: int) -> None:
+    """Allocates `path`'s disk blocks up to `size` bytes (a memory map's file is otherwise sparse)."""
+    with path.open("r+b") as file:
+        try:
+            os.posix_fallocate(file.fileno(), 0, size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it: sparse
+                raise
 
 
 def _worker_init(parent_pid: int, worker_id: int) -> None:
