@@ -117,6 +117,8 @@ def prepare_staging(staging: Path, settings: dict) -> int:
             what=f"{staging} holds an interrupted run with other settings",
             remedy=f"rerun with the same options to resume it, or delete {staging} to start over",
         )
+        for unfinished in (staging / "detections").glob("*.tmp.npz"):
+            unfinished.unlink()  # an episode file killed mid-write: that episode is detected again
         done = len(list((staging / "detections").glob("episode_*.npz")))
         logger.info("Resuming the interrupted run in %s: %d episode(s) already detected", staging, done)
         return done
