@@ -290,6 +290,16 @@ class ReconVLAPolicy(PI0Policy):
     def __init__(self, config: ReconVLAConfig, **kwargs):
         check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
         check_video_files(kwargs.get("dataset_meta"))  # and the dataset's metadata: its videos decode
+        if kwargs.get("dataset_meta") is not None and config.push_to_hub:
+            from .deploy.model_card import lerobot_asks_the_policy_for_its_card
+
+            if not lerobot_asks_the_policy_for_its_card():
+                logger.warning(
+                    "This LeRobot pushes its own generic model card (no policy hook): after the push, run "
+                    "reconvla-model-card --checkpoint=<output_dir>/checkpoints/last/pretrained_model "
+                    "--push_to=%s for ReconVLA's (method, base model, recon settings, gaze boxes)",
+                    config.repo_id,
+                )
         # pi0's construction statements (PI0Policy.__init__), with ReconVLA's core model in pi0's place.
         require_package("transformers", extra="pi")
         PreTrainedPolicy.__init__(self, config)

@@ -349,28 +349,68 @@ class _OfflineHub:
         return type("CommitInfo", (), {"repo_url": type("RepoUrl", (), {"url": f"hub/{repo_id}"})()})()
 
 
-def push_card(policy, dataset_root, repo_id, monkeypatch) -> ModelCard:
-    """LeRobot's push_model_to_hub with the Hub answered locally; returns the README.md it pushed."""
+def saved_for_card(policy, cfg, directory: Path) -> Path:
+    """`directory` as lerobot-train leaves a checkpoint's pretrained_model: policy and train config."""
+    policy.save_pretrained(directory)
+    cfg.save_pretrained(directory)
+    return directory
+
+
+def push_card(policy, dataset_root, repo_id, monkeypatch, tmp_path) -> ModelCard:
+    """The card a push carries. LeRobot 0.6.1: its push_model_to_hub with the Hub answered locally (it asks
+    the policy for its card). A LeRobot with no such hook: the card reconvla-model-card writes for the
+    same checkpoint, as the user runs it after the push."""
     from lerobot.configs.default import DatasetConfig
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.datasets import LeRobotDatasetMetadata
-    from lerobot.policies import pretrained
 
-    monkeypatch.setattr(pretrained, "HfApi", _OfflineHub)
+    from lerobot_policy_reconvla.deploy.model_card import lerobot_asks_the_policy_for_its_card
+
     policy.config.repo_id = "user/reconvla_aloha"
     cfg = TrainPipelineConfig(
         dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root)), policy=policy.config
     )
-    policy.push_model_to_hub(cfg, dataset_meta=LeRobotDatasetMetadata(repo_id, root=dataset_root))
-    text = _OfflineHub.pushed["README.md"]
+    if lerobot_asks_the_policy_for_its_card():
+        from lerobot.policies import pretrained
+
+        monkeypatch.setattr(pretrained, "HfApi", _OfflineHub)
+        policy.push_model_to_hub(cfg, dataset_meta=LeRobotDatasetMetadata(repo_id, root=dataset_root))
+        text = _OfflineHub.pushed["README.md"]
+    else:
+        checkpoint = saved_for_card(policy, cfg, tmp_path / "pretrained_model")
+        run_cli("reconvla-model-card", [f"--checkpoint={checkpoint}"])
+        text = (checkpoint / "README.md").read_text()
     card = ModelCard(text)  # parses the metadata block like the Hub does (raises on an invalid one)
     assert card.content == text
     return card
 
 
-def test_model_card_from_scratch_with_gaze_boxes(policy_and_processors, dataset_3cam, monkeypatch):
+def test_model_card_command_writes_the_card_of_a_saved_checkpoint(
+    policy_and_processors, dataset_3cam, tmp_path
+):
+    from lerobot.configs.default import DatasetConfig
+    from lerobot.configs.train import TrainPipelineConfig
+
     policy, _, _ = policy_and_processors
-    card = push_card(policy, dataset_3cam, "local/synthetic_3cam", monkeypatch)
+    cfg = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id="local/synthetic_3cam", root=str(dataset_3cam)), policy=policy.config
+    )
+    checkpoint = saved_for_card(policy, cfg, tmp_path / "pretrained_model")
+    output = run_cli("reconvla-model-card", [f"--checkpoint={checkpoint}"])
+    assert f"model card: {checkpoint / 'README.md'}" in output
+    card = ModelCard.load(checkpoint / "README.md")
+    assert "reconvla" in card.data.tags and "local/synthetic_3cam" in card.data.datasets
+    assert "ReconVLA: Reconstructive Vision-Language-Action Model" in card.text
+    assert "| `top` | yes |" in card.text  # the dataset's metadata was found through the train config
+    # Not a ReconVLA checkpoint: one line, nothing written.
+    (tmp_path / "empty").mkdir()
+    refused = run_cli("reconvla-model-card", [f"--checkpoint={tmp_path / 'empty'}"], expect_ok=False)
+    assert "holds no config.json: not a saved policy" in refused
+
+
+def test_model_card_from_scratch_with_gaze_boxes(policy_and_processors, dataset_3cam, monkeypatch, tmp_path):
+    policy, _, _ = policy_and_processors
+    card = push_card(policy, dataset_3cam, "local/synthetic_3cam", monkeypatch, tmp_path)
     data = card.data.to_dict()
     assert data["library_name"] == "lerobot" and data["license"] == "apache-2.0"
     assert {"reconvla", "lerobot", "robotics", "arxiv:2508.10333"} <= set(data["tags"])
@@ -405,7 +445,7 @@ def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
         use_peft=True,
     )
     card = push_card(
-        ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch
+        ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch, tmp_path
     )
     data = card.data.to_dict()
     assert data["base_model"] == "lerobot/pi0_base" and data["base_model_relation"] == "adapter"

@@ -219,7 +219,8 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
         log.open("w") as out,
         processes.started(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=ENV) as proc,
     ):
-        deadline = time.time() + 200
+        # A first episode takes seconds alone, minutes on a loaded machine (two workers start first).
+        deadline = time.time() + 600
         # Wait for the first saved episode, then for the second to be under way, and stop it mid-episode.
         while time.time() < deadline:
             if sidecar.exists() and json.loads(sidecar.read_text())["episodes"]:

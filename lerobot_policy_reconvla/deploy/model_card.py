@@ -1,4 +1,5 @@
-"""The Hub model card of a ReconVLA policy (what ``push_model_to_hub`` writes as README.md).
+"""The Hub model card of a ReconVLA policy (README.md): what LeRobot 0.6.1's ``push_model_to_hub`` writes,
+and what ``reconvla-model-card`` (``tools/model_card.py``) writes for a checkpoint on any LeRobot.
 
 LeRobot's generic card knows base models only for its own policy types, so a ReconVLA fine-tuned from
 ``lerobot/pi0_base`` would say nothing of where it came from, nor of what makes it ReconVLA. This card
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from huggingface_hub import ModelCard, ModelCardData, constants
@@ -20,6 +22,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from lerobot import __version__ as lerobot_version
 
+from ..common.cli import UsageError
 from ..configuration_reconvla import ReconVLAConfig
 from ..gaze_box import gaze_box_key
 from ..sim.constants import SCENE_CAMERAS, TASKS, task_instructions
@@ -151,3 +154,44 @@ def reconvla_model_card(
     if not constants.is_offline_mode():  # the Hub's own check, as LeRobot runs it before every push
         card.validate()
     return card
+
+
+# --------------------------------------------------------------------------------------------------
+# Which LeRobot writes the card, and reconvla-model-card for the one that leaves no hook
+
+
+def lerobot_asks_the_policy_for_its_card() -> bool:
+    """True on LeRobot 0.6.1, whose ``push_model_to_hub`` calls ``policy.generate_model_card`` (ReconVLAPolicy
+    overrides it, so a push carries this card). LeRobot's next release renders one template for every
+    policy in a free function, ``lerobot.common.train_utils.generate_model_card``, with no hook a policy
+    can use: there the card comes from ``reconvla-model-card`` after the push."""
+    from lerobot.policies.pretrained import PreTrainedPolicy
+
+    return hasattr(PreTrainedPolicy, "generate_model_card")
+
+
+def card_of_checkpoint(checkpoint: Path) -> ModelCard:
+    """The card of a saved ReconVLA policy (a checkpoint's ``pretrained_model`` directory): its config, and
+    when lerobot-train saved it, its ``train_config.json`` and the dataset's metadata if the dataset is on
+    this machine."""
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.configs.train import TrainPipelineConfig
+
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / "config.json").is_file():
+        raise UsageError(f"--checkpoint={checkpoint} holds no config.json: not a saved policy")
+    config = PreTrainedConfig.from_pretrained(checkpoint)
+    if not isinstance(config, ReconVLAConfig):
+        raise UsageError(f"--checkpoint={checkpoint} is a {config.type!r} policy, not a ReconVLA one")
+    train_cfg = dataset_meta = None
+    if (checkpoint / "train_config.json").is_file():
+        train_cfg = TrainPipelineConfig.from_pretrained(checkpoint)
+        root = train_cfg.dataset.root
+        if root is not None and (Path(root) / "meta" / "info.json").is_file():
+            from lerobot.datasets import LeRobotDatasetMetadata
+
+            dataset_meta = LeRobotDatasetMetadata(train_cfg.dataset.repo_id, root=root)
+    repo_id = train_cfg.dataset.repo_id if train_cfg is not None else None
+    return reconvla_model_card(
+        config, repo_id, config.license, config.tags, cfg=train_cfg, dataset_meta=dataset_meta
+    )
