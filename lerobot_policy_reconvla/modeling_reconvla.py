@@ -27,6 +27,7 @@ import logging
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from einops import rearrange
@@ -286,6 +287,10 @@ class ReconVLAPolicy(PI0Policy):
 
     config_class = ReconVLAConfig
     name = "reconvla"
+    # FSDP2's wrap units where LeRobot shards (its next release; 0.6.1 does not read it). Only modules whose
+    # own forward runs: pi0's joint layers call their attention projections and norms directly, never the
+    # decoder layer's forward, so a GemmaDecoderLayer unit would never be gathered (docs/training.md).
+    _fsdp_wrap_modules: ClassVar[list[str]] = ["SiglipEncoderLayer", "GemmaMLP", "ReconDiTBlock"]
 
     def __init__(self, config: ReconVLAConfig, **kwargs):
         check_gaze_box_stats(kwargs.get("dataset_stats"))  # lerobot-train passes meta/stats.json
