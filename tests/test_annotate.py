@@ -298,7 +298,7 @@ def test_written_dataset_keeps_the_source_and_adds_boxes(video_source, tmp_path)
     assert not output.with_name("annotated.partial").exists()
 
 
-def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp_path):
+def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp_path, caplog):
     output = tmp_path / "out"
     staging = tmp_path / "out.partial"
     # batch_size 16 > episode length: one detector call per camera per episode; stop in episode 2.
@@ -316,8 +316,14 @@ def test_interrupted_run_leaves_no_dataset_and_a_rerun_resumes(video_source, tmp
             detector=SquareDetector(),
         )
 
+    # What a kill while episode 2's detections were written leaves: its temporary file, cut short.
+    (staging / "detections" / "episode_000001.tmp.npz").write_bytes(b"PK\x03\x04 cut short")
     resumed = SquareDetector()
-    annotate(config(video_source, "local/annotate_video", new_root=output, batch_size=16), detector=resumed)
+    with caplog.at_level("INFO", logger="lerobot_policy_reconvla.annotate.run"):
+        annotate(
+            config(video_source, "local/annotate_video", new_root=output, batch_size=16), detector=resumed
+        )
+    assert "1 episode(s) already detected" in caplog.text  # the cut-short file is not counted, but removed
     assert resumed.calls == len(CAMERAS)  # only episode 2 was detected again
     assert not staging.exists()
     clean = tmp_path / "clean"
