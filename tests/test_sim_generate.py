@@ -27,15 +27,12 @@ def generate(*args) -> str:
     return run_cli("reconvla-generate", [str(arg) for arg in args])
 
 
-@pytest.fixture(scope="module")
-def short_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen") / "cube"
-    # Short episodes cannot succeed, so --keep_failed=true; 2 cameras at 32 x 48 keep it quick.
-    # One worker (the simulation runs in the generator's process): workers do not change the data
-    # (tested below).
-    generate(
+def short_args(root: Path, episodes: int) -> list[str]:
+    """The short dataset's flags: 2 cameras at 32 x 48, 12-step episodes that cannot succeed (so
+    --keep_failed=true), one worker (the simulation runs in the generator's process)."""
+    return [
         "--task=transfer_cube",
-        "--num_episodes=2",
+        f"--num_episodes={episodes}",
         f"--root={root}",
         "--repo_id=local/cube",
         "--cameras=[top,left_wrist]",
@@ -43,7 +40,13 @@ def short_dataset(tmp_path_factory):
         "--episode_length=12",
         "--keep_failed=true",
         "--workers=1",
-    )
+    ]
+
+
+@pytest.fixture(scope="module")
+def short_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gen") / "cube"
+    generate(*short_args(root, 2))  # one worker: workers do not change the data (tested below)
     return root
 
 
@@ -103,17 +106,7 @@ def test_a_finished_run_run_again_says_nothing_and_changes_no_file(short_dataset
     assert not (short_dataset / "images").exists() and not list(short_dataset.glob("tmp*"))
     before = directory_contents(short_dataset)
     episodes = len(json.loads((short_dataset / SIDECAR).read_text())["episodes"])
-    output = generate(
-        "--task=transfer_cube",
-        f"--num_episodes={episodes}",
-        f"--root={short_dataset}",
-        "--repo_id=local/cube",
-        "--cameras=[top,left_wrist]",
-        "--image_size=[32,48]",
-        "--episode_length=12",
-        "--keep_failed=true",
-        "--workers=1",
-    )
+    output = generate(*short_args(short_dataset, episodes))
     output += capsys.readouterr().err
     assert "interrupted" not in output and f"already holds {episodes} episodes" in output
     assert directory_contents(short_dataset) == before  # same paths, same bytes
@@ -122,17 +115,7 @@ def test_a_finished_run_run_again_says_nothing_and_changes_no_file(short_dataset
 def test_rerun_resumes_and_a_different_setup_is_refused(short_dataset, capsys):
     from lerobot_policy_reconvla.sim.generate import main
 
-    generate(
-        "--task=transfer_cube",
-        "--num_episodes=3",
-        f"--root={short_dataset}",
-        "--repo_id=local/cube",
-        "--cameras=[top,left_wrist]",
-        "--image_size=[32,48]",
-        "--episode_length=12",
-        "--keep_failed=true",
-        "--workers=1",
-    )
+    generate(*short_args(short_dataset, 3))
     ds = LeRobotDataset("local/cube", root=short_dataset)
     assert ds.meta.total_episodes == 3 and len(ds) == 36
     assert [e["seed"] for e in json.loads((short_dataset / SIDECAR).read_text())["episodes"]] == [0, 1, 2]

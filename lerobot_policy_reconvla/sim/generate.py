@@ -371,9 +371,9 @@ def generate_dataset(cfg: GenerateConfig) -> int:
         try:
             dataset.finalize()
         except Exception as error:
-            if disk_full is None and out_of_space(error) is None:
-                raise
             disk_full = disk_full or out_of_space(error)  # the write that failed is retried here
+            if disk_full is None:
+                raise
         remove_empty_scratch(cfg.root)  # LeRobot's empty per-camera frame directories
         bar.close()
         signal.signal(signal.SIGINT, previous[signal.SIGINT])

@@ -32,17 +32,17 @@ class BrokenVideoError(ValueError):
 def video_files(dataset_meta) -> dict[tuple[str, Path], tuple[list[int], float]]:
     """{(camera key, absolute path): (episode indices in the file, timestamp of its last frame)} for every
     video file the dataset's episodes use."""
-    files: dict[tuple[str, Path], tuple[list[int], float]] = {}
-    grouped = defaultdict(list)
+    episodes: dict[tuple[str, Path], list[int]] = defaultdict(list)
+    last_frame: dict[tuple[str, Path], float] = {}
     frame_period = 1.0 / dataset_meta.fps
     for row in dataset_meta.episodes:
         index = int(row["episode_index"])
         for key in dataset_meta.video_keys:
-            path = Path(dataset_meta.root) / dataset_meta.get_video_file_path(index, key)
-            grouped[(key, path)].append((index, float(row[f"videos/{key}/to_timestamp"]) - frame_period))
-    for (key, path), entries in grouped.items():
-        files[(key, path)] = ([index for index, _ in entries], max(last for _, last in entries))
-    return files
+            file = (key, Path(dataset_meta.root) / dataset_meta.get_video_file_path(index, key))
+            episodes[file].append(index)
+            end = float(row[f"videos/{key}/to_timestamp"]) - frame_period
+            last_frame[file] = max(last_frame.get(file, end), end)
+    return {file: (indices, last_frame[file]) for file, indices in episodes.items()}
 
 
 def check_video_files(dataset_meta) -> None:
