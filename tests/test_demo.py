@@ -7,8 +7,31 @@ from PIL import Image
 
 from lerobot_policy_reconvla.common.cli import UsageError
 from lerobot_policy_reconvla.sim.evaluate_scripted import blind_successes
-from lerobot_policy_reconvla.tools.demo import MARKER, DemoConfig, paired_floor, prepare_output_dir, run_demo
+from lerobot_policy_reconvla.tools.demo import (
+    MARKER,
+    DemoConfig,
+    paired_floor,
+    parse_losses,
+    prepare_output_dir,
+    run_demo,
+)
 from tests.fixtures.cli import run_cli
+
+
+def test_losses_keep_their_steps_where_lerobot_rounds_them():
+    """lerobot-train writes step 1,500 as "step:2K": the losses of a 1,500-step run logged every 150
+    steps end at step 1,500, not at the last step it wrote in full (900)."""
+    from lerobot.utils.utils import format_big_number
+
+    log = "\n".join(
+        f"INFO ot_train.py:641 step:{format_big_number(step)} smpl:{format_big_number(8 * step)} ep:1 "
+        f"epch:0.10 loss:{1 / step:.4f} grdn:1.0 lr:1.0e-04 updt_s:0.262 data_s:0.080 smp/s:23 "
+        f"action_loss:{0.5 / step:.4f} recon_loss:0.681"
+        for step in range(150, 1501, 150)
+    )
+    losses = parse_losses(log, log_freq=150)
+    assert [row[0] for row in losses] == list(range(150, 1501, 150))
+    assert losses[-1] == (1500, round(1 / 1500, 4), round(0.5 / 1500, 4), 0.681)
 
 
 def test_demo_refuses_a_directory_it_did_not_create(tmp_path):

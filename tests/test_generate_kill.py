@@ -24,14 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 EPISODES, LENGTH = 3, 10
 # Killed runs never reach the end: every kill is followed by a run that resumes (and is killed in turn).
+# (point, its n-th call, simulation workers): two worker processes where the kill finds them busy (the
+# processes a killed run could leave behind: they must die with it); elsewhere the episodes are simulated
+# in the generator's own process, which spares each run two interpreters importing LeRobot (the data does
+# not depend on the workers).
 KILLS = [
-    ("commit", 1),  # creating the dataset: before the staging directory is renamed into place
-    ("add_frame", 15),  # during the second episode (the first one committed)
-    ("encode_video", 2),  # saving it: parquet rows and the first camera's video in place, not the second's
-    ("save_metadata", 1),  # saving it: data and video in place, no metadata yet
-    ("finalize", 1),  # saved, files not closed: no parquet footer, episode metadata still buffered
-    ("commit", 1),  # complete on disk, not committed
-    ("next_episode", 2),  # between episodes: the second committed, the third not started
+    ("commit", 1, 1),  # creating the dataset: before the staging directory is renamed into place
+    ("add_frame", 15, 2),  # during the second episode (the first one committed), workers simulating ahead
+    ("encode_video", 2, 1),  # saving it: parquet rows and the first camera's video in place, not the second's
+    ("save_metadata", 1, 1),  # saving it: data and video in place, no metadata yet
+    ("finalize", 1, 1),  # saved, files not closed: no parquet footer, episode metadata still buffered
+    ("commit", 1, 2),  # complete on disk, not committed; the workers hold the next episodes
+    ("next_episode", 2, 1),  # between episodes: the second committed, the third not started
 ]
 
 
@@ -49,10 +53,9 @@ def generator_args(root: Path, workers: int) -> list[str]:
     ]
 
 
-def run(root: Path, kill: tuple[str, int] | None, log: Path) -> tuple[int, str, list[str]]:
+def run(root: Path, kill: tuple[str, int] | None, log: Path, workers: int = 1) -> tuple[int, str, list[str]]:
     """(exit code, output, processes of the run still alive 15 s after it ended)."""
-    # Two simulation workers, two cameras: the processes a killed run could leave behind.
-    args = generator_args(root, workers=2)
+    args = generator_args(root, workers)
     if kill is None:
         cmd = [sys.executable, "-m", "lerobot_policy_reconvla.sim.generate"]
     else:
@@ -91,8 +94,9 @@ def test_sigkill_at_every_stage_loses_nothing_and_the_result_equals_an_unkilled_
     assert main(generator_args(reference_root, workers=1)) == 0
 
     survived = []
-    for i, kill in enumerate(KILLS):
-        code, output, left = run(killed_root, kill, tmp_path / f"kill{i}.log")
+    for i, (point, n, workers) in enumerate(KILLS):
+        kill = (point, n)
+        code, output, left = run(killed_root, kill, tmp_path / f"kill{i}.log", workers)
         assert code == -signal.SIGKILL and f"KILL at {kill[0]} #{kill[1]}" in output, output[-3000:]
         assert not left, f"alive 15 s after the kill at {kill}: {left}"  # workers die with the generator
         assert "Traceback" not in output, output[-3000:]  # the rollback of the previous kill went through

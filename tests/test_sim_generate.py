@@ -180,8 +180,10 @@ def test_bad_arguments_name_the_valid_values(tmp_path, capsys):
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig):
+# SIGINT with two worker processes (they must stop with the generator), SIGTERM with the episodes
+# simulated in the generator's own process (no worker interpreters to start: the first episode comes sooner).
+@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])
+def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path, sig, workers):
     root = tmp_path / "killed"
     cmd = [
         sys.executable,
@@ -196,6 +198,7 @@ def test_interrupted_run_leaves_a_loadable_dataset_of_finished_episodes(tmp_path
         "--image_size=[24,24]",
         "--episode_length=120",
         "--keep_failed=true",
+        f"--workers={workers}",
     ]
     sidecar, log = root / SIDECAR, tmp_path / "generate.log"
     with (

@@ -191,6 +191,7 @@ def train(
 ) -> list:
     """One arm and seed through `lerobot-train`; returns the logged (step, loss, action, recon) rows."""
     side = preset.image_resolution
+    log_freq = max(1, preset.steps // 40)
     output = run(
         [
             lerobot_cli("lerobot-train"),
@@ -202,7 +203,7 @@ def train(
             f"--steps={preset.steps}",
             f"--batch_size={preset.batch_size}",
             f"--save_freq={preset.steps}",
-            f"--log_freq={max(1, preset.steps // 40)}",
+            f"--log_freq={log_freq}",
             "--num_workers=0",
             "--wandb.enable=false",
             f"--policy.device={preset.device}",
@@ -216,7 +217,7 @@ def train(
         log,
         env,
     )
-    return parse_losses(output)
+    return parse_losses(output, log_freq)
 
 
 def evaluate_success(

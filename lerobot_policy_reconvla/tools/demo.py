@@ -61,7 +61,8 @@ STAGE_OUTPUTS = (
     "summary.json",
     "success_curve.png",
 )
-STEP_LINE = re.compile(r"step:(\d+) .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
+# lerobot-train's log line of a step; it writes the step as a rounded big number from 1,000 on ("step:2K").
+STEP_LINE = re.compile(r"step:\S+ .*?loss:([\d.]+).*?action_loss:([\d.]+) recon_loss:([\d.]+)")
 
 
 @dataclass
@@ -221,11 +222,13 @@ def prepare_output_dir(out: Path) -> None:
     )
 
 
-def parse_losses(train_log: str) -> list[tuple[int, float, float, float]]:
-    """(step, loss, action_loss, recon_loss) of every logged training step."""
+def parse_losses(train_log: str, log_freq: int) -> list[tuple[int, float, float, float]]:
+    """(step, loss, action_loss, recon_loss) of every logged step of a run started from step 0 with
+    ``--log_freq=log_freq``: lerobot-train logs every log_freq-th step, and its log rounds steps from 1,000
+    on, so a line's step is its rank times log_freq."""
     return [
-        (int(step), float(loss), float(action), float(recon))
-        for step, loss, action, recon in STEP_LINE.findall(train_log)
+        (log_freq * rank, float(loss), float(action), float(recon))
+        for rank, (loss, action, recon) in enumerate(STEP_LINE.findall(train_log), start=1)
     ]
 
 
@@ -362,6 +365,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         for name, value in cfg.training_policy_overrides().items()
     ]
     save_freq = cfg.steps // cfg.curve_points
+    log_freq = max(1, cfg.steps // 10)
     train_log = run_stage(
         "train",
         [
@@ -373,7 +377,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             f"--steps={cfg.steps}",
             f"--batch_size={cfg.batch_size}",
             f"--save_freq={save_freq}",
-            f"--log_freq={max(1, cfg.steps // 10)}",
+            f"--log_freq={log_freq}",
             "--num_workers=0",
             "--wandb.enable=false",
             f"--seed={cfg.seed}",
@@ -383,7 +387,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         out / "train.log",
         timings,
     )
-    losses = parse_losses(train_log)
+    losses = parse_losses(train_log, log_freq)
     from lerobot.common.train_utils import get_step_checkpoint_dir
 
     checkpoints = {
