@@ -150,7 +150,7 @@ def test_tiny_reconvla_trained_on_one_placement_succeeds_there_and_not_with_the_
                 "--action_noise=0.02",
                 f"--image_size=[{size[0]},{size[1]}]",
                 "--shadows=false",
-                "--workers=2",
+                "--workers=1",  # in this process: the data does not depend on the workers
             ]
         )
         == 0

@@ -122,6 +122,28 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     assert floor["both"] + floor["blind_only"] == sum(blind)
     assert sum(floor[k] for k in ("both", "policy_only", "blind_only", "neither")) == 10
     assert paired_floor("transfer_cube", outcomes) is None  # no blind floor defined there
+    assert "held" not in floor  # outcome lines without the highest reward: success alone
+
+
+def test_paired_floor_also_pairs_the_cube_held_off_the_table():
+    """The second reading: placements where the cube was held off the table (reward 2) at some step, by
+    the policy (its outcome log) and by the blind script replayed there."""
+    from lerobot_policy_reconvla.sim.evaluate_scripted import blind_replays
+
+    seeds = list(range(1000, 1010))
+    blind = [result.max_reward for result in blind_replays("lift", seeds)]
+    # The blind script holds some cubes off the table and misses others on these placements.
+    assert any(reward >= 2 for reward in blind) and any(reward < 2 for reward in blind)
+    policy = [2.0] * 5 + [1.0] * 5  # held on the first five placements only
+    outcomes = [
+        {"seed": seed, "success": False, "max_reward": reward}
+        for seed, reward in zip(seeds, policy, strict=True)
+    ]
+    held = paired_floor("lift", outcomes)["held"]
+    blind_held = [reward >= 2 for reward in blind]
+    assert held["policy"] == 5 and held["blind"] == sum(blind_held)
+    assert held["both"] == sum(blind_held[:5]) and held["blind_only"] == sum(blind_held[5:])
+    assert held["policy_only"] == 5 - held["both"]
 
 
 @pytest.mark.parametrize(("resolution", "crop"), [(84, 36), (112, 32), (140, 40), (224, 32)])

@@ -263,6 +263,7 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
         "task": episode.scene.instruction,
         "target": episode.scene.target,
         "success": True,
+        "max_reward": 3.0,  # the success reward of a lift
         "steps": first["steps"],
         "first_lifted": episode.scene.target,
     }
@@ -270,6 +271,7 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
     assert (
         second["seed"] == 3
         and not second["success"]
+        and second["max_reward"] == 0.0  # the gripper never reached a cube
         and second["first_lifted"] == ""
         and second["steps"] == 150
     )

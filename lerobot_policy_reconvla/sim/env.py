@@ -51,7 +51,8 @@ class AlohaMultiCamEnv(gym.Env):
         scene_seed: place every episode as this seed does, whatever seed ``reset`` gets (one scene
             evaluated again and again, e.g. whether a policy fits the placement it was trained on).
         outcome_log: a file to append one JSON line to per finished episode: its seed, task string,
-            success, steps and (lift tasks) the first cube lifted; a wrong-object rate counts those lines.
+            success, highest reward (lift tasks: 2 = the named cube held off the table), steps and (lift
+            tasks) the first cube lifted; a wrong-object rate counts those lines.
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
     """
@@ -102,6 +103,7 @@ class AlohaMultiCamEnv(gym.Env):
         self._geom_ids = object_geom_ids(self.physics, self.scene.gaze_bodies)
         self._step = 0
         self._first_lifted = ""
+        self._max_reward = 0.0
 
         h, w = self.image_size
         self.observation_space = spaces.Dict(
@@ -170,6 +172,7 @@ class AlohaMultiCamEnv(gym.Env):
         self._step = 0
         self._first_lifted = ""
         self._succeeded = False
+        self._max_reward = 0.0
         self._last_images = None
         ts = self._env.reset()
         return self._observation(ts.observation), self._info(False)
@@ -182,6 +185,7 @@ class AlohaMultiCamEnv(gym.Env):
         ts = self._env.step(action)
         self._step += 1
         reward = float(ts.reward)
+        self._max_reward = max(self._max_reward, reward)
         is_success = reward == self._env.task.max_reward
         terminated = is_success  # like gym-aloha: the episode ends on success
         truncated = self._step >= self.episode_length
@@ -197,6 +201,7 @@ class AlohaMultiCamEnv(gym.Env):
             "task": self.task_description,
             "target": self.scene.target,
             "success": bool(success),
+            "max_reward": self._max_reward,
             "steps": self._step,
             "first_lifted": info.get("first_lifted"),
         }

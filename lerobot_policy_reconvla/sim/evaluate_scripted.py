@@ -19,7 +19,7 @@ from lerobot.configs import parser
 
 from ..common.cli import UsageError, run_entry_point
 from .constants import TASKS
-from .scripted import ScriptedEpisode, replay, scripted_episode, scripted_episode_for_scene
+from .scripted import ReplayResult, ScriptedEpisode, replay, scripted_episode, scripted_episode_for_scene
 from .tasks import LIFT_X_RANGE, LIFT_Y_RANGE, PAIR_SLOTS, scene_cubes, scene_for_seed
 
 PROG = "reconvla-eval-scripted"
@@ -73,18 +73,24 @@ def centre_script(task: str) -> np.ndarray:
     return scripted_episode_for_scene(scene).actions
 
 
-def blind_successes(task: str, seeds: list[int], episode_length: int | None = None) -> list[bool]:
-    """Whether the blind floor (`centre_script`, replayed on each seed's scene, physics only) succeeds on
-    each of `seeds`: the same placements a policy was evaluated on, for a paired reading. `episode_length`
-    cuts the trajectory to the steps the policy had (default: the task's)."""
+def blind_replays(task: str, seeds: list[int], episode_length: int | None = None) -> list[ReplayResult]:
+    """The blind floor (`centre_script`) replayed on each of `seeds`' scenes, physics only: the same
+    placements a policy was evaluated on, for a paired reading. `episode_length` cuts the trajectory to the
+    steps the policy had (default: the task's)."""
     actions = centre_script(task)[:episode_length]  # (T, 14), one fixed trajectory for every scene
-    successes = []
-    for seed in seeds:
-        episode = ScriptedEpisode(
-            task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0
+    return [
+        replay(
+            ScriptedEpisode(
+                task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0
+            )
         )
-        successes.append(replay(episode).success)
-    return successes
+        for seed in seeds
+    ]
+
+
+def blind_successes(task: str, seeds: list[int], episode_length: int | None = None) -> list[bool]:
+    """Whether the blind floor succeeds on each of `seeds` (:func:`blind_replays`)."""
+    return [result.success for result in blind_replays(task, seeds, episode_length)]
 
 
 @parser.wrap()

@@ -38,6 +38,7 @@ from .constants import CUBE_COLOURS, NAMED_CUBE_TASKS, TASK_DESCRIPTIONS, check_
 
 SUCCESS_REWARD = 4  # gym-aloha's max_reward of insertion and transfer_cube
 LIFT_SUCCESS_REWARD = 3  # lift tasks: 1 touched by the right gripper, 2 off the table, 3 lifted LIFT_HEIGHT
+LIFT_HELD_REWARD = 2  # lift tasks: the named cube held by the right gripper, off the table
 LIFT_HEIGHT = 0.05  # m the named cube's centre must rise above its resting height, held by the right gripper
 CUBE_REST_Z = 0.02  # centre of a 4 cm cube resting on the table (z = 0)
 LIFTED_Z = CUBE_REST_Z + 0.02  # a cube this high counts as picked up, for the wrong-object record
@@ -233,7 +234,7 @@ class _LiftMixin:
         if held and not on_table and height >= LIFT_HEIGHT:
             return LIFT_SUCCESS_REWARD
         if held and not on_table:
-            return 2
+            return LIFT_HELD_REWARD
         return 1 if held else 0
 
 

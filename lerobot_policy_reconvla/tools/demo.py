@@ -260,25 +260,46 @@ def checkpoint_steps(steps: int, points: int) -> list[int]:
     return [every * (i + 1) for i in range(points - 1)] + [steps]
 
 
+def paired_counts(policy: list[bool], blind: list[bool]) -> dict[str, int]:
+    """Placements where the policy only, the blind floor only, both or neither reached an outcome."""
+    pairs = list(zip(policy, blind, strict=True))
+    return {
+        "policy_only": sum(p and not b for p, b in pairs),
+        "blind_only": sum(b and not p for p, b in pairs),
+        "both": sum(p and b for p, b in pairs),
+        "neither": sum(not p and not b for p, b in pairs),
+    }
+
+
 def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = None) -> dict | None:
     """The blind floor replayed on the placements of one evaluation (the seeds of its outcome log), and the
-    paired counts against the policy's outcomes; None for a task without a blind floor."""
-    from ..sim.evaluate_scripted import BLIND_TASKS, blind_successes
+    paired counts against the policy's outcomes; None for a task without a blind floor.
+
+    Besides success, a second paired reading where the outcome log has each episode's highest reward:
+    ``held``, the named cube held by the gripper off the table at some step (lift reward >= 2): whether
+    the policy finds and grips the cube, even where it does not raise it the 5 cm of a success."""
+    from ..sim.evaluate_scripted import BLIND_TASKS, blind_replays
+    from ..sim.tasks import LIFT_HELD_REWARD
 
     if task not in BLIND_TASKS:
         return None
     episodes = sorted(outcomes, key=lambda outcome: outcome["seed"])  # one line per episode, as they ended
-    policy = [bool(episode["success"]) for episode in episodes]
-    blind = blind_successes(task, [int(episode["seed"]) for episode in episodes], episode_length)
+    blind = blind_replays(task, [int(episode["seed"]) for episode in episodes], episode_length)
     n = len(episodes)
-    return {
+    floor = {
         "episodes": n,
-        "blind_floor_pc": 100.0 * sum(blind) / n,
-        "policy_only": sum(p and not b for p, b in zip(policy, blind, strict=True)),
-        "blind_only": sum(b and not p for p, b in zip(policy, blind, strict=True)),
-        "both": sum(p and b for p, b in zip(policy, blind, strict=True)),
-        "neither": sum(not p and not b for p, b in zip(policy, blind, strict=True)),
+        "blind_floor_pc": 100.0 * sum(result.success for result in blind) / n,
+        **paired_counts([bool(e["success"]) for e in episodes], [result.success for result in blind]),
     }
+    if all("max_reward" in episode for episode in episodes):
+        policy_held = [episode["max_reward"] >= LIFT_HELD_REWARD for episode in episodes]
+        blind_held = [result.max_reward >= LIFT_HELD_REWARD for result in blind]
+        floor["held"] = {
+            "policy": sum(policy_held),
+            "blind": sum(blind_held),
+            **paired_counts(policy_held, blind_held),
+        }
+    return floor
 
 
 def plot_success_curve(
@@ -475,6 +496,13 @@ def run_demo(cfg: DemoConfig) -> dict:
             f"paired: policy only {floor['policy_only']}, blind only {floor['blind_only']}, "
             f"both {floor['both']}, neither {floor['neither']}"
         )
+        if "held" in floor:
+            held = floor["held"]
+            print(
+                f"cube held        off the table by the policy in {held['policy']} of {floor['episodes']}, "
+                f"by the blind floor in {held['blind']}; paired: policy only {held['policy_only']}, "
+                f"blind only {held['blind_only']}, both {held['both']}"
+            )
     if summary["wrong_object_pc"] is not None:
         print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
     print(
