@@ -39,7 +39,7 @@ tqdm.tqdm.monitor_interval = 0
 
 
 def pytest_collection_modifyitems(items):
-    # The closed loop's 600-step training is the suite's longest test (18 of the 28 minutes of a full run
+    # The closed loop's 600-step training is the suite's longest test (13 of the 23 minutes of a full run
     # on 2 busy cores): started first, the other pytest-xdist process runs the other files beside it, instead
     # of the suite waiting for it at the end. The rest keeps its order (the sort is stable).
     items.sort(key=lambda item: item.path.name != "test_closed_loop.py")
