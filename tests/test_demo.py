@@ -146,13 +146,15 @@ def test_paired_floor_also_pairs_the_cube_held_off_the_table():
     assert held["policy_only"] == 5 - held["both"]
 
 
-@pytest.mark.parametrize(("resolution", "crop"), [(84, 36), (112, 32), (140, 40), (224, 32)])
+@pytest.mark.parametrize(("resolution", "crop"), [(56, 16), (84, 24), (112, 32), (140, 40), (224, 32)])
 def test_demo_fits_the_reconstruction_crop_to_the_image_resolution(resolution, crop):
-    # 84 px gives a 6 x 6 token grid: the preset's 32-px crop does not divide into it, 36 does.
+    # The preset's 32-px crop where it divides into the token grid (112 and 224 px) and leaves each token at
+    # most 4 x 4 pixels; 84 px gives a 6 x 6 grid, into which 32 does not divide (36 would give 6 x 6
+    # pixels per token): 24; 56 px a 4 x 4 grid, where 32 would give 8 x 8: 16.
     demo = DemoConfig(image_resolution=resolution)
     policy = demo.training_policy_config()
     grid = resolution // 14
-    assert policy.recon_image_size % grid == 0 and policy.recon_image_size >= 32
+    assert policy.recon_image_size % grid == 0 and policy.recon_image_size // grid <= 4
     assert policy.image_resolution == (resolution, resolution)
     assert demo.training_policy_overrides()["recon_image_size"] == crop
 

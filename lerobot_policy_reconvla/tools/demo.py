@@ -162,15 +162,23 @@ def preset_policy_fields() -> dict:
     return json.loads(preset_path(PRESET).read_text())["policy"]
 
 
+# Most pixels of the crop one image token reconstructs, per side. The tiny preset's 32-px crop over 56 px's
+# 4 x 4 token grid gives each token 8 x 8 pixels, which the tiny DiT does not learn (its loss stays at
+# 0.68-0.74 over 1,500 steps); a 16-px crop, 4 x 4 per token as at the demo's 112 px, falls to 0.11 in
+# 150 steps (docs/results.md).
+MAX_RECON_PIXELS_PER_TOKEN = 4
+
+
 def fitting_recon_image_size(preset_size: int, image_resolution: int, paligemma_variant: str) -> int:
     """The preset's reconstruction crop side rounded up to a multiple of the image-token grid (the config's
-    rule: every token gets the same p x p pixels); the preset's own value where it already fits."""
+    rule: every token gets the same p x p pixels), at most MAX_RECON_PIXELS_PER_TOKEN per token; the
+    preset's own value where it already fits."""
     from ..configuration_reconvla import vision_patch_size
 
     grid = image_resolution // vision_patch_size(paligemma_variant)
     if grid < 1:
         return preset_size  # the config refuses the resolution itself, naming it
-    return grid * -(-preset_size // grid)
+    return min(grid * -(-preset_size // grid), grid * MAX_RECON_PIXELS_PER_TOKEN)
 
 
 def run_stage(
