@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from lerobot_policy_reconvla.common.cli import UsageError
-from lerobot_policy_reconvla.sim.evaluate_scripted import blind_successes
+from lerobot_policy_reconvla.sim.evaluate_scripted import blind_replays
 from lerobot_policy_reconvla.tools.demo import (
     MARKER,
     DemoConfig,
@@ -110,7 +110,7 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
 def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     # Seeds 1000-1049 of `lift`: the blind script lifts 11 (reconvla-eval-scripted --blind=true, docs/sim.md).
     seeds = list(range(1000, 1010))
-    blind = blind_successes("lift", seeds)
+    blind = [result.success for result in blind_replays("lift", seeds)]
     policy = [True, False] * 5
     # The env's outcome log (--env.outcome_log), one line per episode as it ended.
     outcomes = [
@@ -128,8 +128,6 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
 def test_paired_floor_also_pairs_the_cube_held_off_the_table():
     """The second reading: placements where the cube was held off the table (reward 2) at some step, by
     the policy (its outcome log) and by the blind script replayed there."""
-    from lerobot_policy_reconvla.sim.evaluate_scripted import blind_replays
-
     seeds = list(range(1000, 1010))
     blind = [result.max_reward for result in blind_replays("lift", seeds)]
     # The blind script holds some cubes off the table and misses others on these placements.

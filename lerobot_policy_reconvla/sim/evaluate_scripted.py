@@ -88,11 +88,6 @@ def blind_replays(task: str, seeds: list[int], episode_length: int | None = None
     ]
 
 
-def blind_successes(task: str, seeds: list[int], episode_length: int | None = None) -> list[bool]:
-    """Whether the blind floor succeeds on each of `seeds` (:func:`blind_replays`)."""
-    return [result.success for result in blind_replays(task, seeds, episode_length)]
-
-
 @parser.wrap()
 def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
     cfg.check()

@@ -164,8 +164,8 @@ def preset_policy_fields() -> dict:
 
 # Most pixels of the crop one image token reconstructs, per side. The tiny preset's 32-px crop over 56 px's
 # 4 x 4 token grid gives each token 8 x 8 pixels, which the tiny DiT does not learn (its loss stays at
-# 0.68-0.74 over 1,500 steps); a 16-px crop, 4 x 4 per token as at the demo's 112 px, falls to 0.11 in
-# 150 steps (docs/results.md).
+# 0.68-0.74 over 1,500 steps); with a 16-px crop, 4 x 4 per token as at the demo's 112 px, it reaches
+# 0.042 (docs/results.md, runs r56 and r56c16).
 MAX_RECON_PIXELS_PER_TOKEN = 4
 
 
