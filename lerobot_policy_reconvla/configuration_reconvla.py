@@ -7,17 +7,20 @@
 # distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and limitations under the License.
 
-"""Configuration of ReconVLA: pi0's config plus the training-only reconstruction head.
+"""Configuration of ReconVLA: a base VLA's config plus the training-only reconstruction head.
 
-Every pi0 field keeps its meaning (see `lerobot.policies.pi0.configuration_pi0.PI0Config`); the
-`recon_*` fields configure the diffusion head that reconstructs each camera's gaze region from the
-backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508.10333).
+`ReconSettings` holds the `recon_*` fields and every check of them, once for both bases; `ReconVLAConfig`
+(`--policy.type=reconvla`) puts them on pi0's config, `ReconVLAPi05Config` (configuration_reconvla_pi05.py,
+`--policy.type=reconvla_pi05`) on pi05's. Every base field keeps its meaning (see LeRobot's `PI0Config` /
+`PI05Config`); the `recon_*` fields configure the diffusion head that reconstructs each camera's gaze region
+from the backbone's visual hidden states (ReconVLA, AAAI 2026, https://arxiv.org/abs/2508.10333).
 """
 
 import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
@@ -51,7 +54,7 @@ TINY_VISION = {
 }
 TINY_VOCAB_SIZE = 512  # >= the shipped tiny tokenizer (checked by a test)
 RECON_TARGETS = ("vae", "pixels")
-PI0_DTYPES = ("bfloat16", "float32")
+BASE_DTYPES = ("bfloat16", "float32")  # pi0's and pi05's
 RECON_HEAD_DTYPES = ("float32", "bfloat16")
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # pi0's processor hard-codes the same one
 # The tokenizer shipped for the tiny variant: a name, not a path, so saved processors stay portable.
@@ -78,9 +81,15 @@ def vision_patch_size(paligemma_variant: str) -> int:
     return _paligemma_patch_size()
 
 
-@PreTrainedConfig.register_subclass("reconvla")
 @dataclass
-class ReconVLAConfig(PI0Config):
+class ReconSettings:
+    """The recon fields and checks, shared by ReconVLA on every base: listed before the base's config class
+    (`class ReconVLAConfig(ReconSettings, PI0Config)`), so its `__post_init__` and `validate_features` run
+    around the base's own. A subclass names its base (`base_type`, the checkpoint type whose weights it
+    loads with a fresh head) and that base's Gemma size table (`base_gemma_config`)."""
+
+    base_type: ClassVar[str]
+
     # Tokenizer of the prompt. None: PaliGemma's for gemma_* variants, the shipped one for `tiny`.
     # Any local directory or Hub repo of a Hugging Face tokenizer works.
     tokenizer_name: str | None = None
@@ -170,7 +179,7 @@ class ReconVLAConfig(PI0Config):
             raise
 
     def _check_settings(self) -> None:
-        """Every check of the settings, around pi0's own post-init; raises ValueError naming the field."""
+        """Every check of the settings, around the base's post-init; raises ValueError naming the field."""
         for field_name in ("paligemma_variant", "action_expert_variant"):
             if getattr(self, field_name) not in BACKBONE_VARIANTS:
                 raise ValueError(
@@ -178,17 +187,18 @@ class ReconVLAConfig(PI0Config):
                     f"{BACKBONE_VARIANTS}"
                 )
         if self.paligemma_variant == "gemma_300m":
-            # pi0 accepts it, then fails at the first forward: its PaliGemma projects SigLIP to 2048.
+            # pi0 and pi05 accept it, then fail at the first forward: they project SigLIP to 2048.
             raise ValueError(
-                "paligemma_variant='gemma_300m' cannot run: pi0 projects the vision tower to 2048 channels, "
-                "the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU tests)"
+                f"paligemma_variant='gemma_300m' cannot run: {self.base_type} projects the vision tower to "
+                "2048 channels, the width of gemma_2b; use paligemma_variant='gemma_2b' (or 'tiny' for CPU "
+                "tests)"
             )
         if (self.paligemma_variant == TINY) != (self.action_expert_variant == TINY):
             raise ValueError(
                 "paligemma_variant and action_expert_variant must both be 'tiny' or both be gemma_*; got "
                 f"{self.paligemma_variant!r} and {self.action_expert_variant!r} (their head dims must match)"
             )
-        self._pi0_post_init()
+        self._base_post_init()
         if self.image_resolution[0] != self.image_resolution[1]:
             raise ValueError(f"image_resolution={self.image_resolution}; PaliGemma expects a square image")
         if self.recon_target not in RECON_TARGETS:
@@ -264,20 +274,20 @@ class ReconVLAConfig(PI0Config):
                 f"{self.paligemma_variant!r}; expected an index in [{-depth}, {depth - 1}]"
             )
 
-    def _pi0_post_init(self) -> None:
-        """pi0's post-init (the base config's device and AMP set-up, then pi0's checks), `tiny` included.
+    def _base_post_init(self) -> None:
+        """The base's post-init (LeRobot's device and AMP set-up, then the base's checks), `tiny` included.
 
-        PI0Config.__post_init__ runs the base config's post-init and then refuses every variant but its two,
-        with no step in between to override. So pi0's other checks (n_action_steps, dtype) are made here for
-        every variant, and for `tiny` the base config's post-init runs without pi0's.
+        PI0Config.__post_init__ (and PI05Config's alike) runs LeRobot's post-init and then refuses every
+        variant but its two, with no step in between to override. So the base's other checks (n_action_steps,
+        dtype) are made here for every variant, and for `tiny` LeRobot's post-init runs without the base's.
         """
         if self.n_action_steps > self.chunk_size:
             raise ValueError(
                 f"n_action_steps={self.n_action_steps} cannot be greater than chunk_size={self.chunk_size}: "
                 "a policy cannot execute more actions than it predicts"
             )
-        if self.dtype not in PI0_DTYPES:
-            raise ValueError(f"dtype={self.dtype!r}; expected one of {PI0_DTYPES}")
+        if self.dtype not in BASE_DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}; expected one of {BASE_DTYPES}")
         if self.paligemma_variant == TINY:
             PreTrainedConfig.__post_init__(self)
         else:
@@ -300,13 +310,15 @@ class ReconVLAConfig(PI0Config):
 
     @property
     def language_depth(self) -> int:
-        """Layers of the PaliGemma language model: pi0's table (get_gemma_config) or TINY_LANGUAGE."""
+        """Layers of the PaliGemma language model: the base's table (get_gemma_config) or TINY_LANGUAGE."""
         if self.paligemma_variant == TINY:
             return TINY_LANGUAGE["num_hidden_layers"]
-        # Imported here: it imports transformers, which the plugin's registration does without.
-        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config
+        return self.base_gemma_config(self.paligemma_variant).depth
 
-        return get_gemma_config(self.paligemma_variant).depth
+    @staticmethod
+    def base_gemma_config(variant: str):
+        """The base's Gemma sizes of `variant` (its modeling module's `get_gemma_config`)."""
+        raise NotImplementedError
 
     @property
     def vision_patch_size(self) -> int:
@@ -325,7 +337,7 @@ class ReconVLAConfig(PI0Config):
 
     @property
     def camera_keys(self) -> list[str]:
-        """Real cameras the batch must hold (pi0's `empty_camera_*` placeholders excluded)."""
+        """Real cameras the batch must hold (the base's `empty_camera_*` placeholders excluded)."""
         return [key for key in self.image_features if not key.startswith(f"{OBS_IMAGES}.empty_camera_")]
 
     @property
@@ -354,3 +366,18 @@ class ReconVLAConfig(PI0Config):
                 "ReconVLA needs at least one camera: no observation.images.* feature among the inputs "
                 f"{sorted(self.input_features)}"
             )
+
+
+@PreTrainedConfig.register_subclass("reconvla")
+@dataclass
+class ReconVLAConfig(ReconSettings, PI0Config):
+    """pi0 + ReconVLA's reconstruction head (`--policy.type=reconvla`)."""
+
+    base_type: ClassVar[str] = "pi0"
+
+    @staticmethod
+    def base_gemma_config(variant: str):
+        # Imported here: it imports transformers, which the plugin's registration does without.
+        from lerobot.policies.pi0.modeling_pi0 import get_gemma_config
+
+        return get_gemma_config(variant)

@@ -4,8 +4,9 @@
   missing or cut short; safetensors then fails with ``SafetensorError: incomplete metadata`` without saying
   which file. This reads only the file's header (``safe_open`` memory-maps it and validates the header and
   that the tensors cover the file exactly), so it costs nothing next to building the model.
-- `resolve_file`, `checkpoint_config_fields`, `parse_reconvla_config`: a local directory or a Hub repo id,
-  its config.json parsed as LeRobot parses it (draccus); only `reconvla` and `pi0` checkpoints fit.
+- `resolve_file`, `checkpoint_config_fields`, `parse_policy_config`: a local directory or a Hub repo id,
+  its config.json parsed as LeRobot parses it (draccus); only the policy's own type and its base's fit
+  (`reconvla` and `pi0`; `reconvla_pi05` and `pi05`).
 - `load_checked`: every tensor must fit; nothing is ever left silently random.
 """
 
@@ -26,8 +27,6 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
-
-from .configuration_reconvla import ReconVLAConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def check_safetensors_file(path: str | Path) -> Path:
 def load_checked(
     model: nn.Module, state_dict: dict[str, Tensor], source: str | Path, fresh_prefix: str | None
 ) -> None:
-    """Loads `state_dict` into `model` (a ReconVLAPolicy), refusing any missing, unexpected or misshapen key;
+    """Loads `state_dict` into `model` (a ReconVLA policy), refusing any missing, unexpected or misshapen key;
     only keys under `fresh_prefix` may be missing (they start fresh, logged)."""
     own = model.state_dict(keep_vars=True)
     mismatched = [
@@ -73,8 +72,8 @@ def load_checked(
     ]
     if mismatched:
         raise ValueError(
-            f"checkpoint {source} does not fit this ReconVLA config ({len(mismatched)} tensors of another "
-            f"shape, e.g. {mismatched[:3]}). Check paligemma_variant / action_expert_variant "
+            f"checkpoint {source} does not fit this {model.config.type} config ({len(mismatched)} tensors of "
+            f"another shape, e.g. {mismatched[:3]}). Check paligemma_variant / action_expert_variant "
             f"({model.config.paligemma_variant}/{model.config.action_expert_variant}), max_state_dim, "
             "max_action_dim and the recon_* sizes against the checkpoint's config.json."
         )
@@ -90,7 +89,8 @@ def load_checked(
         )
     if fresh:
         logger.warning(
-            "Loaded every pi0 weight from %s; the recon head starts fresh (%d tensors under %s).",
+            "Loaded every %s weight from %s; the recon head starts fresh (%d tensors under %s).",
+            model.config.base_type,
             source,
             len(fresh),
             fresh_prefix,
@@ -127,28 +127,51 @@ def resolve_file(name_or_path: str | Path, filename: str, **hub_kwargs) -> str:
         ) from error
 
 
-def checkpoint_config_fields(name_or_path: str | Path, **hub_kwargs) -> tuple[str, dict]:
-    """(type, fields) of a saved policy's config.json; only `reconvla` and `pi0` checkpoints fit."""
+def checkpoint_config_fields(
+    name_or_path: str | Path, accepted_types: tuple[str, str], **hub_kwargs
+) -> tuple[str, dict]:
+    """(type, fields) of a saved policy's config.json; only `accepted_types` (the policy's own type and its
+    base's, e.g. ('reconvla', 'pi0')) fit."""
     with open(resolve_file(name_or_path, "config.json", **hub_kwargs)) as f:
         fields = json.load(f)
     source_type = fields.pop("type", None)
-    if source_type not in ("reconvla", "pi0"):
+    if source_type not in accepted_types:
         raise ValueError(
-            f"{name_or_path} holds a {source_type!r} policy; ReconVLA loads 'reconvla' or 'pi0' checkpoints"
+            f"{name_or_path} holds a {source_type!r} policy; {accepted_types[0]} loads "
+            f"{' or '.join(repr(t) for t in accepted_types)} checkpoints"
         )
     return source_type, fields
 
 
-def parse_reconvla_config(fields: dict) -> ReconVLAConfig:
-    """Parses saved config fields as a ReconVLAConfig, the way LeRobot parses config.json (draccus).
+# The policy types this plugin registers, by the base each one adds the head to.
+RECONVLA_TYPES = {"pi0": "reconvla", "pi05": "reconvla_pi05"}
 
-    A pi0 config has a subset of our fields, so it parses as ReconVLA with default recon settings
-    (also for the `tiny` variant, which PI0Config itself would reject).
+
+def reconvla_policy_class(name_or_path: str | Path, **hub_kwargs) -> type:
+    """The policy class of a saved ReconVLA checkpoint (`ReconVLAPolicy` or `ReconVLAPi05Policy`, by its
+    config's type, found as LeRobot finds it); a checkpoint of another type is refused naming it."""
+    from lerobot.policies.factory import get_policy_class
+
+    with open(resolve_file(name_or_path, "config.json", **hub_kwargs)) as f:
+        policy_type = json.load(f).get("type")
+    if policy_type not in RECONVLA_TYPES.values():
+        raise ValueError(
+            f"{name_or_path} holds a {policy_type!r} policy; expected a ReconVLA checkpoint "
+            f"({' or '.join(repr(t) for t in RECONVLA_TYPES.values())})"
+        )
+    return get_policy_class(policy_type)
+
+
+def parse_policy_config(config_class: type, fields: dict):
+    """Parses saved config fields as `config_class`, the way LeRobot parses config.json (draccus).
+
+    A base's config (pi0's for ReconVLAConfig, pi05's for ReconVLAPi05Config) has a subset of the fields,
+    so it parses with default recon settings (also for the `tiny` variant, which the base itself rejects).
     """
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(fields, f)
     try:
         with draccus.config_type("json"):
-            return draccus.parse(ReconVLAConfig, f.name, args=[])
+            return draccus.parse(config_class, f.name, args=[])
     finally:
         os.unlink(f.name)

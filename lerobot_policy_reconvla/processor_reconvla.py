@@ -62,29 +62,45 @@ def make_reconvla_pre_post_processors(
 
     OpenPI's order, as pi0: raw -> relative -> normalize -> model -> unnormalize -> absolute.
     """
-    relative = RelativeActionsProcessorStep(
-        enabled=config.use_relative_actions,
-        exclude_joints=config.relative_exclude_joints,
-        action_names=config.action_feature_names,
-    )
+    relative = relative_actions_step(config)
     steps = make_default_policy_processor_steps(config, dataset_stats)
     input_steps = [
         steps.rename_observations,
         steps.add_batch_dim,
         Pi0NewLineProcessor(),  # PaliGemma's prompts end with a newline
-        ReconVLATokenizerProcessorStep(
-            tokenizer_name=config.resolved_tokenizer_name,
-            max_length=config.tokenizer_max_length,
-            padding_side="right",
-            padding="max_length",
-        ),
+        reconvla_tokenizer_step(config),
         steps.to_device,
         relative,
         steps.normalize,
     ]
-    output_steps = [
+    return make_policy_processor_pipelines(
+        input_steps=input_steps, output_steps=output_steps(config, steps, relative)
+    )
+
+
+def relative_actions_step(config) -> RelativeActionsProcessorStep:
+    """The bases' relative-actions step, from their config fields."""
+    return RelativeActionsProcessorStep(
+        enabled=config.use_relative_actions,
+        exclude_joints=config.relative_exclude_joints,
+        action_names=config.action_feature_names,
+    )
+
+
+def reconvla_tokenizer_step(config) -> ReconVLATokenizerProcessorStep:
+    """The bases' tokenizer step (PaliGemma's settings) with the configured tokenizer."""
+    return ReconVLATokenizerProcessorStep(
+        tokenizer_name=config.resolved_tokenizer_name,
+        max_length=config.tokenizer_max_length,
+        padding_side="right",
+        padding="max_length",
+    )
+
+
+def output_steps(config, steps, relative: RelativeActionsProcessorStep) -> list:
+    """The bases' post-processor: unnormalize -> absolute -> to the CPU."""
+    return [
         steps.unnormalize,
         AbsoluteActionsProcessorStep(enabled=config.use_relative_actions, relative_step=relative),
         steps.to_cpu,
     ]
-    return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)

@@ -1,4 +1,4 @@
-# Builds on LeRobot's pi0 (lerobot/policies/pi0/modeling_pi0.py),
+# Builds on LeRobot's pi0 and pi05 (lerobot/policies/pi0/modeling_pi0.py, .../pi05/modeling_pi05.py),
 # Copyright 2025 Physical Intelligence and The HuggingFace Inc. team, under the Apache License 2.0.
 #
 # Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in
@@ -7,61 +7,77 @@
 # distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and limitations under the License.
 
-"""The `tiny` backbone variant: pi0's architecture at a few million parameters, for CPU tests and demos.
+"""The `tiny` backbone variant: the base's architecture (pi0 or pi05) at a few million parameters, for CPU
+tests and demos.
 
-pi0's core constructor (`PI0Pytorch.__init__`) knows only the gemma_* variants, and its PaliGemma
-hard-codes SigLIP so400m and a 257152-token vocabulary (~0.5B parameters on their own). So for `tiny`,
-pi0's constructor runs unchanged for gemma_300m on the meta device (no memory, no initialisation);
-then the two transformers towers are rebuilt from pi0's own transformers configs at the sizes of
-configuration_reconvla's TINY_* tables, and the few layers whose size follows the action expert's
-width are rebuilt at the tiny width. Everything else (module tree, forward, dtypes, freezing,
-compilation) is what pi0's constructor made; a parameter left on the meta device is an error.
+The bases' core constructors (`PI0Pytorch.__init__`, `PI05Pytorch.__init__`) know only the gemma_*
+variants, and their PaliGemma hard-codes SigLIP so400m and a 257152-token vocabulary (~0.5B parameters on
+their own). So for `tiny`, the base's constructor runs unchanged for gemma_300m on the meta device (no
+memory, no initialisation); then the two transformers towers are rebuilt from the base's own transformers
+configs at the sizes of configuration_reconvla's TINY_* tables, and the few layers whose size follows the
+action expert's width are rebuilt at the tiny width. Everything else (module tree, forward, dtypes,
+freezing, compilation) is what the base's constructor made; a parameter left on the meta device is an error.
 """
 
 import copy
 from itertools import chain
 
 import torch
-from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
 from lerobot.policies.pi_gemma import PaliGemmaForConditionalGenerationWithPiGemma, PiGemmaForCausalLM
 from torch import nn
 
 from .configuration_reconvla import TINY, TINY_LANGUAGE, TINY_VISION, TINY_VOCAB_SIZE
 
-# The smallest of pi0's variants: what pi0's constructor builds on the meta device before the tiny towers.
+# The smallest of the bases' variants: built on the meta device before the tiny towers replace it.
 STAND_IN_VARIANT = "gemma_300m"
 
 
-def init_pi0_core(model: PI0Pytorch, config, rtc_processor=None) -> None:
-    """Runs pi0's core constructor on `model`, then, for the `tiny` variant, rebuilds it at the tiny sizes."""
+def expert_width_layers(config, width: int) -> dict[str, tuple[int, int]]:
+    """The base core's linear layers sized by the action expert's `width`: {attribute: (in, out)}, in the
+    order of the base's constructor (PI0Pytorch.__init__ / PI05Pytorch.__init__)."""
+    actions = {
+        "action_in_proj": (config.max_action_dim, width),
+        "action_out_proj": (width, config.max_action_dim),
+    }
+    if config.base_type == "pi0":  # the state is a token; time joins the actions through an MLP
+        return {
+            **actions,
+            "state_proj": (config.max_state_dim, width),
+            "action_time_mlp_in": (2 * width, width),
+            "action_time_mlp_out": (width, width),
+        }
+    # pi05: the state is in the prompt; time conditions the expert's adaptive norms through an MLP
+    return {**actions, "time_mlp_in": (width, width), "time_mlp_out": (width, width)}
+
+
+def init_base_core(model: nn.Module, base_core: type[nn.Module], config, rtc_processor=None) -> None:
+    """Runs the base's core constructor (`base_core.__init__`) on `model`, then, for the `tiny` variant,
+    rebuilds it at the tiny sizes."""
     if config.paligemma_variant != TINY:
-        PI0Pytorch.__init__(model, config, rtc_processor=rtc_processor)
+        base_core.__init__(model, config, rtc_processor=rtc_processor)
         return
-    stand_in = copy.copy(config)  # the same settings but a variant pi0 knows; `config` itself is left alone
+    stand_in = copy.copy(config)  # the same settings but a variant the base knows; `config` is left alone
     stand_in.paligemma_variant = stand_in.action_expert_variant = STAND_IN_VARIANT
     with torch.device("meta"):
-        PI0Pytorch.__init__(model, stand_in, rtc_processor=rtc_processor)
+        base_core.__init__(model, stand_in, rtc_processor=rtc_processor)
     model.config = config
     _rebuild_towers_tiny(model.paligemma_with_expert, config.dtype)
-    width = TINY_LANGUAGE["hidden_size"]
-    # pi0's layers sized by the action expert's width (PI0Pytorch.__init__), in pi0's attribute order.
-    model.action_in_proj = nn.Linear(config.max_action_dim, width)
-    model.action_out_proj = nn.Linear(width, config.max_action_dim)
-    model.state_proj = nn.Linear(config.max_state_dim, width)
-    model.action_time_mlp_in = nn.Linear(2 * width, width)
-    model.action_time_mlp_out = nn.Linear(width, width)
+    for name, (in_features, out_features) in expert_width_layers(
+        config, TINY_LANGUAGE["hidden_size"]
+    ).items():
+        setattr(model, name, nn.Linear(in_features, out_features))
     left = [name for name, tensor in chain(model.named_parameters(), model.named_buffers()) if tensor.is_meta]
     if left:
         raise RuntimeError(
-            f"pi0's core constructor built {left[:5]} (of {len(left)} tensors), which the tiny variant does "
-            "not rebuild at its sizes: add them to lerobot_policy_reconvla.tiny.init_pi0_core"
+            f"{config.base_type}'s core constructor built {left[:5]} (of {len(left)} tensors), which the "
+            "tiny variant does not rebuild at its sizes: add them to tiny.expert_width_layers"
         )
 
 
 def _rebuild_towers_tiny(towers, precision: str) -> None:
-    """Replaces pi0's PaliGemma and action expert (built on the meta device) by tiny ones, from pi0's own
-    transformers configs: the language sizes of TINY_LANGUAGE for both, SigLIP at TINY_VISION, a
-    TINY_VOCAB_SIZE vocabulary. Then pi0's own dtype and freezing steps run again on the new towers."""
+    """Replaces the base's PaliGemma and action expert (built on the meta device) by tiny ones, from the
+    base's own transformers configs: the language sizes of TINY_LANGUAGE for both, SigLIP at TINY_VISION, a
+    TINY_VOCAB_SIZE vocabulary. Then the base's own dtype and freezing steps run again on the new towers."""
     vlm = copy.deepcopy(towers.paligemma.config)
     vlm.text_config.update(TINY_LANGUAGE)
     vlm.text_config.vocab_size = TINY_VOCAB_SIZE
@@ -73,9 +89,12 @@ def _rebuild_towers_tiny(towers, precision: str) -> None:
     expert = copy.deepcopy(towers.gemma_expert.config)
     expert.update(TINY_LANGUAGE)
     expert.vocab_size = TINY_VOCAB_SIZE
+    for language in (vlm.text_config, expert):
+        if getattr(language, "adarms_cond_dim", None):  # pi05's expert: its time condition has its width
+            language.adarms_cond_dim = TINY_LANGUAGE["hidden_size"]
 
     towers.paligemma = PaliGemmaForConditionalGenerationWithPiGemma(config=vlm)
     towers.gemma_expert = PiGemmaForCausalLM(config=expert)
-    towers.gemma_expert.model.embed_tokens = None  # as pi0: the expert reads embeddings, never tokens
+    towers.gemma_expert.model.embed_tokens = None  # as the base: the expert reads embeddings, never tokens
     towers.to_bfloat16_for_selected_params(precision)
-    towers._set_requires_grad()  # pi0's own freezing step (it has no public one), for the new towers
+    towers._set_requires_grad()  # the base's own freezing step (it has no public one), for the new towers

@@ -6,13 +6,19 @@ import textwrap
 
 import pytest
 import torch
+from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
+from lerobot.policies.pi05 import modeling_pi05
+from lerobot.policies.pi05.configuration_pi05 import PI05Config
+from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from transformers import AutoTokenizer
 
 from lerobot_policy_reconvla.configuration_reconvla import TINY_TOKENIZER_DIR, TINY_VOCAB_SIZE, ReconVLAConfig
+from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
+from lerobot_policy_reconvla.modeling_reconvla_pi05 import ReconVLAPi05Policy, ReconVLAPi05Pytorch
 from tests.fixtures import processes
 from tests.fixtures.tiny_policy import tiny_config
 
@@ -96,13 +102,29 @@ def test_no_camera_is_a_clear_error():
         config.validate_features()
 
 
+# Per base: LeRobot's config, core, modeling module, and ReconVLA's config, core and policy on it.
+BASES = {
+    "pi0": (PI0Config, PI0Pytorch, modeling_pi0, ReconVLAConfig, ReconVLAPytorch, ReconVLAPolicy),
+    "pi05": (
+        PI05Config,
+        PI05Pytorch,
+        modeling_pi05,
+        ReconVLAPi05Config,
+        ReconVLAPi05Pytorch,
+        ReconVLAPi05Policy,
+    ),
+}
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
 @pytest.mark.parametrize("expert", ["gemma_300m", "gemma_2b"])
-def test_full_variants_have_exactly_pi0s_parameters(expert):
+def test_full_variants_have_exactly_the_bases_parameters_plus_the_head(base, expert):
     # Built on the meta device: shapes and dtypes without allocating 3B parameters.
+    base_config, base_core, _, config_class, core_class, _ = BASES[base]
     sizes = dict(paligemma_variant="gemma_2b", action_expert_variant=expert, dtype="bfloat16", device="cpu")
     with torch.device("meta"):
-        upstream = PI0Pytorch(PI0Config(**sizes))
-        ours = ReconVLAPytorch(ReconVLAConfig(**sizes, recon_target="pixels"))
+        upstream = base_core(base_config(**sizes))
+        ours = core_class(config_class(**sizes, recon_target="pixels"))
     expected = {k: (tuple(v.shape), v.dtype) for k, v in upstream.state_dict().items()}
     got = {
         k: (tuple(v.shape), v.dtype) for k, v in ours.state_dict().items() if not k.startswith("recon_head.")
@@ -136,13 +158,15 @@ def _layout(model: torch.nn.Module) -> set[tuple[str, type, torch.dtype]]:
     }
 
 
+@pytest.mark.parametrize("base", sorted(BASES))
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_tiny_variant_is_pi0s_architecture_with_pi0s_dtypes(dtype):
+def test_tiny_variant_is_the_bases_architecture_with_its_dtypes(base, dtype):
+    base_config, base_core, base_modeling, config_class, _, policy_class = BASES[base]
     with torch.device("meta"):
         sizes = dict(paligemma_variant="gemma_2b", action_expert_variant="gemma_300m", dtype=dtype)
-        stock = PI0Pytorch(PI0Config(**sizes))
-    tiny = ReconVLAPolicy(tiny_config(dtype=dtype)).model
-    assert type(tiny.paligemma_with_expert) is modeling_pi0.PaliGemmaWithExpertModel
+        stock = base_core(base_config(**sizes))
+    tiny = policy_class(tiny_config(config_class=config_class, dtype=dtype)).model
+    assert type(tiny.paligemma_with_expert) is base_modeling.PaliGemmaWithExpertModel
     ours = {entry for entry in _layout(tiny) if not entry[0].startswith("recon_head.")}
     assert ours == _layout(stock)
 
@@ -172,18 +196,20 @@ def test_tiny_variant_is_a_few_million_parameters_and_fits_its_tokenizer():
     assert ids[0] == tokenizer.bos_token_id and len(ids) < 48  # fits pi0's 48-token prompt
 
 
-def test_every_pi0_setting_defaults_to_pi0s_value():
-    """A user switching --policy.type=pi0 to reconvla changes nothing of pi0's recipe; only recon_* is
-    added."""
+@pytest.mark.parametrize("base", sorted(BASES))
+def test_every_base_setting_defaults_to_the_bases_value(base):
+    """A user switching --policy.type=pi0 to reconvla (pi05 to reconvla_pi05) changes nothing of the base's
+    recipe; only recon_* and a few fields are added."""
     import dataclasses
 
-    ours, pi0 = ReconVLAConfig(device="cpu"), PI0Config(device="cpu")
+    base_config, _, _, config_class, _, _ = BASES[base]
+    ours, stock = config_class(device="cpu"), base_config(device="cpu")
     differing = {
-        f.name for f in dataclasses.fields(PI0Config) if getattr(ours, f.name) != getattr(pi0, f.name)
+        f.name for f in dataclasses.fields(base_config) if getattr(ours, f.name) != getattr(stock, f.name)
     }
     assert differing == set()
-    added = {f.name for f in dataclasses.fields(ReconVLAConfig)} - {
-        f.name for f in dataclasses.fields(PI0Config)
+    added = {f.name for f in dataclasses.fields(config_class)} - {
+        f.name for f in dataclasses.fields(base_config)
     }
     assert added and all(
         name.startswith("recon_")
@@ -192,7 +218,7 @@ def test_every_pi0_setting_defaults_to_pi0s_value():
     ), added
     assert (
         ours.resolved_tokenizer_name == "google/paligemma-3b-pt-224"
-    )  # pi0's own tokenizer when none is set
+    )  # the base's own tokenizer when none is set
 
 
 def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
@@ -214,18 +240,20 @@ def test_cameras_selects_and_orders_a_subset_and_rejects_unknown_names():
         config.validate_features()
 
 
-def test_processors_are_pi0s_steps_one_for_one_with_the_configured_tokenizer(monkeypatch):
-    """ReconVLA lists pi0's processor steps itself (pi0's maker downloads PaliGemma's tokenizer): same steps,
-    same order, same settings, the tokenizer aside, which must be ours with pi0's tokenizer settings."""
-    from lerobot.policies.pi0 import processor_pi0
+@pytest.mark.parametrize("base", ["pi0", "pi05"])
+def test_processors_are_the_bases_steps_one_for_one_with_the_configured_tokenizer(monkeypatch, base):
+    """ReconVLA lists its base's processor steps itself (the base's maker downloads PaliGemma's tokenizer):
+    same steps, same order, same settings, the tokenizer aside, which must be ours with the base's tokenizer
+    settings. pi05's list differs from pi0's (the state goes into the prompt after normalisation)."""
+    import importlib
+
     from lerobot.processor import ProcessorStep
 
-    from lerobot_policy_reconvla.processor_reconvla import (
-        ReconVLATokenizerProcessorStep,
-        make_reconvla_pre_post_processors,
-    )
+    from lerobot_policy_reconvla.processor_reconvla import ReconVLATokenizerProcessorStep
 
-    class TokenizerSettings(ProcessorStep):  # stands in for pi0's tokenizer step, which fetches PaliGemma's
+    class TokenizerSettings(
+        ProcessorStep
+    ):  # stands in for the base's tokenizer step, which fetches PaliGemma's
         def __init__(self, **settings):
             self.settings = settings
 
@@ -235,11 +263,12 @@ def test_processors_are_pi0s_steps_one_for_one_with_the_configured_tokenizer(mon
         def transform_features(self, features):
             return features
 
-    monkeypatch.setattr(processor_pi0, "TokenizerProcessorStep", TokenizerSettings)
-    config = tiny_config(use_relative_actions=True)
-    pi0_pipelines = processor_pi0.make_pi0_pre_post_processors(config)
-    ours = make_reconvla_pre_post_processors(config)
-    for theirs, mine in zip(pi0_pipelines, ours, strict=True):
+    base_processor = importlib.import_module(f"lerobot.policies.{base}.processor_{base}")
+    monkeypatch.setattr(base_processor, "TokenizerProcessorStep", TokenizerSettings)
+    config = tiny_config(config_class=BASES[base][3], use_relative_actions=True)
+    base_pipelines = getattr(base_processor, f"make_{base}_pre_post_processors")(config)
+    ours = make_pre_post_processors(config)  # LeRobot's factory finds ours by the config's type
+    for theirs, mine in zip(base_pipelines, ours, strict=True):
         assert len(theirs.steps) == len(mine.steps)
         for their_step, my_step in zip(theirs.steps, mine.steps, strict=True):
             if isinstance(their_step, TokenizerSettings):

@@ -157,6 +157,18 @@ def test_demo_fits_the_reconstruction_crop_to_the_image_resolution(resolution, c
     assert demo.training_policy_overrides()["recon_image_size"] == crop
 
 
+def test_demo_trains_the_chosen_base_from_its_tiny_preset(tmp_path):
+    from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
+    from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
+
+    assert type(DemoConfig().training_policy_config()) is ReconVLAConfig
+    pi05 = DemoConfig(base="pi05").training_policy_config()
+    assert type(pi05) is ReconVLAPi05Config and pi05.paligemma_variant == "tiny"
+    with pytest.raises(UsageError, match=r"--base=pi1: expected one of \['pi0', 'pi05'\]"):
+        run_demo(DemoConfig(output_dir=tmp_path / "demo", base="pi1"))
+    assert not (tmp_path / "demo").exists()
+
+
 def test_demo_refuses_a_policy_setting_that_cannot_train_before_any_work(tmp_path):
     out = tmp_path / "demo"
     with pytest.raises(UsageError, match=r"--image_resolution=10,.*cannot train: .*image_resolution"):

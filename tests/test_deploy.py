@@ -19,6 +19,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
+from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy, ReconVLAPytorch
 from lerobot_policy_reconvla.recon.head import ReconHead
 from lerobot_policy_reconvla.recon.target import ReconTarget
@@ -70,13 +71,13 @@ def test_policy_server_allow_list_holds_reconvla(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the server module opens a log file under ./logs on import
     from lerobot.async_inference import constants, policy_server
 
-    assert "reconvla" in constants.SUPPORTED_POLICIES
+    ours = ("reconvla", "reconvla_pi05")
     assert policy_server.SUPPORTED_POLICIES is constants.SUPPORTED_POLICIES
-    assert constants.SUPPORTED_POLICIES.count("reconvla") == 1  # importing again does not append twice
+    assert all(constants.SUPPORTED_POLICIES.count(t) == 1 for t in ours)  # importing again: not twice
     from lerobot_policy_reconvla.deploy.policy_server import allow_reconvla_in_policy_server
 
     allow_reconvla_in_policy_server()
-    assert constants.SUPPORTED_POLICIES.count("reconvla") == 1
+    assert all(constants.SUPPORTED_POLICIES.count(t) == 1 for t in ours)
 
 
 class _PeerContext:
@@ -431,25 +432,32 @@ def test_model_card_from_scratch_with_gaze_boxes(policy_and_processors, dataset_
     assert "--robot.type=aloha " not in card.text  # the real robot names its cameras cam_*
 
 
-def test_model_card_names_the_pi0_base_and_cameras_without_boxes(
-    dataset_3cam_no_boxes, monkeypatch, tmp_path
+@pytest.mark.parametrize("base", ["pi0", "pi05"])
+def test_model_card_names_the_base_and_cameras_without_boxes(
+    base, dataset_3cam_no_boxes, monkeypatch, tmp_path
 ):
+    from lerobot.policies.factory import get_policy_class
+
+    from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
     from tests.fixtures.tiny_policy import tiny_config
 
     config = tiny_config(
+        config_class=ReconVLAPi05Config if base == "pi05" else ReconVLAConfig,
         recon_target="vae",
         recon_vae=str(tmp_path / "vae"),
         recon_image_size=256,
         recon_weight=0.5,
-        pretrained_path="lerobot/pi0_base",
+        pretrained_path=f"lerobot/{base}_base",
         use_peft=True,
     )
-    card = push_card(
-        ReconVLAPolicy(config), dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch, tmp_path
-    )
+    policy = get_policy_class(config.type)(config)
+    card = push_card(policy, dataset_3cam_no_boxes, "local/synthetic_3cam_no_boxes", monkeypatch, tmp_path)
     data = card.data.to_dict()
-    assert data["base_model"] == "lerobot/pi0_base" and data["base_model_relation"] == "adapter"
-    assert "fine-tuned from `lerobot/pi0_base` with LoRA adapters" in card.text
+    assert data["base_model"] == f"lerobot/{base}_base" and data["base_model_relation"] == "adapter"
+    assert base in data["tags"] and data["model_name"] == config.type
+    assert f"fine-tuned from `lerobot/{base}_base` with LoRA adapters" in card.text
+    assert f"This one is ReconVLA on **{base}**" in card.text
+    assert f"--policy.type={config.type}`" in card.text
     assert f"| Target | latents of a frozen VAE (`{tmp_path / 'vae'}`) |" in card.text
     assert (
         "| Gaze-crop image size | 256 px |" in card.text

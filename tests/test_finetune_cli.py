@@ -11,8 +11,8 @@ from lerobot.policies.factory import make_policy, make_pre_post_processors
 from safetensors.torch import load_file
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+from tests.fixtures.base_checkpoint import save_as_base_checkpoint
 from tests.fixtures.cli import run_cli, run_train, train_args
-from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
 from tests.fixtures.tiny_policy import TINY_CLI, raw_batch, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def test_lora_finetune_from_a_pi0_checkpoint_trains_and_saves_the_head(tmp_path,
     torch.manual_seed(0)
     pi0_dir = tmp_path / "pi0_tiny"
     meta = LeRobotDatasetMetadata("local/synthetic_3cam", root=dataset_3cam)
-    pi0_state = save_as_pi0_checkpoint(ReconVLAPolicy(tiny_config()), pi0_dir, dataset_stats=meta.stats)
+    pi0_state = save_as_base_checkpoint(ReconVLAPolicy(tiny_config()), pi0_dir, dataset_stats=meta.stats)
 
     output = run_train(
         [

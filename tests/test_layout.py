@@ -111,10 +111,14 @@ def test_the_package_root_holds_only_the_policy_and_its_own_helpers():
     expected = [
         "__init__.py",
         "configuration_reconvla.py",
+        "configuration_reconvla_pi05.py",
         "gaze_box.py",
         "loading.py",
         "modeling_reconvla.py",
+        "modeling_reconvla_pi05.py",
         "processor_reconvla.py",
+        "processor_reconvla_pi05.py",
+        "recon_branch.py",
         "tiny.py",
     ]
     assert sorted(path.name for path in PACKAGE.glob("*.py")) == expected

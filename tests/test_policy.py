@@ -7,9 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.recon.target import ReconTarget
-from tests.fixtures.pi0_checkpoint import save_as_pi0_checkpoint
+from tests.fixtures.base_checkpoint import save_as_base_checkpoint
 from tests.fixtures.tiny_policy import CAMERAS, CHUNK, TOKEN_GRID, raw_batch, tiny_config
 
 
@@ -17,18 +18,23 @@ def _head_params(policy):
     return [p for n, p in policy.named_parameters() if ".recon_head." in f".{n}"]
 
 
+def _core_forward(policy, batch, **recon):
+    """The core model's training forward on a preprocessed batch, with flow-matching noise and time drawn as
+    the base draws them; `recon`: the recon keywords (recon_targets, ...). Returns (action losses, recon)."""
+    images, img_masks = policy._preprocess_images(batch)
+    tokens, masks = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+    actions = policy.prepare_action(batch)  # (B, chunk, A_max)
+    noise = policy.model.sample_noise(actions.shape, actions.device)
+    time = policy.model.sample_time(actions.shape[0], actions.device)
+    inputs = policy._base_model_inputs(batch, images, img_masks, tokens, masks, actions)
+    return policy.model(*inputs, noise, time, **recon)
+
+
 def _recon_only_backward(policy, batch):
     """Backpropagates L_recon alone (the action loss is computed but not used)."""
     policy.zero_grad(set_to_none=True)
-    images, img_masks = policy._preprocess_images(batch)
-    _, recon_losses = policy.model(
-        images,
-        img_masks,
-        batch["observation.language.tokens"],
-        batch["observation.language.attention_mask"],
-        policy.prepare_state(batch),
-        policy.prepare_action(batch),
-        recon_targets=policy.recon_targets(batch, policy.gaze_boxes(batch)),
+    _, recon_losses = _core_forward(
+        policy, batch, recon_targets=policy.recon_targets(batch, policy.gaze_boxes(batch))
     )
     recon_losses.mean().backward()
     return recon_losses
@@ -334,7 +340,7 @@ def test_save_load_gives_identical_actions(policy_and_processors, tmp_path):
 def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog, strip_model_prefix):
     torch.manual_seed(0)
     source = ReconVLAPolicy(tiny_config())
-    pi0_state = save_as_pi0_checkpoint(source, tmp_path / "pi0", strip_model_prefix)
+    pi0_state = save_as_base_checkpoint(source, tmp_path / "pi0", strip_model_prefix)
     torch.manual_seed(123)  # the loaded model starts from other random weights
     with caplog.at_level(logging.WARNING):
         loaded = ReconVLAPolicy.from_pretrained(tmp_path / "pi0")
@@ -348,14 +354,14 @@ def test_pi0_checkpoint_loads_every_pi0_weight_and_a_fresh_head(tmp_path, caplog
 
 def test_pi0_checkpoint_with_unknown_or_missing_keys_is_an_error(tmp_path):
     source = ReconVLAPolicy(tiny_config())
-    state = save_as_pi0_checkpoint(source, tmp_path / "extra")
+    state = save_as_base_checkpoint(source, tmp_path / "extra")
     save_file(
         {**state, "model.something_else.weight": torch.zeros(2)}, tmp_path / "extra" / "model.safetensors"
     )
     with pytest.raises(ValueError, match="unexpected keys.*something_else"):
         ReconVLAPolicy.from_pretrained(tmp_path / "extra")
 
-    state = save_as_pi0_checkpoint(source, tmp_path / "missing")
+    state = save_as_base_checkpoint(source, tmp_path / "missing")
     del state["model.state_proj.weight"]
     save_file(state, tmp_path / "missing" / "model.safetensors")
     with pytest.raises(ValueError, match="missing keys.*state_proj.weight"):
@@ -427,9 +433,17 @@ def test_optimizer_groups_cover_every_trainable_parameter_once(policy_and_proces
     assert len(backbone["params"]) + len(head["params"]) == len(trainable)
 
 
-def test_peft_lora_targets_paligemma_attention_expert_and_trains_the_head(policy_and_processors):
-    policy, pre, _ = policy_and_processors
-    policy.config.pretrained_path = "local/pi0"  # LeRobot refuses PEFT without a base checkpoint
+@pytest.mark.parametrize("base", ["pi0", "pi05"])
+def test_peft_lora_targets_paligemma_attention_expert_and_trains_the_head(base):
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+    from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
+
+    torch.manual_seed(0)
+    config = tiny_config(config_class=ReconVLAPi05Config if base == "pi05" else ReconVLAConfig)
+    policy = get_policy_class(config.type)(config)
+    pre, _ = make_pre_post_processors(config)
+    policy.config.pretrained_path = f"local/{base}"  # LeRobot refuses PEFT without a base checkpoint
     peft_model = policy.wrap_with_peft(peft_cli_overrides={"method_type": "LORA", "r": 4})
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     for fragment in (
@@ -461,9 +475,7 @@ def test_prefix_only_condition_equals_the_training_forwards(policy_and_processor
     tokens, masks = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
     language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
     with torch.no_grad(), capture_prefix_hidden_states(language_model, -1) as captured:
-        policy.model(
-            images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch)
-        )
+        _core_forward(policy, batch)
     expected, _ = policy.model._recon_condition(captured[0], masks, len(CAMERAS))
     cond, _ = policy.model.prefix_recon_condition(images, img_masks, tokens, masks, len(CAMERAS))
     assert cond.shape == (2 * len(CAMERAS), TOKEN_GRID**2, 256)  # 256: the tiny backbone's width
@@ -489,9 +501,7 @@ def test_captured_hidden_states_are_transformers_own_output_hidden_states(layer)
     language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
     assert len(language_model.layers) > 1  # so that layer 0 is not also the last
     with torch.no_grad(), capture_prefix_hidden_states(language_model, layer) as captured:
-        policy.model(
-            images, img_masks, tokens, masks, policy.prepare_state(batch), policy.prepare_action(batch)
-        )
+        _core_forward(policy, batch)
 
     prefix_embs, pad_masks, att_masks = policy.model.embed_prefix(images, img_masks, tokens, masks)
     with torch.no_grad():

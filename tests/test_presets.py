@@ -48,6 +48,21 @@ def test_aloha_preset_is_full_size_bf16_with_the_papers_recon_settings():
     assert (policy.recon_weight, policy.recon_timestep_repeats, policy.recon_target) == (1.0, 4, "vae")
 
 
+@pytest.mark.parametrize("size", ["tiny", "aloha"])
+def test_pi05_presets_match_the_pi0_ones_on_the_pi05_base(size):
+    """reconvla_pi05_<size> is reconvla_<size> on pi05: the same backbone sizes and recon settings."""
+    from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
+
+    pi05 = load_preset(f"reconvla_pi05_{size}", "--policy.device=cpu").policy
+    pi0 = load_preset(f"reconvla_{size}", "--policy.device=cpu").policy
+    assert isinstance(pi05, ReconVLAPi05Config)
+    shared = ["paligemma_variant", "action_expert_variant", "dtype", "chunk_size"]
+    shared += [name for name in vars(pi0) if name.startswith("recon_")]
+    assert {f: getattr(pi05, f) for f in shared} == {f: getattr(pi0, f) for f in shared}
+    if size == "tiny":  # the state's 256-bin tokens join the prompt
+        assert pi05.tokenizer_max_length > pi0.tokenizer_max_length
+
+
 def test_cli_overrides_win_over_the_preset():
     assert load_preset("reconvla_tiny", "--policy.recon_weight=0.25").policy.recon_weight == 0.25
 

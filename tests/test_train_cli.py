@@ -6,11 +6,10 @@ import re
 
 import pytest
 import torch
-from lerobot.policies.factory import make_pre_post_processors
 
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from tests.fixtures.cli import run_cli, run_train, train_args
-from tests.fixtures.tiny_policy import TINY_CLI, raw_batch
+from tests.fixtures.tiny_policy import TINY_CLI, act_from_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +54,7 @@ def test_train_saves_a_checkpoint_that_policy_path_loads(request, tmp_path, with
     assert not any(key.startswith("observation.gaze_box") for key in saved["input_features"])
 
     # The checkpoint and its processors reload offline and act.
-    policy = ReconVLAPolicy.from_pretrained(checkpoint)
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
-    batch = raw_batch(batch_size=1, gaze_boxes=False)
-    batch.pop("action"), batch.pop("action_is_pad")
-    action = post(policy.select_action(pre(batch)))
+    action = act_from_checkpoint(ReconVLAPolicy, checkpoint)
     assert action.shape == (1, 14) and torch.isfinite(action).all()
 
     if with_boxes:

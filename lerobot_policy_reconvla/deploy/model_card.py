@@ -23,7 +23,7 @@ from huggingface_hub.utils import validate_repo_id
 from lerobot import __version__ as lerobot_version
 
 from ..common.cli import UsageError
-from ..configuration_reconvla import ReconVLAConfig
+from ..configuration_reconvla import ReconSettings, ReconVLAConfig
 from ..gaze_box import gaze_box_key
 from ..sim.constants import SCENE_CAMERAS, TASKS, task_instructions
 
@@ -126,8 +126,10 @@ def reconvla_model_card(
         license=license or "apache-2.0",
         library_name="lerobot",
         pipeline_tag="robotics",
-        tags=sorted(set(tags or []) | {"robotics", "lerobot", "reconvla", "pi0", f"arxiv:{PAPER_ARXIV_ID}"}),
-        model_name="reconvla",
+        tags=sorted(
+            set(tags or []) | {"robotics", "lerobot", "reconvla", config.base_type, f"arxiv:{PAPER_ARXIV_ID}"}
+        ),
+        model_name=config.type,
         datasets=dataset_repo_id,
         base_model=base_model,
         # The Hub's relation of this model to its base: LoRA adapters are "adapter".
@@ -138,6 +140,7 @@ def reconvla_model_card(
         "policy_repo_id": config.repo_id,
         "paper_title": PAPER_TITLE,
         "paper_arxiv_id": PAPER_ARXIV_ID,
+        "base": config.base_type,
         "base_model": base_model,
         "local_base": local_base,
         "use_peft": config.use_peft,
@@ -181,7 +184,7 @@ def card_of_checkpoint(checkpoint: Path) -> ModelCard:
     if not (checkpoint / "config.json").is_file():
         raise UsageError(f"--checkpoint={checkpoint} holds no config.json: not a saved policy")
     config = PreTrainedConfig.from_pretrained(checkpoint)
-    if not isinstance(config, ReconVLAConfig):
+    if not isinstance(config, ReconSettings):
         raise UsageError(f"--checkpoint={checkpoint} is a {config.type!r} policy, not a ReconVLA one")
     train_cfg = dataset_meta = None
     if (checkpoint / "train_config.json").is_file():

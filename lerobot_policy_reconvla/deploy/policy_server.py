@@ -4,7 +4,7 @@ LeRobot 0.6.1's policy server (``lerobot.async_inference.policy_server``) refuse
 ``SendPolicyInstructions``, any policy type missing from ``lerobot.async_inference.constants.
 SUPPORTED_POLICIES``, a plain list that the server module imports by reference. Past that check it
 builds the policy with ``get_policy_class``, which already finds registered plugins. So the one change
-needed is to add ``"reconvla"`` to that list, in place, when the plugin is imported
+needed is to add ``"reconvla"`` and ``"reconvla_pi05"`` to that list, in place, when the plugin is imported
 (:func:`allow_reconvla_in_policy_server`, called from the package's ``__init__``). Nothing else of the
 server is touched.
 
@@ -17,11 +17,12 @@ LeRobot's own ``serve`` with the same command-line flags::
 
 from lerobot.utils.import_utils import _grpc_available
 
-POLICY_TYPE = "reconvla"
+POLICY_TYPES = ("reconvla", "reconvla_pi05")
 
 
 def allow_reconvla_in_policy_server() -> None:
-    """Adds ``reconvla`` to LeRobot's async-inference policy allow-list (no-op without the async extra).
+    """Adds ``reconvla`` and ``reconvla_pi05`` to LeRobot's async-inference policy allow-list (no-op
+    without the async extra).
 
     The list is extended in place because the server module holds a reference to it
     (``from .constants import SUPPORTED_POLICIES``); rebinding the name would not reach the server.
@@ -32,8 +33,8 @@ def allow_reconvla_in_policy_server() -> None:
     from lerobot.async_inference import constants
 
     supported = getattr(constants, "SUPPORTED_POLICIES", None)
-    if isinstance(supported, list) and POLICY_TYPE not in supported:
-        supported.append(POLICY_TYPE)
+    if isinstance(supported, list):
+        supported.extend(policy_type for policy_type in POLICY_TYPES if policy_type not in supported)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
 from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
-from ..tools.demo import OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
+from ..tools.demo import BASE_PRESETS, OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
 from ..tools.presets import preset_path
 from . import checkout_commit
 from .metrics import paired_comparison
@@ -96,6 +96,7 @@ class Preset:
         None  # side of the reconstructed crop (None: the tiny preset's); a multiple of the token grid
     )
     jobs: int = 1  # (arm, seed) runs trained and evaluated at once, each with cores // jobs CPU threads
+    base: str = "pi0"  # the base every arm trains (pi0: reconvla_tiny, pi05: reconvla_pi05_tiny)
 
 
 PRESETS = {
@@ -195,7 +196,7 @@ def train(
     output = run(
         [
             lerobot_cli("lerobot-train"),
-            f"--config_path={preset_path('reconvla_tiny')}",
+            f"--config_path={preset_path(BASE_PRESETS[preset.base])}",
             f"--dataset.repo_id=local/{data_root.name}",
             f"--dataset.root={data_root}",
             f"--output_dir={out_dir}",
@@ -270,7 +271,7 @@ def offline_metrics(
     from lerobot.datasets import LeRobotDataset
     from lerobot.policies.factory import make_pre_post_processors
 
-    from ..modeling_reconvla import ReconVLAPolicy
+    from ..loading import reconvla_policy_class
     from ..sim.scripted import LIFT_APPROACH_STEPS
     from ..tools.visualize import write_reconstructions
     from . import grounding, metrics
@@ -312,7 +313,8 @@ def offline_metrics(
     results: dict = {}
     floor_done: set[int] = set()
     for (arm, seed), checkpoint in sorted(checkpoints.items()):
-        policy = ReconVLAPolicy.from_pretrained(checkpoint)
+        policy_class = reconvla_policy_class(checkpoint)  # the run's base: reconvla or reconvla_pi05
+        policy = policy_class.from_pretrained(checkpoint)
         preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
         noise = torch.randn(
             len(heldout_indices),
@@ -329,7 +331,7 @@ def offline_metrics(
         floor_done.add(seed)
         if fresh_seed:  # the untrained backbone of this seed: the probes' floor
             torch.manual_seed(seed)
-            untrained = ReconVLAPolicy(copy.deepcopy(policy.config))
+            untrained = policy_class(copy.deepcopy(policy.config))
         if named:  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
             results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
             if fresh_seed:
@@ -703,6 +705,9 @@ class EvidenceConfig:
     jobs: int | None = None
     # Device the policies train and run on (cpu, cuda).
     device: str | None = None
+    # Base policy of every arm: pi0 (`reconvla`; the `pi0` arm is that base without the head) or pi05
+    # (`reconvla_pi05`; the same arm is then pi05 without the head).
+    base: str | None = None
 
     def resolved_preset(self) -> Preset:
         """The preset with this config's overrides; raises UsageError naming the first flag that cannot
@@ -719,6 +724,8 @@ class EvidenceConfig:
             unknown = [value for value in overrides.get(name, []) if value not in allowed]
             if unknown or overrides.get(name) == []:
                 raise UsageError(f"--{name}={getattr(self, name)}: expected one or more of {allowed}")
+        if self.base is not None and self.base not in BASE_PRESETS:
+            raise UsageError(f"--base={self.base}: expected one of {list(BASE_PRESETS)}")
         preset = replace(PRESETS[self.preset], **overrides)
         if self.seeds < 1:
             raise UsageError(f"--seeds={self.seeds}: expected at least 1")
@@ -731,7 +738,7 @@ class EvidenceConfig:
         grid = preset.image_resolution // 14
         recon_size = (
             preset.recon_image_size
-            or json.loads(preset_path("reconvla_tiny").read_text())["policy"]["recon_image_size"]
+            or json.loads(preset_path(BASE_PRESETS[preset.base]).read_text())["policy"]["recon_image_size"]
         )
         if recon_size % grid:  # lerobot-train would refuse it only after the data is generated
             raise UsageError(

@@ -2,8 +2,8 @@
 
 1. generate three-camera ALOHA sim demonstrations with gaze boxes (scripted one-arm cube lifts at
    random placements, seeds 0, 1, ...),
-2. train the tiny ReconVLA on them with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`),
-   saving a checkpoint at every point of the curve,
+2. train the tiny ReconVLA on them with `lerobot-train` (preset `configs/policy/reconvla_tiny.json`, on
+   pi0; `--base=pi05`: `reconvla_pi05_tiny.json`), saving a checkpoint at every point of the curve,
 3. evaluate every checkpoint with `lerobot-eval` in `aloha_multicam` on held-out placements (LeRobot's
    evaluation seeds, 1000 upwards, which no demonstration used): the last on --eval_episodes, the earlier
    ones on fewer (--curve_eval_episodes); on `lift` and `lift_pair` the blind floor (one fixed trajectory,
@@ -11,7 +11,7 @@
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
-    reconvla-demo [--output_dir=outputs/demo] [--task=lift] [--steps=600]
+    reconvla-demo [--output_dir=outputs/demo] [--task=lift] [--steps=600] [--base=pi0]
 
 (or ``python -m lerobot_policy_reconvla.tools.demo ...``.) Every stage is a subprocess running the command
 a user would type; its full log is kept next to its outputs, and the command lines are printed so any stage
@@ -43,7 +43,7 @@ PROG = "reconvla-demo"
 # excluded) with the tiny preset's success on held-out lift placements above zero (docs/results.md).
 DEFAULT_EPISODES = 20
 DEFAULT_STEPS = 600
-PRESET = "reconvla_tiny"
+BASE_PRESETS = {"pi0": "reconvla_tiny", "pi05": "reconvla_pi05_tiny"}  # the tiny preset of each base
 DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the script's path (sim.generate)
 OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
@@ -78,6 +78,9 @@ class DemoConfig:
     num_episodes: int = DEFAULT_EPISODES
     # Training steps.
     steps: int = DEFAULT_STEPS
+    # The base policy the head is added to: pi0 (`reconvla`, whose results docs/results.md reports) or pi05
+    # (`reconvla_pi05`).
+    base: str = "pi0"
     # Std (rad) of the arms' perturbation while recording the demonstrations (the generator's
     # --action_noise; 0: exact scripted replays).
     action_noise: float = DEFAULT_ACTION_NOISE
@@ -115,6 +118,8 @@ class DemoConfig:
         spelled where this config is nested, e.g. "--demo.")."""
         if self.task not in TASKS:
             raise UsageError(f"{flag_prefix}task={self.task}: expected one of {list(TASKS)}")
+        if self.base not in BASE_PRESETS:
+            raise UsageError(f"{flag_prefix}base={self.base}: expected one of {list(BASE_PRESETS)}")
         check_image_size(self.image_size, f"{flag_prefix}image_size")
         if self.num_episodes < 1:
             raise UsageError(f"{flag_prefix}num_episodes must be at least 1, got {self.num_episodes}")
@@ -130,7 +135,7 @@ class DemoConfig:
 
     def training_policy_overrides(self) -> dict:
         """The policy fields the training stage sets on top of the tiny preset (``--policy.<name>``)."""
-        preset = preset_policy_fields()
+        preset = preset_policy_fields(self.base)
         return {
             "image_resolution": (self.image_resolution, self.image_resolution),
             "recon_image_size": fitting_recon_image_size(
@@ -142,13 +147,14 @@ class DemoConfig:
         }
 
     def training_policy_config(self, flag_prefix: str = "--"):
-        """The ReconVLAConfig lerobot-train will build; raises UsageError with the config's reason when the
-        demo's flags give one that cannot work."""
-        from ..configuration_reconvla import ReconVLAConfig
+        """The policy config lerobot-train will build (ReconVLAConfig, or ReconVLAPi05Config for pi05); raises
+        UsageError with the config's reason when the demo's flags give one that cannot work."""
+        from lerobot.configs import PreTrainedConfig
 
-        fields_ = {k: v for k, v in preset_policy_fields().items() if k != "type"}
+        fields_ = preset_policy_fields(self.base)
+        config_class = PreTrainedConfig.get_choice_class(fields_.pop("type"))
         try:
-            return ReconVLAConfig(**{**fields_, **self.training_policy_overrides()})
+            return config_class(**{**fields_, **self.training_policy_overrides()})
         except ValueError as error:
             raise UsageError(
                 f"the demo's flags (e.g. {flag_prefix}image_resolution={self.image_resolution}, "
@@ -157,9 +163,9 @@ class DemoConfig:
             ) from None
 
 
-def preset_policy_fields() -> dict:
-    """The tiny preset's ``policy`` section (the config file lerobot-train is given)."""
-    return json.loads(preset_path(PRESET).read_text())["policy"]
+def preset_policy_fields(base: str = "pi0") -> dict:
+    """The `base`'s tiny preset's ``policy`` section (the config file lerobot-train is given)."""
+    return json.loads(preset_path(BASE_PRESETS[base]).read_text())["policy"]
 
 
 # Most pixels of the crop one image token reconstructs, per side. The tiny preset's 32-px crop over 56 px's
@@ -399,7 +405,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "train",
         [
             lerobot_cli("lerobot-train"),
-            f"--config_path={preset_path(PRESET)}",
+            f"--config_path={preset_path(BASE_PRESETS[cfg.base])}",
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={data_root}",
             f"--output_dir={train_dir}",
@@ -479,6 +485,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     # 5. Summary.
     summary = {
         "task": cfg.task,
+        "base": cfg.base,
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],

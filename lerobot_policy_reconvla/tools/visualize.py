@@ -21,9 +21,9 @@ from lerobot.datasets import LeRobotDataset
 from lerobot.policies.factory import make_pre_post_processors
 
 from ..common.cli import UsageError, run_entry_point
-from ..loading import IncompleteCheckpointError
-from ..modeling_reconvla import ReconVLAPolicy
+from ..loading import IncompleteCheckpointError, reconvla_policy_class
 from ..recon.pictures import first_sample_pictures
+from ..recon_branch import ReconPolicyMixin
 
 PROG = "reconvla-visualize"
 
@@ -66,7 +66,7 @@ class VisualizeConfig:
 
 
 def write_reconstructions(
-    policy: ReconVLAPolicy,
+    policy: ReconPolicyMixin,
     batch: dict,
     out_dir: Path,
     num_inference_steps: int = 50,
@@ -91,7 +91,7 @@ def visualize_frame(cfg: VisualizeConfig) -> list[Path]:
     """
     cfg.check()
     try:
-        policy = ReconVLAPolicy.from_pretrained(cfg.policy.path)
+        policy = reconvla_policy_class(cfg.policy.path).from_pretrained(cfg.policy.path)
     except (FileNotFoundError, IncompleteCheckpointError) as error:
         raise UsageError(str(error)) from None  # names the file; a traceback would add nothing
     preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=cfg.policy.path)
