@@ -118,6 +118,16 @@ def test_one_training_episode_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
 
 
+def test_the_base_is_an_option_and_an_unknown_one_is_refused_before_any_work(tmp_path, capsys):
+    from lerobot_policy_reconvla.experiments.evidence import EvidenceConfig, main
+
+    assert EvidenceConfig().resolved_preset().base == "pi0"
+    assert EvidenceConfig(base="pi05").resolved_preset().base == "pi05"
+    assert main(["--base=pi1", f"--work_dir={tmp_path / 'work'}", f"--out={tmp_path / 'e.md'}"]) == 2
+    assert "--base=pi1: expected one of ['pi0', 'pi05']" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
 def test_a_reconstruction_size_off_the_token_grid_is_refused_before_any_work(tmp_path, capsys):
     from lerobot_policy_reconvla.experiments.evidence import main
 
