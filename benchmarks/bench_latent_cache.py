@@ -39,7 +39,7 @@ from benchmarks.pi0_pair import (  # noqa: E402
     make_batch,
     make_config,
     make_optimizer,
-    make_pi0_twin,
+    make_stock_twin,
     save_vae,
     train_step_fn,
 )
@@ -170,7 +170,7 @@ def run_layout(args, name: str, tmp: Path) -> list[dict]:
     for batch_size in args.batch_sizes:
         cached = copy.deepcopy(encoding)
         cached.config.recon_latent_cache = str(cache_dir)
-        pi0 = make_pi0_twin(encoding)
+        pi0 = make_stock_twin(encoding)
         batch = dataset_batch(root, encoding.config, batch_size, args.device)
         difference = same_loss(cached, encoding, batch)
         steps = {}

@@ -1,14 +1,17 @@
-"""ReconVLA against LeRobot's stock pi0, side by side in one process: inference latency, training step
-time, peak memory, and where the time of the reconstruction branch goes. Writes a markdown report.
+"""ReconVLA against LeRobot's stock pi0 (and pi05), side by side in one process: inference latency, training
+step time, peak memory, and where the time of the reconstruction branch goes. Writes a markdown report.
 
     .venv/bin/python -m benchmarks.bench_vs_pi0 --variant tiny --out docs/benchmarks.md
+    # reconvla_pi05 against stock pi05 (--base both: one table per base in one report):
+    .venv/bin/python -m benchmarks.bench_vs_pi0 --variant tiny --base pi05 --out /tmp/bench_pi05.md
     # on a GPU machine (full size, bf16, compile off and on):
     python -m benchmarks.bench_vs_pi0 --variant full --device cuda --batch-sizes 1 8 32 \
         --compile both --dtype bfloat16 --out docs/benchmarks.md
 
-The parts: `pi0_pair.py` builds the two policies on identical weights (and says how the stock pi0 side
-is obtained), `timing.py` times them alternately, `memory.py` measures peak memory in fresh processes,
-`report.py` writes the markdown. This file runs the measurements for each batch size and compile setting.
+The parts: `pi0_pair.py` builds the two policies of a base on identical weights (and says how the stock
+side is obtained), `timing.py` times them alternately, `memory.py` measures peak memory in fresh processes,
+`report.py` writes the markdown. This file runs the measurements for each base, compile setting and batch
+size.
 
 What is timed (warm-up calls excluded; median and IQR over all blocks):
 - `predict_action_chunk(batch)`: one chunk, 10 Euler steps with KV cache.
@@ -19,7 +22,7 @@ What is timed (warm-up calls excluded; median and IQR over all blocks):
 - the recon branch by parts: target encoding (`ReconTarget.__call__`, pixels and VAE; the VAEs are
   random-init `diffusers.AutoencoderKL`s saved to a temp dir: weights do not change the time), the
   head's forward and forward+backward (`ReconHead`: DDPM noising + ReconDiT), and the cost of the
-  hidden-state capture hook (pi0's training forward+backward with and without the hook).
+  hidden-state capture hook (the stock core's training forward+backward with and without the hook).
 
 Benchmarks are not tests: nothing here fails on time. Only the equivalence check can fail.
 """
@@ -50,7 +53,7 @@ from benchmarks.pi0_pair import (  # noqa: E402
     compile_like_pi0_,
     make_batch,
     make_optimizer,
-    make_pi0_twin,
+    make_stock_twin,
     save_vae,
     train_step_fn,
 )
@@ -67,15 +70,17 @@ def timed(fns: dict, label: str, args, rounds: int | None = None) -> dict[str, S
     )
 
 
-def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: dict) -> None:
+def run_size(args, res: Results, base: str, batch_size: int, compile_on: bool, vae_paths: dict) -> None:
+    """Every measurement of one base at one batch size and compile setting; `base` names the stock policy."""
     tag = "on" if compile_on else "off"
     full_gpu = args.variant == "full" and args.device == "cuda"
+    where = f"{base} base, " if res.names_bases else ""
     t0 = time.time()
-    recon_px = build_reconvla(args, "pixels", None)
-    pi0 = make_pi0_twin(recon_px)
-    policies = {"pi0": pi0, "reconvla-pixels": recon_px}
+    recon_px = build_reconvla(args, "pixels", None, base=base)
+    stock = make_stock_twin(recon_px)
+    policies = {base: stock, "reconvla-pixels": recon_px}
     if "vae" in args.recon_targets:
-        recon_vae = build_reconvla(args, "vae", vae_paths[args.vae_arch])
+        recon_vae = build_reconvla(args, "vae", vae_paths[args.vae_arch], base=base)
         missing, unexpected = recon_vae.load_state_dict(
             {k: v for k, v in recon_px.state_dict().items() if "recon_head" not in k}, strict=False
         )
@@ -86,24 +91,30 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
     if compile_on:
         for p in policies.values():
             compile_like_pi0_(p)
+    recons = [n for n in policies if n != base]
     batch = make_batch(recon_px.config, batch_size, args.device)
-    print(f"[b={batch_size} compile={tag}] built in {time.time() - t0:.1f}s", flush=True)
+    res.prompt_lengths[base] = recon_px.config.tokenizer_max_length
+    print(f"[{base} b={batch_size} compile={tag}] built in {time.time() - t0:.1f}s", flush=True)
 
     res.notes.append(
-        f"batch {batch_size}, compile {tag}: modules walked by `eval()`/`train()`: pi0 "
-        f"{sum(1 for _ in pi0.modules())}, "
-        + ", ".join(f"{n} {sum(1 for _ in p.modules())}" for n, p in policies.items() if n != "pi0")
+        f"{where}batch {batch_size}, compile {tag}: modules walked by `eval()`/`train()`: {base} "
+        f"{sum(1 for _ in stock.modules())}, "
+        + ", ".join(f"{n} {sum(1 for _ in policies[n].modules())}" for n in recons)
     )
-    res.load.append((f"b{batch_size}/{tag} start", os.getloadavg()[0]))
+    when = f"{base} " if res.names_bases else ""
+    res.load.append((f"{when}b{batch_size}/{tag} start", os.getloadavg()[0]))
 
     # ---- equivalence (before any timing) ----
-    for name in [n for n in policies if n != "pi0"]:
-        diff = assert_same_chunks(policies[name], pi0, batch, compile_on)
+    for name in recons:
+        diff = assert_same_chunks(policies[name], stock, batch, compile_on)
         res.notes.append(
-            f"batch {batch_size}, compile {tag}: {name} and pi0 action chunks identical "
+            f"{where}batch {batch_size}, compile {tag}: {name} and {base} action chunks identical "
             f"(max |diff| {diff:.1e}, same noise)"
         )
     recon = policies.get("reconvla-pixels") or policies["reconvla-vae"]
+
+    def row(what, stock_figure, recon_figure, r, target="", verdict=""):
+        return Row(batch_size, tag, what, stock_figure, recon_figure, r, target, verdict, base=base)
 
     # ---- inference ----
     def chunk_fn(p):
@@ -117,8 +128,8 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
         return fn
 
     def pop_fn(p):
-        # Puts one ready action back in the queue, then select_action pops it: pi0's cost of 49 of every 50
-        # control steps (an append of ~0.1 µs included).
+        # Puts one ready action back in the queue, then select_action pops it: the base's cost of 49 of every
+        # 50 control steps (an append of ~0.1 µs included).
         action = torch.zeros(batch_size, ACTION_DIM, device=args.device)
 
         def fn():
@@ -131,17 +142,15 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
         ("predict_action_chunk", chunk_fn),
         ("select_action, empty queue (computes a chunk)", refill_fn),
     ):
-        stats = oom_guard(timed, {"pi0": make(pi0), "reconvla": make(recon)}, what, args)
+        stats = oom_guard(timed, {"stock": make(stock), "reconvla": make(recon)}, what, args)
         if isinstance(stats, Exception):
-            res.rows.append(Row(batch_size, tag, what, "OOM", "OOM", None))
+            res.rows.append(row(what, "OOM", "OOM", None))
             continue
-        r = ratio(stats["reconvla"], stats["pi0"])
+        r = ratio(stats["reconvla"], stats["stock"])
         res.rows.append(
-            Row(
-                batch_size,
-                tag,
+            row(
                 what,
-                stats["pi0"],
+                stats["stock"],
                 stats["reconvla"],
                 r,
                 f"<= {TARGETS['inference_ratio']}",
@@ -149,19 +158,17 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
             )
         )
         if what == "predict_action_chunk" and args.device == "cuda":
-            res.chunk_latency.append((batch_size, tag, stats["reconvla"], stats["pi0"]))
+            res.chunk_latency.append((base, batch_size, tag, stats["reconvla"], stats["stock"]))
     # Queue hits are microseconds: time them as many times as blocked_autorange likes.
-    for p in (pi0, recon):
+    for p in (stock, recon):
         p.reset()
-    stats = timed({"pi0": pop_fn(pi0), "reconvla": pop_fn(recon)}, "select_action, queue hit", args)
+    stats = timed({"stock": pop_fn(stock), "reconvla": pop_fn(recon)}, "select_action, queue hit", args)
     res.rows.append(
-        Row(
-            batch_size,
-            tag,
+        row(
             "select_action, queue hit (pops one action)*",
-            stats["pi0"],
+            stats["stock"],
             stats["reconvla"],
-            ratio(stats["reconvla"], stats["pi0"]),
+            ratio(stats["reconvla"], stats["stock"]),
             "",
             "informative",
         )
@@ -173,21 +180,19 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
         p.train()
         steps[name] = train_step_fn(p, make_optimizer(p), batch)
     train_stats = oom_guard(timed, steps, "train step", args)
-    for name in [n for n in policies if n != "pi0"]:
+    for name in recons:
         label = (
             f"train step ({name.split('-')[1]} target"
             f"{', ' + args.vae_arch + '-VAE' if 'vae' in name else ''})"
         )
         if isinstance(train_stats, Exception):
-            res.rows.append(Row(batch_size, tag, label, "OOM", "OOM", None))
+            res.rows.append(row(label, "OOM", "OOM", None))
             continue
-        r = ratio(train_stats[name], train_stats["pi0"])
+        r = ratio(train_stats[name], train_stats[base])
         res.rows.append(
-            Row(
-                batch_size,
-                tag,
+            row(
                 label,
-                train_stats["pi0"],
+                train_stats[base],
                 train_stats[name],
                 r,
                 f"<= {TARGETS['train_time_ratio']} (full, GPU, bf16)",
@@ -197,34 +202,32 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
 
     # ---- where the recon time goes ----
     if not args.no_breakdown and not isinstance(train_stats, Exception):
-        breakdown(args, res, batch_size, tag, policies, batch, train_stats, vae_paths)
+        breakdown(args, res, base, batch_size, tag, policies, batch, train_stats, vae_paths)
 
-    del policies, pi0, recon, recon_px, steps
+    del policies, stock, recon, recon_px, steps
     if args.device == "cuda":
         torch.cuda.empty_cache()
 
-    res.load.append((f"b{batch_size}/{tag} end", os.getloadavg()[0]))
+    res.load.append((f"{when}b{batch_size}/{tag} end", os.getloadavg()[0]))
 
     # ---- peak memory (fresh subprocess per policy) ----
     if not args.no_memory:
         mem = {
-            kind: measure_memory(args, kind, batch_size, compile_on)
-            for kind in ["pi0"] + [f"reconvla-{t}" for t in args.recon_targets]
+            kind: measure_memory(args, base, kind, batch_size, compile_on)
+            for kind in [base] + [f"reconvla-{t}" for t in args.recon_targets]
         }
         res.memory_method = next((m["method"] for m in mem.values() if m.get("method")), "")
-        for kind in [k for k in mem if k != "pi0"]:
-            a, b = mem["pi0"].get("peak_bytes"), mem[kind].get("peak_bytes")
+        for kind in [k for k in mem if k != base]:
+            a, b = mem[base].get("peak_bytes"), mem[kind].get("peak_bytes")
             r = b / a if a and b else None
             label = (
                 f"peak memory, train step ({kind.split('-')[1]} target"
                 f"{', ' + args.vae_arch + '-VAE' if 'vae' in kind else ''})"
             )
             res.rows.append(
-                Row(
-                    batch_size,
-                    tag,
+                row(
                     label,
-                    fmt_bytes(a, mem["pi0"]),
+                    fmt_bytes(a, mem[base]),
                     fmt_bytes(b, mem[kind]),
                     r,
                     f"<= {TARGETS['train_memory_ratio']} (full, GPU, bf16)",
@@ -236,14 +239,23 @@ def run_size(args, res: Results, batch_size: int, compile_on: bool, vae_paths: d
 
 
 def breakdown(
-    args, res: Results, batch_size: int, tag: str, policies: dict, batch: dict, train_stats, vae_paths
+    args,
+    res: Results,
+    base: str,
+    batch_size: int,
+    tag: str,
+    policies: dict,
+    batch: dict,
+    train_stats,
+    vae_paths,
 ):
     from lerobot_policy_reconvla.gaze_box import batch_gaze_boxes, whole_image_if_absent
-    from lerobot_policy_reconvla.modeling_reconvla import capture_prefix_hidden_states
     from lerobot_policy_reconvla.recon.target import ReconTarget, load_frozen_vae
+    from lerobot_policy_reconvla.recon_branch import capture_prefix_hidden_states
 
-    pi0 = policies["pi0"]
-    config = pi0.config
+    stock = policies[base]
+    recons = [n for n in policies if n != base]
+    config = stock.config
     images = [batch[f"observation.images.{cam}"] for cam in CAMERAS]
     boxes = list(whole_image_if_absent(batch_gaze_boxes(batch, list(CAMERAS), set())).unbind(1))  # K x (B, 4)
     grid = config.recon_token_grid
@@ -261,7 +273,7 @@ def breakdown(
         fns[f"target: {arch}-VAE encode (crop+resize, 128 px -> 4x16x16)"] = lambda t=target: t(images, boxes)
 
     # Head forward / forward+backward on the real condition shape, with gradient into the condition.
-    for name in [n for n in policies if n != "pi0"]:
+    for name in recons:
         head = policies[name].model.recon_head
         dtype = next(policies[name].model.paligemma_with_expert.paligemma.parameters()).dtype
         width = policies[name].model.paligemma_with_expert.paligemma.config.text_config.hidden_size
@@ -289,11 +301,13 @@ def breakdown(
         fns[f"head ({label}): forward, with grad"] = head_fwd_train
         fns[f"head ({label}): forward + backward"] = head_fwd_bwd
 
-    # Capture hook: pi0's training forward + backward of the action loss, with and without the hook.
-    model = pi0.model
-    images_pp, masks_pp = pi0._preprocess_images(batch)
-    state, actions = pi0.prepare_state(batch), pi0.prepare_action(batch)
+    # Capture hook: the stock core's training forward + backward of the action loss, with and without the
+    # hook. Its inputs are what the ReconVLA policy hands the same core (pi0's include the state, pi05's not).
+    model = stock.model
+    images_pp, masks_pp = stock._preprocess_images(batch)
     lang, lang_mask = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+    actions = stock.prepare_action(batch)
+    core_inputs = policies[recons[0]]._base_model_inputs(batch, images_pp, masks_pp, lang, lang_mask, actions)
     noise = torch.randn_like(actions)
     t = torch.full((batch_size,), 0.5, device=args.device)
     language_model = model.paligemma_with_expert.paligemma.model.language_model
@@ -307,38 +321,30 @@ def breakdown(
                 else contextlib.nullcontext()
             )
             with ctx:
-                loss = model.forward(images_pp, masks_pp, lang, lang_mask, state, actions, noise, t).mean()
+                loss = model.forward(*core_inputs, noise, t).mean()
             loss.backward()
 
         return fn
 
     model.train()
     parts_rounds = max(2, args.rounds // 2) if not args.quick else 1
+    no_hook, with_hook = f"{base} core fwd+bwd, no hook", f"{base} core fwd+bwd, with capture hook"
     hook_stats = timed(
-        {
-            "pi0 core fwd+bwd, no hook": core_fwd_bwd(False),
-            "pi0 core fwd+bwd, with capture hook": core_fwd_bwd(True),
-        },
-        "hook",
-        args,
-        rounds=parts_rounds,
+        {no_hook: core_fwd_bwd(False), with_hook: core_fwd_bwd(True)}, "hook", args, rounds=parts_rounds
     )
     stats = timed(fns, "recon parts", args, rounds=parts_rounds)
     stats.update(hook_stats)
-    hook_cost = (
-        hook_stats["pi0 core fwd+bwd, with capture hook"].median
-        - hook_stats["pi0 core fwd+bwd, no hook"].median
-    )
-    for name in [n for n in policies if n != "pi0"]:
-        extra = train_stats[name].median - train_stats["pi0"].median
-        stats[f"ReconVLA ({name.split('-')[1]}) train step - pi0 train step (whole recon overhead)"] = Stat(
-            extra, None
+    hook_cost = hook_stats[with_hook].median - hook_stats[no_hook].median
+    for name in recons:
+        extra = train_stats[name].median - train_stats[base].median
+        stats[f"ReconVLA ({name.split('-')[1]}) train step - {base} train step (whole recon overhead)"] = (
+            Stat(extra, None)
         )
     stats["capture hook overhead (difference of the two rows above)"] = Stat(hook_cost, None)
     ref = train_stats.get("reconvla-vae", train_stats.get("reconvla-pixels"))
     for name, s in stats.items():
         share = s.median / ref.median if s.median is not None else None
-        res.breakdown.append((batch_size, tag, name, s, share))
+        res.breakdown.append((base, batch_size, tag, name, s, share))
 
 
 def parse_args(argv):
@@ -357,6 +363,12 @@ def parse_args(argv):
         "--batch-sizes", type=int, nargs="+", default=None, help="default: 1 2 (tiny), 1 8 32 (full)"
     )
     p.add_argument("--compile", choices=("off", "on", "both"), default="off")
+    p.add_argument(
+        "--base",
+        choices=("pi0", "pi05", "both"),
+        default="pi0",
+        help="reconvla against stock pi0, reconvla_pi05 against stock pi05, or both (one table per base)",
+    )
     p.add_argument(
         "--compile-mode",
         default="max-autotune",
@@ -396,6 +408,9 @@ def parse_args(argv):
     p.add_argument("--memory-batch-size", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--compile-on", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.bases = ["pi0", "pi05"] if args.base == "both" else [args.base]
+    if args.memory_worker and args.base == "both":
+        p.error("--memory-worker measures one base")
     if args.dtype is None:
         args.dtype = "bfloat16" if args.device == "cuda" else "float32"
     if args.batch_sizes is None:
@@ -416,20 +431,21 @@ def main(argv=None) -> None:
     if args.memory_worker:
         memory_worker(args)
         return
-    # Every policy of a run shares the code objects torch.compile guards on (pi0's and ReconVLA's twins, two
-    # targets, each batch size, calls with and without noise=): above dynamo's default of 8 entries per code
-    # object it would fall back to eager for the rest of the run.
+    # Every policy of a run shares the code objects torch.compile guards on (each base's stock and ReconVLA
+    # twins, two targets, each batch size, calls with and without noise=): above dynamo's default of 8
+    # entries per code object it would fall back to eager for the rest of the run.
     torch._dynamo.config.recompile_limit = 64
     start = time.time()
-    res = Results()
+    res = Results(bases=args.bases)
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     with tempfile.TemporaryDirectory() as tmp:
         vae_paths = {"small": save_vae(Path(tmp) / "small", SMALL_VAE)}
         if not args.quick:
             vae_paths["sd"] = save_vae(Path(tmp) / "sd", SD_VAE)
-        for compile_on in compiles:
-            for batch_size in args.batch_sizes:
-                run_size(args, res, batch_size, compile_on, vae_paths)
+        for base in args.bases:
+            for compile_on in compiles:
+                for batch_size in args.batch_sizes:
+                    run_size(args, res, base, batch_size, compile_on, vae_paths)
     report = render(args, res, argv, time.time() - start)
     if args.out:
         out = Path(args.out)

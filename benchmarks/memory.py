@@ -23,10 +23,11 @@ from benchmarks.pi0_pair import (
     SMALL_VAE,
     build_reconvla,
     compile_like_pi0_,
+    import_base,
     make_batch,
     make_optimizer,
     save_vae,
-    to_stock_pi0_,
+    to_stock_,
     train_step_fn,
 )
 
@@ -49,22 +50,21 @@ def peak_rss_bytes() -> int:
 
 
 def memory_worker(args) -> None:
-    """Runs in the subprocess: builds one policy (`args.memory_worker`), trains a few steps, prints the
-    peak."""
+    """Runs in the subprocess: builds one policy (`args.memory_worker`: the base's name for the stock twin),
+    trains a few steps, prints the peak."""
     import diffusers  # noqa: F401  - imported before the baseline, so imports are not counted
-    import lerobot.policies.pi0.modeling_pi0  # noqa: F401
 
-    import lerobot_policy_reconvla.modeling_reconvla  # noqa: F401
+    import_base(args.base)
 
     cuda = args.device == "cuda"
     kind = args.memory_worker
     with tempfile.TemporaryDirectory() as tmp:
         vae_arch = SD_VAE if args.vae_arch == "sd" else SMALL_VAE
         vae_path = save_vae(Path(tmp) / "vae", vae_arch) if kind == "reconvla-vae" else None
-        base = 0 if cuda else psutil.Process().memory_info().rss
-        policy = build_reconvla(args, "vae" if kind == "reconvla-vae" else "pixels", vae_path)
-        if kind == "pi0":
-            to_stock_pi0_(policy)
+        baseline = 0 if cuda else psutil.Process().memory_info().rss
+        policy = build_reconvla(args, "vae" if kind == "reconvla-vae" else "pixels", vae_path, base=args.base)
+        if kind == args.base:
+            to_stock_(policy)
         if args.compile_on:
             compile_like_pi0_(policy)
         policy.train()
@@ -84,22 +84,24 @@ def memory_worker(args) -> None:
                 step()
             if cuda:
                 torch.cuda.synchronize()
-            peak = (torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()) - base
+            peak = (torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()) - baseline
             result = {"peak_bytes": peak, "method": method}
         except torch.OutOfMemoryError:
             result = {"peak_bytes": None, "method": method, "note": "OOM"}
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def measure_memory(args, kind: str, batch_size: int, compile_on: bool) -> dict:
-    """{"peak_bytes", "method"[, "note"]} of `kind` (pi0, reconvla-pixels, reconvla-vae) from a fresh
-    process."""
+def measure_memory(args, base: str, kind: str, batch_size: int, compile_on: bool) -> dict:
+    """{"peak_bytes", "method"[, "note"]} of `kind` (`base` for the stock twin, reconvla-pixels,
+    reconvla-vae) from a fresh process."""
     cmd = [
         sys.executable,
         "-m",
         "benchmarks.bench_vs_pi0",
         "--memory-worker",
         kind,
+        "--base",
+        base,
         "--memory-batch-size",
         str(batch_size),
         "--variant",

@@ -1,20 +1,24 @@
-"""Building the pair: a ReconVLA policy and a stock-pi0 twin on identical weights, their batch and optimizer.
+"""Building the pair: a ReconVLA policy and a stock twin on identical weights, their batch and optimizer.
 
-LeRobot 0.6.1's `PI0Config` rejects the `tiny` variant and `PI0Pytorch.__init__` hard-codes the SigLIP
-so400m tower, so a stock `PI0Policy` cannot be *constructed* at tiny size. `make_pi0_twin` therefore
-deep-copies a `ReconVLAPolicy`, deletes `model.recon_head` from the copy and sets the copy's classes to
-LeRobot's own `PI0Policy`, `PI0Pytorch` and `PaliGemmaWithExpertModel`. Every method the copy runs is
-then LeRobot's unmodified pi0 code (checked: none of the three classes is a ReconVLA class any more,
-and no instance attribute shadows `forward` / `sample_actions`), on bit-identical weights;
-`assert_same_chunks` proves it before any timing. `compile_like_pi0_` is applied *after* the copy, to
-both, exactly as `PI0Pytorch.__init__` does it (`torch.compile` of the bound `sample_actions` and
-`forward`): compiling before the copy would leave the copy's compiled methods bound to the original.
+One pair per base (`BASES`): `reconvla` against LeRobot's pi0, `reconvla_pi05` against LeRobot's pi05.
+LeRobot 0.6.1's `PI0Config` and `PI05Config` reject the `tiny` variant and their cores hard-code the SigLIP
+so400m tower, so a stock `PI0Policy` / `PI05Policy` cannot be *constructed* at tiny size. `make_stock_twin`
+therefore deep-copies a ReconVLA policy, deletes `model.recon_head` from the copy and sets the copy's
+classes to LeRobot's own policy, core model and `PaliGemmaWithExpertModel` of the base (`PI0Policy`,
+`PI0Pytorch` or `PI05Policy`, `PI05Pytorch`). Every method the copy runs is then LeRobot's unmodified code
+(checked: none of the three classes is a ReconVLA class any more, and no instance attribute shadows
+`forward` / `sample_actions`), on bit-identical weights; `assert_same_chunks` proves it before any timing.
+`compile_like_pi0_` is applied *after* the copy, to both, exactly as `PI0Pytorch.__init__` and
+`PI05Pytorch.__init__` do it (`torch.compile` of the bound `sample_actions` and `forward`): compiling before
+the copy would leave the copy's compiled methods bound to the original.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -36,6 +40,45 @@ SD_VAE = dict(
 SMALL_VAE = dict(SD_VAE, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
 
 
+class Base(NamedTuple):
+    """Where a base's classes live, as "module:Class" (imported on use: LeRobot's policies take seconds)."""
+
+    config: str  # ReconVLA's config on this base
+    policy: str  # ReconVLA's policy on this base
+    stock: tuple[str, str, str]  # LeRobot's policy, core model and PaliGemma + expert
+
+
+BASES = {
+    "pi0": Base(
+        "lerobot_policy_reconvla.configuration_reconvla:ReconVLAConfig",
+        "lerobot_policy_reconvla.modeling_reconvla:ReconVLAPolicy",
+        tuple(
+            f"lerobot.policies.pi0.modeling_pi0:{name}"
+            for name in ("PI0Policy", "PI0Pytorch", "PaliGemmaWithExpertModel")
+        ),
+    ),
+    "pi05": Base(
+        "lerobot_policy_reconvla.configuration_reconvla_pi05:ReconVLAPi05Config",
+        "lerobot_policy_reconvla.modeling_reconvla_pi05:ReconVLAPi05Policy",
+        tuple(
+            f"lerobot.policies.pi05.modeling_pi05:{name}"
+            for name in ("PI05Policy", "PI05Pytorch", "PaliGemmaWithExpertModel")
+        ),
+    ),
+}
+
+
+def load_class(where: str) -> type:
+    module, name = where.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def import_base(base: str) -> None:
+    """Imports every module of the base's pair (the memory worker does it before its baseline)."""
+    for where in (BASES[base].config, BASES[base].policy, *BASES[base].stock):
+        load_class(where)
+
+
 def save_vae(directory: Path, arch: dict) -> str:
     from diffusers import AutoencoderKL
 
@@ -44,10 +87,8 @@ def save_vae(directory: Path, arch: dict) -> str:
     return str(directory)
 
 
-def make_config(args, recon_target: str, vae_path: str | None):
+def make_config(args, recon_target: str, vae_path: str | None, base: str = "pi0"):
     from lerobot.configs import FeatureType, PolicyFeature
-
-    from lerobot_policy_reconvla.configuration_reconvla import ReconVLAConfig
 
     features = {
         f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, tuple(args.image_shape))
@@ -64,7 +105,7 @@ def make_config(args, recon_target: str, vae_path: str | None):
         output_features={"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))},
         recon_target=recon_target,
         recon_head_dtype=args.recon_head_dtype,
-        compile_model=False,  # applied after the pi0 copy is made (see module docstring)
+        compile_model=False,  # applied after the stock copy is made (see module docstring)
         compile_mode=args.compile_mode,
         push_to_hub=False,
     )
@@ -87,38 +128,37 @@ def make_config(args, recon_target: str, vae_path: str | None):
         kwargs.update(
             recon_vae=vae_path, recon_image_size=128, recon_vae_latent_channels=4, recon_vae_downsample=8
         )
-    return ReconVLAConfig(**kwargs)
+    return load_class(BASES[base].config)(**kwargs)
 
 
-def build_reconvla(args, recon_target: str, vae_path: str | None, seed: int = 0):
-    from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
-
+def build_reconvla(args, recon_target: str, vae_path: str | None, seed: int = 0, base: str = "pi0"):
     torch.manual_seed(seed)
-    return ReconVLAPolicy(make_config(args, recon_target, vae_path))
+    return load_class(BASES[base].policy)(make_config(args, recon_target, vae_path, base))
 
 
-def to_stock_pi0_(policy):
-    """Turns a ReconVLAPolicy into an object that runs only LeRobot's pi0 code (in place)."""
-    from lerobot.policies.pi0.modeling_pi0 import PaliGemmaWithExpertModel, PI0Policy, PI0Pytorch
-
+def to_stock_(policy):
+    """Turns a ReconVLA policy into an object that runs only LeRobot's code of its base (in place)."""
+    base = policy.config.base_type
+    stock_policy, stock_core, stock_backbone = map(load_class, BASES[base].stock)
     del policy.model.recon_head
-    policy.model.paligemma_with_expert.__class__ = PaliGemmaWithExpertModel
-    policy.model.__class__ = PI0Pytorch
-    policy.__class__ = PI0Policy
+    policy.model.paligemma_with_expert.__class__ = stock_backbone
+    policy.model.__class__ = stock_core
+    policy.__class__ = stock_policy
     for obj in (policy, policy.model, policy.model.paligemma_with_expert):
-        assert type(obj).__module__.startswith("lerobot.policies.pi0"), type(obj)
+        assert type(obj).__module__ == stock_policy.__module__, type(obj)
         shadowing = {"forward", "sample_actions", "predict_action_chunk", "select_action"} & set(vars(obj))
-        assert not shadowing, f"instance attributes {shadowing} would shadow pi0's methods"
+        assert not shadowing, f"instance attributes {shadowing} would shadow {base}'s methods"
     assert not any("recon_head" in name for name, _ in policy.named_parameters())
     return policy
 
 
-def make_pi0_twin(recon_policy):
-    return to_stock_pi0_(copy.deepcopy(recon_policy))
+def make_stock_twin(recon_policy):
+    return to_stock_(copy.deepcopy(recon_policy))
 
 
 def compile_like_pi0_(policy) -> None:
-    """What PI0Pytorch.__init__ does when config.compile_model is set, applied to a built policy."""
+    """What PI0Pytorch.__init__ (and PI05Pytorch.__init__) does when config.compile_model is set, applied to a
+    built policy."""
     model, config = policy.model, policy.config
     config.compile_model = True
     torch.set_float32_matmul_precision("high")
@@ -127,7 +167,10 @@ def compile_like_pi0_(policy) -> None:
 
 
 def make_batch(config, batch_size: int, device: str, seed: int = 0) -> dict:
-    """A batch as pi0's preprocessor hands it to the policy (tokens made directly: no tokenizer needed)."""
+    """A batch as pi0's preprocessor hands it to the policy (tokens made directly: no tokenizer needed).
+
+    pi05 takes the same batch: its core ignores `observation.state` (its processor writes the state into the
+    prompt, which is given here as token ids)."""
     from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
     g = torch.Generator().manual_seed(seed)
@@ -168,20 +211,20 @@ def train_step_fn(policy, optimizer, batch):
     return step
 
 
-def assert_same_chunks(recon, pi0, batch, compiled: bool) -> float:
+def assert_same_chunks(recon, stock, batch, compiled: bool) -> float:
     generator_seed = 1234
     torch.manual_seed(generator_seed)
     a = recon.predict_action_chunk(batch)
     torch.manual_seed(generator_seed)
-    b = pi0.predict_action_chunk(batch)
+    b = stock.predict_action_chunk(batch)
     noise = torch.randn(a.shape[0], recon.config.chunk_size, recon.config.max_action_dim, device=a.device)
     c = recon.predict_action_chunk(batch, noise=noise)
-    d = pi0.predict_action_chunk(batch, noise=noise)
+    d = stock.predict_action_chunk(batch, noise=noise)
     if compiled:
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(c, d)
     else:
         assert torch.equal(a, b) and torch.equal(c, d), (
-            "ReconVLA and its pi0 twin differ: the comparison is void"
+            f"ReconVLA and its {recon.config.base_type} twin differ: the comparison is void"
         )
     return (c - d).abs().max().item()

@@ -36,6 +36,25 @@ def test_bench_vs_pi0_quick_writes_a_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_vs_pi0_quick_measures_reconvla_pi05_against_stock_pi05(tmp_path):
+    # The pi05 pair through every measurement once: the breakdown and the memory workers only at the pixels
+    # target, to keep the run short.
+    out = tmp_path / "bench.md"
+    run_benchmark(bench_vs_pi0, ["--quick", "--base", "pi05", "--recon-targets", "pixels", "--out", str(out)])
+    report = out.read_text()
+    assert report.startswith("# Benchmarks: ReconVLA against LeRobot's stock pi05\n")
+    assert "## Side by side (pi05 base)" in report
+    assert "| batch | compile | measurement | stock pi05 | ReconVLA | ratio | target | verdict |" in report
+    assert "stock pi0 |" not in report  # no pi0 table in a pi05 run
+    rows = [line for line in report.splitlines() if line.startswith("| 1 |")]
+    measured = {line.split("|")[3].strip() for line in rows}
+    assert {"predict_action_chunk", "train step (pixels target)"} <= measured
+    assert "pi05 core fwd+bwd, with capture hook" in measured  # the breakdown ran the pi05 core
+    assert "MiB" in report.split("peak memory", 1)[1].splitlines()[0]  # the memory workers built pi05
+    assert "reconvla-pixels and pi05 action chunks identical" in report
+
+
+@pytest.mark.slow
 def test_bench_latent_cache_quick_writes_its_section_and_keeps_the_rest(tmp_path):
     out = tmp_path / "bench.md"
     out.write_text("# Report\n\nkept above\n")

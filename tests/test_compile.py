@@ -1,8 +1,9 @@
 """torch.compile of the tiny ReconVLA on the CPU, as `--policy.compile_model=true` applies it (pi0's own
 compile of the core model's `forward` and `sample_actions`, with the hidden-state capture inside).
 
-Dynamo's findings are compared with stock pi0's on the same weights (benchmarks/pi0_pair.py turns a
-ReconVLA into LeRobot's pi0 classes): ReconVLA may not add a graph break of its own.
+Dynamo's findings are compared with the stock base's on the same weights, for pi0 and pi05
+(benchmarks/pi0_pair.py turns a ReconVLA policy into LeRobot's classes of its base): ReconVLA may not add a
+graph break of its own.
 """
 
 from collections import Counter
@@ -12,7 +13,7 @@ import torch
 import torch._dynamo
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from benchmarks.pi0_pair import make_pi0_twin
+from benchmarks.pi0_pair import make_stock_twin
 from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
 from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
 from tests.fixtures.tiny_policy import CHUNK, fixed_training_noise, perturb_head_, raw_batch, tiny_config
@@ -20,23 +21,22 @@ from tests.fixtures.tiny_policy import CHUNK, fixed_training_noise, perturb_head
 MAX_ACTION_DIM = 32  # pi0 pads actions to this width
 
 
-def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, dict]:
-    """The core model's training-forward arguments, with fixed flow-matching noise and time."""
+def _core_inputs(policy, batch: dict, seed: int = 0) -> tuple[tuple, tuple]:
+    """The core model's training-forward arguments with fixed flow-matching noise and time, and its
+    inference arguments (`sample_actions`: the same without the actions, noise and time)."""
     images, img_masks = policy._preprocess_images(batch)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(2, CHUNK, MAX_ACTION_DIM, generator=generator)  # (B, chunk, max_action_dim)
     time = torch.rand(2, generator=generator) * 0.9 + 0.05  # (B,)
-    args = (
+    inputs = policy._base_model_inputs(
+        batch,
         images,
         img_masks,
         batch[OBS_LANGUAGE_TOKENS],
         batch[OBS_LANGUAGE_ATTENTION_MASK],
-        policy.prepare_state(batch),
         policy.prepare_action(batch),
-        noise,
-        time,
-    )
-    return args, {}
+    )  # pi0: images, masks, tokens, token masks, state, actions; pi05: the same without the state
+    return (*inputs, noise, time), inputs[:-1]
 
 
 def _recon_inputs(policy, batch: dict) -> dict:
@@ -51,21 +51,27 @@ def _break_reasons(function, *args, **kwargs) -> Counter:
 
 
 @pytest.mark.slow
-def test_dynamo_finds_no_graph_break_that_pi0_lacks_and_the_cache_holds_over_steps():
-    torch.manual_seed(0)
-    config = tiny_config()
-    recon = ReconVLAPolicy(config).train()
-    pi0 = make_pi0_twin(recon).train()
-    preprocessor = make_reconvla_pre_post_processors(config)[0]
-    batch = preprocessor(raw_batch())
-    args, _ = _core_inputs(recon, batch)
+@pytest.mark.parametrize("base", ["pi0", "pi05"])
+def test_dynamo_finds_no_graph_break_that_the_base_lacks_and_the_cache_holds_over_steps(base):
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-    pi0_breaks = _break_reasons(pi0.model.forward, *args)
+    from lerobot_policy_reconvla.configuration_reconvla_pi05 import ReconVLAPi05Config
+
+    torch.manual_seed(0)
+    config = tiny_config(**({"config_class": ReconVLAPi05Config} if base == "pi05" else {}))
+    recon = get_policy_class(config.type)(config).train()
+    stock = make_stock_twin(recon).train()
+    preprocessor = make_pre_post_processors(config)[0]
+    batch = preprocessor(raw_batch())
+    args, inference = _core_inputs(recon, batch)
+
+    stock_breaks = _break_reasons(stock.model.forward, *args)
     recon_breaks = _break_reasons(recon.model.forward, *args, **_recon_inputs(recon, batch))
-    assert not recon_breaks - pi0_breaks, f"graph breaks pi0 does not have: {recon_breaks - pi0_breaks}"
-    inference = args[:5]  # images, masks, tokens, token masks, state
+    assert not recon_breaks - stock_breaks, (
+        f"graph breaks {base} does not have: {recon_breaks - stock_breaks}"
+    )
     recon_breaks = _break_reasons(recon.model.sample_actions, *inference)
-    assert not recon_breaks - _break_reasons(pi0.model.sample_actions, *inference), recon_breaks
+    assert not recon_breaks - _break_reasons(stock.model.sample_actions, *inference), recon_breaks
 
     # Training steps (new batch values, new noise, updated weights) reuse the graphs of the first.
     torch._dynamo.reset()

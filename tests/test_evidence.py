@@ -220,7 +220,7 @@ def test_whole_image_arm_sees_the_same_frames_without_boxes(tmp_path):
     assert not any(key.startswith("observation.gaze_box.") for key in copy[3])
 
 
-def test_every_pair_of_arms_is_compared_on_every_measure_with_its_t_threshold():
+def test_every_pair_of_arms_is_compared_on_every_measure_with_an_exact_p_corrected_over_the_family():
     import doctest
 
     from lerobot_policy_reconvla.experiments import metrics
@@ -245,8 +245,12 @@ def test_every_pair_of_arms_is_compared_on_every_measure_with_its_t_threshold():
     gaze_row = [cell.strip() for cell in rows[("pi0 - gaze", "held-out action error")].split("|")[1:-1]]
     difference, threshold = float(gaze_row[2]), float(gaze_row[3])
     assert (
-        difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[6] == "0 of 3"
+        difference == pytest.approx(0.01, abs=1e-4) and 0 < threshold < difference and gaze_row[7] == "0 of 3"
     )
+    # Three seeds, the same sign in each: the exact sign-flip p is 2 / 2^3, and Holm multiplies the smallest p
+    # by the number of tests (3: the action error of each pair; the other rows are equal in every seed).
+    assert float(gaze_row[5]) == 0.25 and float(gaze_row[6]) == 0.75
+    assert "3 tests (3 pairs of arms x 3 measures, less 6 rows equal" in lines[0]
     assert "equal in every seed" in rows[("pi0 - whole", "probe top")]
     assert paired_comparisons(results, ["pi0", "gaze"], [0], cameras)[0].startswith("One seed")
 

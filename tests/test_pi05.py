@@ -74,6 +74,19 @@ def test_the_state_is_in_the_prompt_and_both_losses_reach_the_backbone(pi05_poli
     assert all(norm > 0 for norm in grads.values()), grads
 
 
+def test_chunks_are_stock_pi05s_on_the_same_weights_and_noise(pi05_policy_and_processors):
+    """The twin runs only LeRobot's pi05 classes (benchmarks/pi0_pair.py); ReconVLA's chunks equal its own."""
+    from lerobot.policies.pi05.modeling_pi05 import PI05Policy
+
+    from benchmarks.pi0_pair import assert_same_chunks, make_stock_twin
+
+    policy, pre, _ = pi05_policy_and_processors
+    perturb_head_(policy)  # a trained-looking head must change nothing at inference either
+    stock = make_stock_twin(policy)
+    assert type(stock) is PI05Policy
+    assert assert_same_chunks(policy.eval(), stock.eval(), pre(raw_batch()), compiled=False) == 0.0
+
+
 def test_inference_never_runs_the_head(pi05_policy_and_processors):
     policy, pre, post = pi05_policy_and_processors
     calls = []

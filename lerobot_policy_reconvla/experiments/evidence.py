@@ -47,7 +47,7 @@ from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
 from ..tools.demo import BASE_PRESETS, OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
 from ..tools.presets import preset_path
 from . import checkout_commit
-from .metrics import paired_comparison
+from .metrics import holm, paired_comparison
 
 ARMS = {
     "pi0": "pi0: recon_weight=0",
@@ -537,35 +537,48 @@ def floor_values(name: str, rows: list[dict]) -> str:
 
 
 def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
-    """Markdown: every pair of arms on every measure, seeds paired, two-sided t-test at 5 %: the mean
-    difference, the threshold it must pass, the minimum detectable effect at 80 % power, p, and in how many
-    seeds the first arm was lower. Every pair and measure is listed, whichever way it goes."""
+    """Markdown: every pair of arms on every measure, seeds paired: the mean difference, the exact sign-flip
+    permutation p and its Holm-adjusted value over every test of the table (the family), the t threshold and
+    minimum detectable effect at 80 % power, and in how many seeds the first arm was lower. Every pair and
+    measure is listed, whichever way it goes; rows equal in every seed, or not measured in every seed, are
+    listed but are not tests."""
     if len(seeds) < 2:
         return ["One seed: no spread, so no difference between arms is resolved by this run."]
     pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
     compared = measures(results[(arms[0], seeds[0])], cameras)
-    lines = [
-        f"Paired comparisons over {len(seeds)} seeds (A - B; two-sided t-test at 5 %; a difference counts "
-        "only beyond its threshold; MDE: the difference this many seeds would detect 80 % of the time; "
-        f"{len(pairs) * len(compared)} comparisons, so about one in twenty crosses its threshold by chance):",
-        "",
-        "| A - B | measure | mean difference | threshold | MDE | p | A lower in |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows: list[tuple[str, str, dict | str]] = []  # (pair, measure, comparison or why it is not a test)
     for a, b in pairs:
         for name, value, _ in compared:
             first, second = [value(results[(a, s)]) for s in seeds], [value(results[(b, s)]) for s in seeds]
-            if first == second:
-                lines.append(f"| {a} - {b} | {name} | 0 (equal in every seed) | - | - | - | - |")
-                continue
-            if any(math.isnan(v) for v in first + second):
-                lines.append(f"| {a} - {b} | {name} | n/a (not measured in every seed) | - | - | - | - |")
-                continue
-            c = paired_comparison(first, second)
-            lines.append(
-                f"| {a} - {b} | {name} | {c['mean']:+.4f} | {c['threshold']:.4f} | {c['mde']:.4f} | "
-                f"{c['p']:.2f} | {c['lower_in']} of {c['n']} |"
-            )
+            if any(math.isnan(v) for v in first + second):  # first: a NaN is `==` to itself in a list
+                rows.append((f"{a} - {b}", name, "n/a (not measured in every seed)"))
+            elif first == second:
+                rows.append((f"{a} - {b}", name, "0 (equal in every seed)"))
+            else:
+                rows.append((f"{a} - {b}", name, paired_comparison(first, second)))
+    tests = [c for _, _, c in rows if isinstance(c, dict)]
+    for comparison, adjusted in zip(tests, holm([c["p"] for c in tests]), strict=True):
+        comparison["p_holm"] = adjusted
+    lines = [
+        f"Paired comparisons over {len(seeds)} seeds (A - B): {len(tests)} tests ({len(pairs)} pairs of arms "
+        f"x {len(compared)} measures, less {len(rows) - len(tests)} rows equal or not measured in every "
+        "seed). "
+        "p: exact two-sided sign-flip permutation test of the mean difference; Holm p: adjusted over these "
+        f"{len(tests)} tests, and a difference counts only where it is below 0.05. With {len(seeds)} seeds "
+        f"no p can be below {2 / 2 ** len(seeds):.4f}. Threshold and MDE: the t approximation of the "
+        "smallest significant difference and of the difference detected 80 % of the time.",
+        "",
+        "| A - B | measure | mean difference | threshold | MDE | p | Holm p | A lower in |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pair, name, c in rows:
+        if isinstance(c, str):
+            lines.append(f"| {pair} | {name} | {c} | - | - | - | - | - |")
+            continue
+        lines.append(
+            f"| {pair} | {name} | {c['mean']:+.4f} | {c['threshold']:.4f} | {c['mde']:.4f} | "
+            f"{c['p']:.3f} | {c['p_holm']:.3f} | {c['lower_in']} of {c['n']} |"
+        )
     return lines
 
 

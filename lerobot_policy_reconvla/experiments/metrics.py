@@ -175,32 +175,60 @@ def constant_probe_errors(
 
 
 def paired_comparison(a: list[float], b: list[float], alpha: float = 0.05, power: float = 0.8) -> dict:
-    """Two-sided paired t-test of `a` against `b` (one value per training seed, seeds paired).
+    """Paired comparison of `a` against `b` (one value per training seed, seeds paired).
 
-    Returns the mean difference a - b; `threshold`, the smallest |mean difference| the test calls significant
-    at `alpha` with this spread (t quantile x standard error of the differences); `mde`, the difference it
-    would detect with probability `power` (the minimum detectable effect); the p-value; and in how many seeds
-    `a` was lower.
+    Returns the mean difference a - b; the p-value of the exact two-sided sign-flip permutation test of that
+    mean (scipy's `permutation_test`: every assignment of signs to the paired differences), which holds for
+    discrete outcomes such as success counts and gives 2 / 2^n, not 1, when every seed differs by the same
+    amount; `threshold`, the smallest |mean difference| a t-test would call significant at `alpha` with this
+    spread (t quantile x standard error), and `mde`, the difference it would detect with probability `power`
+    (the minimum detectable effect): both t approximations, for planning; and in how many seeds `a` was lower.
 
     >>> c = paired_comparison([1.0, 2.0, 3.0], [0.0, 2.0, 2.0])
-    >>> round(c["mean"], 3), round(c["threshold"], 3), c["lower_in"], c["n"]
-    (0.667, 1.434, 0, 3)
+    >>> round(c["mean"], 3), round(c["threshold"], 3), c["lower_in"], c["n"], c["p"]
+    (0.667, 1.434, 0, 3, 0.5)
+    >>> paired_comparison([0.3] * 5, [0.1] * 5)["p"]  # the same difference in every seed
+    0.0625
     """
+    import numpy as np
     from scipy import stats
 
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"a paired comparison needs two or more paired values, got {len(a)} and {len(b)}")
-    differences = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    differences = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)  # (n,)
     n = len(differences)
-    mean = differences.mean().item()
-    standard_error = differences.std(unbiased=True).item() / n**0.5
+    mean = float(differences.mean())
+    standard_error = float(differences.std(ddof=1)) / n**0.5
     critical = float(stats.t.ppf(1 - alpha / 2, n - 1))
-    p_value = 1.0 if standard_error == 0 else 2 * stats.t.sf(abs(mean) / standard_error, n - 1)
+    if not differences.any():
+        p_value = 1.0  # no difference in any seed
+    else:
+        # One sample and permutation_type="samples": the sign-flip test, exact for up to 2^n <= n_resamples.
+        test = stats.permutation_test(
+            (differences,), np.mean, permutation_type="samples", alternative="two-sided", n_resamples=2**16
+        )
+        p_value = float(test.pvalue)
     return {
         "mean": mean,
         "threshold": critical * standard_error,
         "mde": (critical + float(stats.t.ppf(power, n - 1))) * standard_error,
-        "p": float(p_value),
+        "p": p_value,
         "lower_in": int((differences < 0).sum()),
         "n": n,
     }
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: a family of tests at `alpha` keeps its family-wise error at `alpha`
+    when each is called significant only where its adjusted p is below `alpha`.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    order = sorted(range(len(p_values)), key=p_values.__getitem__)
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(p_values) - rank) * p_values[index])
+        adjusted[index] = round(min(1.0, running), 12)
+    return adjusted

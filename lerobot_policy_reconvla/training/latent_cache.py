@@ -186,14 +186,18 @@ def build_latent_cache(cfg: CacheLatentsConfig) -> Path:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from ..configuration_reconvla import ReconVLAConfig
-    from ..modeling_reconvla import make_recon_target
+    from ..configuration_reconvla import ReconSettings
+    from ..recon_branch import make_recon_target
 
     cfg.output_dir = None  # nothing is trained or written there; lerobot-train's check must not refuse it
     cfg.validate()
     policy = cfg.policy
-    if not isinstance(policy, ReconVLAConfig):
-        raise LatentCacheError(f"--policy.type={policy.type}: the latent cache is for reconvla policies")
+    if not isinstance(
+        policy, ReconSettings
+    ):  # reconvla or reconvla_pi05: the targets do not depend on the base
+        raise LatentCacheError(
+            f"--policy.type={policy.type}: the latent cache is for reconvla and reconvla_pi05 policies"
+        )
     if policy.recon_target != "vae":
         raise LatentCacheError(f"--policy.recon_target={policy.recon_target!r}: only VAE targets are cached")
     if cfg.dataset.image_transforms.enable:
