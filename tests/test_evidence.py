@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -67,7 +68,10 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
         "| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
         "| instruction shift | named probe top | named probe left_wrist | named probe right_wrist |"
     )
-    assert "| chance / constant answer | - | - | - | 1.000 | 50.0 |" in text
+    # The attention ratio's chance level comes with its positive control's reading on the same scenes.
+    assert re.search(
+        r"\| chance / constant answer \| - \| - \| - \| 1\.000 \(oracle \d+\.\d{3}\) \| 50\.0 \|", text
+    )
     assets = report.parent / "evidence_files"
     assert (assets / "lift_pair_losses.png").stat().st_size > 0
     # Reconstructions only for the arm whose head trained (one picture per camera).
@@ -256,7 +260,7 @@ def test_every_pair_of_arms_is_compared_on_every_measure_with_an_exact_p_correct
 
 
 def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_floor_and_chance():
-    from lerobot_policy_reconvla.experiments.evidence import paired_comparisons, results_table
+    from lerobot_policy_reconvla.experiments.evidence import floor_values, paired_comparisons, results_table
 
     seeds, cameras = [0, 1], ["top", "left_wrist"]
 
@@ -274,7 +278,10 @@ def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_f
             result.update(success=success, wrong_object=wrong)
         return result
 
-    results = {("untrained", s): {"grounding": row(1.0, 0.5, 0.0, 0.19)["grounding"]} for s in seeds}
+    control = {"attention_control": {"oracle": {"mean": 1.87}}}  # what attention on the named cube reads
+    results = {
+        ("untrained", s): {"grounding": row(1.0, 0.5, 0.0, 0.19)["grounding"] | control} for s in seeds
+    }
     results |= {("pi0", s): row(1.1 + s / 10, 0.5, 0.01, 0.15, 20.0, 40.0 + s) for s in seeds}
     results |= {("gaze", s): row(1.3 + s / 10, 0.75, 0.02, 0.10, 30.0, 10.0 + s) for s in seeds}
     table = results_table(results, ["pi0", "gaze"], seeds, cameras)
@@ -295,8 +302,20 @@ def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_f
     # The untrained backbone is neither trained nor evaluated closed loop: no success, wrong object or action
     # error.
     assert rows["untrained"][:4] == ["-", "-", "-", "1.000 ± 0.000"]
-    # Chance: the attention ratio's 1, the swap's 50 %; the probe's constant answer; nothing for the rest.
-    assert rows["chance / constant answer"] == ["-", "-", "-", "1.000", "50.0", "-", "0.200 ± 0.000", "n/a"]
+    # Chance: the attention ratio's 1 (with its positive control's reading beside it), the swap's 50 %;
+    # the probe's constant answer; nothing for the rest.
+    assert rows["chance / constant answer"] == [
+        "-",
+        "-",
+        "-",
+        "1.000 (oracle 1.870)",
+        "50.0",
+        "-",
+        "0.200 ± 0.000",
+        "n/a",
+    ]
+    # A report made before the control existed reads chance alone.
+    assert floor_values("attention ratio", [{"grounding": {}}]) == "1.000"
     lines = paired_comparisons(results, ["pi0", "gaze"], seeds, cameras)
     measured = {line.split("|")[2].strip(): line for line in lines if line.startswith("| pi0 - gaze")}
     assert set(measured) == {

@@ -7,19 +7,37 @@ import re
 import numpy as np
 import pytest
 import torch
-from lerobot.policies.common.vla_utils import resize_with_pad_torch
+from einops import rearrange
+from lerobot.policies.common.vla_utils import (
+    make_att_2d_masks,
+    prepare_attention_masks_4d,
+    resize_with_pad_torch,
+)
+from lerobot.utils.constants import (
+    OBS_LANGUAGE_ATTENTION_MASK,
+    OBS_LANGUAGE_TOKENS,
+    OPENPI_ATTENTION_MASK_VALUE,
+)
+from torch import Tensor
 
 from lerobot_policy_reconvla.experiments.grounding import (
     attention_ratio,
+    attention_ratio_control,
     camera_grids,
     capture_expert_attention,
+    centre_cell,
+    control_mass,
     equal_area_windows,
     expert_attention_modules,
     instruction_swap,
     named_and_distractor_mass,
+    named_object_features,
     policy_cameras,
     predict_chunks,
     probe_scenes,
+    ratio_from_mass,
+    raw_batch,
+    scene_token_boxes,
     token_box,
     windows_overlap,
 )
@@ -211,6 +229,196 @@ def test_attention_ratio_of_the_untrained_policy(scenes, tiny):
     assert result["terms"] >= len(scenes) * 3
     assert result["chance"] == 1.0 and 0.0 <= result["overlap"] <= 1.0
     assert all(not module._forward_hooks for module in expert_attention_modules(policy))
+
+
+def test_attention_ratio_reads_the_captured_mass_through_ratio_from_mass(scenes, tiny):
+    # The real policy's reading is ratio_from_mass of the masses its hooks captured.
+    policy, preprocessor, _ = tiny
+    cameras = policy_cameras(policy, scenes)
+    noise = torch.randn(
+        len(scenes), CHUNK, policy.config.max_action_dim, generator=torch.Generator().manual_seed(0)
+    )
+    masses = []
+    for scene, scene_noise in zip(scenes, noise, strict=True):
+        with capture_expert_attention(policy, CHUNK) as captured:
+            predict_chunks(policy, preprocessor, scene, cameras, scene_noise)
+        masses.append(torch.stack([torch.stack(calls).mean(0) for calls in captured]))  # (L, rows, kv)
+    expected = ratio_from_mass(policy.config, cameras, scenes, masses)
+    result = attention_ratio(policy, preprocessor, scenes, noise_seed=0)  # scene_noise draws the same
+    assert result["per_layer"] == pytest.approx(expected["per_layer"], rel=1e-6)
+    assert result["named_mass"] == pytest.approx(expected["named_mass"], rel=1e-6)
+
+
+# --- the attention ratio's positive control -----------------------------------------------------------
+
+
+def test_centre_cell_lies_in_the_boxs_equal_area_window():
+    rng = np.random.default_rng(0)
+    grid = 8
+    for _ in range(2000):
+        boxes = []
+        for _ in range(2):
+            x0, y0 = rng.uniform(0, grid, 2)
+            boxes.append(np.array([x0, y0, rng.uniform(x0, grid), rng.uniform(y0, grid)]))
+        (rows, cols), _ = equal_area_windows(boxes[0], boxes[1], grid)
+        row, col = centre_cell(boxes[0], grid)
+        assert rows.start <= row < rows.stop and cols.start <= col < cols.stop
+
+
+def test_control_mass_puts_the_peak_on_the_named_cubes_centre_token(scenes, tiny):
+    policy, _, _ = tiny
+    config, cameras, grid = policy.config, policy_cameras(policy, scenes), TOKEN_GRID
+    scene = scenes[0]
+    boxes = scene_token_boxes(scene, cameras, config)
+    mass = control_mass(scene, cameras, config, "named", peak=0.5)
+    assert mass.shape == (1, 3, len(CAMERAS) * grid * grid)  # (L, rows, kv)
+    grids = camera_grids(mass, len(CAMERAS), grid)[:, 0]  # (rows, K, grid, grid)
+    torch.testing.assert_close(grids.sum((-2, -1)), torch.ones(3, len(CAMERAS), dtype=torch.float64))
+    for row, colour in enumerate(scene.cubes):
+        for k in range(len(CAMERAS)):
+            if boxes[colour][k] is None:  # not seen: nothing to attend to
+                torch.testing.assert_close(grids[row, k], torch.full((grid, grid), 1 / grid**2).double())
+            else:
+                assert grids[row, k][centre_cell(boxes[colour][k], grid)] == pytest.approx(
+                    0.5 + 0.5 / grid**2
+                )
+
+
+def test_the_attention_ratios_control_reads_above_at_and_below_chance(scenes, tiny):
+    policy, _, _ = tiny
+    peak = 0.5
+    control = attention_ratio_control(policy.config, scenes, peak=peak)
+    oracle, uniform, distractors = control["oracle"], control["uniform"], control["distractors"]
+    assert control["peak"] == peak and oracle["terms"] == 6  # 2 scenes x 3 cubes, only the top sees two
+    # The floor of the docstring: the named window holds the peak in every term, a distractor's window only
+    # where the two overlap (F), and the uniform rest is alike in both. F is the dict's overlap here: every
+    # camera that counts sees all three cubes (a third of the top camera's pairs overlap in these scenes).
+    top = [
+        sum(box is not None for box in scene_token_boxes(s, CAMERAS, policy.config).values()) for s in scenes
+    ]
+    assert top == [3, 3] and 0 < oracle["overlap"] < 1
+    floor = 1 / (1 - peak * (1 - oracle["overlap"]))  # 1.5
+    assert oracle["mean"] >= floor > 1.4
+    # Uniform attention: equal-area windows hold equal mass, overlap or not, so exactly chance.
+    assert uniform["mean"] == pytest.approx(1.0, abs=1e-12)
+    assert uniform["named_mass"] == pytest.approx(uniform["distractor_mass"], rel=1e-12)
+    # The peak on the other cubes: the distractor windows hold it, the named window only where it overlaps.
+    assert distractors["mean"] < 1 / floor < 1
+    for reading in (oracle, uniform, distractors):
+        assert reading["image_share"] == [pytest.approx(1.0)] and len(reading["per_layer"]) == 1
+    # No peak: the oracle is the uniform mass.
+    assert attention_ratio_control(policy.config, scenes, peak=0.0)["oracle"]["mean"] == pytest.approx(
+        1.0, abs=1e-12
+    )
+
+
+# --- the named-cube probe's features ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def features(scenes, tiny):
+    policy, preprocessor, _ = tiny
+    return {
+        (source, layer): named_object_features(policy, preprocessor, scenes, source=source, layer=layer)
+        for source, layer in (("values", None), ("keys", None), ("hidden", None), ("values", 0), ("keys", 0))
+    }
+
+
+def language_model(policy):
+    return policy.model.paligemma_with_expert.paligemma.model.language_model
+
+
+def test_named_object_features_read_each_source_with_its_width(scenes, tiny, features):
+    policy, _, _ = tiny
+    text = language_model(policy).config
+    kv_width = text.num_key_value_heads * text.head_dim
+    rows = 3 * len(scenes)
+    hidden_features, hidden_centres, hidden_groups = features[("hidden", None)]
+    for (source, _layer), (feats, centres, groups) in features.items():
+        width = text.hidden_size if source == "hidden" else kv_width
+        assert set(feats) == set(CAMERAS)
+        assert all(f.shape == (rows, width) and f.isfinite().all() for f in feats.values()), source
+        assert torch.equal(groups, hidden_groups)  # the same rows and targets, whatever is read
+        for cam in CAMERAS:
+            torch.testing.assert_close(centres[cam], hidden_centres[cam], equal_nan=True)
+    assert kv_width != text.hidden_size  # the tiny model: the readings differ even in width
+    values, keys = features[("values", None)][0], features[("keys", None)][0]
+    assert not torch.allclose(values["top"], keys["top"], atol=1e-3)
+    with pytest.raises(ValueError, match="layer"):
+        named_object_features(policy, tiny[1], scenes, source="hidden", layer=0)
+    with pytest.raises(ValueError, match="source"):
+        named_object_features(policy, tiny[1], scenes, source="queries")
+    attention = language_model(policy).layers[-1].self_attn
+    assert not attention.k_proj._forward_hooks and not attention.v_proj._forward_hooks
+
+
+def test_named_object_values_are_the_prefix_cache_the_action_expert_reads(scenes, tiny, features):
+    # pi0's sample_actions builds the cache with this prefix forward; pooled over each camera's image tokens,
+    # its values at the last layer are the default features.
+    policy, preprocessor, _ = tiny
+    model = policy.model
+    cameras = policy_cameras(policy, scenes)
+    batch = preprocessor(raw_batch(scenes[0], cameras))
+    images, img_masks = policy._preprocess_images(batch)
+    embs, pad_masks, att_masks = model.embed_prefix(
+        images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+    )
+    with torch.no_grad():
+        _, cache = model.paligemma_with_expert.forward(
+            attention_mask=prepare_attention_masks_4d(make_att_2d_masks(pad_masks, att_masks)),
+            position_ids=torch.cumsum(pad_masks, dim=1) - 1,
+            past_key_values=None,
+            inputs_embeds=[embs, None],
+            use_cache=True,
+        )
+    _, values, _ = list(cache)[-1]  # (rows, kv_heads, L_prefix, head_dim)
+    image_values = values[:, :, : len(CAMERAS) * TOKEN_GRID**2]
+    pooled = rearrange(image_values, "b h (k t) d -> b k t (h d)", k=len(CAMERAS)).mean(2)  # (rows, K, D)
+    feats = features[("values", None)][0]
+    for k, cam in enumerate(CAMERAS):
+        torch.testing.assert_close(feats[cam][:3], pooled[:, k].float(), atol=1e-5, rtol=1e-4)
+
+
+def image_tokens_blind_to_language(policy):
+    """Pre-hooks on every PaliGemma decoder layer that mask the image tokens' attention to the language
+    tokens (a counterfactual prefix: pi0's own mask lets them attend both ways)."""
+    image_tokens = len(CAMERAS) * TOKEN_GRID**2
+
+    def blind(_module, args, kwargs):
+        mask = kwargs["attention_mask"].clone()  # (B, 1, q, kv) additive
+        mask[:, :, :image_tokens, image_tokens:] = OPENPI_ATTENTION_MASK_VALUE
+        return args, {**kwargs, "attention_mask": mask}
+
+    return [
+        layer.register_forward_pre_hook(blind, with_kwargs=True) for layer in language_model(policy).layers
+    ]
+
+
+def within_scene_spread(feats: Tensor) -> float:
+    """Largest difference between rows of the same scene (rows: scene after scene, one per cube named)."""
+    per_scene = rearrange(feats, "(s n) d -> s n d", n=3)
+    return (per_scene - per_scene.mean(1, keepdim=True)).abs().max().item()
+
+
+def test_named_object_features_change_with_the_instruction_only_through_attention_to_language(
+    scenes, tiny, features
+):
+    policy, preprocessor, _ = tiny
+    for source in ("values", "keys"):
+        last, first = features[(source, None)][0]["top"], features[(source, 0)][0]["top"]
+        # Layer 0's keys and values come before any attention: the image tokens know no instruction yet.
+        assert within_scene_spread(first) < 1e-6, source
+        # The last layer's do: layer 0's image tokens attended to the language tokens.
+        assert within_scene_spread(last) > 1e-3, source
+    # Block that attention and the last layer's image values are the same under every instruction.
+    handles = image_tokens_blind_to_language(policy)
+    try:
+        blind = named_object_features(policy, preprocessor, scenes)[0]["top"]
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert within_scene_spread(blind) < 1e-6
+    assert not torch.allclose(blind, features[("values", None)][0]["top"], atol=1e-3)
 
 
 # --- instruction swap ---------------------------------------------------------------------------------

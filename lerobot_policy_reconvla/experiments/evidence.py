@@ -297,12 +297,15 @@ def offline_metrics(
         )
 
     def grounding_measures(policy, preprocessor, postprocessor) -> dict:
-        named_train = grounding.named_object_features(policy, preprocessor, train_scenes)
-        named_heldout = grounding.named_object_features(policy, preprocessor, heldout_scenes)
+        # The committed report's reading (the head's hidden states); "values" is what the action loss trains.
+        named_train = grounding.named_object_features(policy, preprocessor, train_scenes, source="hidden")
+        named_heldout = grounding.named_object_features(policy, preprocessor, heldout_scenes, source="hidden")
         return {
             "attention": grounding.attention_ratio(
                 policy, preprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
             ),
+            # What the ratio reads, on the same scenes, for attention on the named cube (its positive control)
+            "attention_control": grounding.attention_ratio_control(policy.config, heldout_scenes),
             "swap": grounding.instruction_swap(
                 policy, preprocessor, postprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
             ),
@@ -526,7 +529,8 @@ def result_cameras(row: dict) -> list[str]:
 def floor_values(name: str, rows: list[dict]) -> str:
     """The chance or constant-answer level of a measure (the table's last row), "-" where there is none."""
     if name == "attention ratio":
-        return "1.000"
+        control = rows[0]["grounding"].get("attention_control")  # absent from reports made before it
+        return "1.000" if control is None else f"1.000 (oracle {control['oracle']['mean']:.3f})"
     if name == "heads to named %":
         return f"{100 * rows[0]['grounding']['swap']['chance_heads_to_named']:.1f}"
     if name.startswith("named probe "):

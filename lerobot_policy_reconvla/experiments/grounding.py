@@ -14,9 +14,13 @@ whatever favours one place of the table over another cancels out.
 - `attention_ratio`: the action expert's attention (its action queries, summed over heads, averaged
   over the Euler steps) on the named cube's image tokens over that on an equal-area window around a
   distractor cube, per expert layer. Read from pi0's own forward through forward hooks on the expert's
-  attention modules, which (eager attention) return their weights.
+  attention modules, which (eager attention) return their weights. `attention_ratio_control` reads
+  synthetic masses (on the named cube, on the others, uniform) through the same `ratio_from_mass`: what
+  the ratio can reach on the same scenes.
 - `instruction_swap`: the chunk predicted under each instruction, compared with the scripted
   demonstration's first actions toward each cube; the closest script is the cube the policy went for.
+- `named_object_features`: per camera, pooled prefix readings of the image tokens (the values the action
+  expert reads, by default) for a probe of the named cube's position (`metrics.probe_errors`).
 """
 
 import dataclasses
@@ -241,7 +245,12 @@ def named_and_distractor_mass(
 
 def policy_cameras(policy, scenes: Sequence[ProbeScene]) -> list[str]:
     """The policy's cameras in its prefix order, checked against what the scenes rendered."""
-    cameras = policy.config.camera_names
+    return config_cameras(policy.config, scenes)
+
+
+def config_cameras(config, scenes: Sequence[ProbeScene]) -> list[str]:
+    """`policy_cameras` from the policy's config alone."""
+    cameras = config.camera_names
     for scene in scenes[:1]:
         missing = [cam for cam in cameras if cam not in scene.images]
         if missing:
@@ -249,7 +258,7 @@ def policy_cameras(policy, scenes: Sequence[ProbeScene]) -> list[str]:
                 f"the policy reads camera(s) {missing}; the probe scenes rendered {list(scene.images)}"
             )
         for cam in cameras:
-            expected = tuple(policy.config.image_features[f"observation.images.{cam}"].shape)
+            expected = tuple(config.image_features[f"observation.images.{cam}"].shape)
             if tuple(scene.images[cam].shape) != expected:
                 raise ValueError(
                     f"{cam}: the probe scenes are {tuple(scene.images[cam].shape)}, the policy's images "
@@ -337,38 +346,52 @@ def attention_ratio(policy, preprocessor, scenes: Sequence[ProbeScene], noise_se
     """The action expert's attention on the named cube's image tokens over that on a distractor's.
 
     For every scene and every cube named in turn, the action queries' attention (summed over heads and
-    the chunk's action tokens, averaged over the Euler steps) is summed over an equal-area window of
-    image tokens around each cube's tight box, per camera (`named_and_distractor_mass`); the ratio is the
-    named sum over the distractor sum, over all scenes, instructions and cameras. Chance level is 1.0.
-
-    Returns {"per_layer": [L ratios], "mean": mean of per_layer, "per_camera": {camera: ratio, all layers
-    pooled}, "named_mass": [L], "distractor_mass": [L] (window masses, summed over terms), "image_share":
-    [L] the fraction of the action queries' attention on image tokens at all, "terms": (scene,
-    instruction, camera) triples counted, "overlap": the fraction of cube pairs (per scene and camera) whose
-    windows share cells (a cube in the top camera is a fraction of a token wide: neighbours can share a
-    token, which pulls the ratio toward 1), "chance": 1.0}.
+    the chunk's action tokens, averaged over the Euler steps) is captured during pi0's own
+    `predict_action_chunk`; `ratio_from_mass` turns it into the ratio, the same function that reads the
+    synthetic masses of `attention_ratio_control`. Returns `ratio_from_mass`'s dict.
     """
     policy.eval()
     config = policy.config
     cameras = policy_cameras(policy, scenes)
-    grid, chunk = config.recon_token_grid, config.chunk_size
-    image_tokens = (
-        len(cameras) * grid * grid
-    )  # the prefix starts with each camera's grid of tokens (camera_grids)
     noise = scene_noise(config, len(scenes), noise_seed)
-    depth = len(expert_attention_modules(policy))
+    masses = []
+    for scene, scene_noise_ in zip(scenes, noise, strict=True):
+        with capture_expert_attention(policy, config.chunk_size) as captured:
+            predict_chunks(policy, preprocessor, scene, cameras, scene_noise_)
+        if any(len(calls) == 0 for calls in captured):
+            raise RuntimeError("an expert layer's attention was never captured during predict_action_chunk")
+        # (L, rows, kv): each layer's calls are the Euler steps
+        masses.append(torch.stack([torch.stack(calls).mean(0) for calls in captured]))
+    return ratio_from_mass(config, cameras, scenes, masses)
+
+
+def ratio_from_mass(
+    config, cameras: Sequence[str], scenes: Sequence[ProbeScene], masses: Sequence[Tensor]
+) -> dict:
+    """The attention ratio of per-scene attention masses: the named cube's window over a distractor's.
+
+    masses: per scene, (L, rows, kv) attention over pi0's keys, row `i` naming `scene.cubes[i]`; the first
+    K * grid * grid keys are the cameras' image tokens (`camera_grids`), any after them (language, suffix)
+    count only toward `image_share`. Per camera, the mass is summed over an equal-area window of image
+    tokens around each cube's tight box (`named_and_distractor_mass`); the ratio is the named sum over the
+    distractor sum, over all scenes, instructions and cameras. Chance level is 1.0.
+
+    Returns {"per_layer": [L ratios], "mean": mean of per_layer, "per_camera": {camera: ratio, all layers
+    pooled}, "named_mass": [L], "distractor_mass": [L] (window masses, summed over terms), "image_share":
+    [L] the fraction of the mass on image tokens at all, "terms": (scene, instruction, camera) triples
+    counted, "overlap": the fraction of cube pairs (per scene and camera) whose windows share cells (a cube
+    in the top camera is a fraction of a token wide: neighbours can share a token, which pulls the ratio
+    toward 1), "chance": 1.0}.
+    """
+    grid = config.recon_token_grid
+    image_tokens = len(cameras) * grid * grid  # the prefix starts with each camera's grid (camera_grids)
+    depth = masses[0].shape[0]
     named_total = torch.zeros(depth, len(cameras), dtype=torch.float64)
     distractor_total = torch.zeros(depth, len(cameras), dtype=torch.float64)
     image_mass = torch.zeros(depth, dtype=torch.float64)  # on any image token, for image_share
     all_mass = torch.zeros(depth, dtype=torch.float64)
     terms, pairs, overlapping = 0, 0, 0
-    for scene, scene_noise_ in zip(scenes, noise, strict=True):
-        with capture_expert_attention(policy, chunk) as captured:
-            predict_chunks(policy, preprocessor, scene, cameras, scene_noise_)
-        if any(len(calls) == 0 for calls in captured):
-            raise RuntimeError("an expert layer's attention was never captured during predict_action_chunk")
-        # (L, rows, kv): each layer's calls are the Euler steps
-        mass = torch.stack([torch.stack(calls).mean(0) for calls in captured])
+    for scene, mass in zip(scenes, masses, strict=True):  # mass: (L, rows, kv)
         image_mass += mass[..., :image_tokens].sum((1, 2)).double()
         all_mass += mass.sum((1, 2)).double()
         per_camera = camera_grids(mass, len(cameras), grid)  # (rows, L, K, grid, grid)
@@ -400,6 +423,82 @@ def attention_ratio(policy, preprocessor, scenes: Sequence[ProbeScene], noise_se
         "overlap": overlapping / max(pairs, 1),
         "chance": 1.0,
     }
+
+
+# --- the ratio's control: synthetic masses through ratio_from_mass --------------------------------------
+
+CONTROL_PEAK = 0.5  # the oracle's share of each camera's mass on the named cube's centre token
+
+
+def centre_cell(box: np.ndarray, grid: int) -> tuple[int, int]:
+    """(row, col) of the token cell holding the centre of token box `box` [x0, y0, x1, y1].
+
+    It always lies in the box's `equal_area_windows` window, whatever the other box: the window is centred
+    on the box, at least one cell wide, and shifted into the grid rather than clipped.
+    """
+    col = min(max(math.floor((box[0] + box[2]) / 2), 0), grid - 1)
+    row = min(max(math.floor((box[1] + box[3]) / 2), 0), grid - 1)
+    return row, col
+
+
+def control_mass(
+    scene: ProbeScene, cameras: Sequence[str], config, attend: str, peak: float = CONTROL_PEAK
+) -> Tensor:
+    """(1, rows, K * grid * grid) a synthetic attention mass over one scene's image tokens, as
+    `ratio_from_mass` reads it (one layer; row `i` names `scene.cubes[i]`).
+
+    attend: "named": per camera, `peak` on the named cube's centre token (`centre_cell`) and the rest spread
+    evenly over the camera's tokens (uniform where the camera does not see it); "distractors": the same,
+    `peak` split evenly over the centre tokens of the other cubes the camera sees; "uniform": every image
+    token the same, whatever is named.
+    """
+    if attend not in ("named", "distractors", "uniform"):
+        raise ValueError(f"attend must be 'named', 'distractors' or 'uniform', got {attend!r}")
+    if not 0.0 <= peak <= 1.0:
+        raise ValueError(f"peak must be in [0, 1], got {peak}")
+    grid = config.recon_token_grid
+    token_boxes = scene_token_boxes(scene, cameras, config)
+    mass = torch.full((len(scene.cubes), len(cameras), grid, grid), 1.0 / grid**2, dtype=torch.float64)
+    for row, named in enumerate(scene.cubes):
+        for k in range(len(cameras)):
+            if attend == "named":
+                targets = [token_boxes[named][k]]
+            elif attend == "distractors":
+                targets = [boxes[k] for colour, boxes in token_boxes.items() if colour != named]
+            else:
+                targets = []
+            targets = [box for box in targets if box is not None]
+            if not targets:
+                continue  # nothing to attend to in this camera: it stays uniform
+            mass[row, k] *= 1.0 - peak
+            for box in targets:
+                mass[(row, k, *centre_cell(box, grid))] += peak / len(targets)
+    return rearrange(mass, "b k r c -> 1 b (k r c)")  # (1, rows, kv), the layout camera_grids reads
+
+
+def attention_ratio_control(
+    config, scenes: Sequence[ProbeScene], peak: float = CONTROL_PEAK
+) -> dict[str, dict]:
+    """What `ratio_from_mass` (the attention ratio's own reading) gives for synthetic masses on the same
+    scenes: a positive control, so a reading near 1.0 can be told from a measure that cannot move.
+
+    Returns {"oracle": a mass with `peak` of each camera's attention on the named cube's centre token,
+    "distractors": the same on the other cubes' (below 1), "uniform": every token alike (exactly 1: the
+    two windows of a term have the same area), "peak": peak}, each a `ratio_from_mass` dict of one layer.
+
+    The oracle's floor: every term's named window holds the peak, a distractor's window holds it only if
+    it shares cells with the named window, and the uniform rest puts the same mass in both windows. With
+    F the share of (term, distractor) pairs whose windows overlap (the dict's "overlap" when every camera
+    counted sees the same number of cubes), the oracle reads at least 1 / (1 - peak * (1 - F)): 2 at
+    peak 0.5 with no overlap, 1.5 with a third of the pairs overlapping; above it by the uniform rest's
+    share of the windows.
+    """
+    cameras = config_cameras(config, scenes)  # no forward pass: the policy's config is all it reads
+    readings: dict[str, dict] = {}
+    for attend, name in (("named", "oracle"), ("distractors", "distractors"), ("uniform", "uniform")):
+        masses = [control_mass(scene, cameras, config, attend, peak) for scene in scenes]
+        readings[name] = ratio_from_mass(config, cameras, scenes, masses)
+    return {**readings, "peak": peak}
 
 
 @torch.no_grad()
@@ -455,33 +554,91 @@ def instruction_swap(
     }
 
 
+FEATURE_SOURCES = ("values", "keys", "hidden")  # what named_object_features reads; see there
+
+
+@contextmanager
+def capture_prefix_projection(policy, source: str, layer: int):
+    """Collects the output of the PaliGemma language model's `k_proj` ("keys") or `v_proj` ("values") at
+    decoder layer `layer`: (B, L_prefix, kv_heads * head_dim), one tensor per call.
+
+    Those are what the action expert reads from the prefix at that layer (pi0 caches them once, before the
+    Euler steps, and the expert never calls the PaliGemma side's projections), so the action loss trains
+    them. Keys are taken before the rotary embedding: the rotation is fixed per position, and pooled
+    rotated keys would carry the layout of the image. A forward hook, removed on exit whatever happens.
+    """
+    if source not in ("keys", "values"):
+        raise ValueError(f"source must be 'keys' or 'values', got {source!r}")
+    language_model = policy.model.paligemma_with_expert.paligemma.model.language_model
+    attention = language_model.layers[layer].self_attn
+    module = attention.k_proj if source == "keys" else attention.v_proj
+    captured: list[Tensor] = []
+    handle = module.register_forward_hook(lambda _module, _args, output: captured.append(output))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
 @torch.no_grad()
 def named_object_features(
-    policy, preprocessor, scenes: Sequence[ProbeScene]
+    policy, preprocessor, scenes: Sequence[ProbeScene], source: str = "values", layer: int | None = None
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
-    """What a probe of the *named* cube's position reads: per camera, the visual hidden states at the
-    head's layer averaged over all of that camera's tokens (N, D), one row per scene and cube named; the
-    named cube's box centre in that camera (N, 2), NaN where it is out of view; the scene of every row (N,).
+    """What a probe of the *named* cube's position reads: per camera, a prefix reading of that camera's
+    image tokens averaged over all of them (N, D), one row per scene and cube named; the named cube's box
+    centre in that camera (N, 2), NaN where it is out of view; the scene of every row (N,).
+
+    source: "values" (default) or "keys": what the action expert reads from the prefix at decoder layer
+    `layer` (default the last; `capture_prefix_projection`), D = kv_heads * head_dim. The action loss
+    trains these, so the probe does not favour an arm by where it reads. "hidden": the visual hidden
+    states the reconstruction head reads (`config.recon_layer`, after the final norm at the last layer;
+    `layer` must be None), D = the width. pi0 discards the prefix's output states, so at the last layer
+    only the head trains them: this reading favours the reconstruction arms. The committed report
+    (docs/evidence.md) read "hidden", and `experiments.evidence` still asks for it, so that report stays
+    reproducible.
 
     Pooled over the whole camera, the tokens keep no layout of their own, and the same image appears once
     per cube named: the position is readable only if the image tokens took in which cube the instruction
-    names (pi0's prefix attends both ways between image and language tokens). The tuple is what
-    `metrics.probe_errors` fits and scores.
+    names (pi0's prefix attends both ways between image and language tokens; at layer 0 the keys and
+    values come before any attention and cannot). The tuple is what `metrics.probe_errors` fits and scores.
     """
     from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
+    if source not in FEATURE_SOURCES:
+        raise ValueError(f"source must be one of {FEATURE_SOURCES}, got {source!r}")
+    if source == "hidden" and layer is not None:
+        raise ValueError("source 'hidden' reads the head's layer (config.recon_layer): leave layer as None")
     policy.eval()
     cameras = policy_cameras(policy, scenes)
+    image_tokens = len(cameras) * policy.config.recon_token_grid**2  # each camera's grid first in the prefix
     features: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
     centres: dict[str, list[Tensor]] = {cam: [] for cam in cameras}
     groups = []
     for index, scene in enumerate(scenes):
         batch = preprocessor(raw_batch(scene, cameras))
         images, img_masks = policy._preprocess_images(batch)  # pi0's own resize/pad, as in training
-        cond, _ = policy.model.prefix_recon_condition(
-            images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK], len(cameras)
-        )  # ((rows K), T, D)
-        pooled = rearrange(cond.float().mean(1), "(b k) d -> b k d", k=len(cameras)).cpu()  # (rows, K, D)
+        prefix_args = (
+            images,
+            img_masks,
+            batch[OBS_LANGUAGE_TOKENS],
+            batch[OBS_LANGUAGE_ATTENTION_MASK],
+            len(cameras),
+        )
+        if source == "hidden":
+            cond, _ = policy.model.prefix_recon_condition(*prefix_args)  # ((rows K), T, D)
+            tokens = rearrange(cond, "(b k) t d -> b k t d", k=len(cameras))
+        else:
+            # The same prefix-only forward (pi0 builds its KV cache with it); its output is not needed.
+            with capture_prefix_projection(policy, source, -1 if layer is None else layer) as captured:
+                policy.model.prefix_recon_condition(*prefix_args)
+            if len(captured) != 1:
+                raise RuntimeError(
+                    f"expected one {source} projection per prefix forward, got {len(captured)}"
+                )
+            tokens = rearrange(
+                captured[0][:, :image_tokens], "b (k t) d -> b k t d", k=len(cameras)
+            )  # (rows, K, T, kv_heads * head_dim)
+        pooled = tokens.float().mean(2).cpu()  # (rows, K, D)
         for k, cam in enumerate(cameras):
             features[cam].append(pooled[:, k])
             boxes = torch.as_tensor(
