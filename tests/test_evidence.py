@@ -65,13 +65,21 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
     # Every measure of a task naming a cube is in the table, with the untrained backbone and chance.
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
     assert header == (
-        "| arm | success % | wrong object % | approach action error | attention ratio | heads to named % "
-        "| instruction shift | named probe top | named probe left_wrist | named probe right_wrist |"
+        "| arm | success % | wrong object % | retarget % | approach action error | attention ratio "
+        "| heads to named % | instruction shift | named probe top | named probe left_wrist "
+        "| named probe right_wrist |"
     )
-    # The attention ratio's chance level comes with its positive control's reading on the same scenes.
+    # Closed loop, what always taking the first slot scores and the retargets' chance; the attention ratio's
+    # chance level comes with its positive control's reading on the same scenes.
     assert re.search(
-        r"\| chance / constant answer \| - \| - \| - \| 1\.000 \(oracle \d+\.\d{3}\) \| 50\.0 \|", text
+        r"\| chance / constant answer \| 50\.0 \(slot 0\) \| 50\.0 \(slot 0\) "
+        r"\| ≤ 25\.0 \(slot 0: 0\.0\) \| - \| 1\.000 \(oracle \d+\.\d{3}\) \| 50\.0 \|",
+        text,
     )
+    # --eval_episodes=1 is rounded up to one whole scene, run under both instructions, gated against chance.
+    assert "lift_pair 2 episode(s) from env seed 100000 (every scene under each instruction)" in text
+    assert re.search(r"^- pi0: \d of 2 scenes \(.*\), p = \d\.\d{3}$", text, re.MULTILINE)
+    assert "Gate: the pi0 arm " in text
     assets = report.parent / "evidence_files"
     assert (assets / "lift_pair_losses.png").stat().st_size > 0
     # Reconstructions only for the arm whose head trained (one picture per camera).
@@ -97,6 +105,15 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
     for arm in ("pi0", "gaze"):
         assert math.isfinite(rows[arm]["action_error"]) and rows[arm]["action_error"] > 0
         assert 0.0 <= rows[arm]["success"] <= 100.0 and 0.0 <= rows[arm]["wrong_object"] <= 100.0
+        balanced = rows[arm]["balanced"]  # the env's outcome log grouped by scene: one, both cubes named
+        assert {k: v for k, v in balanced.items() if k != "retargeted"} == {
+            "cubes": 2,
+            "scenes": 1,
+            "incomplete": 0,
+            "episodes": 2,
+            "first_seed": 100_000,
+        }
+        assert rows[arm]["retarget"] == 100.0 * balanced["retargeted"]
         grounding = rows[arm]["grounding"]
         # Two held-out scenes, each with both cubes named in turn.
         assert grounding["swap"]["scenes"] == 2 and 0.0 <= grounding["swap"]["heads_to_named"] <= 1.0
@@ -330,3 +347,101 @@ def test_a_task_naming_a_cube_is_reported_on_its_grounding_measures_beside_the_f
     }
     assert "not measured in every seed" in measured["named probe left_wrist"]
     assert "equal in every seed" in measured["approach action error"]
+
+
+def _outcome(scene: int, target: str, first_lifted: str, success: bool | None = None) -> dict:
+    """One outcome-log line as the env writes it (the fields the closed-loop measures read)."""
+    success = first_lifted == target if success is None else success
+    return {
+        "seed": scene,
+        "scene_seed": scene,
+        "target": target,
+        "success": success,
+        "first_lifted": first_lifted,
+    }
+
+
+def test_retargets_count_scenes_where_each_instruction_lifted_its_own_cube():
+    from lerobot_policy_reconvla.experiments.metrics import first_slot_floor, lifted_named, retargets
+    from lerobot_policy_reconvla.tools.demo import wrong_object_pc
+
+    cubes = ("red", "green")
+    slot0 = {
+        0: "red",
+        2: "green",
+        4: "green",
+        6: "red",
+        8: "red",
+    }  # the cube each scene put in the first slot
+    # Always taking the first slot (never missing): the named cube in half the episodes, no scene retargeted.
+    first_slot = [_outcome(scene, named, slot0[scene]) for scene in slot0 for named in cubes]
+    assert retargets(first_slot, cubes) == {"scenes": 5, "retargeted": 0, "incomplete": 0, "retarget": 0.0}
+    success = 100.0 * sum(lifted_named(o) for o in first_slot) / len(first_slot)
+    assert success == first_slot_floor(2)["success"] == 50.0
+    assert wrong_object_pc("lift_pair", first_slot) == first_slot_floor(2)["wrong_object"]
+    # Following the instruction: every scene retargeted.
+    follows = [_outcome(scene, named, named) for scene in slot0 for named in cubes]
+    assert retargets(follows, cubes)["retarget"] == 100.0
+    # Lifting the first slot's cube, then the other: success under both instructions, yet it never chose.
+    both = [_outcome(scene, named, slot0[scene], success=True) for scene in slot0 for named in cubes]
+    assert retargets(both, cubes)["retargeted"] == 0
+    # One grasp missed: that scene is not retargeted; a scene run under one instruction only is left out.
+    missed = [*follows[:-1], _outcome(8, "green", "", success=False), _outcome(10, "red", "red")]
+    assert retargets(missed, cubes) == {"scenes": 5, "retargeted": 4, "incomplete": 1, "retarget": 80.0}
+    # An outcome log written before scenes were logged groups nothing.
+    assert (
+        retargets([{k: v for k, v in o.items() if k != "scene_seed"} for o in follows], cubes)["scenes"] == 0
+    )
+
+
+def test_the_report_gates_the_retarget_comparisons_on_the_pi0_arm_beating_chance():
+    from lerobot_policy_reconvla.experiments.evidence import results_table, retarget_gate
+
+    seeds, cameras = [0, 1, 2, 3, 4], ["top"]
+
+    def row(retargeted: int, scenes: int = 5) -> dict:
+        grounding = {
+            "attention": {"mean": 1.0},
+            "swap": {"heads_to_named": 0.5, "mean_shift": 0.0, "chance_heads_to_named": 0.5},
+            "named_probe": {"top": 0.1},
+            "named_constant": {"top": 0.2},
+        }
+        balanced = {"cubes": 2, "scenes": scenes, "retargeted": retargeted, "incomplete": 0}
+        return {
+            "action_error": 0.03,
+            "grounding": grounding,
+            "success": 50.0,
+            "wrong_object": 50.0,
+            "retarget": 100.0 * retargeted / scenes,
+            "balanced": balanced,
+        }
+
+    untrained = {("untrained", s): {"grounding": row(0)["grounding"]} for s in seeds}
+    # pi0 at chance (7 of 25 scenes against 25 %); gaze far above it (25 of 25).
+    at_chance = (
+        untrained | {("pi0", s): row(1 + (s < 2)) for s in seeds} | {("gaze", s): row(5) for s in seeds}
+    )
+    lines = retarget_gate(at_chance, ["pi0", "gaze"], seeds)
+    assert "Chance is at most 25.0 % of scenes" in lines[0]
+    assert "- pi0: 7 of 25 scenes (28.0 %), p = 0." in "\n".join(lines)
+    assert "- gaze: 25 of 25 scenes (100.0 %), p = 0.000" in lines
+    assert "**inconclusive at this scale**" in lines[-1] and "does not retarget above chance" in lines[-1]
+    # pi0 above chance: the comparisons are read.
+    above = at_chance | {("pi0", s): row(3) for s in seeds}  # 15 of 25
+    assert "retargets above chance" in retarget_gate(above, ["pi0", "gaze"], seeds)[-1]
+    assert "inconclusive" not in retarget_gate(above, ["pi0", "gaze"], seeds)[-1]
+
+    table = results_table(at_chance, ["pi0", "gaze"], seeds, cameras)
+    assert table[0].startswith("| arm | success % | wrong object % | retarget % | approach action error |")
+    chance = [cell.strip() for cell in table[-1].split("|")[2:-1]]
+    assert chance[:4] == ["50.0 (slot 0)", "50.0 (slot 0)", "≤ 25.0 (slot 0: 0.0)", "-"]
+    # A report made before the balanced evaluation (one instruction per scene): no retargets, gate or floor.
+    old = {
+        key: {k: v for k, v in r.items() if k not in ("retarget", "balanced")} for key, r in at_chance.items()
+    }
+    assert retarget_gate(old, ["pi0", "gaze"], seeds) == []
+    assert [c.strip() for c in results_table(old, ["pi0", "gaze"], seeds, cameras)[-1].split("|")[2:5]] == [
+        "-",
+        "-",
+        "-",
+    ]

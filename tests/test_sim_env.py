@@ -260,6 +260,7 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
     first, second = [json.loads(line) for line in log.read_text().splitlines()]
     assert first == {
         "seed": 2,
+        "scene_seed": 2,
         "task": episode.scene.instruction,
         "target": episode.scene.target,
         "success": True,
@@ -270,11 +271,82 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
     assert first["steps"] < 150 and terminated
     assert (
         second["seed"] == 3
+        and second["scene_seed"] == 3
         and not second["success"]
         and second["max_reward"] == 0.0  # the gripper never reached a cube
         and second["first_lifted"] == ""
         and second["steps"] == 150
     )
+
+
+def test_name_every_cube_runs_each_scene_under_every_instruction_and_logs_the_scene(tmp_path):
+    """Through LeRobot's env factory: seeds 2k and 2k+1 of lift_pair are one placement, each cube named."""
+    from lerobot.envs.factory import make_env
+
+    from lerobot_policy_reconvla.experiments.metrics import retargets
+    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, scene_for_seed
+
+    log = tmp_path / "outcomes.jsonl"
+    config = AlohaMultiCamEnvConfig(
+        task="lift_pair",
+        cameras=["top"],
+        observation_height=8,
+        observation_width=8,
+        episode_length=2,
+        outcome_log=str(log),
+        name_every_cube=True,
+    )
+    assert config.gym_kwargs["name_every_cube"] is True and AlohaMultiCamEnvConfig().name_every_cube is False
+    vec = make_env(config)["aloha_multicam"][0]
+    env = vec.envs[0].unwrapped
+    seeds = [100_000, 100_001, 100_002, 100_003]
+    poses, named, instructions = {}, {}, {}
+    for seed in seeds:
+        obs, _ = vec.reset(seed=[seed])
+        poses[seed] = env.physics.data.qpos[16:].copy()  # (14,) both cubes as placed, before any step
+        named[seed], instructions[seed] = env.scene.target, vec.call("task_description")[0]
+        assert env.scene.gaze_bodies == (CUBE_BODIES[named[seed]],)  # the gaze box follows the named cube
+        for _ in range(2):  # standing still until truncated: the episode's outcome line
+            obs, *_ = vec.step(obs["agent_pos"].astype(np.float32))
+    vec.close()
+
+    for scene in (100_000, 100_002):
+        np.testing.assert_array_equal(poses[scene], poses[scene + 1])
+        np.testing.assert_array_equal(poses[scene], scene_for_seed("lift_pair", scene).object_pose)
+        assert {named[scene], named[scene + 1]} == {"red", "green"}
+        assert instructions[scene] != instructions[scene + 1]
+    assert not np.array_equal(poses[100_000], poses[100_002])  # the next pair of seeds is another scene
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(o["seed"], o["scene_seed"], o["target"]) for o in lines] == [
+        (100_000, 100_000, "red"),
+        (100_001, 100_000, "green"),
+        (100_002, 100_002, "red"),
+        (100_003, 100_002, "green"),
+    ]
+    assert retargets(lines, ("red", "green")) == {
+        "scenes": 2,
+        "retargeted": 0,
+        "incomplete": 0,
+        "retarget": 0.0,
+    }
+
+
+def test_name_every_cube_is_refused_for_a_task_with_one_instruction():
+    from lerobot_policy_reconvla.sim.tasks import scene_naming_every_cube
+
+    with pytest.raises(
+        ValueError, match=r"name_every_cube=true needs a task naming one of several cubes.*'lift'"
+    ):
+        AlohaMultiCamEnvConfig(task="lift", name_every_cube=True)
+    with pytest.raises(ValueError, match=r"name_every_cube needs a task .*'lift' has one instruction"):
+        AlohaMultiCamEnv(task="lift", cameras=["top"], image_size=(8, 8), name_every_cube=True)
+    with pytest.raises(ValueError, match="name_every_cube"):
+        scene_naming_every_cube("insertion", 0)
+    # lift_named: three cubes, so seeds 3k .. 3k+2 share seed 3k's placement
+    named = [scene_naming_every_cube("lift_named", seed) for seed in (3, 4, 5)]
+    assert [scene.target for scene in named] == ["red", "green", "blue"]
+    assert all(np.array_equal(scene.object_pose, named[0].object_pose) for scene in named)
 
 
 def test_gaze_box_convention_is_one_definition():

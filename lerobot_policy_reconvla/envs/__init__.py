@@ -25,6 +25,7 @@ from ..sim.constants import (
     DEFAULT_CAMERAS,
     FPS,
     GYM_ID,
+    NAMED_CUBE_TASKS,
     SCENE_CAMERAS,
     TASK_DESCRIPTIONS,
     check_cameras,
@@ -61,14 +62,26 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     shadows: bool = True
     # Place every episode as this seed does (one scene, evaluated again and again); None: by episode seed.
     scene_seed: int | None = None
-    # Append one JSON line per finished episode here (seed, task string, success, first cube lifted).
+    # Append one JSON line per finished episode here (seed, scene seed, task string, named cube, success,
+    # first cube lifted).
     outcome_log: str | None = None
+    # Tasks naming one of n cubes (lift_pair: 2, lift_named: 3): run each scene under every instruction, so
+    # success measures following the instruction, not which slot a seed happened to name. Seeds nk .. nk+n-1
+    # share seed nk's placement (scene_seed's, when set) and name the cubes in turn, cubes[seed % n].
+    # lerobot-eval seeds episodes --seed, --seed + 1, ...: every scene is complete when --seed and
+    # --eval.n_episodes are both multiples of n. Off: each seed draws its scene and named cube.
+    name_every_cube: bool = False
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         check_task(self.task)
         check_cameras(self.cameras)
+        if self.name_every_cube and self.task not in NAMED_CUBE_TASKS:
+            raise ValueError(
+                f"name_every_cube=true needs a task naming one of several cubes ({list(NAMED_CUBE_TASKS)}); "
+                f"task {self.task!r} has one instruction"
+            )
         if self.episode_length is None:
             self.episode_length = default_episode_length(self.task)
         if self.observation_height <= 0 or self.observation_width <= 0:
@@ -114,6 +127,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
             "shadows": self.shadows,
             "scene_seed": self.scene_seed,
             "outcome_log": self.outcome_log,
+            "name_every_cube": self.name_every_cube,
             # Consumed by gym.make: wraps the env in TimeLimit, which lerobot-eval reads.
             "max_episode_steps": self.episode_length,
         }

@@ -19,7 +19,8 @@ episodes come from other seeds (other object placements) and are never trained o
 Metrics per arm, mean ± standard deviation over seeds: held-out action error (the same noise draws for
 every arm), a grounding probe (ridge regression from each camera's visual hidden states, at the layer the
 head reads, to the gaze box's centre; the untrained backbone is the floor), success rate with
-`lerobot-eval` in `aloha_multicam`, the loss curves and the last checkpoint's reconstructions.
+`lerobot-eval` in `aloha_multicam` (tasks naming a cube: every scene under every instruction, and the
+retarget rate, gated against chance), the loss curves and the last checkpoint's reconstructions.
 The report (markdown + PNGs) states the command, the commit and the machine.
 """
 
@@ -47,7 +48,14 @@ from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
 from ..tools.demo import BASE_PRESETS, OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
 from ..tools.presets import preset_path
 from . import checkout_commit
-from .metrics import holm, paired_comparison
+from .metrics import (
+    above_chance_p,
+    first_slot_floor,
+    holm,
+    paired_comparison,
+    retarget_chance,
+    retargets,
+)
 
 ARMS = {
     "pi0": "pi0: recon_weight=0",
@@ -74,7 +82,7 @@ class Preset:
     image_resolution: int  # side PaliGemma sees (tokens per camera: (side // 14)^2)
     steps: int
     batch_size: int
-    eval_episodes: int  # lerobot-eval episodes per arm and seed
+    eval_episodes: int  # lerobot-eval episodes per arm and seed (tasks naming a cube: see eval_seeds)
     recon_weight: float = 0.5  # the tiny preset's (configs/policy/reconvla_tiny.json)
     chunk_size: int = 20
     device: str = "cpu"
@@ -221,12 +229,31 @@ def train(
     return parse_losses(output, log_freq)
 
 
+def eval_seeds(task: str, episodes: int) -> tuple[int, int]:
+    """(first env seed, episodes) of the closed-loop evaluation. A task naming one of n cubes runs every scene
+    under every instruction (`--env.name_every_cube`, n consecutive seeds per scene from a multiple of n):
+    the first seed and the episodes are rounded up to multiples of n, so every scene is complete (the cpu
+    preset's 10 lift_pair episodes stay 10: 5 scenes x 2 instructions, the same cost).
+
+    >>> eval_seeds("lift_pair", 10), eval_seeds("lift_named", 10), eval_seeds("lift", 10)
+    ((100000, 10), (100002, 12), (100000, 10))
+    """
+    if task not in NAMED_CUBE_TASKS:
+        return EVAL_START_SEED, episodes
+    n = len(NAMED_CUBE_TASKS[task])
+    return -(-EVAL_START_SEED // n) * n, -(-episodes // n) * n
+
+
 def evaluate_success(
     checkpoint: Path, task: str, preset: Preset, out_dir: Path, log: Path, env: dict[str, str] | None = None
 ) -> dict:
-    """Closed loop with `lerobot-eval`: {"success": %, "wrong_object": % of episodes whose first lifted cube
-    was not the named one (tasks naming a cube; else absent)}."""
+    """Closed loop with `lerobot-eval`: {"success": %} and, for tasks naming a cube (every scene run under
+    every instruction), "wrong_object": % of episodes whose first lifted cube was not the named one,
+    "retarget": % of scenes whose episode under each instruction lifted the named cube, and "balanced":
+    the counts behind it (cubes, scenes, retargeted, incomplete, episodes, first seed)."""
     height, width = preset.image_size
+    first_seed, episodes = eval_seeds(task, preset.eval_episodes)
+    named = task in NAMED_CUBE_TASKS
     run(
         [
             lerobot_cli("lerobot-eval"),
@@ -238,9 +265,10 @@ def evaluate_success(
             f"--env.episode_length={preset.episode_length}",
             f"--env.shadows={str(preset.shadows).lower()}",
             f"--env.outcome_log={out_dir / OUTCOMES}",
-            f"--eval.n_episodes={preset.eval_episodes}",
+            *(["--env.name_every_cube=true"] if named else []),
+            f"--eval.n_episodes={episodes}",
             "--eval.batch_size=1",
-            f"--seed={EVAL_START_SEED}",
+            f"--seed={first_seed}",
             f"--output_dir={out_dir}",
             f"--policy.device={preset.device}",
         ],
@@ -248,9 +276,15 @@ def evaluate_success(
         env,
     )
     outcome = {"success": json.loads((out_dir / "eval_info.json").read_text())["overall"]["pc_success"]}
-    wrong = wrong_object_pc(task, read_outcomes(out_dir / OUTCOMES))
+    outcomes = read_outcomes(out_dir / OUTCOMES)
+    wrong = wrong_object_pc(task, outcomes)
     if wrong is not None:
         outcome["wrong_object"] = wrong
+    if named:
+        cubes = NAMED_CUBE_TASKS[task]
+        counted = retargets(outcomes, cubes)
+        outcome["retarget"] = counted.pop("retarget")
+        outcome["balanced"] = {"cubes": len(cubes), **counted, "episodes": episodes, "first_seed": first_seed}
     return outcome
 
 
@@ -507,13 +541,18 @@ def measures(row: dict, cameras: list[str]) -> list[tuple[str, Callable[[dict], 
         found = [
             ("success %", lambda r: r["success"], 1),
             ("wrong object %", lambda r: r["wrong_object"], 1),
+            ("retarget %", lambda r: r["retarget"], 1),  # absent from reports made before it
             ("approach action error", lambda r: r["action_error"], 3),
             ("attention ratio", lambda r: r["grounding"]["attention"]["mean"], 3),
             ("heads to named %", lambda r: 100 * r["grounding"]["swap"]["heads_to_named"], 1),
             ("instruction shift", lambda r: r["grounding"]["swap"]["mean_shift"], 4),
         ]
         found += [(f"named probe {c}", lambda r, c=c: r["grounding"]["named_probe"][c], 3) for c in cameras]
-        return [m for m in found if m[0] != "success %" or "success" in row]
+        return [
+            m
+            for m in found
+            if (m[0] != "success %" or "success" in row) and (m[0] != "retarget %" or "retarget" in row)
+        ]
     found = [("held-out action error", lambda r: r["action_error"], 3)]
     found += [(f"probe {c}", lambda r, c=c: r["probe"][c], 3) for c in cameras]
     if "success" in row:
@@ -526,8 +565,16 @@ def result_cameras(row: dict) -> list[str]:
     return list(row["grounding"]["named_probe"] if "grounding" in row else row["probe"])
 
 
-def floor_values(name: str, rows: list[dict]) -> str:
-    """The chance or constant-answer level of a measure (the table's last row), "-" where there is none."""
+def floor_values(name: str, rows: list[dict], cubes: int | None = None) -> str:
+    """The chance or constant-answer level of a measure (the table's last row), "-" where there is none.
+
+    `cubes`: where the closed loop ran every scene under each of that many instructions, the closed-loop
+    measures get what always taking the first slot scores, and the retargets their chance."""
+    if cubes and name in ("success %", "wrong object %"):
+        return f"{first_slot_floor(cubes)[name.removesuffix(' %').replace(' ', '_')]:.1f} (slot 0)"
+    if cubes and name == "retarget %":
+        # An upper bound: what the best instruction-blind policy reaches (metrics.retarget_chance).
+        return f"≤ {100 * retarget_chance(cubes):.1f} (slot 0: {first_slot_floor(cubes)['retarget']:.1f})"
     if name == "attention ratio":
         control = rows[0]["grounding"].get("attention_control")  # absent from reports made before it
         return "1.000" if control is None else f"1.000 (oracle {control['oracle']['mean']:.3f})"
@@ -586,6 +633,56 @@ def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras
     return lines
 
 
+def balanced_cubes(results: dict, arms: list[str], seeds: list[int]) -> int | None:
+    """The cubes named in turn in every scene of the runs' closed loop; None where each scene had one
+    instruction (a report made before the balanced evaluation, or a task naming no cube)."""
+    found = [
+        results[(a, s)]["balanced"]["cubes"] for a in arms for s in seeds if "balanced" in results[(a, s)]
+    ]
+    return found[0] if found else None
+
+
+def retarget_gate(results: dict, arms: list[str], seeds: list[int]) -> list[str]:
+    """Markdown: each arm's retargets pooled over seeds against chance (one-sided exact binomial p), and the
+    gate: unless the pi0 arm retargets above chance, the arms' retarget comparisons read "inconclusive at this
+    scale", not "no effect". Empty where the closed loop did not run every scene under every instruction."""
+    cubes = balanced_cubes(results, arms, seeds)
+    if cubes is None:
+        return []
+    chance = retarget_chance(cubes)
+    lines = [
+        f"Retargets: every evaluation scene ran once under each of its {cubes} instructions; a scene "
+        "counts when every one of those episodes lifted the named cube (success, the named cube the first "
+        f"one picked up). Chance is at most {100 * chance:.1f} % of scenes ((1/{cubes})^{cubes}: a policy "
+        "that ignores the instruction, picks a cube at random each episode and never misses); always taking "
+        f"the first slot scores 0 % retargets and {first_slot_floor(cubes)['success']:.1f} % success. Pooled "
+        "over seeds, one-sided exact binomial p against chance:",
+        "",
+    ]
+    p_values = {}
+    for arm in arms:
+        counts = [results[(arm, s)]["balanced"] for s in seeds]
+        scenes, retargeted = sum(c["scenes"] for c in counts), sum(c["retargeted"] for c in counts)
+        p_values[arm] = above_chance_p(retargeted, scenes, chance) if scenes else float("nan")
+        share = f"{100 * retargeted / scenes:.1f} %" if scenes else "n/a"
+        lines.append(f"- {arm}: {retargeted} of {scenes} scenes ({share}), p = {p_values[arm]:.3f}")
+    lines.append("")
+    if "pi0" not in p_values:
+        lines.append("Gate: no pi0 arm in this run, so no reading of the retarget comparisons against it.")
+    elif p_values["pi0"] < 0.05:
+        lines.append(
+            f"Gate: the pi0 arm retargets above chance (p = {p_values['pi0']:.3f} < 0.05): it follows the "
+            "instruction, so the arms' retarget rates compare how well each grounds it."
+        )
+    else:
+        lines.append(
+            f"Gate: the pi0 arm does not retarget above chance (p = {p_values['pi0']:.3f}): the baseline "
+            "does not follow the instruction at this size, so the retarget comparisons between arms read "
+            '**inconclusive at this scale**, not "no effect".'
+        )
+    return lines
+
+
 def results_table(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
     """Markdown: every measure per arm (mean ± sd over seeds), the untrained backbone, and chance or the
     constant answer."""
@@ -600,7 +697,8 @@ def results_table(results: dict, arms: list[str], seeds: list[int], cameras: lis
             except KeyError:  # the untrained backbone is not trained, evaluated or tested on actions
                 cells.append("-")
         lines.append(f"| {ARMS.get(arm, arm)} | " + " | ".join(cells) + " |")
-    floor = [floor_values(name, [results[("untrained", s)] for s in seeds]) for name, _, _ in shown]
+    cubes = balanced_cubes(results, arms, seeds)
+    floor = [floor_values(name, [results[("untrained", s)] for s in seeds], cubes) for name, _, _ in shown]
     lines.append("| chance / constant answer | " + " | ".join(floor) + " |")
     return lines
 
@@ -647,8 +745,14 @@ def write_report(
             f"{task} {fmt([r['seconds'] / 60 for k, r in res.items() if k[0] != 'untrained'], 1)}"
             for task, (res, _) in per_task.items()
         ),
-        f"- success and wrong object: `lerobot-eval` in `aloha_multicam`, {preset.eval_episodes} episode(s) "
-        "per arm and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
+        "- success, wrong object and retargets: `lerobot-eval` in `aloha_multicam`, "
+        + "; ".join(
+            f"{task} {eval_seeds(task, preset.eval_episodes)[1]} episode(s) from env seed "
+            f"{eval_seeds(task, preset.eval_episodes)[0]}"
+            + (" (every scene under each instruction)" if task in NAMED_CUBE_TASKS else "")
+            for task in per_task
+        )
+        + " per arm and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
         "",
     ]
     for task, (results, cameras) in per_task.items():
@@ -660,6 +764,8 @@ def write_report(
             *paired_comparisons(results, preset.arms, seeds, cameras),
             "",
         ]
+        gate = retarget_gate(results, preset.arms, seeds)
+        lines += [*gate, ""] if gate else []
         if (assets / f"{task}_losses.png").exists():
             lines += [f"![losses]({assets.name}/{task}_losses.png)", ""]
         for picture in sorted(assets.glob(f"{task}_*_*.png")):
@@ -692,7 +798,8 @@ class EvidenceConfig:
     heldout_episodes: int | None = None
     # Sim steps per episode.
     episode_length: int | None = None
-    # lerobot-eval episodes per arm and seed.
+    # lerobot-eval episodes per arm and seed (tasks naming one of n cubes: rounded up to a multiple of n, each
+    # scene run under every instruction).
     eval_episodes: int | None = None
     # Side each camera is resized to for the policy: a multiple of the patch size 14.
     image_resolution: int | None = None

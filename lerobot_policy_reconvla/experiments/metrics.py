@@ -3,7 +3,9 @@
 - `heldout_action_error`: the policy's sampled chunk against the demonstration (fixed noise draws);
 - `grounding_probe`: a ridge regression from each camera's visual hidden states (the layer the
   reconstruction head reads) to the centre of that camera's gaze box, fitted on training episodes and
-  scored on held-out episodes.
+  scored on held-out episodes;
+- `retargets`: closed loop, the scenes run under every instruction whose every episode lifted the named cube,
+  against `retarget_chance` (`above_chance_p`) and what always taking the first slot scores.
 """
 
 import torch
@@ -232,3 +234,82 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, (len(p_values) - rank) * p_values[index])
         adjusted[index] = round(min(1.0, running), 12)
     return adjusted
+
+
+# --- closed-loop grounding: every evaluation scene under every instruction (`--env.name_every_cube`) -------
+
+
+def lifted_named(outcome: dict) -> bool:
+    """An outcome-log episode lifted its named cube: success, and the named cube was the first one picked up.
+
+    Success alone would count a policy that ignores the instruction and lifts the cubes one after another
+    (under every instruction it reaches the named one in the end); asking for the first cube makes the cubes
+    an episode can count for exclusive, which is what bounds `retarget_chance`.
+    """
+    return bool(outcome["success"]) and outcome.get("first_lifted") == outcome["target"]
+
+
+def retargets(outcomes: list[dict], cubes: list[str] | tuple[str, ...]) -> dict:
+    """Scenes run under every instruction whose every episode lifted the named cube (`lifted_named`).
+
+    `outcomes`: the env's outcome-log lines (``scene_seed`` and ``target`` group them); a scene counts when
+    each of `cubes` was named in it at least once (``incomplete``: scenes left out for lacking one). Returns
+    {"scenes", "retargeted", "incomplete", "retarget": % of the counted scenes (NaN without any)}.
+
+    >>> line = lambda scene, target, lifted: {"scene_seed": scene, "target": target, "success": lifted ==
+    ...     target, "first_lifted": lifted}
+    >>> follows = [line(0, "red", "red"), line(0, "green", "green"), line(2, "red", "red")]
+    >>> retargets(follows, ("red", "green"))  # scene 2 never named green: left out
+    {'scenes': 1, 'retargeted': 1, 'incomplete': 1, 'retarget': 100.0}
+    >>> retargets([line(0, "red", "red"), line(0, "green", "red")], ("red", "green"))["retarget"]
+    0.0
+    """
+    by_scene: dict = {}
+    for outcome in outcomes:
+        if outcome.get("scene_seed") is None or not outcome.get("target"):
+            continue  # an outcome log written before scenes were logged, or a task naming no cube
+        by_scene.setdefault(outcome["scene_seed"], []).append(outcome)
+    complete = [eps for eps in by_scene.values() if {e["target"] for e in eps} >= set(cubes)]
+    retargeted = sum(all(lifted_named(e) for e in eps) for eps in complete)
+    return {
+        "scenes": len(complete),
+        "retargeted": retargeted,
+        "incomplete": len(by_scene) - len(complete),
+        "retarget": 100.0 * retargeted / len(complete) if complete else float("nan"),
+    }
+
+
+def retarget_chance(cubes: int) -> float:
+    """The most a policy that ignores the instruction retargets, as a fraction of scenes: (1 / n)^n.
+
+    Blind to the instruction, it goes first for cube c with the same probability q_c under every instruction
+    (sum q_c <= 1), so all n episodes of a scene lift their named cube with probability at most prod q_c <=
+    (1 / n)^n: a policy that picks a cube at random in each episode and never misses a grasp. One that always
+    takes the same slot scores 0.
+
+    >>> retarget_chance(2), round(retarget_chance(3), 4)
+    (0.25, 0.037)
+    """
+    return (1.0 / cubes) ** cubes
+
+
+def first_slot_floor(cubes: int) -> dict[str, float]:
+    """What always taking the first slot (and never missing a grasp) scores when every scene is run under each
+    of its `cubes` instructions: success and wrong object in %, retargets in % of scenes.
+
+    >>> first_slot_floor(2)
+    {'success': 50.0, 'wrong_object': 50.0, 'retarget': 0.0}
+    """
+    return {"success": 100.0 / cubes, "wrong_object": 100.0 * (cubes - 1) / cubes, "retarget": 0.0}
+
+
+def above_chance_p(successes: int, trials: int, chance: float) -> float:
+    """One-sided exact binomial p of `successes` in `trials` against a rate of `chance`. Conservative for
+    every policy whose rate is at most `chance`, which is how `retarget_chance` bounds instruction-blind ones.
+
+    >>> [round(above_chance_p(k, 25, 0.25), 4) for k in (11, 10, 0)]
+    [0.0297, 0.0713, 1.0]
+    """
+    from scipy import stats
+
+    return float(stats.binomtest(successes, trials, chance, alternative="greater").pvalue)

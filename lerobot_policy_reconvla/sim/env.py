@@ -34,7 +34,15 @@ from ..embodiment.aloha import JOINT_NAMES
 from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
 from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from .render import MultiCameraRenderer
-from .tasks import Scene, lifted_cubes, make_task_environment, scene_cubes, scene_for_seed
+from .tasks import (
+    Scene,
+    every_cube_scene_seed,
+    lifted_cubes,
+    make_task_environment,
+    scene_cubes,
+    scene_for_seed,
+    scene_naming_every_cube,
+)
 
 
 class AlohaMultiCamEnv(gym.Env):
@@ -50,9 +58,14 @@ class AlohaMultiCamEnv(gym.Env):
             (``sim.gaze``): a small object's box grows around its centre to keep its surroundings.
         scene_seed: place every episode as this seed does, whatever seed ``reset`` gets (one scene
             evaluated again and again, e.g. whether a policy fits the placement it was trained on).
-        outcome_log: a file to append one JSON line to per finished episode: its seed, task string,
-            success, highest reward (lift tasks: 2 = the named cube held off the table), steps and (lift
-            tasks) the first cube lifted; a wrong-object rate counts those lines.
+        name_every_cube: tasks naming one of n cubes: seeds nk .. nk + n - 1 share seed nk's scene (or
+            `scene_seed`'s) and name its cubes in turn (``sim.tasks.scene_naming_every_cube``), so n
+            consecutive seeds from a multiple of n run one scene under every instruction. Refused for a
+            task with one instruction.
+        outcome_log: a file to append one JSON line to per finished episode: its seed, the seed that
+            placed its objects (``scene_seed``), task string, named cube (``target``), success, highest
+            reward (lift tasks: 2 = the named cube held off the table), steps and (lift tasks) the first
+            cube lifted; a wrong-object rate counts those lines, a retarget rate groups them by scene.
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
     """
@@ -71,6 +84,7 @@ class AlohaMultiCamEnv(gym.Env):
         gaze_min_size: float = DEFAULT_GAZE_MIN_SIZE,
         scene_seed: int | None = None,
         outcome_log: str | None = None,
+        name_every_cube: bool = False,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -83,6 +97,8 @@ class AlohaMultiCamEnv(gym.Env):
             raise ValueError(
                 f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}"
             )
+        if name_every_cube:
+            every_cube_scene_seed(self.task, 0)  # refuses, naming the option, a task with one instruction
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.episode_length = int(episode_length or default_episode_length(self.task))
         self.render_mode = render_mode
@@ -90,7 +106,9 @@ class AlohaMultiCamEnv(gym.Env):
         self.gaze_min_size = float(gaze_min_size)
         self.scene_seed = scene_seed
         self.outcome_log = outcome_log
+        self.name_every_cube = bool(name_every_cube)
         self._episode_seed: int | None = None
+        self._scene_seed: int | None = None  # the seed whose placement this episode has
         self._succeeded = False
         self.joint_names = JOINT_NAMES
         self.scene: Scene = scene_for_seed(self.task, 0)  # replaced at every reset
@@ -153,12 +171,22 @@ class AlohaMultiCamEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         if "scene" in options:
-            scene, self._episode_seed = options["scene"], None
+            scene, self._episode_seed, self._scene_seed = options["scene"], None, None
         else:
             # Unseeded resets draw a seed from the env's RNG, so a seeded first reset fixes the sequence.
             episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
-            self._episode_seed = episode_seed if self.scene_seed is None else self.scene_seed
-            scene = scene_for_seed(self.task, self._episode_seed)
+            if self.name_every_cube:  # the seed picks the named cube: it is logged as itself
+                self._episode_seed = episode_seed
+                scene = scene_naming_every_cube(self.task, episode_seed, self.scene_seed)
+                self._scene_seed = (
+                    every_cube_scene_seed(self.task, episode_seed)
+                    if self.scene_seed is None
+                    else self.scene_seed
+                )
+            else:
+                self._episode_seed = episode_seed if self.scene_seed is None else self.scene_seed
+                self._scene_seed = self._episode_seed
+                scene = scene_for_seed(self.task, self._episode_seed)
         if "object_pose" in options:
             scene = dataclasses.replace(
                 scene, object_pose=np.asarray(options["object_pose"], dtype=np.float64)
@@ -198,6 +226,7 @@ class AlohaMultiCamEnv(gym.Env):
     def _log_outcome(self, success: bool, info: dict) -> None:
         record = {
             "seed": self._episode_seed,
+            "scene_seed": self._scene_seed,  # with target (the named cube): groups episodes by scene
             "task": self.task_description,
             "target": self.scene.target,
             "success": bool(success),

@@ -8,6 +8,7 @@
     ts = env.reset()                                      # ts.observation["qpos"]: (14,)
     ts = env.step(action)                                 # action: (14,) joint targets
     ts.reward == env.task.max_reward                      # success
+    scene_naming_every_cube("lift_pair", seed=7)          # seeds 6 and 7: scene 6, red then green named
 
 Tasks: gym-aloha's bimanual ``insertion`` and ``transfer_cube``, and three one-arm lifts in the same scene:
 ``lift`` (gym-aloha's red cube, placed in the middle of transfer_cube's area), ``lift_named`` (red, green and
@@ -22,7 +23,7 @@ Shared by the gym env (``sim.env``), the scripted demonstrations (``sim.scripted
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless CPU rendering; must precede dm_control's import
 
@@ -112,6 +113,18 @@ class Scene:
         if self.target is not None:
             env.task.target = self.target
 
+    def naming(self, colour: str) -> Scene:
+        """The same placement with `colour` named: its task string, gaze box and success."""
+        cubes = NAMED_CUBE_TASKS.get(self.task, ())
+        if colour not in cubes:
+            raise ValueError(f"a {self.task!r} scene names one of {list(cubes)}, not {colour!r}")
+        return replace(
+            self,
+            instruction=naming_instruction(self.task, colour),
+            gaze_bodies=(CUBE_BODIES[colour],),
+            target=colour,
+        )
+
 
 def _named_cube_poses(rng: np.random.RandomState) -> np.ndarray:
     """(3, 3) cube centres, pairwise at least NAMED_MIN_SEPARATION apart (rejection sampling)."""
@@ -150,6 +163,32 @@ def scene_for_seed(task: str, seed: int | None) -> Scene:
     upright = np.array([1.0, 0.0, 0.0, 0.0])
     pose = np.concatenate([np.concatenate([c, upright]) for c in centres])  # (7 * cubes,)
     return Scene(task, pose, naming_instruction(task, target), (CUBE_BODIES[target],), target)
+
+
+def every_cube_scene_seed(task: str, seed: int) -> int:
+    """The seed that places the objects of episode `seed` when seeds name every cube in turn: `seed` rounded
+    down to a multiple of the scene's cubes (n). Rounding down, not seed // n, keeps the scenes among the
+    seeds asked for, so a seed range kept apart from the training seeds stays apart (seed // n would send
+    evaluation seeds 20000-20009 to 10000-10004, the held-out scenes)."""
+    cubes = NAMED_CUBE_TASKS.get(check_task(task))
+    if cubes is None:
+        raise ValueError(
+            f"name_every_cube needs a task whose instruction names one of several cubes "
+            f"({list(NAMED_CUBE_TASKS)}); {task!r} has one instruction"
+        )
+    return seed - seed % len(cubes)
+
+
+def scene_naming_every_cube(task: str, seed: int, scene_seed: int | None = None) -> Scene:
+    """Episode `seed` when consecutive seeds name every cube of one scene in turn (n cubes): seeds nk ..
+    nk + n - 1 share the placement of seed nk (``every_cube_scene_seed``; `scene_seed`: that seed's
+    instead) and name the scene's cubes in qpos order, cubes[seed % n]. A run of seeds starting at a
+    multiple of n, n per scene, runs every scene under every instruction."""
+    placed = every_cube_scene_seed(task, seed)  # refuses a task without named cubes
+    if scene_seed is not None:
+        placed = scene_seed
+    cubes = NAMED_CUBE_TASKS[task]
+    return scene_for_seed(task, placed).naming(cubes[seed % len(cubes)])
 
 
 def object_pose_for_seed(task: str, seed: int | None) -> np.ndarray:
