@@ -62,6 +62,27 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
     assert "commit `" in text and "CPU cores" in text
     assert "2 run(s) (training, then `lerobot-eval`) at a time" in text
     assert "Paired comparisons over 2 seeds" in text
+    # The report leads with the preset's primary question, five lines, before the secondary measures' table.
+    lines = text.splitlines()
+    top = lines.index("## Primary question")
+    assert [line.split("**")[1] for line in lines[top + 2 : top + 7]] == [
+        "Question",
+        "Difference",
+        "p",
+        "Detectable",
+        "Verdict",
+    ]
+    assert lines[top + 3].startswith("- **Difference** (gaze - pi0, mean over 2 paired seeds): ")
+    # Two seeds: the exact test cannot go below p = 0.5, whatever the arms scored.
+    assert lines[top + 6] == (
+        "- **Verdict**: inconclusive: with 2 seeds the exact test cannot go below p = 0.500, so this run "
+        "could detect no difference of any size, 15 points included."
+    )
+    assert top < lines.index("## Secondary measures") < lines.index("### lift_pair")
+    assert lines.index("### lift_pair") < next(
+        i for i, line in enumerate(lines) if line.startswith("| arm |")
+    )
+    assert "| pi0 - gaze | success % | primary, see above | - | - | - | - | - |" in lines
     # Every measure of a task naming a cube is in the table, with the untrained backbone and chance.
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
     assert header == (
@@ -445,3 +466,161 @@ def test_the_report_gates_the_retarget_comparisons_on_the_pi0_arm_beating_chance
         "-",
         "-",
     ]
+
+
+def _primary_results(differences: list[float], pi0: float = 20.0) -> dict:
+    """Hand-made results of the pi0 and gaze arms: gaze's success is pi0's plus `differences[seed]`; the
+    action error and probe differ in every seed so that they are tests beside the primary one."""
+    results = {}
+    for seed, difference in enumerate(differences):
+        pi0_success = pi0 + 10 * (seed % 2)  # a spread across seeds, the same in both arms
+        results[("pi0", seed)] = {"action_error": 0.03, "probe": {"top": 0.02}, "success": pi0_success}
+        results[("gaze", seed)] = {
+            "action_error": 0.02 - 0.001 * seed,
+            "probe": {"top": 0.01},
+            "success": pi0_success + difference,
+        }
+    return results
+
+
+def test_the_primary_question_gets_its_difference_p_detectable_effect_and_a_verdict_by_the_stated_rule():
+    from lerobot_policy_reconvla.experiments.evidence import PRESETS, Primary, primary_summary
+
+    preset = PRESETS["cpu"]
+    assert preset.primary == Primary("lift_pair", "success %", ("gaze", "pi0"), 15.0)
+
+    def summary(differences: list[float]) -> list[str]:
+        lines = primary_summary(_primary_results(differences), preset, list(range(len(differences))))
+        assert len(lines) == 5 and lines[0].startswith("- **Question** (pre-registered")
+        assert "on lift_pair" in lines[0] and "`gaze`" in lines[0] and "15 points or more" in lines[0]
+        assert lines[4].startswith("- **Verdict**: ")
+        return lines
+
+    # Significant (6 seeds, the same sign in each: exact p = 2 / 2^6), either way.
+    raised = summary([20, 30, 20, 30, 20, 30])
+    assert raised[1] == (
+        "- **Difference** (gaze - pi0, mean over 6 paired seeds): +25.0 points, 95 % t interval "
+        "[+19.3, +30.7]; gaze lower in 0 of 6"
+    )
+    assert (
+        raised[2].startswith("- **p** = 0.031: exact two-sided sign-flip")
+        and "not Holm-adjusted" in raised[2]
+    )
+    assert raised[3].startswith("- **Detectable**: 7.8 points at 80 % power with 6 seeds")
+    assert raised[4] == "- **Verdict**: the head raised success by 25.0 points (p = 0.031)."
+    lowered = summary([-20, -30, -20, -30, -20, -30])
+    assert lowered[4] == "- **Verdict**: the head lowered success by 25.0 points (p = 0.031)."
+    # Not significant, but a 15-point difference would have been detected (MDE 11.4 with 8 seeds).
+    assert summary([10, -10, 10, -10, 10, -10, 10, 0])[4] == (
+        "- **Verdict**: no difference resolved; this run could have detected 11.4 points or more."
+    )
+    # Not significant, and only a difference far above 15 points could have been.
+    assert summary([40, -30, 20, -40, 30, -10])[4] == (
+        "- **Verdict**: inconclusive: this run could detect only 47.2 points or more, above the 15 points "
+        "asked."
+    )
+    # 5 seeds, +20 in each: the t MDE is 0, yet the exact test cannot reach 0.05, so nothing is resolved.
+    assert summary([20] * 5)[4] == (
+        "- **Verdict**: inconclusive: with 5 seeds the exact test cannot go below p = 0.062, so this run "
+        "could detect no difference of any size, 15 points included."
+    )
+    # Equal in every seed: no spread to size a detectable effect with.
+    assert summary([0] * 6)[4].startswith(
+        "- **Verdict**: no difference resolved: the arms scored the same in every seed"
+    )
+    one_seed = summary([20])
+    assert one_seed[1] == "- **Difference** (gaze - pi0): +20.0 points in the one seed"
+    assert one_seed[4].startswith("- **Verdict**: no verdict: one seed, so there is no spread")
+    # The primary task not run at all, or run without the gaze arm.
+    assert (
+        primary_summary({}, preset, [0, 1])[4] == "- **Verdict**: no verdict: this run did not run lift_pair."
+    )
+    no_gaze = {key: row for key, row in _primary_results([20] * 6).items() if key[0] == "pi0"}
+    assert primary_summary(no_gaze, preset, list(range(6)))[4] == (
+        "- **Verdict**: no verdict: this run has no `gaze` arm on lift_pair."
+    )
+
+
+def test_the_primary_test_is_left_out_of_the_holm_family_of_the_secondary_comparisons():
+    from lerobot_policy_reconvla.experiments.evidence import PRESETS, paired_comparisons
+
+    seeds = list(range(6))
+    results = _primary_results([20, 30, 20, 30, 20, 30])  # action error, probe and success: p = 2 / 2^6 each
+
+    def rows(lines: list[str]) -> dict:
+        return {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:-1]] for line in lines[4:]}
+
+    everything = paired_comparisons(results, ["pi0", "gaze"], seeds, ["top"])
+    assert "3 tests (1 pairs of arms x 3 measures, less 0 rows" in everything[0]
+    assert rows(everything)["held-out action error"][3:5] == ["0.031", "0.094"]  # Holm: 3 x 0.031
+
+    secondary = paired_comparisons(results, ["pi0", "gaze"], seeds, ["top"], PRESETS["cpu"].primary)
+    assert (
+        "2 tests (1 pairs of arms x 3 measures, less 0 rows equal or not measured in every seed, and the "
+        "primary test (gaze - pi0 on success %), read alone above and not in this Holm family)"
+        in secondary[0]
+    )
+    assert rows(secondary)["success %"][0] == "primary, see above"
+    assert rows(secondary)["held-out action error"][3:5] == ["0.031", "0.062"]  # Holm: 2 x 0.031
+    assert rows(secondary)["probe top"][3:5] == ["0.031", "0.062"]
+
+
+def test_a_saved_run_renders_with_the_primary_block_first_and_without_the_primary_arms(tmp_path):
+    from dataclasses import replace
+
+    from lerobot_policy_reconvla.experiments.evidence import (
+        PRESETS,
+        paired_comparisons_of_saved_run,
+        saved_results,
+        write_report,
+    )
+
+    # The committed run (before the primary question existed) read back from its results JSON.
+    saved = REPO / "docs" / "evidence_files" / "lift_pair_results.json"
+    results, arms, seeds, cameras = saved_results(saved)
+    assert arms == ["pi0", "gaze", "whole"] and seeds == [0, 1, 2, 3, 4]
+
+    def report(results: dict, preset) -> list[str]:
+        out = tmp_path / "evidence.md"
+        write_report(
+            out,
+            tmp_path / "evidence_files",
+            "cmd",
+            "cpu",
+            preset,
+            seeds,
+            {"lift_pair": (results, cameras)},
+            60,
+            "c",
+        )
+        return out.read_text().splitlines()
+
+    lines = report(results, PRESETS["cpu"])
+    top = lines.index("## Primary question")
+    block = lines[top + 2 : top + 7]
+    assert [line.split("**")[1] for line in block] == ["Question", "Difference", "p", "Detectable", "Verdict"]
+    assert lines[top + 7] == "" and lines.index("## Secondary measures") == top + 8
+    assert (
+        top + 8
+        < lines.index("### lift_pair")
+        < next(i for i, line in enumerate(lines) if line.startswith("| arm |"))
+    )
+    assert lines[top - 1] == "" and lines[top - 2].startswith("- success, wrong object and retargets")
+    # gaze 18 % against pi0 16 %: +2 points, p = 1 (the committed report's pi0 - gaze row), and 5 seeds.
+    assert block[1].startswith("- **Difference** (gaze - pi0, mean over 5 paired seeds): +2.0 points")
+    assert block[2].startswith("- **p** = 1.000")
+    assert block[4].startswith("- **Verdict**: inconclusive: with 5 seeds the exact test cannot go below")
+    # The committed report's family had 24 tests; the primary's row leaves it.
+    assert paired_comparisons_of_saved_run(saved).startswith(
+        "Paired comparisons over 5 seeds (A - B): 24 tests"
+    )
+    assert any(line.startswith("Paired comparisons over 5 seeds (A - B): 23 tests") for line in lines)
+    assert "| pi0 - gaze | success % | primary, see above | - | - | - | - | - |" in lines
+
+    # A run without the gaze arm: the block says so, the secondary measures are all there.
+    no_gaze = {key: row for key, row in results.items() if key[0] != "gaze"}
+    lines = report(no_gaze, replace(PRESETS["cpu"], arms=["pi0", "whole"]))
+    assert "- **Verdict**: no verdict: this run has no `gaze` arm on lift_pair." in lines
+    assert any(line.startswith("| ReconVLA, whole image (no boxes) |") for line in lines)
+    assert any(line.startswith("Paired comparisons over 5 seeds (A - B): 8 tests") for line in lines)
+    assert not any("primary, see above" in line for line in lines)

@@ -21,7 +21,9 @@ every arm), a grounding probe (ridge regression from each camera's visual hidden
 head reads, to the gaze box's centre; the untrained backbone is the floor), success rate with
 `lerobot-eval` in `aloha_multicam` (tasks naming a cube: every scene under every instruction, and the
 retarget rate, gated against chance), the loss curves and the last checkpoint's reconstructions.
-The report (markdown + PNGs) states the command, the commit and the machine.
+The report (markdown + PNGs) states the command, the commit and the machine, leads with the preset's one
+pre-registered primary question (`Preset.primary`: gaze against pi0 on lift_pair success) and its verdict, and
+lists everything else as secondary.
 """
 
 import copy
@@ -67,9 +69,23 @@ MODULE = "lerobot_policy_reconvla.experiments.evidence"
 EVIDENCE_TASKS = ("lift_pair", "lift_named", "transfer_cube", "insertion")
 FIXED_NOISE_SEED = 1234  # the action-error noise draws, identical for every arm and seed
 EVAL_START_SEED = 100_000  # lerobot-eval's first env seed: the same initial states for every arm
+PRIMARY_ROW = "primary, see above"  # the primary test's row in the paired comparisons: not in the Holm family
 HELDOUT_FIRST_SEED = (
     10_000  # held-out episodes and scenes: far above any seed the training set may have tried
 )
+
+
+@dataclass(frozen=True)
+class Primary:
+    """The one pre-registered question a report leads with: on `task`, does `arms[0]` differ from `arms[1]` in
+    `measure` (a column of the results table) by at least `smallest_difference` (points, for a % measure)?
+    Fixed in the preset before a run, so the headline cannot be picked after the results are seen; every other
+    comparison is secondary. Not a flag of the command for the same reason."""
+
+    task: str = "lift_pair"
+    measure: str = "success %"
+    arms: tuple[str, str] = ("gaze", "pi0")  # (the reconstruction arm, pi0): the difference is A - B
+    smallest_difference: float = 15.0
 
 
 @dataclass
@@ -105,6 +121,7 @@ class Preset:
     )
     jobs: int = 1  # (arm, seed) runs trained and evaluated at once, each with cores // jobs CPU threads
     base: str = "pi0"  # the base every arm trains (pi0: reconvla_tiny, pi05: reconvla_pi05_tiny)
+    primary: Primary = field(default_factory=Primary)  # the report's one primary question
 
 
 PRESETS = {
@@ -125,6 +142,9 @@ PRESETS = {
         n_action_steps=10,
         recon_image_size=24,
         jobs=2,
+        primary=Primary(
+            task="lift_pair", measure="success %", arms=("gaze", "pi0"), smallest_difference=15.0
+        ),
     ),
     # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once,
     # twice the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a
@@ -145,6 +165,9 @@ PRESETS = {
         n_action_steps=10,
         recon_image_size=24,
         jobs=15,
+        primary=Primary(
+            task="lift_pair", measure="success %", arms=("gaze", "pi0"), smallest_difference=15.0
+        ),
     ),
 }
 
@@ -587,12 +610,18 @@ def floor_values(name: str, rows: list[dict], cubes: int | None = None) -> str:
     return "-"
 
 
-def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras: list[str]) -> list[str]:
+def paired_comparisons(
+    results: dict, arms: list[str], seeds: list[int], cameras: list[str], primary: Primary | None = None
+) -> list[str]:
     """Markdown: every pair of arms on every measure, seeds paired: the mean difference, the exact sign-flip
     permutation p and its Holm-adjusted value over every test of the table (the family), the t threshold and
     minimum detectable effect at 80 % power, and in how many seeds the first arm was lower. Every pair and
     measure is listed, whichever way it goes; rows equal in every seed, or not measured in every seed, are
-    listed but are not tests."""
+    listed but are not tests.
+
+    `primary`: the pre-registered question when `results` are its task's. Its (pair, measure) row is listed as
+    "primary, see above" and left out of the Holm family: it is the one test read alone (`primary_summary`),
+    and counting it in the family too would read it twice."""
     if len(seeds) < 2:
         return ["One seed: no spread, so no difference between arms is resolved by this run."]
     pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
@@ -601,7 +630,9 @@ def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras
     for a, b in pairs:
         for name, value, _ in compared:
             first, second = [value(results[(a, s)]) for s in seeds], [value(results[(b, s)]) for s in seeds]
-            if any(math.isnan(v) for v in first + second):  # first: a NaN is `==` to itself in a list
+            if primary is not None and {a, b} == set(primary.arms) and name == primary.measure:
+                rows.append((f"{a} - {b}", name, PRIMARY_ROW))
+            elif any(math.isnan(v) for v in first + second):  # first: a NaN is `==` to itself in a list
                 rows.append((f"{a} - {b}", name, "n/a (not measured in every seed)"))
             elif first == second:
                 rows.append((f"{a} - {b}", name, "0 (equal in every seed)"))
@@ -610,10 +641,17 @@ def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras
     tests = [c for _, _, c in rows if isinstance(c, dict)]
     for comparison, adjusted in zip(tests, holm([c["p"] for c in tests]), strict=True):
         comparison["p_holm"] = adjusted
+    excluded = sum(c == PRIMARY_ROW for _, _, c in rows)
+    primary_note = (
+        f", and the primary test ({' - '.join(primary.arms)} on {primary.measure}), read alone above and not "
+        "in this Holm family"
+        if excluded
+        else ""
+    )
     lines = [
         f"Paired comparisons over {len(seeds)} seeds (A - B): {len(tests)} tests ({len(pairs)} pairs of arms "
-        f"x {len(compared)} measures, less {len(rows) - len(tests)} rows equal or not measured in every "
-        "seed). "
+        f"x {len(compared)} measures, less {len(rows) - len(tests) - excluded} rows equal or not measured in "
+        f"every seed{primary_note}). "
         "p: exact two-sided sign-flip permutation test of the mean difference; Holm p: adjusted over these "
         f"{len(tests)} tests, and a difference counts only where it is below 0.05. With {len(seeds)} seeds "
         f"no p can be below {2 / 2 ** len(seeds):.4f}. Threshold and MDE: the t approximation of the "
@@ -631,6 +669,112 @@ def paired_comparisons(results: dict, arms: list[str], seeds: list[int], cameras
             f"{c['p']:.3f} | {c['p_holm']:.3f} | {c['lower_in']} of {c['n']} |"
         )
     return lines
+
+
+def primary_values(
+    results: dict, primary: Primary, seeds: list[int]
+) -> tuple[list[float], list[float], int] | str:
+    """The primary measure of both primary arms per seed, and the measure's digits; or why there are none."""
+    missing = [arm for arm in primary.arms if any((arm, s) not in results for s in seeds)]
+    if missing:
+        return f"this run has no `{'`, `'.join(missing)}` arm on {primary.task}"
+    row = results[(primary.arms[0], seeds[0])]
+    found = {name: (value, digits) for name, value, digits in measures(row, result_cameras(row))}
+    if primary.measure not in found:
+        return f"this run did not measure {primary.measure}"
+    value, digits = found[primary.measure]
+    first, second = ([value(results[(arm, s)]) for s in seeds] for arm in primary.arms)
+    return first, second, digits
+
+
+def primary_verdict(comparison: dict, primary: Primary, digits: int, unit: str) -> str:
+    """The primary question's answer in plain words, by a rule fixed before the run:
+
+    1. p < 0.05 (exact, not adjusted: it is the one primary test): the head raised or lowered the measure;
+    2. with n seeds the exact test cannot go below 2 / 2^n: where that is 0.05 or more (5 seeds or fewer)
+       nothing can be resolved, however small the t approximation's MDE, so it is inconclusive;
+    3. the arms equal in every seed: no spread, so no detectable effect can be sized;
+    4. MDE <= the smallest difference of interest: no difference resolved, and one that large would have been;
+    5. otherwise inconclusive: the run could detect only differences larger than the one asked about.
+    """
+    what, n = primary.measure.removesuffix(" %"), comparison["n"]
+    mean, mde, p = comparison["mean"], comparison["mde"], comparison["p"]
+    if p < 0.05:
+        direction = "raised" if mean > 0 else "lowered"
+        return f"the head {direction} {what} by {abs(mean):.{digits}f}{unit} (p = {p:.3f})"
+    floor = 2 / 2**n
+    if floor >= 0.05:
+        return (
+            f"inconclusive: with {n} seeds the exact test cannot go below p = {floor:.3f}, so this run could "
+            f"detect no difference of any size, {primary.smallest_difference:g}{unit} included"
+        )
+    if comparison["lower_in"] == 0 and mean == 0:  # no difference below 0 and none above: all are 0
+        return (
+            "no difference resolved: the arms scored the same in every seed, and with no spread this run "
+            "cannot size the difference it could have detected"
+        )
+    if mde <= primary.smallest_difference:
+        return f"no difference resolved; this run could have detected {mde:.{digits}f}{unit} or more"
+    return (
+        f"inconclusive: this run could detect only {mde:.{digits}f}{unit} or more, above the "
+        f"{primary.smallest_difference:g}{unit} asked"
+    )
+
+
+def primary_summary(results: dict, preset: Preset, seeds: list[int]) -> list[str]:
+    """Markdown, five lines: the preset's pre-registered primary question, the paired difference with its 95 %
+    t interval, the exact sign-flip p (not Holm-adjusted: the one primary test), the minimum detectable effect
+    at 80 % power for this many seeds, and the verdict (`primary_verdict`'s rule).
+
+    `results`: {(arm, seed): row} of the primary's task, empty where this run did not run that task (every
+    line then says so: a report of other tasks or arms still renders)."""
+    primary = preset.primary
+    a, b = primary.arms
+    unit = " points" if primary.measure.endswith(" %") else ""  # a % measure differs in percentage points
+    question = (
+        f"- **Question** (pre-registered in the preset, before the run): on {primary.task}, does the "
+        f"reconstruction head change {primary.measure}, `{a}` ({ARMS.get(a, a)}) against `{b}` "
+        f"({ARMS.get(b, b)}), by {primary.smallest_difference:g}{unit} or more either way?"
+    )
+    values = primary_values(results, primary, seeds) if results else f"this run did not run {primary.task}"
+    if isinstance(values, str):
+        return [
+            question,
+            f"- **Difference** ({a} - {b}): n/a ({values})",
+            "- **p**: n/a",
+            "- **Detectable**: n/a",
+            f"- **Verdict**: no verdict: {values}.",
+        ]
+    first, second, digits = values
+    if any(math.isnan(v) for v in first + second):
+        return [
+            question,
+            f"- **Difference** ({a} - {b}): n/a (not measured in every seed)",
+            "- **p**: n/a",
+            "- **Detectable**: n/a",
+            f"- **Verdict**: no verdict: {primary.measure} was not measured in every seed.",
+        ]
+    if len(seeds) < 2:
+        return [
+            question,
+            f"- **Difference** ({a} - {b}): {first[0] - second[0]:+.{digits}f}{unit} in the one seed",
+            "- **p**: n/a (one seed: no spread to test against)",
+            "- **Detectable**: n/a (one seed)",
+            "- **Verdict**: no verdict: one seed, so there is no spread and no difference can be resolved.",
+        ]
+    c = paired_comparison(first, second)
+    # The t approximation's threshold is the half-width of the 95 % t interval of the mean difference.
+    low, high = c["mean"] - c["threshold"], c["mean"] + c["threshold"]
+    return [
+        question,
+        f"- **Difference** ({a} - {b}, mean over {c['n']} paired seeds): {c['mean']:+.{digits}f}{unit}, "
+        f"95 % t interval [{low:+.{digits}f}, {high:+.{digits}f}]; {a} lower in {c['lower_in']} of {c['n']}",
+        f"- **p** = {c['p']:.3f}: exact two-sided sign-flip permutation test of the paired differences, the "
+        "one primary test, so not Holm-adjusted",
+        f"- **Detectable**: {c['mde']:.{digits}f}{unit} at 80 % power with {c['n']} seeds (t approximation); "
+        f"the exact test's smallest p with {c['n']} seeds is {2 / 2 ** c['n']:.3f}",
+        f"- **Verdict**: {primary_verdict(c, primary, digits, unit)}.",
+    ]
 
 
 def balanced_cubes(results: dict, arms: list[str], seeds: list[int]) -> int | None:
@@ -703,14 +847,20 @@ def results_table(results: dict, arms: list[str], seeds: list[int], cameras: lis
     return lines
 
 
-def paired_comparisons_of_saved_run(results_json: Path) -> str:
-    """The paired comparisons of a run's saved `<task>_results.json` (what the report of that run shows)."""
+def saved_results(results_json: Path) -> tuple[dict, list[str], list[int], list[str]]:
+    """A run's saved `<task>_results.json` read back: ({(arm, seed): row}, arms, seeds, cameras)."""
     saved = json.loads(Path(results_json).read_text())["results"]
     results = {(row["arm"], row["seed"]): row for row in saved}
     arms = [arm for arm in ARMS if any(key[0] == arm for key in results)]
     seeds = sorted({seed for arm, seed in results if arm in arms})
     cameras = list(result_cameras(next(row for row in saved if row["arm"] in arms)))
-    return "\n".join(paired_comparisons(results, arms, seeds, cameras))
+    return results, arms, seeds, cameras
+
+
+def paired_comparisons_of_saved_run(results_json: Path) -> str:
+    """The paired comparisons of a run's saved `<task>_results.json` (what the report of that run shows: the
+    committed one predates the primary question, so its Holm family has every test)."""
+    return "\n".join(paired_comparisons(*saved_results(results_json)))
 
 
 def write_report(
@@ -754,14 +904,24 @@ def write_report(
         )
         + " per arm and seed, the same placements for every arm. Mean ± standard deviation over seeds.",
         "",
+        "## Primary question",
+        "",
+        *primary_summary(per_task.get(preset.primary.task, ({}, []))[0], preset, seeds),
+        "",
+        "## Secondary measures",
+        "",
+        "Everything below is secondary: each task's paired comparisons are Holm-corrected over their own "
+        "family, which leaves the primary test out.",
+        "",
     ]
     for task, (results, cameras) in per_task.items():
+        primary = preset.primary if task == preset.primary.task else None
         lines += [
-            f"## {task}",
+            f"### {task}",
             "",
             *results_table(results, preset.arms, seeds, cameras),
             "",
-            *paired_comparisons(results, preset.arms, seeds, cameras),
+            *paired_comparisons(results, preset.arms, seeds, cameras, primary),
             "",
         ]
         gate = retarget_gate(results, preset.arms, seeds)
