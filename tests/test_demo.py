@@ -13,6 +13,7 @@ from lerobot_policy_reconvla.tools.demo import (
     paired_floor,
     parse_losses,
     prepare_output_dir,
+    preset_policy_fields,
     run_demo,
 )
 from tests.fixtures.cli import run_cli
@@ -100,7 +101,7 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     assert Image.open(out / "success_curve.png").width > 0
     assert summary["losses_first"][0] == 1 and summary["losses_last"][0] == 4
     assert (out / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
-    assert len(summary["reconstructions"]) == 3
+    assert summary["recon_weight"] == 0.5 and len(summary["reconstructions"]) == 3  # the preset's weight
     for path in summary["reconstructions"]:
         assert Image.open(path).height == 256 + 18
     assert "ReconVLA demo" in output and "success curve" in output
@@ -169,10 +170,23 @@ def test_demo_trains_the_chosen_base_from_its_tiny_preset(tmp_path):
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("base", ["pi0", "pi05"])
+def test_demo_trains_the_base_alone_when_the_head_has_no_loss(base):
+    preset_weight = preset_policy_fields(base)["recon_weight"]
+    with_head = DemoConfig(base=base)
+    assert preset_weight > 0 and with_head.trains_head
+    assert with_head.training_policy_config().recon_weight == preset_weight  # the preset's unless set
+    ablation = DemoConfig(base=base, recon_weight=0.0)
+    assert ablation.training_policy_overrides()["recon_weight"] == 0.0  # passed to lerobot-train
+    assert ablation.training_policy_config().recon_weight == 0.0 and not ablation.trains_head
+
+
 def test_demo_refuses_a_policy_setting_that_cannot_train_before_any_work(tmp_path):
     out = tmp_path / "demo"
     with pytest.raises(UsageError, match=r"--image_resolution=10,.*cannot train: .*image_resolution"):
         run_demo(DemoConfig(output_dir=out, image_resolution=10))
-    with pytest.raises(UsageError, match=r"--image_shift_pixels=-1\) .*cannot train: .*image_shift_pixels"):
+    with pytest.raises(UsageError, match=r"--image_shift_pixels=-1, .*cannot train: .*image_shift_pixels"):
         run_demo(DemoConfig(output_dir=out, image_shift_pixels=-1))
+    with pytest.raises(UsageError, match=r"--recon_weight=-1.0\) .*cannot train: .*recon_weight"):
+        run_demo(DemoConfig(output_dir=out, recon_weight=-1.0))
     assert not out.exists()  # nothing generated, not even the output directory

@@ -106,6 +106,9 @@ class DemoConfig:
     # Training only: random shift of each camera by up to this many pixels, its gaze box moved along
     # (--policy.image_shift_pixels; 0: off).
     image_shift_pixels: int = 0
+    # Weight of the reconstruction loss (--policy.recon_weight; default: the preset's). 0 trains the same
+    # policy with the head's loss off, i.e. the base alone: the head's ablation, paired by --seed.
+    recon_weight: float | None = None
     # lerobot-train's seed (model initialisation, batch order).
     seed: int = 1000
     # Dataset directory of the demonstrations (default: <output_dir>/data); runs that differ only in
@@ -145,7 +148,14 @@ class DemoConfig:
             "n_action_steps": self.n_action_steps,
             "scheduler_decay_steps": self.steps,  # the learning rate anneals by the last step
             "image_shift_pixels": self.image_shift_pixels,
+            **({} if self.recon_weight is None else {"recon_weight": self.recon_weight}),
         }
+
+    @property
+    def trains_head(self) -> bool:
+        """Whether the reconstruction head gets a loss (with none it stays at its initialisation, and the demo
+        draws no reconstructions)."""
+        return self.training_policy_config().recon_weight > 0
 
     def training_policy_config(self, flag_prefix: str = "--"):
         """The policy config lerobot-train will build (ReconVLAConfig, or ReconVLAPi05Config for pi05); raises
@@ -160,7 +170,8 @@ class DemoConfig:
             raise UsageError(
                 f"the demo's flags (e.g. {flag_prefix}image_resolution={self.image_resolution}, "
                 f"{flag_prefix}n_action_steps={self.n_action_steps}, {flag_prefix}image_shift_pixels="
-                f"{self.image_shift_pixels}) give a policy that cannot train: {error}"
+                f"{self.image_shift_pixels}, {flag_prefix}recon_weight={self.recon_weight}) give a policy "
+                f"that cannot train: {error}"
             ) from None
 
 
@@ -464,29 +475,31 @@ def run_demo(cfg: DemoConfig) -> dict:
     curve_png = out / "success_curve.png"
     plot_success_curve(curve, cfg.task, curve_png, floor["blind_floor_pc"] if floor else None)
 
-    # 4. Reconstructions of the trained head.
+    # 4. Reconstructions of the trained head (none when it had no loss: they would show its initialisation).
     checkpoint = checkpoints[cfg.steps]
-    run_stage(
-        "reconstructions",
-        [
-            sys.executable,
-            "-m",
-            "lerobot_policy_reconvla.tools.visualize",
-            f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={repo_id}",
-            f"--dataset.root={data_root}",
-            f"--frame_index={episode_length // 2}",
-            f"--output_dir={out / 'reconstructions'}",
-        ],
-        out / "reconstructions.log",
-        timings,
-    )
-    pictures = sorted((out / "reconstructions").glob("*.png"))
+    if cfg.trains_head:
+        run_stage(
+            "reconstructions",
+            [
+                sys.executable,
+                "-m",
+                "lerobot_policy_reconvla.tools.visualize",
+                f"--policy.path={checkpoint}",
+                f"--dataset.repo_id={repo_id}",
+                f"--dataset.root={data_root}",
+                f"--frame_index={episode_length // 2}",
+                f"--output_dir={out / 'reconstructions'}",
+            ],
+            out / "reconstructions.log",
+            timings,
+        )
+    pictures = sorted((out / "reconstructions").glob("*.png")) if cfg.trains_head else []
 
     # 5. Summary.
     summary = {
         "task": cfg.task,
         "base": cfg.base,
+        "recon_weight": cfg.training_policy_config().recon_weight,
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
@@ -530,6 +543,10 @@ def run_demo(cfg: DemoConfig) -> dict:
         print(f"eval video       {video}")
     for picture in pictures:
         print(f"reconstruction   {picture}")
+    if not cfg.trains_head:
+        print(
+            "reconstruction   none: --recon_weight=0 trains the base alone, the head keeps its initialisation"
+        )
     if losses:
         (s0, l0, a0, r0), (s1, l1, a1, r1) = losses[0], losses[-1]
         print(f"loss             step {s0}: {l0:.3f} (action {a0:.3f}, recon {r0:.3f})")
