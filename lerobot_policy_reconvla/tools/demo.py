@@ -477,7 +477,9 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     # 4. Reconstructions of the trained head (none when it had no loss: they would show its initialisation).
     checkpoint = checkpoints[cfg.steps]
-    if cfg.trains_head:
+    trains_head = cfg.trains_head
+    pictures: list[Path] = []
+    if trains_head:
         run_stage(
             "reconstructions",
             [
@@ -493,13 +495,13 @@ def run_demo(cfg: DemoConfig) -> dict:
             out / "reconstructions.log",
             timings,
         )
-    pictures = sorted((out / "reconstructions").glob("*.png")) if cfg.trains_head else []
+        pictures = sorted((out / "reconstructions").glob("*.png"))
 
     # 5. Summary.
     summary = {
         "task": cfg.task,
         "base": cfg.base,
-        "recon_weight": cfg.training_policy_config().recon_weight,
+        "recon_weight": cfg.training_policy_config().recon_weight,  # the preset's unless --recon_weight
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
@@ -543,7 +545,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         print(f"eval video       {video}")
     for picture in pictures:
         print(f"reconstruction   {picture}")
-    if not cfg.trains_head:
+    if not trains_head:
         print(
             "reconstruction   none: --recon_weight=0 trains the base alone, the head keeps its initialisation"
         )
