@@ -105,6 +105,7 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     for path in summary["reconstructions"]:
         assert Image.open(path).height == 256 + 18
     assert "ReconVLA demo" in output and "success curve" in output
+    assert summary["held_without_success"] is None  # 30 steps cannot reach the cube: no hold to split
     assert (out / MARKER).is_file()
 
 
@@ -143,6 +144,34 @@ def test_paired_floor_also_pairs_the_cube_held_off_the_table():
     assert held["policy"] == 5 and held["blind"] == sum(blind_held)
     assert held["both"] == sum(blind_held[:5]) and held["blind_only"] == sum(blind_held[5:])
     assert held["policy_only"] == 5 - held["both"]
+
+
+def test_unfinished_lifts_split_a_cube_let_go_from_one_held_to_the_end():
+    from lerobot_policy_reconvla.tools.demo import unfinished_lifts
+
+    def episode(success, max_reward, last_reward, held_steps, rise):
+        return {
+            "success": success,
+            "max_reward": max_reward,
+            "last_reward": last_reward,
+            "held_steps": held_steps,
+            "max_held_height_cm": rise,
+        }
+
+    outcomes = [
+        episode(True, 3.0, 3.0, 30, 5.0),  # a success: not counted
+        episode(False, 2.0, 2.0, 40, 0.5),  # held to the end, barely raised
+        episode(False, 2.0, 1.0, 3, 0.0),  # a momentary hold, then touching only
+        episode(False, 2.0, 0.0, 12, 3.1),  # raised 3 cm, then dropped
+        episode(False, 1.0, 1.0, 0, 0.0),  # touched, never held: not counted
+    ]
+    split = unfinished_lifts(outcomes)
+    assert split["episodes"] == 3 and split["let_go"] == 2 and split["held_to_end"] == 1
+    assert split["highest_rise_cm"] == {"min": 0.0, "median": 0.5, "max": 3.1}
+    assert split["held_steps"] == {"min": 3, "median": 12, "max": 40}
+    # An outcome log written before these fields, or one without an unfinished hold, gives no split.
+    assert unfinished_lifts([{"success": False, "max_reward": 2.0}]) is None
+    assert unfinished_lifts(outcomes[:1] + outcomes[4:]) is None
 
 
 @pytest.mark.parametrize(("resolution", "crop"), [(56, 16), (84, 24), (112, 32), (140, 40), (224, 32)])

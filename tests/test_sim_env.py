@@ -265,18 +265,56 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
         "target": episode.scene.target,
         "success": True,
         "max_reward": 3.0,  # the success reward of a lift
+        "last_reward": 3.0,  # the episode ends on success
         "steps": first["steps"],
         "first_lifted": episode.scene.target,
+        "held_steps": first["held_steps"],
+        "max_held_height_cm": first["max_held_height_cm"],
     }
     assert first["steps"] < 150 and terminated
+    assert 0 < first["held_steps"] < first["steps"] and first["max_held_height_cm"] >= 5.0  # LIFT_HEIGHT
     assert (
         second["seed"] == 3
         and second["scene_seed"] == 3
         and not second["success"]
         and second["max_reward"] == 0.0  # the gripper never reached a cube
+        and second["last_reward"] == 0.0
+        and second["held_steps"] == 0
+        and second["max_held_height_cm"] == 0.0
         and second["first_lifted"] == ""
         and second["steps"] == 150
     )
+
+
+def test_outcome_log_tells_a_cube_that_slipped_from_one_never_raised(tmp_path):
+    """The scripted lift, with the gripper opened once the held cube has risen 2 cm: the log shows a hold
+    that ended (last reward below held) and a rise short of a success's 5 cm."""
+    from lerobot_policy_reconvla.sim.scripted import scripted_episode
+    from lerobot_policy_reconvla.sim.tasks import LIFT_HELD_REWARD, cube_height
+
+    log = tmp_path / "outcomes.jsonl"
+    env = AlohaMultiCamEnv(
+        task="lift", cameras=["top"], image_size=(8, 8), gaze_boxes=False, outcome_log=str(log)
+    )
+    actions = np.asarray(scripted_episode("lift", 2).actions)  # (steps, 14); index 13: the right gripper
+    open_gripper = actions[:, 13].max()  # the script opens fully before the grasp
+    env.reset(seed=2)
+    held = let_go = False
+    for step in range(env.episode_length):
+        # The cube starts 3 cm up and drops into place: only a rise after a hold counts.
+        let_go |= held and cube_height(env.physics, "red") >= 0.02
+        action = actions[min(step, len(actions) - 1)].copy()
+        if let_go:
+            action[13] = open_gripper
+        _, reward, terminated, truncated, _ = env.step(action)
+        held |= reward >= LIFT_HELD_REWARD
+        if terminated or truncated:
+            break
+    (outcome,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert let_go and not outcome["success"] and outcome["steps"] == env.episode_length
+    assert outcome["max_reward"] == LIFT_HELD_REWARD and outcome["last_reward"] < LIFT_HELD_REWARD
+    assert 0 < outcome["held_steps"] < 40
+    assert 2.0 <= outcome["max_held_height_cm"] < 5.0
 
 
 def test_name_every_cube_runs_each_scene_under_every_instruction_and_logs_the_scene(tmp_path):

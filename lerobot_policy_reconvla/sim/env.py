@@ -35,7 +35,9 @@ from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_
 from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from .render import MultiCameraRenderer
 from .tasks import (
+    LIFT_HELD_REWARD,
     Scene,
+    cube_height,
     every_cube_scene_seed,
     lifted_cubes,
     make_task_environment,
@@ -122,6 +124,10 @@ class AlohaMultiCamEnv(gym.Env):
         self._step = 0
         self._first_lifted = ""
         self._max_reward = 0.0
+        # Lift tasks: steps with the named cube held off the table, and its highest rise while held (m).
+        # They tell a cube that slipped from one held and never raised the 5 cm of a success.
+        self._held_steps = 0
+        self._max_held_height = 0.0
 
         h, w = self.image_size
         self.observation_space = spaces.Dict(
@@ -201,6 +207,8 @@ class AlohaMultiCamEnv(gym.Env):
         self._first_lifted = ""
         self._succeeded = False
         self._max_reward = 0.0
+        self._held_steps = 0
+        self._max_held_height = 0.0
         self._last_images = None
         ts = self._env.reset()
         return self._observation(ts.observation), self._info(False)
@@ -214,16 +222,19 @@ class AlohaMultiCamEnv(gym.Env):
         self._step += 1
         reward = float(ts.reward)
         self._max_reward = max(self._max_reward, reward)
+        if self.task.startswith("lift") and reward >= LIFT_HELD_REWARD:
+            self._held_steps += 1
+            self._max_held_height = max(self._max_held_height, cube_height(self.physics, self.scene.target))
         is_success = reward == self._env.task.max_reward
         terminated = is_success  # like gym-aloha: the episode ends on success
         truncated = self._step >= self.episode_length
         info = self._info(is_success)
         if (terminated or truncated) and self.outcome_log and not self._succeeded:
-            self._log_outcome(is_success, info)
+            self._log_outcome(is_success, reward, info)
         self._succeeded |= is_success
         return self._observation(ts.observation), reward, terminated, truncated, info
 
-    def _log_outcome(self, success: bool, info: dict) -> None:
+    def _log_outcome(self, success: bool, last_reward: float, info: dict) -> None:
         record = {
             "seed": self._episode_seed,
             "scene_seed": self._scene_seed,  # with target (the named cube): groups episodes by scene
@@ -231,9 +242,13 @@ class AlohaMultiCamEnv(gym.Env):
             "target": self.scene.target,
             "success": bool(success),
             "max_reward": self._max_reward,
+            "last_reward": last_reward,
             "steps": self._step,
             "first_lifted": info.get("first_lifted"),
         }
+        if self.task.startswith("lift"):
+            record["held_steps"] = self._held_steps
+            record["max_held_height_cm"] = round(100 * self._max_held_height, 2)
         with open(self.outcome_log, "a") as log:
             log.write(json.dumps(record) + "\n")
 

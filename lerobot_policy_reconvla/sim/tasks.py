@@ -269,12 +269,16 @@ class _LiftMixin:
         cube = CUBE_GEOMS[self.target]
         held = any((cube, finger) in contacts for finger in RIGHT_FINGERS)
         on_table = (cube, "table") in contacts
-        height = physics.named.data.xpos[CUBE_BODIES[self.target]][2] - CUBE_REST_Z
-        if held and not on_table and height >= LIFT_HEIGHT:
+        if held and not on_table and cube_height(physics, self.target) >= LIFT_HEIGHT:
             return LIFT_SUCCESS_REWARD
         if held and not on_table:
             return LIFT_HELD_REWARD
         return 1 if held else 0
+
+
+def cube_height(physics, colour: str) -> float:
+    """Height (m) of the `colour` cube's centre above its resting height on the table."""
+    return float(physics.named.data.xpos[CUBE_BODIES[colour]][2]) - CUBE_REST_Z
 
 
 def lifted_cubes(physics, colours=CUBE_COLOURS) -> list[str]:

@@ -25,6 +25,7 @@ it, adding episodes only if more are asked for) and replaces only the outputs of
 import json
 import re
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -328,6 +329,36 @@ def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = N
     return floor
 
 
+def unfinished_lifts(outcomes: list[dict]) -> dict | None:
+    """The episodes that held the cube off the table without a success, split by how they ended: ``let_go``
+    (the last step no longer held it: it slipped or was dropped) and ``held_to_end`` (still held when the
+    episode ran out: not raised the 5 cm of a success), with the highest rise while held (cm) and the
+    steps held, each as min / median / max. None where the outcome log predates these fields or no such
+    episode exists."""
+    from ..sim.tasks import LIFT_HELD_REWARD
+
+    unfinished = [
+        episode
+        for episode in outcomes
+        if "held_steps" in episode and not episode["success"] and episode["max_reward"] >= LIFT_HELD_REWARD
+    ]
+    if not unfinished:
+        return None
+
+    def spread(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {"min": ordered[0], "median": statistics.median(ordered), "max": ordered[-1]}
+
+    let_go = sum(episode["last_reward"] < LIFT_HELD_REWARD for episode in unfinished)
+    return {
+        "episodes": len(unfinished),
+        "let_go": let_go,
+        "held_to_end": len(unfinished) - let_go,
+        "highest_rise_cm": spread([episode["max_held_height_cm"] for episode in unfinished]),
+        "held_steps": spread([episode["held_steps"] for episode in unfinished]),
+    }
+
+
 def plot_success_curve(
     curve: list[tuple[int, float, int]], task: str, path: Path, floor_pc: float | None = None
 ) -> None:
@@ -511,6 +542,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "success_curve": [{"step": step, "success_pc": pc, "episodes": n} for step, pc, n in curve],
         "success_curve_png": str(curve_png),
         "wrong_object_pc": wrong_object_pc(cfg.task, outcomes),
+        "held_without_success": unfinished_lifts(outcomes),
         "eval_videos": [str(v) for v in videos],
         "losses_first": losses[0] if losses else None,
         "losses_last": losses[-1] if losses else None,
@@ -534,6 +566,14 @@ def run_demo(cfg: DemoConfig) -> dict:
                 f"by the blind floor in {held['blind']}; paired: policy only {held['policy_only']}, "
                 f"blind only {held['blind_only']}, both {held['both']}"
             )
+    unfinished = summary["held_without_success"]
+    if unfinished is not None:
+        rise = unfinished["highest_rise_cm"]
+        print(
+            f"held, not lifted {unfinished['episodes']} episodes: {unfinished['let_go']} let the cube go, "
+            f"{unfinished['held_to_end']} still held it at the end; highest rise while held "
+            f"{rise['median']:.1f} cm median ({rise['min']:.1f}-{rise['max']:.1f}; a success is 5)"
+        )
     if summary["wrong_object_pc"] is not None:
         print(f"wrong object     {summary['wrong_object_pc']:.0f}% of episodes lifted another cube first")
     print(
