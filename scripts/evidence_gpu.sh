@@ -2,7 +2,8 @@
 # The evidence experiment's gpu preset in one run on one GPU machine that has torch, transformers, peft,
 # accelerate and einops but neither LeRobot, diffusers nor MuJoCo, and no network: installs gpu_wheels/ into a
 # folder of its own, then generates the data and trains and evaluates every arm and seed at once. Each run's
-# outcome is appended to <out stem>_files/lift_pair_runs.jsonl as it finishes; the report comes last.
+# outcome and grounding measures are appended to <out stem>_files/lift_pair_runs.jsonl as it finishes; the
+# report comes last.
 #   python scripts/fill_gpu_wheels.py        # here (about 58 MiB)
 #   bash scripts/evidence_gpu.sh             # there, from the repository's root; further flags go to the experiment
 set -euo pipefail

@@ -110,15 +110,23 @@ def test_the_gpu_script_runs_the_experiment_end_to_end_at_a_toy_size_on_the_cpu(
         "lift_pair_gaze_top.png",
     ]
 
-    # Each run was logged as it finished, with its outcome and time.
+    # Each run was logged as it finished, with its outcome, time and grounding measures; each seed's
+    # untrained floor with the seed's first finished run.
     runs = [json.loads(line) for line in (assets / "lift_pair_runs.jsonl").read_text().splitlines()]
     assert sorted((run["arm"], run["seed"]) for run in runs) == [
         ("gaze", 0),
         ("gaze", 1),
         ("pi0", 0),
         ("pi0", 1),
+        ("untrained", 0),
+        ("untrained", 1),
     ]
-    assert all(run["seconds"] > 0 and 0.0 <= run["success"] <= 100.0 for run in runs)
+    trained = [run for run in runs if run["arm"] != "untrained"]
+    assert all(run["seconds"] > 0 and 0.0 <= run["success"] <= 100.0 for run in trained)
+    assert all(run["grounding"]["swap"]["scenes"] == 2 for run in runs)
+    for seed in (0, 1):  # the floor comes right after the seed's first run, before any later run of it
+        arms = [run["arm"] for run in runs if run["seed"] == seed]
+        assert arms.index("untrained") == 1 and "untrained" not in arms[2:]
 
     saved = json.loads((assets / "lift_pair_results.json").read_text())
     rows = {row["arm"]: row for row in saved["results"]}

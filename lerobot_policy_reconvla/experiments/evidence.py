@@ -317,114 +317,135 @@ def evaluate_success(
     return outcome
 
 
-def offline_metrics(
-    task: str,
-    checkpoints: dict[tuple[str, int], Path],
-    train_root: Path,
-    heldout_root: Path,
-    preset: Preset,
-    recon_dir: Path,
-) -> dict:
-    """Action error and probes of every checkpoint, plus the untrained floor; reconstructions of seed 0.
+class OfflineMeasures:
+    """Action error and probes of one checkpoint at a time, on data and scenes loaded once, so each run is
+    measured as soon as it finishes; with a seed's first checkpoint, the untrained floor of that seed;
+    reconstructions of the first seed's head arms.
 
     Tasks naming a cube get the grounding measures (`grounding`): the action error on the approach only,
     the attention ratio and the instruction swap on held-out scenes, and the named-cube probe (pooled
     tokens) fitted on training scenes and scored on held-out ones, in place of the layout probe.
     """
-    from lerobot.datasets import LeRobotDataset
-    from lerobot.policies.factory import make_pre_post_processors
 
-    from ..loading import reconvla_policy_class
-    from ..sim.scripted import LIFT_APPROACH_STEPS
-    from ..tools.visualize import write_reconstructions
-    from . import grounding, metrics
+    def __init__(
+        self,
+        task: str,
+        train_root: Path,
+        heldout_root: Path,
+        preset: Preset,
+        recon_dir: Path,
+        first_seed: int,
+    ):
+        from lerobot.datasets import LeRobotDataset
 
-    named = task in NAMED_CUBE_TASKS
-    fps = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root).meta.fps
-    chunk = {"action": [i / fps for i in range(preset.chunk_size)]}
-    train_set = LeRobotDataset(f"local/{train_root.name}", root=train_root)
-    heldout = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root, delta_timestamps=chunk)
-    train_indices = metrics.evenly_spaced(len(train_set), preset.probe_frames)
-    heldout_pool = list(range(len(heldout)))
-    if named:  # the approach, where the cube is chosen; after it every chunk is the same lift
-        frame_index = heldout.hf_dataset["frame_index"]
-        heldout_pool = [i for i in heldout_pool if int(frame_index[i]) < LIFT_APPROACH_STEPS]
-    heldout_indices = [
-        heldout_pool[i] for i in metrics.evenly_spaced(len(heldout_pool), preset.heldout_frames)
-    ]
-    if named:
-        scene_args = dict(image_size=preset.image_size, chunk=preset.chunk_size, shadows=preset.shadows)
-        train_scenes = grounding.probe_scenes(task, range(preset.grounding_scenes), **scene_args)
-        heldout_scenes = grounding.probe_scenes(
-            task, range(HELDOUT_FIRST_SEED, HELDOUT_FIRST_SEED + preset.grounding_scenes), **scene_args
-        )
+        from ..sim.scripted import LIFT_APPROACH_STEPS
+        from . import grounding, metrics
 
-    def grounding_measures(policy, preprocessor, postprocessor) -> dict:
+        self.task, self.preset, self.recon_dir, self.first_seed = task, preset, recon_dir, first_seed
+        self.heldout_root = heldout_root
+        self.named = task in NAMED_CUBE_TASKS
+        fps = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root).meta.fps
+        chunk = {"action": [i / fps for i in range(preset.chunk_size)]}
+        self.train_set = LeRobotDataset(f"local/{train_root.name}", root=train_root)
+        self.heldout = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root, delta_timestamps=chunk)
+        self.train_indices = metrics.evenly_spaced(len(self.train_set), preset.probe_frames)
+        heldout_pool = list(range(len(self.heldout)))
+        if self.named:  # the approach, where the cube is chosen; after it every chunk is the same lift
+            frame_index = self.heldout.hf_dataset["frame_index"]
+            heldout_pool = [i for i in heldout_pool if int(frame_index[i]) < LIFT_APPROACH_STEPS]
+        self.heldout_indices = [
+            heldout_pool[i] for i in metrics.evenly_spaced(len(heldout_pool), preset.heldout_frames)
+        ]
+        if self.named:
+            scene_args = dict(image_size=preset.image_size, chunk=preset.chunk_size, shadows=preset.shadows)
+            self.train_scenes = grounding.probe_scenes(task, range(preset.grounding_scenes), **scene_args)
+            self.heldout_scenes = grounding.probe_scenes(
+                task, range(HELDOUT_FIRST_SEED, HELDOUT_FIRST_SEED + preset.grounding_scenes), **scene_args
+            )
+        self.floor_done: set[int] = set()  # seeds whose untrained floor is measured
+
+    def grounding_measures(self, policy, preprocessor, postprocessor) -> dict:
+        from . import grounding, metrics
+
         # The committed report's reading (the head's hidden states); "values" is what the action loss trains.
-        named_train = grounding.named_object_features(policy, preprocessor, train_scenes, source="hidden")
-        named_heldout = grounding.named_object_features(policy, preprocessor, heldout_scenes, source="hidden")
+        named_train = grounding.named_object_features(
+            policy, preprocessor, self.train_scenes, source="hidden"
+        )
+        named_heldout = grounding.named_object_features(
+            policy, preprocessor, self.heldout_scenes, source="hidden"
+        )
         return {
             "attention": grounding.attention_ratio(
-                policy, preprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
+                policy, preprocessor, self.heldout_scenes, noise_seed=FIXED_NOISE_SEED
             ),
             # What the ratio reads, on the same scenes, for attention on the named cube (its positive control)
-            "attention_control": grounding.attention_ratio_control(policy.config, heldout_scenes),
+            "attention_control": grounding.attention_ratio_control(policy.config, self.heldout_scenes),
             "swap": grounding.instruction_swap(
-                policy, preprocessor, postprocessor, heldout_scenes, noise_seed=FIXED_NOISE_SEED
+                policy, preprocessor, postprocessor, self.heldout_scenes, noise_seed=FIXED_NOISE_SEED
             ),
             "named_probe": metrics.probe_errors(named_train, named_heldout),
             "named_constant": metrics.constant_probe_errors(named_train[1], named_heldout[1]),
         }
 
-    results: dict = {}
-    floor_done: set[int] = set()
-    for (arm, seed), checkpoint in sorted(checkpoints.items()):
+    def measure(self, arm: str, seed: int, checkpoint: Path) -> dict[tuple[str, int], dict]:
+        """{(arm, seed): this checkpoint's measures}, with ("untrained", seed) at the seed's first call."""
+        from lerobot.datasets import LeRobotDataset
+        from lerobot.policies.factory import make_pre_post_processors
+
+        from ..loading import reconvla_policy_class
+        from ..tools.visualize import write_reconstructions
+        from . import metrics
+
+        preset = self.preset
         policy_class = reconvla_policy_class(checkpoint)  # the run's base: reconvla or reconvla_pi05
         policy = policy_class.from_pretrained(checkpoint)
         preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
         noise = torch.randn(
-            len(heldout_indices),
+            len(self.heldout_indices),
             preset.chunk_size,
             policy.config.max_action_dim,
             generator=torch.Generator().manual_seed(FIXED_NOISE_SEED),
         )
-        results[(arm, seed)] = {
+        row: dict = {
             "action_error": metrics.heldout_action_error(
-                policy, preprocessor, postprocessor, heldout, heldout_indices, noise
+                policy, preprocessor, postprocessor, self.heldout, self.heldout_indices, noise
             ),
         }
-        fresh_seed = seed not in floor_done
-        floor_done.add(seed)
-        if fresh_seed:  # the untrained backbone of this seed: the probes' floor
+        results = {(arm, seed): row}
+        fresh_seed = seed not in self.floor_done
+        self.floor_done.add(seed)
+        if fresh_seed:  # the untrained backbone of this seed (the same for every arm): the probes' floor
             torch.manual_seed(seed)
             untrained = policy_class(copy.deepcopy(policy.config))
-        if named:  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
-            results[(arm, seed)]["grounding"] = grounding_measures(policy, preprocessor, postprocessor)
+        if (
+            self.named
+        ):  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
+            row["grounding"] = self.grounding_measures(policy, preprocessor, postprocessor)
             if fresh_seed:
                 results[("untrained", seed)] = {
-                    "grounding": grounding_measures(untrained, preprocessor, postprocessor)
+                    "grounding": self.grounding_measures(untrained, preprocessor, postprocessor)
                 }
         else:
-            heldout_features = metrics.camera_features(policy, preprocessor, heldout, heldout_indices)
-            train_features = metrics.camera_features(policy, preprocessor, train_set, train_indices)
-            results[(arm, seed)]["probe"] = metrics.probe_errors(train_features, heldout_features)
+            train_set, heldout = self.train_set, self.heldout
+            heldout_features = metrics.camera_features(policy, preprocessor, heldout, self.heldout_indices)
+            train_features = metrics.camera_features(policy, preprocessor, train_set, self.train_indices)
+            row["probe"] = metrics.probe_errors(train_features, heldout_features)
             if fresh_seed:
                 results[("untrained", seed)] = {
                     "probe": metrics.probe_errors(
-                        metrics.camera_features(untrained, preprocessor, train_set, train_indices),
-                        metrics.camera_features(untrained, preprocessor, heldout, heldout_indices),
+                        metrics.camera_features(untrained, preprocessor, train_set, self.train_indices),
+                        metrics.camera_features(untrained, preprocessor, heldout, self.heldout_indices),
                     ),
                     "constant": metrics.constant_probe_errors(train_features[1], heldout_features[1]),
                 }
-        if arm != "pi0" and seed == min(s for _, s in checkpoints):
-            frames = LeRobotDataset(
-                f"local/{heldout_root.name}", root=heldout_root
-            )  # single frames, no chunk
-            frame = dict(preprocessor(frames[heldout_indices[len(heldout_indices) // 2]]))
+        if arm != "pi0" and seed == self.first_seed:
+            # single frames, no chunk
+            frames = LeRobotDataset(f"local/{self.heldout_root.name}", root=self.heldout_root)
+            frame = dict(preprocessor(frames[self.heldout_indices[len(self.heldout_indices) // 2]]))
             if arm == "whole":  # this arm never saw a box: its target is the whole image
                 frame = {k: v for k, v in frame.items() if not is_gaze_box_key(k)}
-            write_reconstructions(policy, frame, recon_dir, prefix=f"{arm}_")
-    return results
+            write_reconstructions(policy, frame, self.recon_dir, prefix=f"{arm}_")
+        return results
 
 
 def train_and_evaluate(
@@ -465,17 +486,21 @@ def train_and_evaluate_all(
     preset: Preset,
     seeds: list[int],
     assets: Path,
-) -> dict:
-    """Every arm and seed, `preset.jobs` at a time; {(arm, seed): train_and_evaluate's result}.
+    measures: OfflineMeasures,
+) -> tuple[dict, dict]:
+    """Every arm and seed, `preset.jobs` at a time: ({(arm, seed): train_and_evaluate's result},
+    {(arm, seed): its outcome and offline measures, with each seed's untrained floor}).
 
-    Each finished run appends one line to `<assets>/<task>_runs.jsonl` (its outcome, last losses and time), so
-    a run cut short keeps what finished. The first failure cancels the runs not yet started and is raised once
-    the running ones end.
+    Each finished run is measured offline (`measures`, here, while the other runs go on) and appends one line
+    to `<assets>/<task>_runs.jsonl`: its outcome, grounding and other measures, last losses and time (the
+    untrained floor of its seed as a line of its own, with the seed's first run), so a run cut short keeps
+    what finished. The first failure cancels the runs not yet started and is raised once the running ones
+    end.
     """
     # Concurrent runs split the cores: without this each would start one thread per core and they would fight.
     env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // preset.jobs))} if preset.jobs > 1 else None
     progress = assets / f"{task}_runs.jsonl"
-    finished = {}
+    finished, results = {}, {}
     with ThreadPoolExecutor(max_workers=preset.jobs) as pool:
         futures = {}
         for seed in seeds:
@@ -489,18 +514,24 @@ def train_and_evaluate_all(
             for future in as_completed(futures):
                 arm, seed = futures[future]
                 run = finished[(arm, seed)] = future.result()
+                measured = measures.measure(arm, seed, run["checkpoint"])
+                measured[(arm, seed)].update(run["outcome"], seconds=run["seconds"])
+                results.update(measured)
                 last = run["curve"][-1] if run["curve"] else None
                 seconds = round(run["seconds"], 1)
-                line = {"arm": arm, "seed": seed, **run["outcome"], "last_logged": last, "seconds": seconds}
                 with open(progress, "a") as file:
-                    file.write(json.dumps(line) + "\n")
+                    for (measured_arm, measured_seed), row in measured.items():
+                        line = {"arm": measured_arm, "seed": measured_seed, **row}
+                        if measured_arm == arm:
+                            line.update(last_logged=last, seconds=seconds)
+                        file.write(json.dumps(line) + "\n")
                 print(
                     f"[{task}] {arm} seed {seed} done in {seconds / 60:.1f} min: {run['outcome']}", flush=True
                 )
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return finished
+    return finished, results
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -1082,12 +1113,11 @@ def run_evidence(cfg: EvidenceConfig, command: str) -> dict:
         if "whole" in preset.arms:
             without_gaze_boxes(train_root, no_box_root)
 
-        finished = train_and_evaluate_all(task, task_dir, train_root, no_box_root, preset, seeds, assets)
-        checkpoints = {key: run["checkpoint"] for key, run in finished.items()}
+        measures = OfflineMeasures(task, train_root, heldout_root, preset, assets / "recon", seeds[0])
+        finished, results = train_and_evaluate_all(
+            task, task_dir, train_root, no_box_root, preset, seeds, assets, measures
+        )
         curves = {arm: [finished[(arm, seed)]["curve"] for seed in seeds] for arm in preset.arms}
-        results = offline_metrics(task, checkpoints, train_root, heldout_root, preset, assets / "recon")
-        for key, run in finished.items():
-            results[key].update(run["outcome"], seconds=run["seconds"])
         for picture in sorted((assets / "recon").glob("*.png")):
             picture.rename(assets / f"{task}_{picture.name}")
         (assets / "recon").rmdir()
