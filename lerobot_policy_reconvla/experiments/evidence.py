@@ -152,11 +152,14 @@ PRESETS = {
             task="lift_pair", measure="success %", arms=("gaze", "pi0"), smallest_difference=15.0
         ),
     ),
-    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, about 8 minutes): all 15 runs at once,
-    # twice the data and 3.3x the steps. Decoding the video frames on the CPU, not the tiny model, bounds a
-    # step there, so the images stay the cpu preset's size.
+    # The same recipe on one GPU machine (scripts/evidence_gpu.sh, sized for about 8 minutes): the primary
+    # question's two arms x 8 seeds, all 16 runs at once (one per CPU core), twice the data and 3.3x the
+    # steps. Decoding the video frames on the CPU, not the tiny model, bounds a step there, so the images
+    # stay the cpu preset's size.
     "gpu": Preset(
         tasks=["lift_pair"],
+        arms=["pi0", "gaze"],
+        seeds=8,
         train_episodes=40,
         heldout_episodes=5,
         episode_length=150,
@@ -170,7 +173,7 @@ PRESETS = {
         shadows=False,
         n_action_steps=10,
         recon_image_size=24,
-        jobs=15,
+        jobs=16,
         primary=Primary(
             task="lift_pair", measure="success %", arms=("gaze", "pi0"), smallest_difference=15.0
         ),
