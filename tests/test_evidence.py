@@ -603,7 +603,8 @@ def test_a_saved_run_renders_with_the_primary_block_first_and_without_the_primar
         )
         return out.read_text().splitlines()
 
-    lines = report(results, PRESETS["cpu"])
+    as_run = replace(PRESETS["cpu"], arms=arms, seeds=len(seeds))  # the preset with the arms that ran
+    lines = report(results, as_run)
     top = lines.index("## Primary question")
     block = lines[top + 2 : top + 7]
     assert [line.split("**")[1] for line in block] == ["Question", "Difference", "p", "Detectable", "Verdict"]
@@ -627,7 +628,7 @@ def test_a_saved_run_renders_with_the_primary_block_first_and_without_the_primar
 
     # A run without the gaze arm: the block says so, the secondary measures are all there.
     no_gaze = {key: row for key, row in results.items() if key[0] != "gaze"}
-    lines = report(no_gaze, replace(PRESETS["cpu"], arms=["pi0", "whole"]))
+    lines = report(no_gaze, replace(as_run, arms=["pi0", "whole"]))
     assert "- **Verdict**: no verdict: this run has no `gaze` arm on lift_pair." in lines
     assert any(line.startswith("| ReconVLA, whole image (no boxes) |") for line in lines)
     assert any(line.startswith("Paired comparisons over 5 seeds (A - B): 8 tests") for line in lines)
