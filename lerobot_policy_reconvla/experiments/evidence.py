@@ -344,7 +344,7 @@ class OfflineMeasures:
         from ..sim.scripted import LIFT_APPROACH_STEPS
         from . import grounding, metrics
 
-        self.task, self.preset, self.recon_dir, self.first_seed = task, preset, recon_dir, first_seed
+        self.preset, self.recon_dir, self.first_seed = preset, recon_dir, first_seed
         self.heldout_root = heldout_root
         self.named = task in NAMED_CUBE_TASKS
         fps = LeRobotDataset(f"local/{heldout_root.name}", root=heldout_root).meta.fps
@@ -420,9 +420,8 @@ class OfflineMeasures:
         if fresh_seed:  # the untrained backbone of this seed (the same for every arm): the probes' floor
             torch.manual_seed(seed)
             untrained = policy_class(copy.deepcopy(policy.config))
-        if (
-            self.named
-        ):  # the named-cube probe replaces the layout probe, which a task naming a cube would confound
+        # The named-cube probe replaces the layout probe, which a task naming a cube would confound.
+        if self.named:
             row["grounding"] = self.grounding_measures(policy, preprocessor, postprocessor)
             if fresh_seed:
                 results[("untrained", seed)] = {

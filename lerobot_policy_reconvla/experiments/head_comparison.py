@@ -23,14 +23,13 @@ from pathlib import Path
 from lerobot.configs import parser
 
 from ..common.cli import UsageError, run_entry_point
-from ..sim.tasks import LIFT_HELD_REWARD
-from ..tools.demo import paired_counts, read_outcomes
+from ..tools.demo import held_off_table, paired_counts, read_outcomes
 from .metrics import paired_comparison
 
 MODULE = "lerobot_policy_reconvla.experiments.head_comparison"
 MEASURES = {  # name: whether one episode reached it
     "lifted": lambda episode: bool(episode["success"]),
-    "held": lambda episode: episode["max_reward"] >= LIFT_HELD_REWARD,
+    "held": held_off_table,
 }
 
 

@@ -126,6 +126,7 @@ class AlohaMultiCamEnv(gym.Env):
         self._max_reward = 0.0
         # Lift tasks: steps with the named cube held off the table, and its highest rise while held (m).
         # They tell a cube that slipped from one held and never raised the 5 cm of a success.
+        self._tracks_holds = self.task.startswith("lift")
         self._held_steps = 0
         self._max_held_height = 0.0
 
@@ -222,7 +223,7 @@ class AlohaMultiCamEnv(gym.Env):
         self._step += 1
         reward = float(ts.reward)
         self._max_reward = max(self._max_reward, reward)
-        if self.task.startswith("lift") and reward >= LIFT_HELD_REWARD:
+        if self._tracks_holds and reward >= LIFT_HELD_REWARD:
             self._held_steps += 1
             self._max_held_height = max(self._max_held_height, cube_height(self.physics, self.scene.target))
         is_success = reward == self._env.task.max_reward
@@ -246,7 +247,7 @@ class AlohaMultiCamEnv(gym.Env):
             "steps": self._step,
             "first_lifted": info.get("first_lifted"),
         }
-        if self.task.startswith("lift"):
+        if self._tracks_holds:
             record["held_steps"] = self._held_steps
             record["max_held_height_cm"] = round(100 * self._max_held_height, 2)
         with open(self.outcome_log, "a") as log:

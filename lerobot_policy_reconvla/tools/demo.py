@@ -298,6 +298,13 @@ def paired_counts(policy: list[bool], blind: list[bool]) -> dict[str, int]:
     }
 
 
+def held_off_table(episode: dict) -> bool:
+    """Whether an outcome-log episode held the named cube off the table at some step (lift reward >= 2)."""
+    from ..sim.tasks import LIFT_HELD_REWARD
+
+    return episode["max_reward"] >= LIFT_HELD_REWARD
+
+
 def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = None) -> dict | None:
     """The blind floor replayed on the placements of one evaluation (the seeds of its outcome log), and the
     paired counts against the policy's outcomes; None for a task without a blind floor.
@@ -319,7 +326,7 @@ def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = N
         **paired_counts([bool(e["success"]) for e in episodes], [result.success for result in blind]),
     }
     if all("max_reward" in episode for episode in episodes):
-        policy_held = [episode["max_reward"] >= LIFT_HELD_REWARD for episode in episodes]
+        policy_held = [held_off_table(episode) for episode in episodes]
         blind_held = [result.max_reward >= LIFT_HELD_REWARD for result in blind]
         floor["held"] = {
             "policy": sum(policy_held),
@@ -340,7 +347,7 @@ def unfinished_lifts(outcomes: list[dict]) -> dict | None:
     unfinished = [
         episode
         for episode in outcomes
-        if "held_steps" in episode and not episode["success"] and episode["max_reward"] >= LIFT_HELD_REWARD
+        if "held_steps" in episode and not episode["success"] and held_off_table(episode)
     ]
     if not unfinished:
         return None
