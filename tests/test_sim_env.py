@@ -401,3 +401,84 @@ def test_gaze_box_convention_is_one_definition():
     assert feature == {"dtype": "float32", "shape": (4,), "names": ["x0", "y0", "x1", "y1"]}
     feature["names"].append("edited")  # LeRobot may edit what it is given: the next spec is untouched
     assert gaze_box.gaze_box_feature()["names"] == ["x0", "y0", "x1", "y1"]
+
+
+def test_observe_every_renders_the_cameras_every_kth_step_and_repeats_them_between():
+    """Steps between observed ones return the last rendered images again; the state and the video frame
+    (``render()``) stay current; the observed steps' images are those rendered every step."""
+    rng = np.random.default_rng(0)
+    every_step = AlohaMultiCamEnv(task="lift", image_size=SMALL, shadows=False)
+    every_third = AlohaMultiCamEnv(task="lift", image_size=SMALL, shadows=False, observe_every=3)
+    fresh, _ = every_step.reset(seed=3)
+    kept, _ = every_third.reset(seed=3)
+    start = fresh["agent_pos"].astype(np.float32)
+    last_observed = kept["pixels"]
+    for step in range(1, 8):
+        action = start + rng.normal(0, 0.05, 14).astype(np.float32)  # the arms move: every frame differs
+        fresh, *_ = every_step.step(action)
+        kept, *_ = every_third.step(action)
+        np.testing.assert_array_equal(kept["agent_pos"], fresh["agent_pos"])
+        np.testing.assert_array_equal(every_third.render(), fresh["pixels"]["top"])  # videos stay current
+        for camera, image in kept["pixels"].items():
+            if step % 3 == 0:
+                np.testing.assert_array_equal(image, fresh["pixels"][camera])
+            else:
+                np.testing.assert_array_equal(image, last_observed[camera])
+                assert not np.array_equal(image, fresh["pixels"][camera]), (step, camera)
+        last_observed = kept["pixels"] if step % 3 == 0 else last_observed
+    for wrong in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="observe_every"):
+            AlohaMultiCamEnv(task="lift", image_size=SMALL, observe_every=wrong)
+        with pytest.raises(ValueError, match="observe_every"):
+            AlohaMultiCamEnvConfig(task="lift", observe_every=wrong)
+    assert AlohaMultiCamEnvConfig(task="lift", observe_every=5).gym_kwargs["observe_every"] == 5
+
+
+def test_a_policy_replanning_every_k_steps_acts_the_same_when_the_env_renders_every_k():
+    """Through lerobot-eval's own rollout: the tiny policy executing 4 actions per chunk takes exactly
+    the same actions with the cameras rendered every 4th step as every step, and other actions when
+    they are rendered every 3rd (it then replans on a stale image), so the equality is not vacuous."""
+    from lerobot.envs.factory import make_env, make_env_pre_post_processors
+    from lerobot.scripts.lerobot_eval import eval_policy
+
+    from lerobot_policy_reconvla.modeling_reconvla import ReconVLAPolicy
+    from lerobot_policy_reconvla.processor_reconvla import make_reconvla_pre_post_processors
+    from tests.fixtures.tiny_policy import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config(n_action_steps=4)
+    policy = ReconVLAPolicy(config).eval()
+    preprocessor, postprocessor = make_reconvla_pre_post_processors(config)
+
+    def actions(observe_every: int) -> torch.Tensor:
+        env_config = AlohaMultiCamEnvConfig(
+            task="lift",
+            observation_height=96,
+            observation_width=128,
+            shadows=False,
+            episode_length=12,
+            observe_every=observe_every,
+        )
+        env = make_env(env_config)["aloha_multicam"][0]
+        env_pre, env_post = make_env_pre_post_processors(env_config, config)
+        torch.manual_seed(1)  # the same flow-matching noise for every rollout
+        try:
+            info = eval_policy(
+                env,
+                policy,
+                env_pre,
+                env_post,
+                preprocessor,
+                postprocessor,
+                n_episodes=1,
+                start_seed=1000,
+                return_episode_data=True,
+            )
+        finally:
+            env.close()
+        return info["episodes"]["action"]  # (steps, 14)
+
+    every_step = actions(1)
+    assert every_step.shape[0] >= 12 and every_step.shape[1] == 14
+    torch.testing.assert_close(actions(4), every_step, rtol=0, atol=0)
+    assert not torch.equal(actions(3)[4:], every_step[4:])  # same first chunk; then a stale image

@@ -71,6 +71,10 @@ class AlohaMultiCamEnvConfig(EnvConfig):
     # lerobot-eval seeds episodes --seed, --seed + 1, ...: every scene is complete when --seed and
     # --eval.n_episodes are both multiples of n. Off: each seed draws its scene and named cube.
     name_every_cube: bool = False
+    # Render the cameras every k-th step only; the steps between repeat the last images. A policy replanning
+    # every n_action_steps (a multiple of k) reads only those, so it acts the same at about 1/k of the
+    # rendering (most of an episode's time on a CPU). Videos stay current. 1: every step.
+    observe_every: int = 1
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=dict)
 
@@ -81,6 +85,14 @@ class AlohaMultiCamEnvConfig(EnvConfig):
             raise ValueError(
                 f"name_every_cube=true needs a task naming one of several cubes ({list(NAMED_CUBE_TASKS)}); "
                 f"task {self.task!r} has one instruction"
+            )
+        if (
+            isinstance(self.observe_every, bool)
+            or not isinstance(self.observe_every, int)
+            or self.observe_every < 1
+        ):
+            raise ValueError(
+                f"observe_every must be a whole number of steps >= 1, got {self.observe_every!r}"
             )
         if self.episode_length is None:
             self.episode_length = default_episode_length(self.task)
@@ -128,6 +140,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
             "scene_seed": self.scene_seed,
             "outcome_log": self.outcome_log,
             "name_every_cube": self.name_every_cube,
+            "observe_every": self.observe_every,
             # Consumed by gym.make: wraps the env in TimeLimit, which lerobot-eval reads.
             "max_episode_steps": self.episode_length,
         }

@@ -297,6 +297,8 @@ def evaluate_success(
             f"--env.episode_length={preset.episode_length}",
             f"--env.shadows={str(preset.shadows).lower()}",
             f"--env.outcome_log={out_dir / OUTCOMES}",
+            # The policy reads the cameras only when it replans: render them only then (same actions).
+            f"--env.observe_every={preset.n_action_steps or preset.chunk_size}",
             *(["--env.name_every_cube=true"] if named else []),
             f"--eval.n_episodes={episodes}",
             "--eval.batch_size=1",

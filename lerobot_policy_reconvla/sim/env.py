@@ -70,6 +70,14 @@ class AlohaMultiCamEnv(gym.Env):
             cube lifted; a wrong-object rate counts those lines, a retarget rate groups them by scene.
         shadows: render shadows, as gym-aloha does (True); False is ~3x faster but the images differ
             (``sim.render``): use the same setting for training data and evaluation.
+        observe_every: render the cameras on reset and every `observe_every`-th step only; the steps
+            between return the last rendered images again (``agent_pos`` stays current). A chunking
+            policy reads the observation only when it replans (LeRobot's ``select_action`` every
+            ``n_action_steps`` calls, from the episode's first), so with ``observe_every`` dividing
+            ``n_action_steps`` it sees the very same images and acts the same, at a fraction of the
+            rendering, which is most of an evaluation episode's time on a CPU. Never for a policy that
+            reads every step's images, nor for recording observations. ``render()`` (videos) stays
+            current. 1 (default): every step.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
@@ -87,6 +95,7 @@ class AlohaMultiCamEnv(gym.Env):
         scene_seed: int | None = None,
         outcome_log: str | None = None,
         name_every_cube: bool = False,
+        observe_every: int = 1,
     ):
         super().__init__()
         self.task = check_task(task)
@@ -99,6 +108,8 @@ class AlohaMultiCamEnv(gym.Env):
             raise ValueError(
                 f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}"
             )
+        if isinstance(observe_every, bool) or int(observe_every) != observe_every or observe_every < 1:
+            raise ValueError(f"observe_every must be a whole number of steps >= 1, got {observe_every!r}")
         if name_every_cube:
             every_cube_scene_seed(self.task, 0)  # refuses, naming the option, a task with one instruction
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -109,6 +120,7 @@ class AlohaMultiCamEnv(gym.Env):
         self.scene_seed = scene_seed
         self.outcome_log = outcome_log
         self.name_every_cube = bool(name_every_cube)
+        self.observe_every = int(observe_every)
         self._episode_seed: int | None = None
         self._scene_seed: int | None = None  # the seed whose placement this episode has
         self._succeeded = False
@@ -120,6 +132,9 @@ class AlohaMultiCamEnv(gym.Env):
         # Persistent cameras for every step (built before anything renders this physics).
         self._renderer = MultiCameraRenderer(self.physics, self.cameras, self.image_size, shadows=shadows)
         self._last_images: dict[str, np.ndarray] | None = None  # of the current state, for render()
+        self._observed_images: dict[
+            str, np.ndarray
+        ] = {}  # the observation's, rendered at the last observed step
         self._geom_ids = object_geom_ids(self.physics, self.scene.gaze_bodies)
         self._step = 0
         self._first_lifted = ""
@@ -159,7 +174,9 @@ class AlohaMultiCamEnv(gym.Env):
         }
 
     def _observation(self, raw: dict) -> dict:
-        return {"pixels": self.render_cameras(), "agent_pos": raw["qpos"].copy()}
+        if self._step % self.observe_every == 0:  # reset is step 0: always observed
+            self._observed_images = self.render_cameras()
+        return {"pixels": self._observed_images, "agent_pos": raw["qpos"].copy()}
 
     def _info(self, is_success: bool) -> dict:
         info = {"is_success": bool(is_success)}

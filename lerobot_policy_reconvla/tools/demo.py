@@ -492,6 +492,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                 lerobot_cli("lerobot-eval"),
                 f"--policy.path={checkpoint}",
                 *env_args,
+                # The policy reads the cameras only when it replans: render them only then (same actions).
+                f"--env.observe_every={cfg.n_action_steps}",
                 f"--env.outcome_log={eval_dir / OUTCOMES}",
                 f"--eval.n_episodes={n_episodes}",
                 "--eval.batch_size=1",
