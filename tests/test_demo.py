@@ -108,6 +108,32 @@ def test_demo_generates_trains_evaluates_and_draws(tmp_path):
     assert summary["held_without_success"] is None  # 30 steps cannot reach the cube: no hold to split
     assert (out / MARKER).is_file()
 
+    # The ablation on the same data: the base trained alone, no reconstructions drawn, and said so.
+    ablation = tmp_path / "no_head"
+    output = run_cli(
+        "reconvla-demo",
+        [
+            f"--output_dir={ablation}",
+            f"--data_root={out / 'data'}",
+            "--recon_weight=0",
+            "--episode_length=30",
+            "--steps=2",
+            "--batch_size=2",
+            "--curve_points=1",
+            "--eval_episodes=1",
+            "--image_size=[48,64]",
+        ],
+    )
+    summary = json.loads((ablation / "summary.json").read_text())
+    assert summary["recon_weight"] == 0.0 and summary["reconstructions"] == []
+    assert "reconstructions" not in summary["seconds"] and "data" in summary["seconds"]
+    assert "--recon_weight=0 trains the base alone" in output
+    trained = json.loads(
+        (ablation / "train" / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text()
+    )
+    assert trained["recon_weight"] == 0.0  # what lerobot-train was given, not only what the summary says
+    assert not (ablation / "data").exists()  # the first run's data, reused
+
 
 def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     # Seeds 1000-1049 of `lift`: the blind script lifts 11 (reconvla-eval-scripted --blind=true, docs/sim.md).
