@@ -111,3 +111,33 @@ def test_blind_replay_is_defined_where_one_fixed_script_is_a_floor(capsys):
         in_first_slot = np.linalg.norm(named - np.asarray(PAIR_SLOTS[0])) < 0.05
         # Deterministic physics: on these seeds the fixed script lifts exactly the cubes in its slot.
         assert replay(dataclasses.replace(episode, actions=blind)).success is bool(in_first_slot), seed
+
+
+def test_blind_floor_on_the_episodes_lerobot_eval_runs_with_every_cube_named(capsys):
+    """With name_every_cube the floor replays the very episodes the env runs (same placement, same named
+    cube), and the first-slot script, blind to the instruction, succeeds under exactly one of each scene's
+    two instructions."""
+    from lerobot_policy_reconvla.sim.evaluate_scripted import blind_replays, episode_scene, main
+
+    seeds = list(range(100000, 100004))  # two scenes, each under both instructions
+    env = AlohaMultiCamEnv(
+        task="lift_pair", cameras=["top"], image_size=(8, 8), gaze_boxes=False, name_every_cube=True
+    )
+    for seed in seeds:
+        env.reset(seed=seed)
+        scene = episode_scene("lift_pair", seed, name_every_cube=True)
+        assert scene.target == env.scene.target
+        np.testing.assert_array_equal(scene.object_pose, env.scene.object_pose)
+    env.close()
+    successes = [result.success for result in blind_replays("lift_pair", seeds, name_every_cube=True)]
+    assert successes[0] != successes[1] and successes[2] != successes[3], successes
+
+    assert (
+        main(["--task=lift_pair", "--blind=true", "--name_every_cube=true", "--num_seeds=2", "--seed=100000"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "seed 100000 (red named)" in printed and "seed 100001 (green named)" in printed
+    assert "blind replay (the centre's script) success 1/2" in printed
+    assert main(["--task=lift", "--name_every_cube=true", "--num_seeds=1"]) == 2
+    assert "--name_every_cube=true needs a task naming one of several cubes" in capsys.readouterr().err

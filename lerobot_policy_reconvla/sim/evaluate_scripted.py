@@ -3,6 +3,7 @@
     reconvla-eval-scripted --task=insertion --num_seeds=50 [--seed=0]
     reconvla-eval-scripted --task=lift --num_seeds=50 --seed=1000 --blind=true
     reconvla-eval-scripted --task=lift_pair --num_seeds=50 --seed=1000 --blind=true
+    reconvla-eval-scripted --task=lift_pair --num_seeds=10 --seed=100000 --blind=true --name_every_cube=true
 
 (or ``python -m lerobot_policy_reconvla.sim.evaluate_scripted ...``)
 
@@ -10,6 +11,8 @@ Prints one line per seed (mocap success, replay success, max reward) and the rat
 one fixed trajectory on every seed's scene: for ``lift`` the script for a cube at the centre of the
 placement area (a policy that ignores the images), for ``lift_pair`` the script for the first slot's centre
 (a policy that ignores the instruction and always takes that slot): the floors a learned policy must beat.
+``--name_every_cube=true`` places and names the episodes as ``lerobot-eval --env.name_every_cube=true`` does
+(every scene under every instruction), so a floor reads on the very episodes a policy was evaluated on.
 """
 
 import dataclasses
@@ -18,9 +21,17 @@ import numpy as np
 from lerobot.configs import parser
 
 from ..common.cli import UsageError, run_entry_point
-from .constants import TASKS
-from .scripted import ReplayResult, ScriptedEpisode, replay, scripted_episode, scripted_episode_for_scene
-from .tasks import LIFT_X_RANGE, LIFT_Y_RANGE, PAIR_SLOTS, scene_cubes, scene_for_seed
+from .constants import NAMED_CUBE_TASKS, TASKS
+from .scripted import ReplayResult, ScriptedEpisode, replay, scripted_episode_for_scene
+from .tasks import (
+    LIFT_X_RANGE,
+    LIFT_Y_RANGE,
+    PAIR_SLOTS,
+    Scene,
+    scene_cubes,
+    scene_for_seed,
+    scene_naming_every_cube,
+)
 
 PROG = "reconvla-eval-scripted"
 
@@ -38,6 +49,9 @@ class EvaluateScriptedConfig:
     # lift, lift_pair: replay one fixed script on every seed (lift: the area's centre; lift_pair: the first
     # slot's centre), the success of a policy blind to the images (lift) or to the instruction (lift_pair).
     blind: bool = False
+    # lift_named, lift_pair: each scene under every instruction, seed by seed as lerobot-eval's
+    # --env.name_every_cube=true runs them (start at a multiple of the cube count).
+    name_every_cube: bool = False
 
     def check(self) -> None:
         """Raises UsageError naming the first flag whose value cannot work."""
@@ -48,6 +62,11 @@ class EvaluateScriptedConfig:
         if self.blind and self.task not in BLIND_TASKS:
             raise UsageError(
                 f"--blind=true is defined for --task in {list(BLIND_TASKS)}, got --task={self.task}"
+            )
+        if self.name_every_cube and self.task not in NAMED_CUBE_TASKS:
+            raise UsageError(
+                "--name_every_cube=true needs a task naming one of several cubes "
+                f"({list(NAMED_CUBE_TASKS)}), got --task={self.task}"
             )
 
 
@@ -73,15 +92,28 @@ def centre_script(task: str) -> np.ndarray:
     return scripted_episode_for_scene(scene).actions
 
 
-def blind_replays(task: str, seeds: list[int], episode_length: int | None = None) -> list[ReplayResult]:
+def episode_scene(task: str, seed: int, name_every_cube: bool = False) -> Scene:
+    """The scene of episode `seed`, placed and named as the env places it (``--env.name_every_cube``)."""
+    return scene_naming_every_cube(task, seed) if name_every_cube else scene_for_seed(task, seed)
+
+
+def blind_replays(
+    task: str, seeds: list[int], episode_length: int | None = None, name_every_cube: bool = False
+) -> list[ReplayResult]:
     """The blind floor (`centre_script`) replayed on each of `seeds`' scenes, physics only: the same
     placements a policy was evaluated on, for a paired reading. `episode_length` cuts the trajectory to the
-    steps the policy had (default: the task's)."""
+    steps the policy had (default: the task's); `name_every_cube` places and names the scenes as the env
+    does with that option."""
     actions = centre_script(task)[:episode_length]  # (T, 14), one fixed trajectory for every scene
     return [
         replay(
             ScriptedEpisode(
-                task, seed, scene_for_seed(task, seed), actions, ee_success=False, ee_max_reward=0.0
+                task,
+                seed,
+                episode_scene(task, seed, name_every_cube),
+                actions,
+                ee_success=False,
+                ee_max_reward=0.0,
             )
         )
         for seed in seeds
@@ -94,14 +126,15 @@ def evaluate_scripted_command(cfg: EvaluateScriptedConfig) -> int:
     blind_actions = centre_script(cfg.task) if cfg.blind else None
     ee_ok = ok = 0
     for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
-        episode = scripted_episode(cfg.task, seed)
+        episode = scripted_episode_for_scene(episode_scene(cfg.task, seed, cfg.name_every_cube), seed)
         if blind_actions is not None:
             episode = dataclasses.replace(episode, actions=blind_actions)
         result = replay(episode)
+        named = f" ({episode.scene.target} named)" if cfg.name_every_cube else ""
         ee_ok += episode.ee_success
         ok += result.success
         print(
-            f"seed {seed}: mocap {'ok' if episode.ee_success else 'fail'}, replay "
+            f"seed {seed}{named}: mocap {'ok' if episode.ee_success else 'fail'}, replay "
             f"{'ok' if result.success else 'fail'} (max reward {result.max_reward:.0f})",
             flush=True,
         )
