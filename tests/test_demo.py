@@ -10,6 +10,8 @@ from lerobot_policy_reconvla.sim.evaluate_scripted import blind_replays
 from lerobot_policy_reconvla.tools.demo import (
     MARKER,
     DemoConfig,
+    eval_command,
+    held_out_episodes,
     paired_floor,
     parse_losses,
     prepare_output_dir,
@@ -151,6 +153,40 @@ def test_paired_floor_replays_the_blind_script_on_the_evaluated_placements():
     assert sum(floor[k] for k in ("both", "policy_only", "blind_only", "neither")) == 10
     assert paired_floor("transfer_cube", outcomes) is None  # no blind floor defined there
     assert "held" not in floor  # outcome lines without the highest reward: success alone
+
+
+def test_demo_evaluates_a_task_naming_a_cube_with_every_scene_under_each_instruction(tmp_path):
+    """lift_pair / lift_named: every scene under each instruction, whole scenes only (the episodes and the
+    first seed rounded up to multiples of the cubes); lift: lerobot-eval's own seeds. Each renders the
+    cameras where the policy replans."""
+
+    def flags(task: str, episodes: int) -> tuple[dict, int]:
+        command, run = eval_command(DemoConfig(task=task), tmp_path / "ckpt", tmp_path / "eval", episodes)
+        return dict(arg.split("=", 1) for arg in command[1:]), run
+
+    pair, episodes = flags("lift_pair", 5)
+    assert episodes == 6 and pair["--eval.n_episodes"] == "6" and pair["--seed"] == "1000"
+    assert pair["--env.name_every_cube"] == "true" and pair["--env.observe_every"] == "20"
+    named, episodes = flags("lift_named", 30)
+    assert episodes == 30 and named["--seed"] == "1002" and named["--env.name_every_cube"] == "true"
+    lift, episodes = flags("lift", 5)
+    assert episodes == 5 and lift["--seed"] == "1000" and "--env.name_every_cube" not in lift
+    assert (
+        held_out_episodes("lift_pair", 6) == "6 held-out episodes (3 scenes, each under its 2 instructions)"
+    )
+    assert held_out_episodes("lift", 30) == "30 held-out placements"
+
+
+def test_paired_floor_with_every_cube_named_replays_the_episodes_the_env_ran():
+    """The blind script on lift_pair's scenes under each instruction: it takes the first slot whatever the
+    instruction, so of each scene's two episodes at most one succeeds."""
+    seeds = list(range(1000, 1008))  # four scenes, each under both instructions
+    outcomes = [{"seed": seed, "success": False} for seed in seeds]
+    floor = paired_floor("lift_pair", outcomes, name_every_cube=True)
+    blind = [result.success for result in blind_replays("lift_pair", seeds, name_every_cube=True)]
+    assert floor["episodes"] == 8 and floor["blind_floor_pc"] == 100 * sum(blind) / 8
+    assert floor["blind_only"] == sum(blind) >= 1
+    assert all(not (blind[i] and blind[i + 1]) for i in range(0, 8, 2)), blind
 
 
 def test_paired_floor_also_pairs_the_cube_held_off_the_table():

@@ -47,7 +47,7 @@ from lerobot.configs import parser
 from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
 from ..gaze_box import is_gaze_box_key
-from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length
+from ..sim.constants import NAMED_CUBE_TASKS, default_episode_length, every_cube_episodes
 from ..tools.demo import BASE_PRESETS, OUTCOMES, lerobot_cli, parse_losses, read_outcomes, wrong_object_pc
 from ..tools.presets import preset_path
 from . import checkout_commit
@@ -270,10 +270,7 @@ def eval_seeds(task: str, episodes: int) -> tuple[int, int]:
     >>> eval_seeds("lift_pair", 10), eval_seeds("lift_named", 10), eval_seeds("lift", 10)
     ((100000, 10), (100002, 12), (100000, 10))
     """
-    if task not in NAMED_CUBE_TASKS:
-        return EVAL_START_SEED, episodes
-    n = len(NAMED_CUBE_TASKS[task])
-    return -(-EVAL_START_SEED // n) * n, -(-episodes // n) * n
+    return every_cube_episodes(task, EVAL_START_SEED, episodes)
 
 
 def evaluate_success(

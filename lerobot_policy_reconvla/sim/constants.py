@@ -54,6 +54,21 @@ def task_instructions(task: str) -> tuple[str, ...]:
     return (TASK_DESCRIPTIONS[task],)
 
 
+def every_cube_episodes(task: str, first_seed: int, episodes: int) -> tuple[int, int]:
+    """(first seed, episodes) for a run that names every cube of each scene in turn: the first seed rounded
+    up to a multiple of the scene's cubes (n), the episodes to a multiple of n, so every scene runs under
+    every instruction (none cut short). A task with one instruction keeps both.
+
+    >>> every_cube_episodes("lift_pair", 1000, 5), every_cube_episodes("lift_named", 1000, 30)
+    ((1000, 6), (1002, 30))
+    """
+    cubes = NAMED_CUBE_TASKS.get(check_task(task))
+    if cubes is None:
+        return first_seed, episodes
+    n = len(cubes)
+    return -(-first_seed // n) * n, -(-episodes // n) * n
+
+
 def default_episode_length(task: str) -> int:
     return EPISODE_LENGTHS[check_task(task)]
 

@@ -6,8 +6,9 @@
    pi0; `--base=pi05`: `reconvla_pi05_tiny.json`), saving a checkpoint at every point of the curve,
 3. evaluate every checkpoint with `lerobot-eval` in `aloha_multicam` on held-out placements (LeRobot's
    evaluation seeds, 1000 upwards, which no demonstration used): the last on --eval_episodes, the earlier
-   ones on fewer (--curve_eval_episodes); on `lift` and `lift_pair` the blind floor (one fixed trajectory,
-   sim.evaluate_scripted) is replayed on the last evaluation's placements, for a paired reading,
+   ones on fewer (--curve_eval_episodes), every scene under each instruction where the instruction names
+   one of several cubes; on `lift` and `lift_pair` the blind floor (one fixed trajectory,
+   sim.evaluate_scripted) is replayed on the last evaluation's episodes, for a paired reading,
 4. write the reconstruction pictures of the last checkpoint and the success-versus-step curve (PNG),
 5. print where everything is and the figures (losses, success rates, seconds).
 
@@ -35,7 +36,7 @@ from lerobot.configs import parser
 
 from ..common.cli import UsageError, check_image_size, run_entry_point
 from ..common.processes import run_logged
-from ..sim.constants import NAMED_CUBE_TASKS, TASKS, default_episode_length
+from ..sim.constants import NAMED_CUBE_TASKS, TASKS, default_episode_length, every_cube_episodes
 from .presets import preset_path
 
 PROG = "reconvla-demo"
@@ -45,6 +46,7 @@ PROG = "reconvla-demo"
 DEFAULT_EPISODES = 20
 DEFAULT_STEPS = 600
 BASE_PRESETS = {"pi0": "reconvla_tiny", "pi05": "reconvla_pi05_tiny"}  # the tiny preset of each base
+EVAL_START_SEED = 1000  # lerobot-eval's default --seed: placements no demonstration used (they start at 0)
 DEFAULT_ACTION_NOISE = 0.02  # rad: demonstrations that show the way back to the script's path (sim.generate)
 OUTCOMES = "outcomes.jsonl"  # per-episode outcomes the env writes next to lerobot-eval's eval_info.json
 
@@ -305,7 +307,9 @@ def held_off_table(episode: dict) -> bool:
     return episode["max_reward"] >= LIFT_HELD_REWARD
 
 
-def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = None) -> dict | None:
+def paired_floor(
+    task: str, outcomes: list[dict], episode_length: int | None = None, name_every_cube: bool = False
+) -> dict | None:
     """The blind floor replayed on the placements of one evaluation (the seeds of its outcome log), and the
     paired counts against the policy's outcomes; None for a task without a blind floor.
 
@@ -318,7 +322,8 @@ def paired_floor(task: str, outcomes: list[dict], episode_length: int | None = N
     if task not in BLIND_TASKS:
         return None
     episodes = sorted(outcomes, key=lambda outcome: outcome["seed"])  # one line per episode, as they ended
-    blind = blind_replays(task, [int(episode["seed"]) for episode in episodes], episode_length)
+    seeds = [int(episode["seed"]) for episode in episodes]
+    blind = blind_replays(task, seeds, episode_length, name_every_cube=name_every_cube)
     n = len(episodes)
     floor = {
         "episodes": n,
@@ -396,6 +401,41 @@ def plot_success_curve(
     plt.close(figure)
 
 
+def eval_command(cfg: DemoConfig, checkpoint: Path, eval_dir: Path, episodes: int) -> tuple[list[str], int]:
+    """The lerobot-eval command of one checkpoint on held-out placements, and its episodes: a task naming
+    one of several cubes runs every scene under each instruction (``--env.name_every_cube``), whole scenes
+    only (the episodes rounded up), so its success measures following the instruction."""
+    first_seed, episodes = every_cube_episodes(cfg.task, EVAL_START_SEED, episodes)
+    height, width = cfg.image_size
+    command = [
+        lerobot_cli("lerobot-eval"),
+        f"--policy.path={checkpoint}",
+        "--env.type=aloha_multicam",
+        f"--env.task={cfg.task}",
+        f"--env.observation_height={height}",
+        f"--env.observation_width={width}",
+        f"--env.episode_length={cfg.episode_length or default_episode_length(cfg.task)}",
+        f"--env.shadows={'true' if cfg.shadows else 'false'}",
+        # The policy reads the cameras only when it replans: render them only then (same actions).
+        f"--env.observe_every={cfg.n_action_steps}",
+        f"--env.outcome_log={eval_dir / OUTCOMES}",
+        *(["--env.name_every_cube=true"] if cfg.task in NAMED_CUBE_TASKS else []),
+        f"--eval.n_episodes={episodes}",
+        "--eval.batch_size=1",
+        f"--seed={first_seed}",
+        f"--output_dir={eval_dir}",
+    ]
+    return command, episodes
+
+
+def held_out_episodes(task: str, episodes: int) -> str:
+    """How an evaluation's episodes read: placements, or scenes under each instruction."""
+    if task not in NAMED_CUBE_TASKS:
+        return f"{episodes} held-out placements"
+    cubes = len(NAMED_CUBE_TASKS[task])
+    return f"{episodes} held-out episodes ({episodes // cubes} scenes, each under its {cubes} instructions)"
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     """Runs every stage into `cfg.output_dir` and prints the figures; returns the summary (summary.json).
 
@@ -414,14 +454,6 @@ def run_demo(cfg: DemoConfig) -> dict:
     train_dir = out / "train"
     height, width = cfg.image_size
     shadows = "true" if cfg.shadows else "false"
-    env_args = [
-        "--env.type=aloha_multicam",
-        f"--env.task={cfg.task}",
-        f"--env.observation_height={height}",
-        f"--env.observation_width={width}",
-        f"--env.episode_length={episode_length}",
-        f"--env.shadows={shadows}",
-    ]
 
     # 1. Data: scripted demonstrations replayed with three cameras rendering (a previous run's data is
     #    resumed by the generator, which refuses it if the task, cameras or image size differ).
@@ -486,23 +518,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         n_episodes = (
             cfg.eval_episodes if step == cfg.steps else min(cfg.curve_eval_episodes, cfg.eval_episodes)
         )
-        run_stage(
-            f"eval step {step}",
-            [
-                lerobot_cli("lerobot-eval"),
-                f"--policy.path={checkpoint}",
-                *env_args,
-                # The policy reads the cameras only when it replans: render them only then (same actions).
-                f"--env.observe_every={cfg.n_action_steps}",
-                f"--env.outcome_log={eval_dir / OUTCOMES}",
-                f"--eval.n_episodes={n_episodes}",
-                "--eval.batch_size=1",
-                f"--output_dir={eval_dir}",
-            ],
-            out / "eval.log",
-            timings,
-            append=True,
-        )
+        command, n_episodes = eval_command(cfg, checkpoint, eval_dir, n_episodes)
+        run_stage(f"eval step {step}", command, out / "eval.log", timings, append=True)
         eval_info = json.loads((eval_dir / "eval_info.json").read_text())
         curve.append((step, eval_info["overall"]["pc_success"], n_episodes))
     success, final_eval = curve[-1][1], eval_dir  # the last checkpoint's
@@ -510,7 +527,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     videos = sorted(final_eval.rglob("*.mp4"))
     start = time.perf_counter()
     # The blind script on the last evaluation's placements.
-    floor = paired_floor(cfg.task, outcomes, episode_length)
+    floor = paired_floor(cfg.task, outcomes, episode_length, name_every_cube=cfg.task in NAMED_CUBE_TASKS)
     timings["blind floor"] = time.perf_counter() - start
     curve_png = out / "success_curve.png"
     plot_success_curve(curve, cfg.task, curve_png, floor["blind_floor_pc"] if floor else None)
@@ -545,7 +562,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "dataset": str(data_root),
         "checkpoint": str(checkpoint),
         "reconstructions": [str(p) for p in pictures],
-        "eval_episodes": cfg.eval_episodes,
+        "eval_episodes": curve[-1][2],
         "eval_success_pc": success,
         "blind_floor": floor,
         "success_curve": [{"step": step, "success_pc": pc, "episodes": n} for step, pc, n in curve],
@@ -561,7 +578,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     print("\n==================== ReconVLA demo ====================")
     print(f"dataset          {data_root} ({cfg.num_episodes} scripted {cfg.task} demonstrations)")
     print(f"checkpoint       {checkpoint}")
-    print(f"success          {success:.0f}% over {cfg.eval_episodes} held-out placements at step {cfg.steps}")
+    evaluated = held_out_episodes(cfg.task, curve[-1][2])
+    print(f"success          {success:.0f}% over {evaluated} at step {cfg.steps}")
     if floor is not None:
         print(
             f"blind floor      {floor['blind_floor_pc']:.0f}% on the same placements (one fixed trajectory); "
