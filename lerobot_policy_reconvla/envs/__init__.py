@@ -29,6 +29,7 @@ from ..sim.constants import (
     SCENE_CAMERAS,
     TASK_DESCRIPTIONS,
     check_cameras,
+    check_observe_every,
     check_task,
     default_episode_length,
 )
@@ -86,14 +87,7 @@ class AlohaMultiCamEnvConfig(EnvConfig):
                 f"name_every_cube=true needs a task naming one of several cubes ({list(NAMED_CUBE_TASKS)}); "
                 f"task {self.task!r} has one instruction"
             )
-        if (
-            isinstance(self.observe_every, bool)
-            or not isinstance(self.observe_every, int)
-            or self.observe_every < 1
-        ):
-            raise ValueError(
-                f"observe_every must be a whole number of steps >= 1, got {self.observe_every!r}"
-            )
+        check_observe_every(self.observe_every)
         if self.episode_length is None:
             self.episode_length = default_episode_length(self.task)
         if self.observation_height <= 0 or self.observation_width <= 0:

@@ -125,6 +125,11 @@ class Preset:
     base: str = "pi0"  # the base every arm trains (pi0: reconvla_tiny, pi05: reconvla_pi05_tiny)
     primary: Primary = field(default_factory=Primary)  # the report's one primary question
 
+    @property
+    def executed_actions(self) -> int:
+        """Actions executed per predicted chunk: how often the policy replans (and reads the cameras)."""
+        return self.n_action_steps or self.chunk_size
+
 
 PRESETS = {
     # The instructed two-cube lift, sized from timed pilots of the pi0 arm on 2 CPU cores
@@ -250,7 +255,7 @@ def train(
             f"--policy.device={preset.device}",
             f"--policy.image_resolution=[{side},{side}]",
             f"--policy.chunk_size={preset.chunk_size}",
-            f"--policy.n_action_steps={preset.n_action_steps or preset.chunk_size}",
+            f"--policy.n_action_steps={preset.executed_actions}",
             f"--policy.scheduler_decay_steps={preset.steps}",  # the learning rate anneals by the last step
             f"--policy.recon_weight={0.0 if arm == 'pi0' else preset.recon_weight}",
             *([f"--policy.recon_image_size={preset.recon_image_size}"] if preset.recon_image_size else []),
@@ -295,7 +300,7 @@ def evaluate_success(
             f"--env.shadows={str(preset.shadows).lower()}",
             f"--env.outcome_log={out_dir / OUTCOMES}",
             # The policy reads the cameras only when it replans: render them only then (same actions).
-            f"--env.observe_every={preset.n_action_steps or preset.chunk_size}",
+            f"--env.observe_every={preset.executed_actions}",
             *(["--env.name_every_cube=true"] if named else []),
             f"--eval.n_episodes={episodes}",
             "--eval.batch_size=1",

@@ -4,6 +4,7 @@ Light on purpose (imported with the package). `tests/test_sim_env.py` checks `SC
 the cameras MuJoCo actually loads from gym-aloha's XML.
 """
 
+import numbers
 from collections.abc import Sequence
 
 GYM_ID = "lerobot_policy_reconvla/AlohaMultiCam-v0"
@@ -39,6 +40,14 @@ def check_task(task: str) -> str:
     if task not in TASK_DESCRIPTIONS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {list(TASKS)}")
     return task
+
+
+def check_observe_every(observe_every) -> int:
+    """The env's `observe_every` (steps between rendered observations), refused unless a whole number >= 1."""
+    whole = isinstance(observe_every, numbers.Integral) and not isinstance(observe_every, bool)
+    if not whole or observe_every < 1:
+        raise ValueError(f"observe_every must be a whole number of steps >= 1, got {observe_every!r}")
+    return int(observe_every)
 
 
 def naming_instruction(task: str, colour: str) -> str:

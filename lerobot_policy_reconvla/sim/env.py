@@ -31,7 +31,14 @@ import numpy as np
 from gymnasium import spaces
 
 from ..embodiment.aloha import JOINT_NAMES
-from .constants import DEFAULT_CAMERAS, FPS, check_cameras, check_task, default_episode_length
+from .constants import (
+    DEFAULT_CAMERAS,
+    FPS,
+    check_cameras,
+    check_observe_every,
+    check_task,
+    default_episode_length,
+)
 from .gaze import DEFAULT_GAZE_MIN_SIZE, gaze_box, object_geom_ids
 from .render import MultiCameraRenderer
 from .tasks import (
@@ -108,8 +115,6 @@ class AlohaMultiCamEnv(gym.Env):
             raise ValueError(
                 f"gaze_min_size is a fraction of the image's short side in [0, 1], got {gaze_min_size}"
             )
-        if isinstance(observe_every, bool) or int(observe_every) != observe_every or observe_every < 1:
-            raise ValueError(f"observe_every must be a whole number of steps >= 1, got {observe_every!r}")
         if name_every_cube:
             every_cube_scene_seed(self.task, 0)  # refuses, naming the option, a task with one instruction
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -120,7 +125,7 @@ class AlohaMultiCamEnv(gym.Env):
         self.scene_seed = scene_seed
         self.outcome_log = outcome_log
         self.name_every_cube = bool(name_every_cube)
-        self.observe_every = int(observe_every)
+        self.observe_every = check_observe_every(observe_every)
         self._episode_seed: int | None = None
         self._scene_seed: int | None = None  # the seed whose placement this episode has
         self._succeeded = False
@@ -132,9 +137,8 @@ class AlohaMultiCamEnv(gym.Env):
         # Persistent cameras for every step (built before anything renders this physics).
         self._renderer = MultiCameraRenderer(self.physics, self.cameras, self.image_size, shadows=shadows)
         self._last_images: dict[str, np.ndarray] | None = None  # of the current state, for render()
-        self._observed_images: dict[
-            str, np.ndarray
-        ] = {}  # the observation's, rendered at the last observed step
+        # The observation's images, rendered at the last observed step (every `observe_every` steps).
+        self._observed_images: dict[str, np.ndarray] = {}
         self._geom_ids = object_geom_ids(self.physics, self.scene.gaze_bodies)
         self._step = 0
         self._first_lifted = ""

@@ -155,6 +155,12 @@ class DemoConfig:
         }
 
     @property
+    def names_every_cube(self) -> bool:
+        """Whether the evaluation runs every scene under each instruction (a task naming one of several
+        cubes): the eval command and the blind floor's replay must agree on it."""
+        return self.task in NAMED_CUBE_TASKS
+
+    @property
     def trains_head(self) -> bool:
         """Whether the reconstruction head gets a loss (with none it stays at its initialisation, and the demo
         draws no reconstructions)."""
@@ -419,7 +425,7 @@ def eval_command(cfg: DemoConfig, checkpoint: Path, eval_dir: Path, episodes: in
         # The policy reads the cameras only when it replans: render them only then (same actions).
         f"--env.observe_every={cfg.n_action_steps}",
         f"--env.outcome_log={eval_dir / OUTCOMES}",
-        *(["--env.name_every_cube=true"] if cfg.task in NAMED_CUBE_TASKS else []),
+        *(["--env.name_every_cube=true"] if cfg.names_every_cube else []),
         f"--eval.n_episodes={episodes}",
         "--eval.batch_size=1",
         f"--seed={first_seed}",
@@ -527,7 +533,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     videos = sorted(final_eval.rglob("*.mp4"))
     start = time.perf_counter()
     # The blind script on the last evaluation's placements.
-    floor = paired_floor(cfg.task, outcomes, episode_length, name_every_cube=cfg.task in NAMED_CUBE_TASKS)
+    floor = paired_floor(cfg.task, outcomes, episode_length, name_every_cube=cfg.names_every_cube)
     timings["blind floor"] = time.perf_counter() - start
     curve_png = out / "success_curve.png"
     plot_success_curve(curve, cfg.task, curve_png, floor["blind_floor_pc"] if floor else None)
