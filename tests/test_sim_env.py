@@ -234,6 +234,7 @@ def test_lift_pair_puts_each_cube_in_its_own_slot_and_names_either():
             np.abs(centres - np.asarray(PAIR_SLOTS)[slots]).max() <= PAIR_JITTER + 1e-3
         )  # + the drop onto the table
         layouts.add(tuple(slots))
+        assert [env.scene.slot(colour) for colour in ("red", "green")] == slots  # as placed, read back
         expected = gaze_box(
             env.physics, "top", object_geom_ids(env.physics, [CUBE_BODIES[target]]), (96, 128)
         )
@@ -284,6 +285,36 @@ def test_outcome_log_records_each_finished_episode(tmp_path):
         and second["first_lifted"] == ""
         and second["steps"] == 150
     )
+
+
+def test_lift_pair_outcome_log_names_the_slot_of_the_first_cube_lifted(tmp_path):
+    """The scripted lift of the named cube logs that cube's slot, read from where the physics put it; an
+    episode that lifts nothing logs no slot."""
+    from lerobot_policy_reconvla.sim.scripted import scripted_episode
+    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, PAIR_SLOTS, TASK_SPECS
+
+    log = tmp_path / "outcomes.jsonl"
+    env = AlohaMultiCamEnv(
+        task="lift_pair", cameras=["top"], image_size=(8, 8), gaze_boxes=False, outcome_log=str(log)
+    )
+    placed_slots = []
+    for seed in (0, 6):  # the named cube in slot 0, then in slot 1
+        episode = scripted_episode("lift_pair", seed)
+        env.reset(seed=seed)
+        index = TASK_SPECS["lift_pair"].object_bodies.index(CUBE_BODIES[env.scene.target])
+        centre = env.physics.data.qpos[16:].reshape(-1, 7)[index, :2]  # (2,) the named cube's x, y
+        placed_slots.append(int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - centre, axis=1))))
+        for action in episode.actions:
+            *_, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+    env.reset(seed=2)
+    for _ in range(env.episode_length):  # standing still: nothing lifted
+        env.step(scripted_episode("lift_pair", 2).actions[0])
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["success"] for line in lines] == [True, True, False]
+    assert placed_slots == [0, 1]
+    assert [line["first_lifted_slot"] for line in lines] == [0, 1, None]
 
 
 def test_outcome_log_tells_a_cube_that_slipped_from_one_never_raised(tmp_path):

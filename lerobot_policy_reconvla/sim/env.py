@@ -12,6 +12,7 @@
     obs, reward, terminated, truncated, info = env.step(action)   # action: (14,) joint targets
     info["is_success"]                    # reward == the task's max reward (gym-aloha's 4; lifts: 3)
     info["first_lifted"]                  # lift tasks: colour of the first cube picked up so far, or ""
+    env.scene.slot("red")                 # lift_pair: the slot (0 or 1) the red cube was placed in
 
 Also registered with gymnasium as ``lerobot_policy_reconvla/AlohaMultiCam-v0`` (see ``envs/__init__``).
 The scenes and their physics come from ``sim.tasks``, the gaze boxes from ``sim.gaze``.
@@ -268,6 +269,8 @@ class AlohaMultiCamEnv(gym.Env):
             "steps": self._step,
             "first_lifted": info.get("first_lifted"),
         }
+        if self.task == "lift_pair":  # which slot it went for: the pair's reading beside the colour
+            record["first_lifted_slot"] = self.scene.slot(info.get("first_lifted") or "")
         if self._tracks_holds:
             record["held_steps"] = self._held_steps
             record["max_held_height_cm"] = round(100 * self._max_held_height, 2)

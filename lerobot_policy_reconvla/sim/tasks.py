@@ -113,6 +113,15 @@ class Scene:
         if self.target is not None:
             env.task.target = self.target
 
+    def slot(self, colour: str) -> int | None:
+        """lift_pair: the slot (index into PAIR_SLOTS) the `colour` cube was placed in; None for other tasks
+        or an empty colour. Tells which slot a policy went for, whatever the instruction named."""
+        if self.task != "lift_pair" or not colour:
+            return None
+        index = TASK_SPECS[self.task].object_bodies.index(CUBE_BODIES[colour])
+        xy = self.object_pose[7 * index : 7 * index + 2]  # (2,) the cube's x, y as placed
+        return int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - xy, axis=1)))
+
     def naming(self, colour: str) -> Scene:
         """The same placement with `colour` named: its task string, gaze box and success."""
         cubes = NAMED_CUBE_TASKS.get(self.task, ())
