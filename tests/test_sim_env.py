@@ -215,6 +215,15 @@ def test_lift_named_names_one_cube_and_gazes_at_it():
     assert len(named) > 1  # the seed picks the cube
 
 
+def _pair_slots_in_physics(env) -> list[int]:
+    """lift_pair: the slot (index into PAIR_SLOTS) of the red and of the green cube, where the physics has
+    them now."""
+    from lerobot_policy_reconvla.sim.tasks import PAIR_SLOTS
+
+    centres = env.physics.data.qpos[16:].reshape(2, 7)[:, :2]  # (2, 2) red, green x, y
+    return [int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - c, axis=1))) for c in centres]
+
+
 def test_lift_pair_puts_each_cube_in_its_own_slot_and_names_either():
     from lerobot_policy_reconvla.sim.constants import task_instructions
     from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, PAIR_JITTER, PAIR_SLOTS, scene_cubes
@@ -228,7 +237,7 @@ def test_lift_pair_puts_each_cube_in_its_own_slot_and_names_either():
         named.add(target)
         assert env.task_description == f"Pick up the {target} cube." in task_instructions("lift_pair")
         centres = env.physics.data.qpos[16:].reshape(2, 7)[:, :2]  # (2, 2) red, green x, y
-        slots = [int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - c, axis=1))) for c in centres]
+        slots = _pair_slots_in_physics(env)
         assert sorted(slots) == [0, 1]  # one cube per slot
         assert (
             np.abs(centres - np.asarray(PAIR_SLOTS)[slots]).max() <= PAIR_JITTER + 1e-3
@@ -291,7 +300,7 @@ def test_lift_pair_outcome_log_names_the_slot_of_the_first_cube_lifted(tmp_path)
     """The scripted lift of the named cube logs that cube's slot, read from where the physics put it; an
     episode that lifts nothing logs no slot."""
     from lerobot_policy_reconvla.sim.scripted import scripted_episode
-    from lerobot_policy_reconvla.sim.tasks import CUBE_BODIES, PAIR_SLOTS, TASK_SPECS
+    from lerobot_policy_reconvla.sim.tasks import scene_cubes
 
     log = tmp_path / "outcomes.jsonl"
     env = AlohaMultiCamEnv(
@@ -301,16 +310,14 @@ def test_lift_pair_outcome_log_names_the_slot_of_the_first_cube_lifted(tmp_path)
     for seed in (0, 6):  # the named cube in slot 0, then in slot 1
         episode = scripted_episode("lift_pair", seed)
         env.reset(seed=seed)
-        index = TASK_SPECS["lift_pair"].object_bodies.index(CUBE_BODIES[env.scene.target])
-        centre = env.physics.data.qpos[16:].reshape(-1, 7)[index, :2]  # (2,) the named cube's x, y
-        placed_slots.append(int(np.argmin(np.linalg.norm(np.asarray(PAIR_SLOTS) - centre, axis=1))))
+        placed_slots.append(_pair_slots_in_physics(env)[scene_cubes("lift_pair").index(env.scene.target)])
         for action in episode.actions:
             *_, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break
     env.reset(seed=2)
     for _ in range(env.episode_length):  # standing still: nothing lifted
-        env.step(scripted_episode("lift_pair", 2).actions[0])
+        env.step(episode.actions[0])
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["success"] for line in lines] == [True, True, False]
     assert placed_slots == [0, 1]
